@@ -1,0 +1,214 @@
+/**
+ * The batch pipeline as clients see it, shared by the Cloud Functions and the
+ * REST route: validate, store, start the workflow, wait, answer.
+ */
+import { createHash } from 'node:crypto';
+import Parse from 'parse/node';
+import type { Config } from '../config';
+import type { Logger } from '../config/log';
+import { type ParseEndpoint, decodeLines, downloadFile } from '../schema/batchFile';
+import { CLASS, idOf } from '../schema/classes';
+import {
+  type BatchMemoryResponse,
+  type BatchStatus,
+  type MemoryProcessingResult,
+  TERMINAL_STATUSES,
+  batchRequestSchema,
+  describeDetails,
+  validationDetails,
+} from '../schema/memory';
+import { workflowIdFor } from '../schema/workflow';
+import { BatchStore } from './batchStore';
+import { BatchError } from './errors';
+import type { OwnershipResolver } from './organizations';
+import type { BatchWorkflows } from './temporal';
+
+const master = { useMasterKey: true };
+
+/** Who is asking: a user with a session, or the master key (acting for a user when one is named). */
+export interface Actor {
+  user?: Parse.User;
+  sessionToken?: string;
+  master: boolean;
+}
+
+export interface SubmitOptions {
+  /** Idempotency key from a header, when the transport has one. */
+  idempotencyKey?: string;
+}
+
+export interface BatchAnswer {
+  response: BatchMemoryResponse;
+  /** True when this call created the batch (false when an idempotent repeat found it). */
+  created: boolean;
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+export class BatchService {
+  readonly store: BatchStore;
+
+  constructor(
+    private readonly config: Config,
+    private readonly endpoint: ParseEndpoint,
+    private readonly workflows: BatchWorkflows,
+    private readonly resolveOwnership: OwnershipResolver,
+    private readonly log: Logger,
+  ) {
+    this.store = new BatchStore(config, endpoint, log);
+  }
+
+  private readonly requestSchema = () => batchRequestSchema({ maxBatchSize: this.config.MAX_BATCH_SIZE, maxMemorySize: this.config.MAX_MEMORY_SIZE });
+
+  /** The user a request acts for; the master key must name one with `user_id`. */
+  async actingUser(actor: Actor, userId?: string): Promise<Parse.User> {
+    if (actor.master) {
+      if (!userId) throw new BatchError(400, 'invalid_request', 'user_id is required when using the master key', [{ path: 'user_id', field: 'user_id', message: 'is required when using the master key' }]);
+      const user = await new Parse.Query(Parse.User).get(userId, master).catch(() => undefined);
+      if (!user) throw new BatchError(404, 'not_found', `user ${userId} not found`);
+      return user;
+    }
+    if (!actor.user) throw new BatchError(401, 'unauthorized', 'a logged-in user (session token) is required');
+    return actor.user;
+  }
+
+  async submit(actor: Actor, params: unknown, options: SubmitOptions = {}): Promise<BatchAnswer> {
+    if (!actor.master && !actor.user) throw new BatchError(401, 'unauthorized', 'a logged-in user (session token) is required');
+    const parsed = this.requestSchema().safeParse(params);
+    if (!parsed.success) {
+      const details = validationDetails(parsed.error);
+      const tooMany = parsed.error.issues.some((i) => i.code === 'too_big' && i.path.length === 1 && i.path[0] === 'memories');
+      throw new BatchError(tooMany ? 413 : 400, tooMany ? 'too_large' : 'invalid_request', `invalid batch: ${describeDetails(details)}`, details);
+    }
+    const request = parsed.data;
+    const user = await this.actingUser(actor, request.user_id);
+    const clientKey = options.idempotencyKey ?? request.idempotency_key;
+    const idempotencyKey = clientKey ? sha256(`${idOf(user)}\n${clientKey}`) : undefined;
+    const { wait, idempotency_key: _key, user_id: _user, ...content } = request;
+    const requestHash = sha256(JSON.stringify(content));
+
+    if (idempotencyKey) {
+      const existing = await this.findByIdempotencyKey(idempotencyKey, requestHash);
+      if (existing) return { response: await this.answer(existing, wait), created: false };
+    }
+
+    const ownership = await this.resolveOwnership({ user, workspaceId: request.workspace_id, namespace: request.namespace });
+    let batch: Parse.Object;
+    try {
+      batch = await this.store.store({
+        user,
+        ownership,
+        memories: request.memories,
+        idempotencyKey,
+        requestHash,
+        webhookUrl: request.webhook_url,
+        webhookSecret: request.webhook_secret,
+      });
+    } catch (error) {
+      // Two requests with one key raced: the loser answers with the winner's batch.
+      if (idempotencyKey && (error as Parse.Error).code === Parse.Error.DUPLICATE_VALUE) {
+        const winner = await this.findByIdempotencyKey(idempotencyKey, requestHash);
+        if (winner) return { response: await this.answer(winner, wait), created: false };
+      }
+      throw error;
+    }
+    const log = this.log.child({ batchId: idOf(batch), workflowId: workflowIdFor(idOf(batch)) });
+    log.info('batch stored', { total: request.memories.length, parts: batch.get('partCount'), storedBytes: batch.get('storedBytes') });
+    await this.startWorkflow(batch, log);
+    return { response: await this.answer(batch, wait), created: true };
+  }
+
+  private async findByIdempotencyKey(idempotencyKey: string, requestHash: string): Promise<Parse.Object | undefined> {
+    const existing = await new Parse.Query(CLASS.batch).equalTo('idempotencyKey', idempotencyKey).first(master);
+    if (!existing) return undefined;
+    if (existing.get('requestHash') !== requestHash) {
+      throw new BatchError(409, 'conflict', 'this idempotency key was already used with a different request body; use a new key for a new batch', [
+        { path: 'idempotency_key', field: 'idempotency_key', message: 'was used before with a different body' },
+      ]);
+    }
+    // A repeat may follow a start that never reached Temporal: starting again is a no-op otherwise.
+    if (existing.get('status') === 'pending') await this.startWorkflow(existing, this.log.child({ batchId: idOf(existing) }));
+    return existing;
+  }
+
+  /** Starts the batch's workflow. If Temporal is unreachable the batch stays pending and is started later. */
+  async startWorkflow(batch: Parse.Object, log: Logger): Promise<void> {
+    try {
+      const workflowId = await this.workflows.start(idOf(batch));
+      if (batch.get('workflowId') !== workflowId) {
+        batch.set('workflowId', workflowId);
+        await batch.save(null, master);
+      }
+      log.info('workflow started');
+    } catch (error) {
+      log.error('workflow start failed; batch stays pending', { error });
+    }
+  }
+
+  /** Waits (unless told not to) up to BATCH_WAIT_TIMEOUT, then answers with the batch as it is. */
+  private async answer(batch: Parse.Object, wait: boolean | undefined): Promise<BatchMemoryResponse> {
+    if (wait !== false && !isTerminal(batch.get('status'))) {
+      await this.workflows.waitFor(idOf(batch), this.config.BATCH_WAIT_TIMEOUT).catch(() => false);
+      await batch.fetch(master);
+    }
+    return this.response(batch);
+  }
+
+  /** The PRD's BatchMemoryResponse for a batch; per-item results once it has finished. */
+  async response(batch: Parse.Object): Promise<BatchMemoryResponse> {
+    const status = batch.get('status') as BatchStatus;
+    const failed = (batch.get('failedMemories') as number) ?? 0;
+    const results = isTerminal(status) ? await this.results(batch) : [];
+    const errors = [
+      ...(batch.get('error') ? [String(batch.get('error'))] : []),
+      ...results.filter((r) => !r.success).map((r) => `memories[${r.index}]: ${r.error}`),
+    ];
+    return {
+      success: failed === 0 && status !== 'failed' && status !== 'cancelled',
+      batch_id: idOf(batch),
+      status,
+      total: batch.get('totalMemories') as number,
+      processed: (batch.get('processedMemories') as number) ?? 0,
+      failed,
+      results,
+      errors: errors.length ? errors : null,
+    };
+  }
+
+  /** Per-item results from the results file, in batch order. */
+  async results(batch: Parse.Object): Promise<MemoryProcessingResult[]> {
+    const file = batch.get('resultsFile') as Parse.File | undefined;
+    if (!file) return [];
+    return decodeLines<MemoryProcessingResult>(await downloadFile(this.endpoint, file.name()));
+  }
+
+  async get(actor: Actor, batchId: string): Promise<BatchMemoryResponse> {
+    return this.response(await this.store.load(batchId, this.auth(actor)));
+  }
+
+  /** Asks the workflow to stop; it records the `cancelled` status once its activities have stopped writing. */
+  async cancel(actor: Actor, batchId: string): Promise<BatchMemoryResponse> {
+    const batch = await this.store.load(batchId, this.auth(actor));
+    if (isTerminal(batch.get('status'))) return this.response(batch);
+    if (!batch.get('workflowId')) {
+      batch.set({ status: 'cancelled', completedAt: new Date() });
+      await batch.save(null, master);
+      return this.response(batch);
+    }
+    await this.workflows.cancel(idOf(batch));
+    await this.workflows.waitFor(idOf(batch), this.config.BATCH_WAIT_TIMEOUT).catch(() => false);
+    return this.response(await batch.fetch(master));
+  }
+
+  private auth(actor: Actor): { sessionToken?: string; master?: boolean } {
+    if (actor.master) return { master: true };
+    if (!actor.sessionToken) throw new BatchError(401, 'unauthorized', 'a logged-in user (session token) is required');
+    return { sessionToken: actor.sessionToken };
+  }
+}
+
+export function isTerminal(status: unknown): boolean {
+  return TERMINAL_STATUSES.includes(status as BatchStatus);
+}

@@ -1,0 +1,16 @@
+import type { ValidationDetail } from '../schema/memory';
+
+export type BatchErrorCode = 'invalid_request' | 'unauthorized' | 'forbidden' | 'not_found' | 'conflict' | 'too_large' | 'rate_limited' | 'unavailable';
+
+/** An error a client caused or must know about; carries the HTTP status the REST route answers with. */
+export class BatchError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: BatchErrorCode,
+    message: string,
+    readonly details: ValidationDetail[] = [],
+  ) {
+    super(message);
+    this.name = 'BatchError';
+  }
+}

@@ -1,0 +1,100 @@
+/** Cloud Code of the plugin: triggers that guard BatchMemoryRequest and its files, and the Cloud Functions. */
+import Parse from 'parse/node';
+import { isBatchFileName } from '../schema/batchFile';
+import { CLASS } from '../schema/classes';
+import { BATCH_STATUSES, type BatchStatus } from '../schema/memory';
+import type { Actor, BatchService } from './batchService';
+import type { Logger } from '../config/log';
+import { BatchError } from './errors';
+
+/** Legal status moves; nothing leaves a terminal status. */
+const TRANSITIONS: Record<BatchStatus, readonly BatchStatus[]> = {
+  pending: ['processing', 'failed', 'cancelled'],
+  processing: ['completed', 'failed', 'cancelled'],
+  completed: [],
+  failed: [],
+  cancelled: [],
+};
+
+const PARSE_CODE: Record<number, number> = {
+  400: Parse.Error.VALIDATION_ERROR,
+  401: Parse.Error.INVALID_SESSION_TOKEN,
+  403: Parse.Error.OPERATION_FORBIDDEN,
+  404: Parse.Error.OBJECT_NOT_FOUND,
+  409: Parse.Error.DUPLICATE_VALUE,
+  413: Parse.Error.VALIDATION_ERROR,
+  429: Parse.Error.REQUEST_LIMIT_EXCEEDED,
+};
+
+/** Cloud Functions answer with Parse errors: BatchError keeps its message, anything else is logged and hidden. */
+function toParseError(error: unknown, log: Logger, name: string): Parse.Error {
+  if (error instanceof BatchError) return new Parse.Error(PARSE_CODE[error.status] ?? Parse.Error.INTERNAL_SERVER_ERROR, error.message);
+  if (error instanceof Parse.Error) return error;
+  log.error('cloud function failed', { function: name, error, stack: (error as Error).stack });
+  return new Parse.Error(Parse.Error.INTERNAL_SERVER_ERROR, 'internal error');
+}
+
+type FunctionRequest = Parse.Cloud.FunctionRequest<Record<string, unknown>>;
+
+function actorOf(request: FunctionRequest): Actor {
+  return { master: Boolean(request.master), user: request.user, sessionToken: request.user?.getSessionToken() ?? undefined };
+}
+
+function requireCount(value: unknown, name: string): number {
+  if (value === undefined) return 0;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) throw new Parse.Error(Parse.Error.VALIDATION_ERROR, `${name} must be a non-negative integer`);
+  return value;
+}
+
+function batchIdParam(request: FunctionRequest): string {
+  const id = request.params.batch_id;
+  if (typeof id !== 'string' || !/^[A-Za-z0-9]{1,64}$/.test(id)) throw new Parse.Error(Parse.Error.VALIDATION_ERROR, 'batch_id must be a batch id');
+  return id;
+}
+
+export function registerCloudCode(service: BatchService, log: Logger): void {
+  Parse.Cloud.beforeSave(CLASS.batch, (request) => {
+    if (!request.master) throw new Parse.Error(Parse.Error.OPERATION_FORBIDDEN, 'BatchMemoryRequest is written by the server only');
+    const batch = request.object;
+    for (const field of ['organization', 'user', 'batchFile']) {
+      if (!batch.get(field)) throw new Parse.Error(Parse.Error.VALIDATION_ERROR, `${field} is required`);
+    }
+    const status = batch.get('status') as BatchStatus;
+    if (!BATCH_STATUSES.includes(status)) throw new Parse.Error(Parse.Error.VALIDATION_ERROR, `status must be one of ${BATCH_STATUSES.join(', ')}`);
+    const previous = request.original?.get('status') as BatchStatus | undefined;
+    if (!previous && status !== 'pending') throw new Parse.Error(Parse.Error.VALIDATION_ERROR, 'a new batch starts as pending');
+    if (previous && previous !== status && !TRANSITIONS[previous].includes(status)) {
+      throw new Parse.Error(Parse.Error.VALIDATION_ERROR, `status cannot change from ${previous} to ${status}`);
+    }
+    const total = requireCount(batch.get('totalMemories'), 'totalMemories');
+    const processed = requireCount(batch.get('processedMemories'), 'processedMemories');
+    const failed = requireCount(batch.get('failedMemories'), 'failedMemories');
+    if (processed + failed > total) throw new Parse.Error(Parse.Error.VALIDATION_ERROR, `processed (${processed}) + failed (${failed}) exceeds totalMemories (${total})`);
+    if (!request.original && batch.getACL()?.getPublicReadAccess()) throw new Parse.Error(Parse.Error.VALIDATION_ERROR, 'a batch must not be publicly readable');
+  });
+
+  Parse.Cloud.beforeDelete(CLASS.batch, (request) => {
+    if (!request.master) throw new Parse.Error(Parse.Error.OPERATION_FORBIDDEN, 'BatchMemoryRequest is deleted by the server only');
+  });
+
+  // Batch and result files: only the master key may download them, whoever holds the URL.
+  Parse.Cloud.beforeFind(Parse.File as unknown as string, (request) => {
+    const file = (request as unknown as { file: Parse.File }).file;
+    if (!request.master && isBatchFileName(file.name())) {
+      throw new Parse.Error(Parse.Error.OPERATION_FORBIDDEN, 'batch files can only be read with the master key');
+    }
+  });
+
+  const define = (name: string, handler: (request: FunctionRequest) => Promise<unknown>) =>
+    Parse.Cloud.define(name, async (request: FunctionRequest) => {
+      try {
+        return await handler(request);
+      } catch (error) {
+        throw toParseError(error, log, name);
+      }
+    });
+
+  define('addMemoryBatch', async (request) => (await service.submit(actorOf(request), request.params)).response);
+  define('getMemoryBatch', (request) => service.get(actorOf(request), batchIdParam(request)));
+  define('cancelMemoryBatch', (request) => service.cancel(actorOf(request), batchIdParam(request)));
+}

@@ -1,0 +1,136 @@
+/**
+ * One Express app on one port: Parse Server (with this plugin's Cloud Code and
+ * class definitions), LiveQuery, Parse Dashboard and the REST route.
+ */
+import http from 'node:http';
+import path from 'node:path';
+import express from 'express';
+import ParseServer from 'parse-server';
+import { type Config, parseEndpoint, publicServerURL, serverURL } from '../config';
+import { createLogger, type Logger } from '../config/log';
+import { CLASS, classDefinitions, uniqueKeys } from '../schema/classes';
+import { BatchService } from './batchService';
+import { registerCloudCode } from './main';
+import { type OwnershipResolver, defaultOwnershipResolver } from './organizations';
+import { BatchWorkflows } from './temporal';
+
+// Plain CommonJS packages without type declarations.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const FSFilesAdapter = require('@parse/fs-files-adapter') as new (options: { filesSubDirectory?: string; encryptionKey?: string }) => object;
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const ParseDashboard = require('parse-dashboard') as new (config: object, options: object) => express.Handler;
+
+export interface ParseAppOptions {
+  /** Decides organization, workspace and namespace of a batch (default: the user's organization or a personal one). */
+  resolveOwnership?: OwnershipResolver;
+  /** Extra Parse Server options, merged over the defaults. */
+  parseServerOptions?: Record<string, unknown>;
+  /** Files adapter; defaults to encrypted file-system storage under DATA_DIR/files. */
+  filesAdapter?: object;
+  logger?: Logger;
+}
+
+export interface ParseApp {
+  app: express.Express;
+  httpServer: http.Server;
+  service: BatchService;
+  close(): Promise<void>;
+}
+
+/** Database URI to use: DATABASE_URI, or the embedded PostgreSQL of the local stack. */
+export function databaseURI(config: Config): string {
+  return config.DATABASE_URI ?? `postgres://postgres:postgres@127.0.0.1:${config.EMBEDDED_POSTGRES_PORT}/parse`;
+}
+
+export function defaultFilesAdapter(config: Config): object {
+  const filesDir = path.resolve(config.DATA_DIR, 'files');
+  // The adapter resolves its folder under ./files of the working directory.
+  return new FSFilesAdapter({ filesSubDirectory: path.relative(path.resolve('files'), filesDir), encryptionKey: config.FILES_ENCRYPTION_KEY });
+}
+
+/** Builds and starts the app; resolves once it listens on config.PORT. */
+export async function startParseApp(config: Config, options: ParseAppOptions = {}): Promise<ParseApp> {
+  const log = options.logger ?? createLogger(config.LOG_LEVEL, { component: 'parse-server' });
+  const endpoint = parseEndpoint(config);
+  const workflows = new BatchWorkflows(config);
+  const service = new BatchService(config, endpoint, workflows, options.resolveOwnership ?? defaultOwnershipResolver, log);
+
+  const parseServer = new ParseServer({
+    appId: config.PARSE_APP_ID,
+    masterKey: config.PARSE_MASTER_KEY,
+    masterKeyIps: config.PARSE_MASTER_KEY_IPS.split(',').map((ip) => ip.trim()),
+    serverURL: serverURL(config),
+    publicServerURL: publicServerURL(config),
+    databaseURI: databaseURI(config),
+    filesAdapter: options.filesAdapter ?? defaultFilesAdapter(config),
+    // The types say string; a function is accepted and keeps Cloud Code in this process's module graph.
+    cloud: (() => registerCloudCode(service, log)) as unknown as string,
+    schema: { definitions: classDefinitions, lockSchemas: false, strict: false, deleteExtraFields: false, recreateModifiedFields: false },
+    liveQuery: { classNames: [CLASS.batch] },
+    allowClientClassCreation: false,
+    enforcePrivateUsers: true,
+    maxUploadSize: '64mb',
+    fileUpload: { enableForPublic: false, enableForAnonymousUser: false, enableForAuthenticatedUser: false },
+    silent: config.LOG_LEVEL === 'silent' || config.LOG_LEVEL === 'warn' || config.LOG_LEVEL === 'error',
+    logLevel: 'error',
+    ...options.parseServerOptions,
+  } as ConstructorParameters<typeof ParseServer>[0]);
+  await parseServer.start();
+  await ensureUniqueKeys(parseServer);
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.use('/parse', parseServer.app);
+  app.use(
+    '/dashboard',
+    new ParseDashboard(
+      {
+        apps: [{ serverURL: publicServerURL(config), appId: config.PARSE_APP_ID, masterKey: config.PARSE_MASTER_KEY, appName: 'Batch memory' }],
+        users: [{ user: config.DASHBOARD_USER, pass: config.DASHBOARD_PASSWORD }],
+        trustProxy: 1,
+      },
+      { allowInsecureHTTP: config.NODE_ENV !== 'production', cookieSessionSecret: config.PARSE_MASTER_KEY },
+    ),
+  );
+
+  const httpServer = http.createServer(app);
+  await new Promise<void>((resolve, reject) => {
+    httpServer.once('error', reject);
+    httpServer.listen(config.PORT, config.HOST, () => resolve());
+  });
+  // handleShutdown closes the server it knows about.
+  (parseServer as unknown as { server: http.Server }).server = httpServer;
+  const liveQuery = await ParseServer.createLiveQueryServer(httpServer, {}, { appId: config.PARSE_APP_ID, masterKey: config.PARSE_MASTER_KEY, serverURL: serverURL(config) } as never);
+  log.info('parse server listening', { port: config.PORT });
+
+  return {
+    app,
+    httpServer,
+    service,
+    async close() {
+      await (liveQuery as unknown as { shutdown(): Promise<void> }).shutdown();
+      await parseServer.handleShutdown();
+      await workflows.close();
+    },
+  };
+}
+
+/** Unique keys cannot be declared in the `schema` option: create them through the storage adapter. */
+async function ensureUniqueKeys(parseServer: ParseServer): Promise<void> {
+  const database = (parseServer as unknown as { config: { databaseController: { adapter: UniqueAdapter; loadSchema(): Promise<SchemaController> } } }).config.databaseController;
+  const schemaController = await database.loadSchema();
+  for (const { className, field } of uniqueKeys) {
+    const schema = await schemaController.getOneSchema(className, true);
+    await database.adapter.ensureUniqueness(className, schema, [field]).catch((error: { code?: number }) => {
+      // Already there (Mongo answers with a duplicate-key error when the index exists under another name).
+      if (error.code !== 137 && error.code !== 11000) throw error;
+    });
+  }
+}
+
+interface UniqueAdapter {
+  ensureUniqueness(className: string, schema: unknown, fieldNames: string[]): Promise<void>;
+}
+interface SchemaController {
+  getOneSchema(className: string, allowVolatileClasses?: boolean): Promise<unknown>;
+}

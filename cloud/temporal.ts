@@ -1,0 +1,65 @@
+import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowIdReusePolicy } from '@temporalio/client';
+import { type Config, temporalConnectionOptions } from '../config';
+import { BATCH_WORKFLOW_TYPE, type BatchWorkflowInput, workflowIdFor } from '../schema/workflow';
+
+/** Temporal as Cloud Code sees it: start a batch workflow, wait for it, cancel it. */
+export class BatchWorkflows {
+  private client?: Promise<Client>;
+
+  constructor(private readonly config: Config) {}
+
+  private connect(): Promise<Client> {
+    this.client ??= Connection.connect({ ...temporalConnectionOptions(this.config), connectTimeout: '5s' })
+      .then((connection) => new Client({ connection, namespace: this.config.TEMPORAL_NAMESPACE }))
+      .catch((error: unknown) => {
+        this.client = undefined;
+        throw error;
+      });
+    return this.client;
+  }
+
+  /** Starts the workflow for a batch; a second start of the same batch is a no-op. */
+  async start(batchId: string): Promise<string> {
+    const client = await this.connect();
+    const workflowId = workflowIdFor(batchId);
+    const input: BatchWorkflowInput = { batchId };
+    try {
+      await client.workflow.start(BATCH_WORKFLOW_TYPE, {
+        workflowId,
+        taskQueue: this.config.TEMPORAL_TASK_QUEUE,
+        args: [input],
+        workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+        // The workflow fails itself cleanly at BATCH_WORKFLOW_TIMEOUT; this is only the backstop.
+        workflowExecutionTimeout: this.config.BATCH_WORKFLOW_TIMEOUT + 10 * 60_000,
+      });
+    } catch (error) {
+      if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
+    }
+    return workflowId;
+  }
+
+  /** Resolves true when the workflow finished within `timeoutMs`, false when it is still running. */
+  async waitFor(batchId: string, timeoutMs: number): Promise<boolean> {
+    const client = await this.connect();
+    const handle = client.workflow.getHandle(workflowIdFor(batchId));
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMs);
+    });
+    try {
+      return await Promise.race([handle.result().then(() => true, () => true), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async cancel(batchId: string): Promise<void> {
+    const client = await this.connect();
+    await client.workflow.getHandle(workflowIdFor(batchId)).cancel();
+  }
+
+  async close(): Promise<void> {
+    const client = await this.client?.catch(() => undefined);
+    await client?.connection.close();
+  }
+}

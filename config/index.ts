@@ -1,0 +1,140 @@
+import { z } from 'zod';
+
+/** Local-only secrets: good enough on a laptop, refused when NODE_ENV=production. */
+export const LOCAL_SECRETS = {
+  PARSE_MASTER_KEY: 'local-master-key-change-me',
+  DASHBOARD_PASSWORD: 'local-dashboard-password',
+  FILES_ENCRYPTION_KEY: 'local-files-encryption-key-change-me',
+} as const;
+
+const MB = 1024 * 1024;
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** Accepts milliseconds as a number or a string such as "2h", "30s", "1500ms". */
+const duration = z.preprocess((raw) => {
+  if (typeof raw !== 'string') return raw;
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(raw);
+  if (!match) return Number.NaN;
+  return Number(match[1]) * DURATION_UNITS[match[2] ?? 'ms'];
+}, z.number({ error: 'must be a duration such as 1500ms, 30s, 5m or 2h' }).int().positive());
+
+const integer = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z.coerce
+    .number({ error: 'must be a number' })
+    .int({ error: 'must be a whole number' })
+    .min(min, { error: `must be at least ${min}` })
+    .max(max, { error: `must be at most ${max}` });
+
+const port = integer(1, 65535);
+const url = z.url({ error: 'must be a URL' });
+const optionalString = z.string().trim().min(1).optional();
+const boolean = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'], { error: 'must be true or false' })
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+/**
+ * Every setting, keyed by the environment variable that sets it.
+ * The README's configuration table is checked against this object.
+ */
+export const configVariables = {
+  NODE_ENV: { schema: z.enum(['development', 'test', 'production']).default('development'), doc: 'production refuses local default secrets and requires DATABASE_URI and TEMPORAL_ADDRESS' },
+  PORT: { schema: port.default(1337), doc: 'HTTP port of Parse Server, REST route, LiveQuery and Dashboard' },
+  HOST: { schema: z.string().default('127.0.0.1'), doc: 'interface the HTTP server listens on' },
+  PARSE_SERVER_URL: { schema: url.optional(), doc: 'URL workers and Cloud Code use to reach Parse Server (defaults to http://127.0.0.1:PORT/parse)' },
+  PUBLIC_SERVER_URL: { schema: url.optional(), doc: 'public Parse Server URL (defaults to http://localhost:PORT/parse)' },
+  PARSE_APP_ID: { schema: z.string().min(1).default('batch-memory'), doc: 'Parse application id' },
+  PARSE_MASTER_KEY: { schema: z.string().min(16, { error: 'must be at least 16 characters' }).default(LOCAL_SECRETS.PARSE_MASTER_KEY), doc: 'Parse master key (secret)' },
+  PARSE_MASTER_KEY_IPS: { schema: z.string().default('127.0.0.1/32,::1/128'), doc: 'comma-separated CIDRs allowed to use the master key (workers must be inside)' },
+  DATABASE_URI: { schema: z.string().regex(/^(postgres(ql)?|mongodb(\+srv)?):\/\//, { error: 'must start with postgres://, postgresql:// or mongodb://' }).optional(), doc: 'database; unset locally = embedded PostgreSQL under DATA_DIR' },
+  DATA_DIR: { schema: z.string().min(1).default('.data'), doc: 'folder for the embedded PostgreSQL cluster, Temporal dev server database and files' },
+  EMBEDDED_POSTGRES_PORT: { schema: port.default(54329), doc: 'port of the embedded PostgreSQL' },
+  TEMPORAL_ADDRESS: { schema: z.string().regex(/^[^\s:]+:\d+$/, { error: 'must be host:port' }).optional(), doc: 'Temporal frontend; unset locally = Temporal CLI dev server' },
+  TEMPORAL_NAMESPACE: { schema: z.string().min(1).default('default'), doc: 'Temporal namespace' },
+  TEMPORAL_TASK_QUEUE: { schema: z.string().min(1).default('batch-memory'), doc: 'task queue the workers poll' },
+  TEMPORAL_API_KEY: { schema: optionalString, doc: 'API key for Temporal Cloud (enables TLS)' },
+  TEMPORAL_TLS: { schema: boolean.default(false), doc: 'connect to Temporal over TLS' },
+  TEMPORAL_PORT: { schema: port.default(7233), doc: 'port of the local Temporal dev server' },
+  TEMPORAL_UI_PORT: { schema: port.default(8233), doc: 'port of the local Temporal web UI' },
+  TEMPORAL_CLI_PATH: { schema: optionalString, doc: 'path of the temporal CLI binary for the local dev server' },
+  DASHBOARD_USER: { schema: z.string().min(1).default('admin'), doc: 'Parse Dashboard user' },
+  DASHBOARD_PASSWORD: { schema: z.string().min(8, { error: 'must be at least 8 characters' }).default(LOCAL_SECRETS.DASHBOARD_PASSWORD), doc: 'Parse Dashboard password (secret)' },
+  FILES_ENCRYPTION_KEY: { schema: z.string().min(16, { error: 'must be at least 16 characters' }).default(LOCAL_SECRETS.FILES_ENCRYPTION_KEY), doc: 'key that encrypts stored batch and result files (secret)' },
+  LOG_LEVEL: { schema: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'), doc: 'structured log level' },
+  MAX_BATCH_SIZE: { schema: integer(1, 1_000_000).default(1000), doc: 'most memories in one batch (PRD)' },
+  MAX_MEMORY_SIZE: { schema: integer(1).default(10 * MB), doc: 'most bytes in one memory, content and metadata (PRD)' },
+  BATCH_CHUNK_SIZE: { schema: integer(1, 1000).default(10), doc: 'memories written and recorded together; the unit of durable progress (PRD)' },
+  BATCH_WORKFLOW_TIMEOUT: { schema: duration.default(2 * 3_600_000), doc: 'longest a batch may run before it fails (PRD: 2h)' },
+  BATCH_FILE_EXPIRY_DAYS: { schema: integer(1).default(30), doc: 'age after which batch and result files are deleted (PRD)' },
+  BATCH_SPLIT_WARN_BYTES: { schema: integer(1).default(50 * MB), doc: 'a stored batch larger than this is logged as a warning (it is always split into parts)' },
+  BATCH_PART_MAX_ITEMS: { schema: integer(1).default(100), doc: 'most memories in one stored part file; one activity processes one part' },
+  BATCH_PART_MAX_BYTES: { schema: integer(1024).default(8 * MB), doc: 'most uncompressed bytes in one stored part file' },
+  BATCH_PART_CONCURRENCY: { schema: integer(1, 64).default(4), doc: 'parts of one batch processed in parallel' },
+  BATCH_PARTS_PER_RUN: { schema: integer(1).default(200), doc: 'parts processed before the workflow continues as new (bounds history)' },
+  BATCH_HEARTBEAT_TIMEOUT: { schema: duration.default(20_000), doc: 'a part activity silent for this long is retried elsewhere (how fast a crashed worker is noticed)' },
+  BATCH_WAIT_TIMEOUT: { schema: duration.default(30_000), doc: 'how long addMemoryBatch waits for completion before answering with the running batch' },
+  WORKER_MAX_CONCURRENT_ACTIVITIES: { schema: integer(1).default(8), doc: 'activities one worker runs at once' },
+  MEMORY_PROCESSOR_MODULE: { schema: optionalString, doc: 'module whose default export is the memory processor hook (embedding, extraction)' },
+} satisfies Record<string, { schema: z.ZodType; doc: string }>;
+
+type Variables = typeof configVariables;
+export type Config = { [K in keyof Variables]: z.output<Variables[K]['schema']> };
+
+const configSchema = z
+  .object(Object.fromEntries(Object.entries(configVariables).map(([k, v]) => [k, v.schema])) as { [K in keyof Variables]: Variables[K]['schema'] })
+  .superRefine((config, ctx) => {
+    if (config.NODE_ENV !== 'production') return;
+    for (const key of Object.keys(LOCAL_SECRETS) as (keyof typeof LOCAL_SECRETS)[]) {
+      if (config[key] === LOCAL_SECRETS[key]) {
+        ctx.addIssue({ code: 'custom', path: [key], message: 'must be set to a secret of your own in production (the local default is refused)' });
+      }
+    }
+    for (const key of ['DATABASE_URI', 'TEMPORAL_ADDRESS'] as const) {
+      if (!config[key]) ctx.addIssue({ code: 'custom', path: [key], message: 'is required in production' });
+    }
+  });
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Reads and validates the configuration; throws ConfigError naming each bad variable and its rule. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const input = Object.fromEntries(
+    Object.keys(configVariables).map((key) => [key, env[key] === '' ? undefined : env[key]]),
+  );
+  const parsed = configSchema.safeParse(input);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => {
+        const key = String(issue.path[0]);
+        const got = input[key];
+        const secret = /KEY|PASSWORD/.test(key);
+        return `${key} ${issue.message}${got !== undefined && !secret ? ` (got "${got}")` : ''}`;
+      }),
+    );
+  }
+  return parsed.data as Config;
+}
+
+export function serverURL(config: Config): string {
+  return config.PARSE_SERVER_URL ?? `http://127.0.0.1:${config.PORT}/parse`;
+}
+
+export function publicServerURL(config: Config): string {
+  return config.PUBLIC_SERVER_URL ?? `http://localhost:${config.PORT}/parse`;
+}
+
+/** Connection options for Temporal, shared by the Parse Server process and the worker. */
+export function temporalConnectionOptions(config: Config): { address: string; tls?: boolean; apiKey?: string } {
+  const address = config.TEMPORAL_ADDRESS ?? `127.0.0.1:${config.TEMPORAL_PORT}`;
+  const tls = config.TEMPORAL_TLS || Boolean(config.TEMPORAL_API_KEY);
+  return { address, ...(tls ? { tls: true } : {}), ...(config.TEMPORAL_API_KEY ? { apiKey: config.TEMPORAL_API_KEY } : {}) };
+}
+
+export function parseEndpoint(config: Config): { serverURL: string; appId: string; masterKey: string } {
+  return { serverURL: serverURL(config), appId: config.PARSE_APP_ID, masterKey: config.PARSE_MASTER_KEY };
+}

@@ -1,0 +1,109 @@
+/**
+ * The claim-check file format: a batch is stored as one or more gzip-compressed
+ * JSON Lines "parts" in Parse File storage, so that one part can be read without
+ * downloading the whole batch. The part list lives on the BatchMemoryRequest.
+ */
+import { promisify } from 'node:util';
+import zlib from 'node:zlib';
+
+const gzip = promisify(zlib.gzip);
+const gunzip = promisify(zlib.gunzip);
+
+export interface StoredPart {
+  /** Parse file name as stored (with Parse's random prefix). */
+  name: string;
+  /** Index of the part's first memory in the batch. */
+  first: number;
+  count: number;
+  rawBytes: number;
+  storedBytes: number;
+}
+
+export interface PartPlan {
+  first: number;
+  lines: string[];
+  rawBytes: number;
+}
+
+/** Groups serialized items into parts of at most maxItems items and maxBytes raw bytes (at least one item each). */
+export function planParts(items: readonly unknown[], limits: { maxItems: number; maxBytes: number }): PartPlan[] {
+  const parts: PartPlan[] = [];
+  let current: PartPlan | undefined;
+  items.forEach((item, index) => {
+    const line = JSON.stringify(item);
+    const bytes = Buffer.byteLength(line) + 1;
+    if (!current || current.lines.length >= limits.maxItems || (current.rawBytes + bytes > limits.maxBytes && current.lines.length > 0)) {
+      current = { first: index, lines: [], rawBytes: 0 };
+      parts.push(current);
+    }
+    current.lines.push(line);
+    current.rawBytes += bytes;
+  });
+  return parts;
+}
+
+export function encodeLines(lines: readonly string[]): Promise<Buffer> {
+  return gzip(Buffer.from(`${lines.join('\n')}\n`), { level: zlib.constants.Z_DEFAULT_COMPRESSION });
+}
+
+export async function decodeLines<T = unknown>(stored: Buffer): Promise<T[]> {
+  const text = (await gunzip(stored)).toString('utf8');
+  return text
+    .split('\n')
+    .filter((line) => line.length > 0)
+    .map((line) => JSON.parse(line) as T);
+}
+
+/** Where and how to reach Parse Server with the master key. */
+export interface ParseEndpoint {
+  serverURL: string;
+  appId: string;
+  masterKey: string;
+}
+
+export function masterHeaders(endpoint: ParseEndpoint): Record<string, string> {
+  return { 'X-Parse-Application-Id': endpoint.appId, 'X-Parse-Master-Key': endpoint.masterKey };
+}
+
+export function fileURL(endpoint: ParseEndpoint, name: string): string {
+  return `${endpoint.serverURL}/files/${encodeURIComponent(endpoint.appId)}/${encodeURIComponent(name)}`;
+}
+
+export class FileStorageError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+    this.name = 'FileStorageError';
+  }
+}
+
+/** Uploads raw bytes through Parse Server's files route; returns the stored name. */
+export async function uploadFile(endpoint: ParseEndpoint, name: string, data: Buffer, contentType = 'application/gzip'): Promise<string> {
+  const response = await fetch(`${endpoint.serverURL}/files/${encodeURIComponent(name)}`, {
+    method: 'POST',
+    headers: { ...masterHeaders(endpoint), 'Content-Type': contentType },
+    body: new Uint8Array(data),
+  });
+  if (!response.ok) throw new FileStorageError(`upload of ${name} failed: HTTP ${response.status} ${await response.text()}`, response.status);
+  const body = (await response.json()) as { name: string };
+  return body.name;
+}
+
+export async function downloadFile(endpoint: ParseEndpoint, name: string): Promise<Buffer> {
+  const response = await fetch(fileURL(endpoint, name), { headers: masterHeaders(endpoint) });
+  if (!response.ok) throw new FileStorageError(`download of ${name} failed: HTTP ${response.status}`, response.status);
+  return Buffer.from(await response.arrayBuffer());
+}
+
+export async function deleteFile(endpoint: ParseEndpoint, name: string): Promise<void> {
+  const response = await fetch(`${endpoint.serverURL}/files/${encodeURIComponent(name)}`, { method: 'DELETE', headers: masterHeaders(endpoint) });
+  if (!response.ok && response.status !== 404) throw new FileStorageError(`delete of ${name} failed: HTTP ${response.status}`, response.status);
+}
+
+/** Names of stored files that belong to this product: file triggers refuse them to anything but the master key. */
+export const STORED_FILE_PREFIX = 'bmr-';
+export function isBatchFileName(name: string): boolean {
+  return name.startsWith(STORED_FILE_PREFIX) || name.includes(`_${STORED_FILE_PREFIX}`);
+}

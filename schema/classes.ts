@@ -1,0 +1,150 @@
+/**
+ * Parse class definitions, given to Parse Server's `schema` option.
+ * Writes to every class are master-key only: clients reach them through the
+ * Cloud Functions and the REST route. Reads are filtered by ACLs.
+ */
+
+export const CLASS = {
+  batch: 'BatchMemoryRequest',
+  chunk: 'BatchMemoryChunk',
+  memory: 'Memory',
+  organization: 'Organization',
+  workspace: 'Workspace',
+  namespace: 'Namespace',
+} as const;
+
+const pointer = (targetClass: string, required = false) => ({ type: 'Pointer', targetClass, required });
+const authenticatedRead = {
+  find: { requiresAuthentication: true },
+  get: { requiresAuthentication: true },
+  count: { requiresAuthentication: true },
+  create: {},
+  update: {},
+  delete: {},
+  addField: {},
+};
+const masterOnly = { find: {}, get: {}, count: {}, create: {}, update: {}, delete: {}, addField: {} };
+
+/** Fields only the master key sees on a BatchMemoryRequest. */
+export const BATCH_PROTECTED_FIELDS = ['batchFile', 'resultsFile', 'parts', 'webhookSecret', 'requestHash'];
+
+export const classDefinitions = [
+  {
+    className: '_User',
+    fields: { organization: pointer(CLASS.organization) },
+    // Sign-up and a user's own profile stay open as Parse's default; listing users needs a session.
+    classLevelPermissions: {
+      find: { requiresAuthentication: true },
+      count: { requiresAuthentication: true },
+      get: { '*': true },
+      create: { '*': true },
+      update: { '*': true },
+      delete: { '*': true },
+      addField: {},
+    },
+  },
+  {
+    className: CLASS.organization,
+    fields: { name: { type: 'String', required: true }, owner: pointer('_User'), key: { type: 'String' } },
+    classLevelPermissions: authenticatedRead,
+  },
+  {
+    className: CLASS.workspace,
+    fields: { name: { type: 'String', required: true }, organization: pointer(CLASS.organization, true) },
+    classLevelPermissions: authenticatedRead,
+  },
+  {
+    className: CLASS.namespace,
+    fields: {
+      name: { type: 'String', required: true },
+      organization: pointer(CLASS.organization, true),
+      workspace: pointer(CLASS.workspace),
+      key: { type: 'String', required: true },
+    },
+    classLevelPermissions: authenticatedRead,
+  },
+  {
+    className: CLASS.batch,
+    fields: {
+      organization: pointer(CLASS.organization, true),
+      user: pointer('_User', true),
+      workspace: pointer(CLASS.workspace),
+      namespace: pointer(CLASS.namespace),
+      batchFile: { type: 'File', required: true },
+      parts: { type: 'Array' },
+      partCount: { type: 'Number' },
+      status: { type: 'String', required: true, defaultValue: 'pending' },
+      error: { type: 'String' },
+      totalMemories: { type: 'Number', required: true },
+      processedMemories: { type: 'Number', defaultValue: 0 },
+      failedMemories: { type: 'Number', defaultValue: 0 },
+      resultsFile: { type: 'File' },
+      workflowId: { type: 'String' },
+      idempotencyKey: { type: 'String' },
+      requestHash: { type: 'String' },
+      webhookUrl: { type: 'String' },
+      webhookSecret: { type: 'String' },
+      rawBytes: { type: 'Number' },
+      storedBytes: { type: 'Number' },
+      startedAt: { type: 'Date' },
+      completedAt: { type: 'Date' },
+      expiresAt: { type: 'Date' },
+    },
+    classLevelPermissions: { ...authenticatedRead, protectedFields: { '*': BATCH_PROTECTED_FIELDS } },
+    indexes: { status: { status: 1 } },
+  },
+  {
+    className: CLASS.chunk,
+    fields: {
+      batch: pointer(CLASS.batch, true),
+      key: { type: 'String', required: true },
+      part: { type: 'Number', required: true },
+      first: { type: 'Number', required: true },
+      count: { type: 'Number', required: true },
+      processed: { type: 'Number', required: true },
+      failed: { type: 'Number', required: true },
+      results: { type: 'Array', required: true },
+      attempt: { type: 'Number' },
+    },
+    classLevelPermissions: masterOnly,
+  },
+  {
+    className: CLASS.memory,
+    fields: {
+      content: { type: 'String', required: true },
+      metadata: { type: 'Object' },
+      embedding: { type: 'Array' },
+      source: { type: 'String' },
+      tags: { type: 'Array' },
+      organization: pointer(CLASS.organization),
+      workspace: pointer(CLASS.workspace),
+      namespace: pointer(CLASS.namespace),
+      user: pointer('_User', true),
+      batch: pointer(CLASS.batch),
+      batchIndex: { type: 'Number' },
+      batchItem: { type: 'String' },
+    },
+    classLevelPermissions: authenticatedRead,
+    indexes: { batch_index: { batch: 1, batchIndex: 1 } },
+  },
+];
+
+/** Unique keys, which the `schema` option cannot declare: created through the storage adapter at start-up. */
+export const uniqueKeys: { className: string; field: string }[] = [
+  { className: CLASS.memory, field: 'batchItem' },
+  { className: CLASS.chunk, field: 'key' },
+  { className: CLASS.namespace, field: 'key' },
+  { className: CLASS.organization, field: 'key' },
+  { className: CLASS.batch, field: 'idempotencyKey' },
+];
+
+/** The id of a saved Parse object (the SDK types it as optional). */
+export function idOf(object: { id?: string }): string {
+  if (!object.id) throw new Error('object has no id: it was never saved');
+  return object.id;
+}
+
+/** Role that gives an organization's members read access. */
+export function organizationRoleName(organizationId: string): string {
+  return `org_${organizationId}`;
+}

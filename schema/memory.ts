@@ -1,0 +1,167 @@
+import { z } from 'zod';
+
+/** Keys that could reach an object prototype or a database operator. */
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+export const MAX_METADATA_DEPTH = 16;
+export const MAX_EMBEDDING_LENGTH = 16_384;
+export const MAX_TAGS = 100;
+export const MAX_TAG_LENGTH = 256;
+export const MAX_SOURCE_LENGTH = 1024;
+export const MAX_TEXT_FIELD_LENGTH = 512;
+
+const wellFormed = (s: string) => s.isWellFormed();
+const text = (max: number) =>
+  z
+    .string({ error: 'must be a string' })
+    .max(max, { error: `must be at most ${max} characters` })
+    .refine(wellFormed, { error: 'must be valid UTF-8 (contains a lone surrogate)' });
+
+/** Walks metadata once; reports the first problem with its JSON path. */
+function checkMetadata(value: unknown, path: (string | number)[], depth: number, ctx: z.RefinementCtx): void {
+  if (depth > MAX_METADATA_DEPTH) {
+    ctx.addIssue({ code: 'custom', path, message: `is nested deeper than ${MAX_METADATA_DEPTH} levels` });
+    return;
+  }
+  if (typeof value === 'string') {
+    if (!value.isWellFormed()) ctx.addIssue({ code: 'custom', path, message: 'must be valid UTF-8 (contains a lone surrogate)' });
+    return;
+  }
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) ctx.addIssue({ code: 'custom', path, message: 'must be a finite number' });
+    return;
+  }
+  if (value === null || typeof value === 'boolean') return;
+  if (Array.isArray(value)) {
+    value.forEach((v, i) => checkMetadata(v, [...path, i], depth + 1, ctx));
+    return;
+  }
+  if (typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
+    for (const key of Object.keys(value)) {
+      if (FORBIDDEN_KEYS.has(key) || key.startsWith('$') || key.includes('.') || key.length === 0 || !key.isWellFormed()) {
+        ctx.addIssue({ code: 'custom', path: [...path, key], message: 'is not an allowed key (no __proto__, constructor, prototype, leading $, dots or empty keys)' });
+        return;
+      }
+      checkMetadata((value as Record<string, unknown>)[key], [...path, key], depth + 1, ctx);
+    }
+    return;
+  }
+  ctx.addIssue({ code: 'custom', path, message: 'must contain only JSON values' });
+}
+
+/** One memory as a client sends it (the PRD's MemoryItem). */
+export const memoryItemSchema = z.strictObject({
+  content: text(Number.MAX_SAFE_INTEGER).refine((s) => s.trim().length > 0, { error: 'must not be empty' }),
+  metadata: z
+    .record(z.string(), z.unknown(), { error: 'must be an object' })
+    .superRefine((m, ctx) => checkMetadata(m, [], 1, ctx))
+    .optional(),
+  embedding: z
+    .array(z.number({ error: 'must be a number' }).refine(Number.isFinite, { error: 'must be a finite number' }), { error: 'must be an array of numbers' })
+    .max(MAX_EMBEDDING_LENGTH, { error: `must have at most ${MAX_EMBEDDING_LENGTH} dimensions` })
+    .optional(),
+  source: text(MAX_SOURCE_LENGTH).optional(),
+  tags: z.array(text(MAX_TAG_LENGTH), { error: 'must be an array of strings' }).max(MAX_TAGS, { error: `must have at most ${MAX_TAGS} tags` }).optional(),
+});
+export type MemoryItem = z.infer<typeof memoryItemSchema>;
+
+/** Options shared by the Cloud Function and the REST route (PRD snake_case names). */
+export const batchOptionsSchema = z.strictObject({
+  namespace: text(MAX_TEXT_FIELD_LENGTH).min(1, { error: 'must not be empty' }).optional(),
+  workspace_id: text(MAX_TEXT_FIELD_LENGTH).min(1, { error: 'must not be empty' }).optional(),
+  webhook_url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+  webhook_secret: text(MAX_TEXT_FIELD_LENGTH).min(16, { error: 'must be at least 16 characters' }).optional(),
+  idempotency_key: text(255).min(1, { error: 'must not be empty' }).optional(),
+  wait: z.boolean({ error: 'must be true or false' }).optional(),
+  user_id: text(64).min(1).optional(),
+});
+export type BatchOptions = z.infer<typeof batchOptionsSchema>;
+
+export interface BatchLimits {
+  maxBatchSize: number;
+  maxMemorySize: number;
+}
+
+/** Bytes a memory occupies as stored: what MAX_MEMORY_SIZE limits. */
+export function memoryByteSize(item: unknown): number {
+  return Buffer.byteLength(JSON.stringify(item) ?? '');
+}
+
+/** The whole request of addMemoryBatch / POST /api/v1/memory/batch, with the configured limits. */
+export function batchRequestSchema(limits: BatchLimits) {
+  return batchOptionsSchema.extend({
+    memories: z
+      .array(
+        memoryItemSchema.superRefine((item, ctx) => {
+          const size = memoryByteSize(item);
+          if (size > limits.maxMemorySize) {
+            ctx.addIssue({
+              code: 'too_big',
+              origin: 'string',
+              maximum: limits.maxMemorySize,
+              message: `is ${size} bytes, over MAX_MEMORY_SIZE of ${limits.maxMemorySize} bytes`,
+            });
+          }
+        }),
+        { error: 'must be an array of memories' },
+      )
+      .min(1, { error: 'must contain at least 1 memory' })
+      .max(limits.maxBatchSize, { error: `must contain at most MAX_BATCH_SIZE = ${limits.maxBatchSize} memories` }),
+  });
+}
+export type BatchRequest = z.infer<ReturnType<typeof batchRequestSchema>>;
+
+/** One issue of a rejected request: where, what, and the limit when size is the problem. */
+export interface ValidationDetail {
+  path: string;
+  index?: number;
+  field?: string;
+  message: string;
+  limit?: number;
+}
+
+export function formatPath(path: readonly PropertyKey[]): string {
+  return path.reduce<string>((out, part) => (typeof part === 'number' ? `${out}[${part}]` : out ? `${out}.${String(part)}` : String(part)), '');
+}
+
+export function validationDetails(error: z.ZodError, limit = 20): ValidationDetail[] {
+  return error.issues.slice(0, limit).map((issue) => {
+    const index = issue.path[0] === 'memories' && typeof issue.path[1] === 'number' ? issue.path[1] : undefined;
+    const fieldPath = index === undefined ? issue.path : issue.path.slice(2);
+    const detail: ValidationDetail = { path: formatPath(issue.path), message: issue.message };
+    if (index !== undefined) detail.index = index;
+    if (fieldPath.length) detail.field = formatPath(fieldPath);
+    if (issue.code === 'too_big') detail.limit = Number(issue.maximum);
+    return detail;
+  });
+}
+
+export function describeDetails(details: ValidationDetail[]): string {
+  return details.map((d) => `${d.path || 'request'} ${d.message}`).join('; ');
+}
+
+export const BATCH_STATUSES = ['pending', 'processing', 'completed', 'failed', 'cancelled'] as const;
+export const batchStatusSchema = z.enum(BATCH_STATUSES);
+export type BatchStatus = z.infer<typeof batchStatusSchema>;
+export const TERMINAL_STATUSES: readonly BatchStatus[] = ['completed', 'failed', 'cancelled'];
+
+/** Result of one memory: its index in the batch and the memory id, or the error. */
+export const memoryProcessingResultSchema = z.strictObject({
+  index: z.number().int().nonnegative(),
+  success: z.boolean(),
+  memory_id: z.string().optional(),
+  error: z.string().optional(),
+});
+export type MemoryProcessingResult = z.infer<typeof memoryProcessingResultSchema>;
+
+/** The PRD's BatchMemoryResponse, plus the batch status. */
+export const batchMemoryResponseSchema = z.strictObject({
+  success: z.boolean(),
+  batch_id: z.string(),
+  status: batchStatusSchema,
+  total: z.number().int().nonnegative(),
+  processed: z.number().int().nonnegative(),
+  failed: z.number().int().nonnegative(),
+  results: z.array(memoryProcessingResultSchema),
+  errors: z.array(z.string()).nullable().optional(),
+});
+export type BatchMemoryResponse = z.infer<typeof batchMemoryResponseSchema>;

@@ -1,0 +1,64 @@
+/** What crosses Temporal: names, ids and small fixed-size shapes only, never batch data. */
+import type { BatchStatus } from './memory';
+
+export const BATCH_WORKFLOW_TYPE = 'batchMemoryWorkflow';
+export const PROGRESS_QUERY = 'progress';
+
+export function workflowIdFor(batchId: string): string {
+  return `batch-memory-${batchId}`;
+}
+
+/** Carried from one run to the next when the workflow continues as new. */
+export interface BatchWorkflowResume {
+  nextPart: number;
+  processed: number;
+  failed: number;
+  deadline: number;
+}
+
+export interface BatchWorkflowInput {
+  batchId: string;
+  resume?: BatchWorkflowResume;
+}
+
+/** Workflow settings read by an activity, so that the workflow code stays free of configuration I/O. */
+export interface BatchSettings {
+  timeoutMs: number;
+  partConcurrency: number;
+  partsPerRun: number;
+  heartbeatTimeoutMs: number;
+}
+
+export interface BatchManifest {
+  total: number;
+  partCount: number;
+  status: BatchStatus;
+  settings: BatchSettings;
+}
+
+export interface PartInput {
+  batchId: string;
+  part: number;
+}
+
+export interface Counts {
+  processed: number;
+  failed: number;
+}
+
+export interface FinalizeInput {
+  batchId: string;
+  status: Extract<BatchStatus, 'completed' | 'failed' | 'cancelled'>;
+  error?: string;
+}
+
+export interface BatchProgress extends Counts {
+  batchId: string;
+  total: number;
+  partCount: number;
+  partsDone: number;
+  status: BatchStatus | 'starting';
+}
+
+/** Error types an activity throws that no retry can fix. */
+export const NON_RETRYABLE_ERRORS = ['BatchDataError'];

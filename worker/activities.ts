@@ -1,0 +1,289 @@
+/**
+ * Activities of the batch workflow. Each reads what it needs from Parse by batch
+ * id, so that only ids and counts cross Temporal. Every write is idempotent:
+ * a memory has a unique `batchItem` key and a finished chunk a unique `key`,
+ * so a retried or re-delivered activity finds what it already wrote.
+ */
+import { randomUUID } from 'node:crypto';
+import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
+import Parse from 'parse/node';
+import type { Config } from '../config';
+import type { Logger } from '../config/log';
+import { type ParseEndpoint, STORED_FILE_PREFIX, type StoredPart, decodeLines, downloadFile, encodeLines, fileURL, masterHeaders, uploadFile } from '../schema/batchFile';
+import { CLASS, idOf } from '../schema/classes';
+import { type BatchStatus, type MemoryItem, type MemoryProcessingResult, TERMINAL_STATUSES } from '../schema/memory';
+import { type BatchManifest, type Counts, type FinalizeInput, type PartInput, workflowIdFor } from '../schema/workflow';
+import { type MemoryContext, type MemoryProcessor, MemoryRejectedError } from './processor';
+
+const master = { useMasterKey: true };
+
+/** Parse error codes that mean "this item's data is unacceptable": a per-item failure, never a retry. */
+const ITEM_ERROR_CODES = new Set([
+  Parse.Error.INVALID_KEY_NAME,
+  Parse.Error.INCORRECT_TYPE,
+  Parse.Error.INVALID_JSON,
+  Parse.Error.VALIDATION_ERROR,
+  Parse.Error.OBJECT_TOO_LARGE,
+  Parse.Error.INVALID_NESTED_KEY,
+  Parse.Error.SCRIPT_FAILED,
+]);
+
+/** A chunk as recorded in BatchMemoryChunk: compact per-item results (i = index, id = memory id, e = error). */
+interface ChunkResult {
+  i: number;
+  id?: string;
+  e?: string;
+}
+
+interface ChunkRow extends Counts {
+  first: number;
+  results: ChunkResult[];
+}
+
+interface BatchResponseItem {
+  success?: { objectId: string };
+  error?: { code: number; error: string };
+}
+
+export interface ActivityDeps {
+  config: Config;
+  endpoint: ParseEndpoint;
+  processor: MemoryProcessor;
+  log: Logger;
+}
+
+function batchDataError(message: string): ApplicationFailure {
+  return ApplicationFailure.create({ type: 'BatchDataError', message, nonRetryable: true });
+}
+
+const pointer = (className: string, objectId: string) => ({ __type: 'Pointer', className, objectId });
+
+export function createActivities({ config, endpoint, processor, log }: ActivityDeps) {
+  const mountPath = new URL(endpoint.serverURL).pathname.replace(/\/$/, '');
+  const batchPointer = (batchId: string) => {
+    const batch = new Parse.Object(CLASS.batch);
+    batch.id = batchId;
+    return batch;
+  };
+
+  async function loadBatch(batchId: string): Promise<Parse.Object> {
+    try {
+      return await new Parse.Query(CLASS.batch).get(batchId, master);
+    } catch (error) {
+      if ((error as Parse.Error).code === Parse.Error.OBJECT_NOT_FOUND) throw batchDataError(`batch ${batchId} does not exist`);
+      throw error;
+    }
+  }
+
+  async function chunkRows(batchId: string, part?: number): Promise<ChunkRow[]> {
+    const rows: ChunkRow[] = [];
+    let after = -1;
+    for (;;) {
+      const query = new Parse.Query(CLASS.chunk).equalTo('batch', batchPointer(batchId)).greaterThan('first', after).ascending('first').limit(1000);
+      if (part !== undefined) query.equalTo('part', part);
+      const page = await query.find(master);
+      for (const row of page) rows.push({ first: row.get('first'), processed: row.get('processed'), failed: row.get('failed'), results: row.get('results') });
+      if (page.length < 1000) return rows;
+      after = rows[rows.length - 1].first;
+    }
+  }
+
+  /** Writes memories through Parse Server's /batch endpoint; one answer per memory. */
+  async function saveMemories(bodies: Record<string, unknown>[]): Promise<BatchResponseItem[]> {
+    const response = await fetch(`${endpoint.serverURL}/batch`, {
+      method: 'POST',
+      headers: { ...masterHeaders(endpoint), 'Content-Type': 'application/json' },
+      body: JSON.stringify({ requests: bodies.map((body) => ({ method: 'POST', path: `${mountPath}/classes/${CLASS.memory}`, body })) }),
+    });
+    if (!response.ok) throw new Error(`Parse /batch answered HTTP ${response.status}: ${(await response.text()).slice(0, 200)}`);
+    return (await response.json()) as BatchResponseItem[];
+  }
+
+  async function existingMemoryIds(keys: string[]): Promise<Map<string, string>> {
+    const found = await new Parse.Query(CLASS.memory).containedIn('batchItem', keys).select('batchItem').limit(keys.length).find(master);
+    return new Map(found.map((m) => [m.get('batchItem') as string, idOf(m)]));
+  }
+
+  /** Persists one chunk and returns its per-item results. Safe to repeat: already written memories are found, not duplicated. */
+  async function persistChunk(batch: Parse.Object, items: MemoryItem[], first: number, context: Omit<MemoryContext, 'index'>): Promise<ChunkResult[]> {
+    const results: ChunkResult[] = [];
+    const bodies: Record<string, unknown>[] = [];
+    const indexes: number[] = [];
+    for (const [offset, item] of items.entries()) {
+      const index = first + offset;
+      let prepared: MemoryItem;
+      try {
+        prepared = processor.prepare ? await processor.prepare(item, { ...context, index }) : item;
+      } catch (error) {
+        if (!(error instanceof MemoryRejectedError)) throw error;
+        results.push({ i: index, e: error.message });
+        continue;
+      }
+      indexes.push(index);
+      bodies.push({
+        content: prepared.content,
+        ...(prepared.metadata ? { metadata: prepared.metadata } : {}),
+        ...(prepared.embedding ? { embedding: prepared.embedding } : {}),
+        ...(prepared.source ? { source: prepared.source } : {}),
+        ...(prepared.tags ? { tags: prepared.tags } : {}),
+        user: pointer('_User', context.userId),
+        organization: pointer(CLASS.organization, context.organizationId),
+        ...(context.workspaceId ? { workspace: pointer(CLASS.workspace, context.workspaceId) } : {}),
+        ...(context.namespaceId ? { namespace: pointer(CLASS.namespace, context.namespaceId) } : {}),
+        batch: pointer(CLASS.batch, idOf(batch)),
+        batchIndex: index,
+        batchItem: `${idOf(batch)}:${index}`,
+        ACL: { [context.userId]: { read: true } },
+      });
+    }
+    const answers = bodies.length ? await saveMemories(bodies) : [];
+    const duplicates: number[] = [];
+    answers.forEach((answer, k) => {
+      const index = indexes[k];
+      if (answer.success) results.push({ i: index, id: answer.success.objectId });
+      else if (answer.error?.code === Parse.Error.DUPLICATE_VALUE) duplicates.push(index);
+      else if (answer.error && ITEM_ERROR_CODES.has(answer.error.code)) results.push({ i: index, e: answer.error.error });
+      else throw new Error(`memory ${index} could not be saved: ${answer.error?.code} ${answer.error?.error}`);
+    });
+    if (duplicates.length) {
+      // Written by an earlier attempt of this chunk: take the existing memory.
+      const ids = await existingMemoryIds(duplicates.map((i) => `${idOf(batch)}:${i}`));
+      for (const index of duplicates) {
+        const id = ids.get(`${idOf(batch)}:${index}`);
+        if (!id) throw new Error(`memory ${index} reported as duplicate but not found`);
+        results.push({ i: index, id });
+      }
+    }
+    results.sort((a, b) => a.i - b.i);
+    const persisted = results.filter((r) => r.id).map((r) => ({ index: r.i, memoryId: r.id as string }));
+    if (persisted.length && processor.afterPersist) await processor.afterPersist(persisted, context);
+    return results;
+  }
+
+  /** Records a finished chunk once, then adds its counts to the request. Returns false when it was already recorded. */
+  async function recordChunk(batch: Parse.Object, part: number, first: number, results: ChunkResult[], attempt: number): Promise<boolean> {
+    const failed = results.filter((r) => r.e !== undefined).length;
+    const row = new Parse.Object(CLASS.chunk);
+    row.set({ batch, key: `${idOf(batch)}:${first}`, part, first, count: results.length, processed: results.length - failed, failed, results, attempt });
+    row.setACL(new Parse.ACL());
+    try {
+      await row.save(null, master);
+    } catch (error) {
+      if ((error as Parse.Error).code === Parse.Error.DUPLICATE_VALUE) return false;
+      throw error;
+    }
+    // Counts may lag if the worker dies right here; finalizeBatch recomputes them from the chunk rows.
+    const counts = batchPointer(idOf(batch));
+    counts.increment('processedMemories', results.length - failed);
+    counts.increment('failedMemories', failed);
+    await counts.save(null, master);
+    return true;
+  }
+
+  return {
+    /** Marks the batch processing and returns the small manifest the workflow needs. */
+    async beginBatch(batchId: string): Promise<BatchManifest> {
+      const batch = await loadBatch(batchId);
+      let status = batch.get('status') as BatchStatus;
+      if (status === 'pending') {
+        batch.set({ status: 'processing', startedAt: new Date(), workflowId: workflowIdFor(batchId) });
+        await batch.save(null, master);
+        status = 'processing';
+        log.info('batch processing', { batchId, workflowId: workflowIdFor(batchId), total: batch.get('totalMemories') });
+      }
+      return {
+        total: batch.get('totalMemories'),
+        partCount: batch.get('partCount'),
+        status,
+        settings: {
+          timeoutMs: config.BATCH_WORKFLOW_TIMEOUT,
+          partConcurrency: config.BATCH_PART_CONCURRENCY,
+          partsPerRun: config.BATCH_PARTS_PER_RUN,
+          heartbeatTimeoutMs: config.BATCH_HEARTBEAT_TIMEOUT,
+        },
+      };
+    },
+
+    /** Processes one stored part chunk by chunk, skipping chunks an earlier attempt finished. */
+    async processPart({ batchId, part }: PartInput): Promise<Counts> {
+      const ctx = Context.current();
+      const batch = await loadBatch(batchId);
+      const stored = (batch.get('parts') as StoredPart[])[part];
+      if (!stored) throw batchDataError(`batch ${batchId} has no part ${part}`);
+      const done = new Map((await chunkRows(batchId, part)).map((row) => [row.first, row]));
+      const chunkSize = config.BATCH_CHUNK_SIZE;
+      const chunkStarts: number[] = [];
+      for (let first = stored.first; first < stored.first + stored.count; first += chunkSize) chunkStarts.push(first);
+      const totals: Counts = { processed: 0, failed: 0 };
+      const pending = chunkStarts.filter((first) => !done.has(first));
+      for (const row of done.values()) {
+        totals.processed += row.processed;
+        totals.failed += row.failed;
+      }
+      if (pending.length === 0) return totals;
+
+      const partLog = log.child({ batchId, workflowId: workflowIdFor(batchId), part, attempt: ctx.info.attempt });
+      const items = await decodeLines<MemoryItem>(await downloadFile(endpoint, stored.name)).catch((error: unknown) => {
+        if ((error as { status?: number }).status === 404) throw batchDataError(`part ${part} of batch ${batchId} is missing from file storage`);
+        throw error;
+      });
+      if (items.length !== stored.count) throw batchDataError(`part ${part} of batch ${batchId} holds ${items.length} memories, expected ${stored.count}`);
+      const context: Omit<MemoryContext, 'index'> = {
+        batchId,
+        userId: batch.get('user').id,
+        organizationId: batch.get('organization').id,
+        workspaceId: batch.get('workspace')?.id,
+        namespaceId: batch.get('namespace')?.id,
+        attempt: ctx.info.attempt,
+      };
+      const beat = setInterval(() => ctx.heartbeat({ part }), Math.max(1000, Math.floor(config.BATCH_HEARTBEAT_TIMEOUT / 4)));
+      try {
+        for (const first of pending) {
+          if (ctx.cancellationSignal.aborted) throw new CancelledFailure('batch cancelled');
+          const slice = items.slice(first - stored.first, first - stored.first + chunkSize);
+          const results = await persistChunk(batch, slice, first, context);
+          await recordChunk(batch, part, first, results, ctx.info.attempt);
+          const failed = results.filter((r) => r.e !== undefined).length;
+          totals.processed += results.length - failed;
+          totals.failed += failed;
+          ctx.heartbeat({ part, chunk: first });
+        }
+      } finally {
+        clearInterval(beat);
+      }
+      partLog.debug('part processed', { ...totals });
+      return totals;
+    },
+
+    /** Writes the results file and the terminal status, with counts recomputed from the recorded chunks. */
+    async finalizeBatch({ batchId, status, error }: FinalizeInput): Promise<Counts> {
+      const batch = await loadBatch(batchId);
+      if (TERMINAL_STATUSES.includes(batch.get('status'))) return { processed: batch.get('processedMemories'), failed: batch.get('failedMemories') };
+      const rows = await chunkRows(batchId);
+      const lines: string[] = [];
+      const counts: Counts = { processed: 0, failed: 0 };
+      for (const row of rows) {
+        counts.processed += row.processed;
+        counts.failed += row.failed;
+        for (const r of row.results) {
+          const result: MemoryProcessingResult = r.id ? { index: r.i, success: true, memory_id: r.id } : { index: r.i, success: false, error: r.e };
+          lines.push(JSON.stringify(result));
+        }
+      }
+      const name = await uploadFile(endpoint, `${STORED_FILE_PREFIX}${randomUUID()}-results.jsonl.gz`, await encodeLines(lines));
+      batch.set({
+        status,
+        processedMemories: counts.processed,
+        failedMemories: counts.failed,
+        resultsFile: Parse.File.fromJSON({ __type: 'File', name, url: fileURL(endpoint, name) }),
+        completedAt: new Date(),
+        ...(error ? { error } : {}),
+      });
+      await batch.save(null, master);
+      log.info('batch finished', { batchId, workflowId: workflowIdFor(batchId), status, ...counts, total: batch.get('totalMemories') });
+      return counts;
+    },
+  };
+}
+
+export type BatchActivities = ReturnType<typeof createActivities>;

@@ -1,0 +1,20 @@
+/** Worker process entry: `npm run worker`. Stops gracefully on SIGINT / SIGTERM. */
+import { ConfigError, loadConfig } from '../config';
+import { createLogger } from '../config/log';
+import { createBatchWorker } from './worker';
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const log = createLogger(config.LOG_LEVEL, { component: 'worker' });
+  const worker = await createBatchWorker(config, { logger: log });
+  // The parent (npm start, tests) may die without signalling: stop with it.
+  process.on('disconnect', () => worker.shutdown());
+  log.info('worker polling', { taskQueue: config.TEMPORAL_TASK_QUEUE, namespace: config.TEMPORAL_NAMESPACE, pid: process.pid });
+  await worker.run();
+  log.info('worker stopped');
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`${error instanceof ConfigError ? error.message : (error as Error).stack ?? String(error)}\n`);
+  process.exit(1);
+});

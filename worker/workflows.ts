@@ -1,0 +1,104 @@
+/**
+ * The batch workflow: deterministic, no I/O. It holds only the batch id and a
+ * few counters; activities read the data from Parse. Parts run with bounded
+ * parallelism and the workflow continues as new so history stays bounded.
+ */
+import {
+  ActivityCancellationType,
+  CancellationScope,
+  continueAsNew,
+  defineQuery,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { RetryPolicy } from '@temporalio/common';
+import type { BatchActivities } from './activities';
+import {
+  type BatchProgress,
+  type BatchWorkflowInput,
+  type BatchWorkflowResume,
+  NON_RETRYABLE_ERRORS,
+  PROGRESS_QUERY,
+} from '../schema/workflow';
+
+export const progressQuery = defineQuery<BatchProgress>(PROGRESS_QUERY);
+
+const retry: RetryPolicy = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', nonRetryableErrorTypes: NON_RETRYABLE_ERRORS };
+const { beginBatch, finalizeBatch } = proxyActivities<BatchActivities>({ startToCloseTimeout: '5m', retry });
+
+function errorMessage(error: unknown): string {
+  const cause = (error as { cause?: { message?: string } }).cause;
+  return cause?.message ?? (error as Error).message ?? String(error);
+}
+
+export async function batchMemoryWorkflow(input: BatchWorkflowInput): Promise<void> {
+  const { batchId } = input;
+  const progress: BatchProgress = { batchId, total: 0, partCount: 0, partsDone: 0, processed: 0, failed: 0, status: 'starting' };
+  setHandler(progressQuery, () => progress);
+
+  let manifest;
+  try {
+    manifest = await beginBatch(batchId);
+  } catch (error) {
+    // The batch cannot be read at all (deleted, corrupt): nothing to retry.
+    await CancellationScope.nonCancellable(() => finalizeBatch({ batchId, status: 'failed', error: errorMessage(error) })).catch(() => undefined);
+    return;
+  }
+  Object.assign(progress, { total: manifest.total, partCount: manifest.partCount, status: manifest.status });
+  if (manifest.status !== 'processing') return;
+
+  const { settings } = manifest;
+  const resume: BatchWorkflowResume = input.resume ?? { nextPart: 0, processed: 0, failed: 0, deadline: Date.now() + settings.timeoutMs };
+  Object.assign(progress, { partsDone: resume.nextPart, processed: resume.processed, failed: resume.failed });
+  const { processPart } = proxyActivities<BatchActivities>({
+    startToCloseTimeout: '1h',
+    heartbeatTimeout: settings.heartbeatTimeoutMs,
+    retry,
+    // The workflow records `cancelled` only after every running part has stopped writing.
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  });
+
+  const runUntil = Math.min(manifest.partCount, resume.nextPart + settings.partsPerRun);
+  let outcome: 'done' | 'continue';
+  try {
+    outcome = await CancellationScope.withTimeout(Math.max(1, resume.deadline - Date.now()), async () => {
+      // Each lane takes the next part only after its previous one finished, so once all
+      // lanes stop, every part below `next` is done and the next run starts there.
+      let next = resume.nextPart;
+      let stop = false;
+      const lane = async () => {
+        while (!stop && next < runUntil) {
+          const counts = await processPart({ batchId, part: next++ });
+          progress.processed += counts.processed;
+          progress.failed += counts.failed;
+          progress.partsDone++;
+          stop ||= workflowInfo().continueAsNewSuggested;
+        }
+      };
+      await Promise.all(Array.from({ length: settings.partConcurrency }, lane));
+      return next >= manifest.partCount ? 'done' : 'continue';
+    });
+  } catch (error) {
+    const cancelledByClient = isCancellation(error) && CancellationScope.current().consideredCancelled;
+    const status = cancelledByClient ? 'cancelled' : 'failed';
+    const message = cancelledByClient
+      ? undefined
+      : isCancellation(error)
+        ? `batch did not finish within BATCH_WORKFLOW_TIMEOUT (${settings.timeoutMs} ms)`
+        : errorMessage(error);
+    progress.status = status;
+    await CancellationScope.nonCancellable(() => finalizeBatch({ batchId, status, ...(message ? { error: message } : {}) }));
+    if (cancelledByClient) throw error;
+    return;
+  }
+  if (outcome === 'continue') {
+    await continueAsNew<typeof batchMemoryWorkflow>({
+      batchId,
+      resume: { nextPart: progress.partsDone, processed: progress.processed, failed: progress.failed, deadline: resume.deadline },
+    });
+  }
+  progress.status = 'completed';
+  await finalizeBatch({ batchId, status: 'completed' });
+}
