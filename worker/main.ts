@@ -8,10 +8,13 @@ async function main(): Promise<void> {
   const log = createLogger(config.LOG_LEVEL, { component: 'worker' });
   const worker = await createBatchWorker(config, { logger: log });
   // The parent (npm start, tests) may die without signalling: stop with it.
-  process.on('disconnect', () => worker.shutdown());
+  process.on('disconnect', () => {
+    if (worker.getState() === 'RUNNING') worker.shutdown();
+  });
   log.info('worker polling', { taskQueue: config.TEMPORAL_TASK_QUEUE, namespace: config.TEMPORAL_NAMESPACE, pid: process.pid });
   await worker.run();
   log.info('worker stopped');
+  process.exit(0);
 }
 
 main().catch((error: unknown) => {

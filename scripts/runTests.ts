@@ -1,0 +1,70 @@
+/**
+ * `npm test`: runs jest against the real stack, checks line coverage of the
+ * product code (including the Parse Server and worker processes), and ends
+ * with the plain summary line `N passed, N failed`.
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { PROJECT_ROOT } from './stack';
+
+const COVERAGE_THRESHOLD = 80;
+const COVERED = ['cloud', 'schema', 'worker', 'config'];
+
+function mongodAvailable(): boolean {
+  if (process.env.MONGOMS_SYSTEM_BINARY) return true;
+  return spawnSync('sh', ['-c', 'command -v mongod'], { stdio: 'ignore' }).status === 0;
+}
+
+function main(): number {
+  const args = process.argv.slice(2);
+  if (process.env.TEST_DATABASE === 'mongo' && !mongodAvailable()) {
+    process.stdout.write('TEST_DATABASE=mongo: no mongod binary (set MONGOMS_SYSTEM_BINARY or put mongod on PATH); the MongoDB run is skipped.\n');
+    process.stdout.write('0 passed, 0 failed, 1 skipped\n');
+    return 0;
+  }
+  const coverageRoot = path.join(PROJECT_ROOT, 'coverage');
+  const rawCoverage = path.join(coverageRoot, 'v8');
+  fs.rmSync(coverageRoot, { recursive: true, force: true });
+  fs.mkdirSync(rawCoverage, { recursive: true });
+  const resultsFile = path.join(coverageRoot, 'jest-results.json');
+  const jest = spawnSync(process.execPath, [require.resolve('jest/bin/jest'), '--json', `--outputFile=${resultsFile}`, ...args], {
+    cwd: PROJECT_ROOT,
+    stdio: 'inherit',
+    env: { ...process.env, COVERAGE_DIR: rawCoverage },
+  });
+  const results = fs.existsSync(resultsFile)
+    ? (JSON.parse(fs.readFileSync(resultsFile, 'utf8')) as { numPassedTests: number; numFailedTests: number; numPendingTests: number; success: boolean })
+    : { numPassedTests: 0, numFailedTests: 0, numPendingTests: 0, success: false };
+
+  // Coverage is checked on full runs only (a filtered run covers a part by design).
+  let coverageOk = true;
+  if (args.length === 0) {
+    const c8 = spawnSync(
+      process.execPath,
+      [
+        require.resolve('c8/bin/c8'),
+        'report',
+        '--temp-directory',
+        rawCoverage,
+        '--report-dir',
+        coverageRoot,
+        '--reporter=text-summary',
+        '--reporter=json-summary',
+        ...COVERED.map((dir) => `--include=${dir}/**`),
+        '--exclude=worker/workflows.ts',
+        '--exclude=worker/main.ts',
+        '--check-coverage',
+        `--lines=${COVERAGE_THRESHOLD}`,
+      ],
+      { cwd: PROJECT_ROOT, stdio: 'inherit' },
+    );
+    coverageOk = c8.status === 0;
+    if (!coverageOk) process.stdout.write(`Line coverage of ${COVERED.join('/, ')}/ is below ${COVERAGE_THRESHOLD}%.\n`);
+  }
+  const failed = results.numFailedTests + (jest.status !== 0 && results.numFailedTests === 0 ? 1 : 0) + (coverageOk ? 0 : 1);
+  process.stdout.write(`${results.numPassedTests} passed, ${failed} failed${results.numPendingTests ? `, ${results.numPendingTests} skipped` : ''}\n`);
+  return jest.status === 0 && coverageOk ? 0 : 1;
+}
+
+process.exit(main());

@@ -1,0 +1,70 @@
+/** The PRD's workflow cases, end to end: Cloud Function → Parse Files → Temporal → worker → Memory rows. */
+import { addMemoryBatch, closeTemporal, countMemories, duplicateMemories, getBatch, master, memories, newUser, parse, temporal } from '../support/helpers';
+import { batchMemoryResponseSchema } from '../../schema/memory';
+import { workflowIdFor } from '../../schema/workflow';
+
+afterAll(closeTemporal);
+
+describe('batch memory workflow', () => {
+  test('processes a batch: every memory persisted with its pointers, counts exact', async () => {
+    const { sessionToken, id: userId } = await newUser();
+    const response = await addMemoryBatch(sessionToken, { memories: memories(25, 300, (i) => ({ tags: ['prd', `t${i % 3}`], source: 'import' })), namespace: 'historical-import' });
+    expect(batchMemoryResponseSchema.parse(response)).toBeTruthy();
+    expect(response).toMatchObject({ success: true, status: 'completed', total: 25, processed: 25, failed: 0, errors: null });
+    expect(response.results.map((r) => r.index)).toEqual([...Array(25).keys()]);
+    expect(await countMemories(response.batch_id)).toBe(25);
+
+    const P = parse();
+    const memory = await new P.Query('Memory').equalTo('objectId', response.results[7].memory_id).include('namespace').first(master);
+    expect(memory?.get('batchIndex')).toBe(7);
+    expect(memory?.get('tags')).toEqual(['prd', 't1']);
+    expect(memory?.get('user').id).toBe(userId);
+    expect(memory?.get('namespace').get('name')).toBe('historical-import');
+    expect(memory?.getACL()?.getReadAccess(userId)).toBe(true);
+    expect(memory?.getACL()?.getPublicReadAccess()).toBe(false);
+
+    const batch = await getBatch(response.batch_id);
+    expect(batch.get('status')).toBe('completed');
+    expect(batch.get('processedMemories')).toBe(25);
+    expect(batch.get('workflowId')).toBe(workflowIdFor(response.batch_id));
+  });
+
+  test('partial failures: failed count, per-item errors, the rest persisted', async () => {
+    const { sessionToken } = await newUser();
+    const items = memories(30, 200, (i) => (i % 7 === 3 ? { metadata: { test_reject: `item ${i} has no usable text` } } : {}));
+    const rejected = items.map((_, i) => i).filter((i) => i % 7 === 3);
+    const response = await addMemoryBatch(sessionToken, { memories: items });
+    expect(response).toMatchObject({ success: false, status: 'completed', total: 30, processed: 30 - rejected.length, failed: rejected.length });
+    expect(response.results.filter((r) => !r.success).map((r) => r.index)).toEqual(rejected);
+    expect(response.results[3]).toEqual({ index: 3, success: false, error: 'item 3 has no usable text' });
+    expect(response.errors).toContain('memories[3]: item 3 has no usable text');
+    expect(await countMemories(response.batch_id)).toBe(30 - rejected.length);
+  });
+
+  test('survives activity retries: a failure after a chunk was written duplicates nothing', async () => {
+    const { sessionToken } = await newUser();
+    const items = memories(40, 200, (i) => (i === 14 ? { metadata: { test_fail_after_persist: true } } : {}));
+    const response = await addMemoryBatch(sessionToken, { memories: items });
+    expect(response).toMatchObject({ success: true, status: 'completed', total: 40, processed: 40, failed: 0 });
+    expect(await countMemories(response.batch_id)).toBe(40);
+    expect(await duplicateMemories(response.batch_id)).toBe(0);
+    const P = parse();
+    const chunk = await new P.Query('BatchMemoryChunk').equalTo('key', `${response.batch_id}:10`).first(master);
+    expect(chunk?.get('attempt')).toBe(2);
+    // Chunks before the failure were not redone: progress resumed from the last finished chunk.
+    const before = await new P.Query('BatchMemoryChunk').equalTo('key', `${response.batch_id}:0`).first(master);
+    expect(before?.get('attempt')).toBe(1);
+    const history = await (await temporal()).workflow.getHandle(workflowIdFor(response.batch_id)).fetchHistory();
+    const failures = history.events?.filter((e) => e.activityTaskFailedEventAttributes || e.activityTaskStartedEventAttributes?.attempt === 2) ?? [];
+    expect(failures.length).toBeGreaterThan(0);
+  });
+
+  test.each([150, 1000])('Parse.Cloud.run(addMemoryBatch) with %i memories returns every result', async (count) => {
+    const { sessionToken } = await newUser();
+    const response = await addMemoryBatch(sessionToken, { memories: memories(count, 400), namespace: 'bulk' });
+    expect(response.success).toBe(true);
+    expect(response.results.length).toBe(count);
+    expect(response.results.every((r, i) => r.index === i && r.success && typeof r.memory_id === 'string')).toBe(true);
+    expect(await countMemories(response.batch_id)).toBe(count);
+  });
+});

@@ -1,0 +1,111 @@
+/** Helpers for test files: the Parse SDK and a Temporal client pointed at the shared stack. */
+import { randomUUID } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
+import Parse from 'parse/node';
+import { waitFor } from '../../scripts/processes';
+import type { BatchMemoryResponse, MemoryItem } from '../../schema/memory';
+import { stackInfo } from './stackInfo';
+
+export { waitFor };
+export const master = { useMasterKey: true };
+
+let initialised = false;
+export function parse(): typeof Parse {
+  if (!initialised) {
+    const info = stackInfo();
+    Parse.initialize(info.appId);
+    Parse.masterKey = info.masterKey;
+    Parse.serverURL = info.serverURL;
+    initialised = true;
+  }
+  return Parse;
+}
+
+export interface TestUser {
+  user: Parse.User;
+  sessionToken: string;
+  id: string;
+}
+
+export async function newUser(prefix = 'user'): Promise<TestUser> {
+  const P = parse();
+  const user = new P.User();
+  user.set({ username: `${prefix}-${randomUUID()}`, password: 'test-password-123' });
+  await user.signUp();
+  const sessionToken = user.getSessionToken();
+  if (!sessionToken || !user.id) throw new Error('sign-up gave no session');
+  return { user, sessionToken, id: user.id };
+}
+
+export async function addMemoryBatch(sessionToken: string, params: Record<string, unknown>): Promise<BatchMemoryResponse> {
+  return parse().Cloud.run('addMemoryBatch', params, { sessionToken }) as Promise<BatchMemoryResponse>;
+}
+
+/** Plausible English memories of about `bytes` bytes each. */
+export function memories(count: number, bytes = 200, extra: (index: number) => Partial<MemoryItem> = () => ({})): MemoryItem[] {
+  return Array.from({ length: count }, (_, index) => ({ content: englishText(bytes, index), metadata: { index, kind: 'note' }, ...extra(index) }));
+}
+
+const WORDS =
+  'the user mentioned that their team prefers morning meetings and wants summaries sent by email after each call about the project roadmap budget review customer feedback release plan design notes and travel schedule for next quarter'.split(' ');
+
+export function englishText(bytes: number, seed: number): string {
+  const parts: string[] = [`Memory ${seed}:`];
+  let length = parts[0].length;
+  let state = seed * 2654435761;
+  while (length < bytes) {
+    state = (state * 1103515245 + 12345) >>> 0;
+    const word = WORDS[state % WORDS.length];
+    parts.push(word);
+    length += word.length + 1;
+  }
+  return `${parts.join(' ')}.`;
+}
+
+export async function countMemories(batchId: string): Promise<number> {
+  const P = parse();
+  const batch = P.Object.fromJSON({ className: 'BatchMemoryRequest', objectId: batchId });
+  return new P.Query('Memory').equalTo('batch', batch).count(master);
+}
+
+/** Memory rows of a batch that share a batch index with another row (must always be 0). */
+export async function duplicateMemories(batchId: string): Promise<number> {
+  const P = parse();
+  const batch = P.Object.fromJSON({ className: 'BatchMemoryRequest', objectId: batchId });
+  const seen = new Set<number>();
+  let duplicates = 0;
+  let after = -1;
+  for (;;) {
+    const page = await new P.Query('Memory').equalTo('batch', batch).greaterThan('batchIndex', after).ascending('batchIndex').select('batchIndex').limit(1000).find(master);
+    for (const row of page) {
+      const index = row.get('batchIndex') as number;
+      if (seen.has(index)) duplicates++;
+      seen.add(index);
+    }
+    if (page.length < 1000) return duplicates;
+    after = page[page.length - 1].get('batchIndex') as number;
+  }
+}
+
+export async function getBatch(batchId: string): Promise<Parse.Object> {
+  return new (parse().Query)('BatchMemoryRequest').get(batchId, master);
+}
+
+let client: Promise<Client> | undefined;
+export function temporal(): Promise<Client> {
+  client ??= Connection.connect({ address: stackInfo().temporalAddress }).then((connection) => new Client({ connection, namespace: stackInfo().namespace }));
+  return client;
+}
+
+export async function closeTemporal(): Promise<void> {
+  const c = await client;
+  client = undefined;
+  await c?.connection.close();
+}
+
+/** Raw HTTP to Parse Server, for what the SDK hides (status codes, file URLs). */
+export async function http(path: string, init: RequestInit & { headers?: Record<string, string> } = {}): Promise<Response> {
+  const info = stackInfo();
+  const url = path.startsWith('http') ? path : `${info.serverURL}${path}`;
+  return fetch(url, { ...init, headers: { 'X-Parse-Application-Id': info.appId, ...init.headers } });
+}

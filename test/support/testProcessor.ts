@@ -1,0 +1,31 @@
+/**
+ * The memory processor the test stack's worker loads (MEMORY_PROCESSOR_MODULE).
+ * Items opt into faults through metadata, so each test controls its own:
+ * - `test_reject: "reason"` fails that item (a per-item failure);
+ * - `test_fail_after_persist: true` fails the chunk once, after its memories were
+ *   written and before the chunk was recorded (the retry must not duplicate them).
+ */
+import { type MemoryProcessor, MemoryRejectedError } from '../../worker/processor';
+
+const armed = new Set<string>();
+const fired = new Set<string>();
+
+const testProcessor: MemoryProcessor = {
+  prepare(item, context) {
+    const metadata = item.metadata ?? {};
+    if (typeof metadata.test_reject === 'string') throw new MemoryRejectedError(metadata.test_reject);
+    if (metadata.test_fail_after_persist === true) armed.add(`${context.batchId}:${context.index}`);
+    return item;
+  },
+  afterPersist(memories, context) {
+    for (const { index } of memories) {
+      const key = `${context.batchId}:${index}`;
+      if (armed.has(key) && !fired.has(key)) {
+        fired.add(key);
+        throw new Error(`injected failure after persisting memory ${index}`);
+      }
+    }
+  },
+};
+
+export default testProcessor;
