@@ -6,11 +6,12 @@ import { createHash } from 'node:crypto';
 import Parse from 'parse/node';
 import type { Config } from '../config';
 import type { Logger } from '../config/log';
-import { type ParseEndpoint, decodeLines, downloadFile } from '../schema/batchFile';
+import { type ParseEndpoint, type StoredPart, decodeLines, downloadFile, readPart } from '../schema/batchFile';
 import { CLASS, idOf } from '../schema/classes';
 import {
   type BatchMemoryResponse,
   type BatchStatus,
+  type MemoryItem,
   type MemoryProcessingResult,
   TERMINAL_STATUSES,
   batchRequestSchema,
@@ -186,6 +187,14 @@ export class BatchService {
 
   async get(actor: Actor, batchId: string): Promise<BatchMemoryResponse> {
     return this.response(await this.store.load(batchId, this.auth(actor)));
+  }
+
+  /** The memories as stored (one part at a time, so any batch size fits a response), for whoever may read the batch. */
+  async data(actor: Actor, batchId: string, part: number): Promise<{ batch_id: string; part: number; parts: number; first: number; memories: MemoryItem[] }> {
+    const batch = await this.store.load(batchId, this.auth(actor));
+    const parts = batch.get('parts') as StoredPart[];
+    if (part >= parts.length) throw new BatchError(400, 'invalid_request', `part must be below ${parts.length}`, [{ path: 'part', field: 'part', message: `must be below ${parts.length}` }]);
+    return { batch_id: batchId, part, parts: parts.length, first: parts[part].first, memories: await readPart<MemoryItem>(this.endpoint, parts[part]) };
   }
 
   /** Asks the workflow to stop; it records the `cancelled` status once its activities have stopped writing. */

@@ -11,9 +11,7 @@ import {
   type ParseEndpoint,
   STORED_FILE_PREFIX,
   type StoredPart,
-  decodeLines,
   deleteFile,
-  downloadFile,
   encodeLines,
   fileURL,
   planParts,
@@ -101,14 +99,6 @@ export class BatchStore {
     return auth.master ? readable : new Parse.Query(CLASS.batch).get(batchId, master);
   }
 
-  /** The stored memories of a batch, or of one part of it, for a caller allowed to read it. */
-  async fetchData(batchId: string, auth: { sessionToken?: string; master?: boolean }, part?: number): Promise<MemoryItem[]> {
-    const batch = await this.load(batchId, auth);
-    const parts = batch.get('parts') as StoredPart[];
-    const wanted = part === undefined ? parts : [parts[part]].filter(Boolean);
-    const decoded = await Promise.all(wanted.map(async (p) => decodeLines<MemoryItem>(await downloadFile(this.endpoint, p.name))));
-    return decoded.flat();
-  }
 }
 
 export function batchACL(userId: string, organizationId: string): Parse.ACL {

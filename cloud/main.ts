@@ -52,6 +52,12 @@ function batchIdParam(request: FunctionRequest): string {
   return id;
 }
 
+function partParam(request: FunctionRequest): number {
+  const part = request.params.part ?? 0;
+  if (typeof part !== 'number' || !Number.isInteger(part) || part < 0) throw new Parse.Error(Parse.Error.VALIDATION_ERROR, 'part must be a non-negative integer');
+  return part;
+}
+
 export function registerCloudCode(service: BatchService, log: Logger): void {
   Parse.Cloud.beforeSave(CLASS.batch, (request) => {
     if (!request.master) throw new Parse.Error(Parse.Error.OPERATION_FORBIDDEN, 'BatchMemoryRequest is written by the server only');
@@ -97,4 +103,5 @@ export function registerCloudCode(service: BatchService, log: Logger): void {
   define('addMemoryBatch', async (request) => (await service.submit(actorOf(request), request.params)).response);
   define('getMemoryBatch', (request) => service.get(actorOf(request), batchIdParam(request)));
   define('cancelMemoryBatch', (request) => service.cancel(actorOf(request), batchIdParam(request)));
+  define('getMemoryBatchData', (request) => service.data(actorOf(request), batchIdParam(request), partParam(request)));
 }

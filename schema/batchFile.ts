@@ -102,6 +102,11 @@ export async function deleteFile(endpoint: ParseEndpoint, name: string): Promise
   if (!response.ok && response.status !== 404) throw new FileStorageError(`delete of ${name} failed: HTTP ${response.status}`, response.status);
 }
 
+/** The items of one stored part (master key: callers check access first). */
+export async function readPart<T>(endpoint: ParseEndpoint, part: StoredPart): Promise<T[]> {
+  return decodeLines<T>(await downloadFile(endpoint, part.name));
+}
+
 /** Names of stored files that belong to this product: file triggers refuse them to anything but the master key. */
 export const STORED_FILE_PREFIX = 'bmr-';
 export function isBatchFileName(name: string): boolean {

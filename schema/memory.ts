@@ -51,12 +51,13 @@ function checkMetadata(value: unknown, path: (string | number)[], depth: number,
 /** One memory as a client sends it (the PRD's MemoryItem). */
 export const memoryItemSchema = z.strictObject({
   content: text(Number.MAX_SAFE_INTEGER).refine((s) => s.trim().length > 0, { error: 'must not be empty' }),
+  // Checked on the raw value: a parsed record would silently drop a `__proto__` key instead of refusing it.
   metadata: z
-    .record(z.string(), z.unknown(), { error: 'must be an object' })
+    .custom<Record<string, unknown>>((m) => typeof m === 'object' && m !== null && !Array.isArray(m), { error: 'must be an object' })
     .superRefine((m, ctx) => checkMetadata(m, [], 1, ctx))
     .optional(),
   embedding: z
-    .array(z.number({ error: 'must be a number' }).refine(Number.isFinite, { error: 'must be a finite number' }), { error: 'must be an array of numbers' })
+    .array(z.number({ error: 'must be a finite number' }), { error: 'must be an array of numbers' })
     .max(MAX_EMBEDDING_LENGTH, { error: `must have at most ${MAX_EMBEDDING_LENGTH} dimensions` })
     .optional(),
   source: text(MAX_SOURCE_LENGTH).optional(),
@@ -86,8 +87,29 @@ export function memoryByteSize(item: unknown): number {
   return Buffer.byteLength(JSON.stringify(item) ?? '');
 }
 
+/** Path of the first key anywhere in `value` that could reach a prototype, or undefined. */
+export function forbiddenKeyPath(value: unknown, path: (string | number)[] = []): (string | number)[] | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  for (const key of Object.keys(value)) {
+    if (FORBIDDEN_KEYS.has(key)) return [...path, key];
+    const nested = forbiddenKeyPath((value as Record<string, unknown>)[key], [...path, Array.isArray(value) ? Number(key) : key]);
+    if (nested) return nested;
+  }
+  return undefined;
+}
+
 /** The whole request of addMemoryBatch / POST /api/v1/memory/batch, with the configured limits. */
 export function batchRequestSchema(limits: BatchLimits) {
+  return z
+    .unknown()
+    .superRefine((raw, ctx) => {
+      const path = forbiddenKeyPath(raw);
+      if (path) ctx.addIssue({ code: 'custom', path, message: 'is not an allowed key (__proto__, constructor and prototype are refused)' });
+    })
+    .pipe(batchRequestShape(limits));
+}
+
+function batchRequestShape(limits: BatchLimits) {
   return batchOptionsSchema.extend({
     memories: z
       .array(

@@ -9,7 +9,7 @@ import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activ
 import Parse from 'parse/node';
 import type { Config } from '../config';
 import type { Logger } from '../config/log';
-import { type ParseEndpoint, STORED_FILE_PREFIX, type StoredPart, decodeLines, downloadFile, encodeLines, fileURL, masterHeaders, uploadFile } from '../schema/batchFile';
+import { type ParseEndpoint, STORED_FILE_PREFIX, type StoredPart, encodeLines, fileURL, masterHeaders, readPart, uploadFile } from '../schema/batchFile';
 import { CLASS, idOf } from '../schema/classes';
 import { type BatchStatus, type MemoryItem, type MemoryProcessingResult, TERMINAL_STATUSES } from '../schema/memory';
 import { type BatchManifest, type Counts, type FinalizeInput, type PartInput, workflowIdFor } from '../schema/workflow';
@@ -223,7 +223,7 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
       if (pending.length === 0) return totals;
 
       const partLog = log.child({ batchId, workflowId: workflowIdFor(batchId), part, attempt: ctx.info.attempt });
-      const items = await decodeLines<MemoryItem>(await downloadFile(endpoint, stored.name)).catch((error: unknown) => {
+      const items = await readPart<MemoryItem>(endpoint, stored).catch((error: unknown) => {
         if ((error as { status?: number }).status === 404) throw batchDataError(`part ${part} of batch ${batchId} is missing from file storage`);
         throw error;
       });

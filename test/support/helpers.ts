@@ -1,5 +1,7 @@
 /** Helpers for test files: the Parse SDK and a Temporal client pointed at the shared stack. */
 import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import Parse from 'parse/node';
 import { waitFor } from '../../scripts/processes';
@@ -101,6 +103,33 @@ export async function closeTemporal(): Promise<void> {
   const c = await client;
   client = undefined;
   await c?.connection.close();
+}
+
+/** Stored batch files that no BatchMemoryRequest references (waits out uploads of requests still being created). */
+export async function orphanFiles(timeoutMs = 30_000): Promise<string[]> {
+  const dir = path.join(stackInfo().env.DATA_DIR, 'files');
+  const find = async () => {
+    const onDisk = fs.existsSync(dir) ? fs.readdirSync(dir).map((f) => decodeURIComponent(f)).filter((f) => f.includes('bmr-')) : [];
+    const referenced = new Set<string>();
+    const P = parse();
+    let after = new Date(0);
+    for (;;) {
+      const page = await new P.Query('BatchMemoryRequest').greaterThan('createdAt', after).ascending('createdAt').select('parts', 'resultsFile', 'createdAt').limit(1000).find(master);
+      for (const batch of page) {
+        for (const part of (batch.get('parts') as { name: string }[] | undefined) ?? []) referenced.add(part.name);
+        const results = batch.get('resultsFile') as Parse.File | undefined;
+        if (results) referenced.add(results.name());
+      }
+      if (page.length < 1000) break;
+      after = page[page.length - 1].createdAt as Date;
+    }
+    return onDisk.filter((name) => !referenced.has(name));
+  };
+  try {
+    return await waitFor('no orphan batch files', async () => ((await find()).length === 0 ? [] : undefined), timeoutMs, 500);
+  } catch {
+    return find();
+  }
 }
 
 /** Raw HTTP to Parse Server, for what the SDK hides (status codes, file URLs). */
