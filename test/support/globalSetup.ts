@@ -23,6 +23,7 @@ export default async function globalSetup(): Promise<void> {
     TEMPORAL_TASK_QUEUE: 'batch-memory-test',
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
     MAX_BATCH_SIZE: '10000',
+    BATCH_PARTS_PER_RUN: '20',
     BATCH_WAIT_TIMEOUT: '120s',
     BATCH_HEARTBEAT_TIMEOUT: '5s',
     MEMORY_PROCESSOR_MODULE: path.join(PROJECT_ROOT, 'dist/test/support/testProcessor.js'),
