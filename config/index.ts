@@ -80,19 +80,20 @@ export const configVariables = {
 type Variables = typeof configVariables;
 export type Config = { [K in keyof Variables]: z.output<Variables[K]['schema']> };
 
-const configSchema = z
-  .object(Object.fromEntries(Object.entries(configVariables).map(([k, v]) => [k, v.schema])) as { [K in keyof Variables]: Variables[K]['schema'] })
-  .superRefine((config, ctx) => {
-    if (config.NODE_ENV !== 'production') return;
-    for (const key of Object.keys(LOCAL_SECRETS) as (keyof typeof LOCAL_SECRETS)[]) {
-      if (config[key] === LOCAL_SECRETS[key]) {
-        ctx.addIssue({ code: 'custom', path: [key], message: 'must be set to a secret of your own in production (the local default is refused)' });
-      }
-    }
-    for (const key of ['DATABASE_URI', 'TEMPORAL_ADDRESS'] as const) {
-      if (!config[key]) ctx.addIssue({ code: 'custom', path: [key], message: 'is required in production' });
-    }
-  });
+const configSchema = z.object(Object.fromEntries(Object.entries(configVariables).map(([k, v]) => [k, v.schema])) as { [K in keyof Variables]: Variables[K]['schema'] });
+
+/** Production rules, checked on the raw input so they are reported together with any malformed value. */
+function productionProblems(input: Record<string, string | undefined>): string[] {
+  if (input.NODE_ENV !== 'production') return [];
+  const problems: string[] = [];
+  for (const key of Object.keys(LOCAL_SECRETS) as (keyof typeof LOCAL_SECRETS)[]) {
+    if (input[key] === undefined || input[key] === LOCAL_SECRETS[key]) problems.push(`${key} must be set to a secret of your own in production (the local default is refused)`);
+  }
+  for (const key of ['DATABASE_URI', 'TEMPORAL_ADDRESS']) {
+    if (!input[key]) problems.push(`${key} is required in production`);
+  }
+  return problems;
+}
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -107,16 +108,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     Object.keys(configVariables).map((key) => [key, env[key] === '' ? undefined : env[key]]),
   );
   const parsed = configSchema.safeParse(input);
-  if (!parsed.success) {
-    throw new ConfigError(
-      parsed.error.issues.map((issue) => {
-        const key = String(issue.path[0]);
-        const got = input[key];
-        const secret = /KEY|PASSWORD/.test(key);
-        return `${key} ${issue.message}${got !== undefined && !secret ? ` (got "${got}")` : ''}`;
-      }),
-    );
-  }
+  const problems = [
+    ...(parsed.error?.issues ?? []).map((issue) => {
+      const key = String(issue.path[0]);
+      const got = input[key];
+      const secret = /KEY|PASSWORD/.test(key);
+      return `${key} ${issue.message}${got !== undefined && !secret ? ` (got "${got}")` : ''}`;
+    }),
+    ...productionProblems(input),
+  ];
+  if (problems.length || !parsed.success) throw new ConfigError(problems);
   return parsed.data as Config;
 }
 

