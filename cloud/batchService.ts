@@ -10,6 +10,7 @@ import { type ParseEndpoint, type StoredPart, decodeLines, downloadFile, readPar
 import { CLASS, idOf } from '../schema/classes';
 import {
   type BatchMemoryResponse,
+  type BatchOptions,
   type BatchStatus,
   type MemoryItem,
   type MemoryProcessingResult,
@@ -19,7 +20,7 @@ import {
   validationDetails,
 } from '../schema/memory';
 import { workflowIdFor } from '../schema/workflow';
-import { BatchStore } from './batchStore';
+import { BatchStore, type StoredParts } from './batchStore';
 import { BatchError } from './errors';
 import type { OwnershipResolver } from './organizations';
 import type { BatchWorkflows } from './temporal';
@@ -42,6 +43,12 @@ export interface BatchAnswer {
   response: BatchMemoryResponse;
   /** True when this call created the batch (false when an idempotent repeat found it). */
   created: boolean;
+}
+
+/** The settings that make two requests the same batch (not how the caller wants to be answered). */
+function contentSettings(settings: BatchOptions): Omit<BatchOptions, 'wait' | 'idempotency_key' | 'user_id'> {
+  const { wait: _wait, idempotency_key: _key, user_id: _user, ...content } = settings;
+  return content;
 }
 
 function sha256(text: string): string {
@@ -75,6 +82,7 @@ export class BatchService {
     return actor.user;
   }
 
+  /** A JSON batch: everything is validated before anything is stored. */
   async submit(actor: Actor, params: unknown, options: SubmitOptions = {}): Promise<BatchAnswer> {
     if (!actor.master && !actor.user) throw new BatchError(401, 'unauthorized', 'a logged-in user (session token) is required');
     const parsed = this.requestSchema().safeParse(params);
@@ -83,42 +91,67 @@ export class BatchService {
       const tooMany = parsed.error.issues.some((i) => i.code === 'too_big' && i.path.length === 1 && i.path[0] === 'memories');
       throw new BatchError(tooMany ? 413 : 400, tooMany ? 'too_large' : 'invalid_request', `invalid batch: ${describeDetails(details)}`, details);
     }
-    const request = parsed.data;
-    const user = await this.actingUser(actor, request.user_id);
-    const clientKey = options.idempotencyKey ?? request.idempotency_key;
-    const idempotencyKey = clientKey ? sha256(`${idOf(user)}\n${clientKey}`) : undefined;
-    const { wait, idempotency_key: _key, user_id: _user, ...content } = request;
-    const requestHash = sha256(JSON.stringify(content));
-
+    const { memories, ...settings } = parsed.data;
+    const user = await this.actingUser(actor, settings.user_id);
+    const idempotencyKey = this.idempotencyKey(user, options.idempotencyKey ?? settings.idempotency_key);
+    const requestHash = sha256(JSON.stringify({ ...contentSettings(settings), memories }));
     if (idempotencyKey) {
       const existing = await this.findByIdempotencyKey(idempotencyKey, requestHash);
-      if (existing) return { response: await this.answer(existing, wait), created: false };
+      if (existing) return { response: await this.answer(existing, settings.wait), created: false };
     }
+    return this.create(user, settings, await this.store.writeParts(memories), idempotencyKey, requestHash);
+  }
 
-    const ownership = await this.resolveOwnership({ user, workspaceId: request.workspace_id, namespace: request.namespace });
+  /**
+   * A streamed batch (NDJSON): the options are validated first, each memory as it arrives; parts are
+   * stored while the body streams in, and removed again if a line is bad or the key was used before.
+   */
+  async submitStream(actor: Actor, settings: BatchOptions, memories: AsyncIterable<MemoryItem>, bodyHash: () => string, options: SubmitOptions = {}): Promise<BatchAnswer> {
+    const user = await this.actingUser(actor, settings.user_id);
+    const idempotencyKey = this.idempotencyKey(user, options.idempotencyKey ?? settings.idempotency_key);
+    const stored = await this.store.writeParts(memories);
+    if (stored.total === 0) {
+      throw new BatchError(400, 'invalid_request', 'invalid batch: memories must contain at least 1 memory', [{ path: 'memories', field: 'memories', message: 'must contain at least 1 memory' }]);
+    }
+    return this.create(user, settings, stored, idempotencyKey, sha256(`${JSON.stringify(contentSettings(settings))}\n${bodyHash()}`));
+  }
+
+  private idempotencyKey(user: Parse.User, clientKey: string | undefined): string | undefined {
+    return clientKey ? sha256(`${idOf(user)}\n${clientKey}`) : undefined;
+  }
+
+  /** Creates the request over stored parts and starts its workflow; an idempotent repeat answers with the first batch. */
+  private async create(user: Parse.User, settings: BatchOptions, stored: StoredParts, idempotencyKey: string | undefined, requestHash: string): Promise<BatchAnswer> {
     let batch: Parse.Object;
     try {
-      batch = await this.store.store({
+      const existing = idempotencyKey ? await this.findByIdempotencyKey(idempotencyKey, requestHash) : undefined;
+      if (existing) {
+        await stored.discard();
+        return { response: await this.answer(existing, settings.wait), created: false };
+      }
+      const ownership = await this.resolveOwnership({ user, workspaceId: settings.workspace_id, namespace: settings.namespace });
+      batch = await this.store.createRequest({
         user,
         ownership,
-        memories: request.memories,
+        parts: stored,
         idempotencyKey,
         requestHash,
-        webhookUrl: request.webhook_url,
-        webhookSecret: request.webhook_secret,
+        webhookUrl: settings.webhook_url,
+        webhookSecret: settings.webhook_secret,
       });
     } catch (error) {
+      await stored.discard();
       // Two requests with one key raced: the loser answers with the winner's batch.
       if (idempotencyKey && (error as Parse.Error).code === Parse.Error.DUPLICATE_VALUE) {
         const winner = await this.findByIdempotencyKey(idempotencyKey, requestHash);
-        if (winner) return { response: await this.answer(winner, wait), created: false };
+        if (winner) return { response: await this.answer(winner, settings.wait), created: false };
       }
       throw error;
     }
     const log = this.log.child({ batchId: idOf(batch), workflowId: workflowIdFor(idOf(batch)) });
-    log.info('batch stored', { total: request.memories.length, parts: batch.get('partCount'), storedBytes: batch.get('storedBytes') });
+    log.info('batch stored', { total: stored.total, parts: stored.parts.length, storedBytes: stored.storedBytes });
     await this.startWorkflow(batch, log);
-    return { response: await this.answer(batch, wait), created: true };
+    return { response: await this.answer(batch, settings.wait), created: true };
   }
 
   private async findByIdempotencyKey(idempotencyKey: string, requestHash: string): Promise<Parse.Object | undefined> {

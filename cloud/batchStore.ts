@@ -14,7 +14,6 @@ import {
   deleteFile,
   encodeLines,
   fileURL,
-  planParts,
   uploadFile,
 } from '../schema/batchFile';
 import { CLASS, idOf, organizationRoleName } from '../schema/classes';
@@ -24,14 +23,76 @@ import type { BatchOwnership } from './organizations';
 
 const master = { useMasterKey: true };
 
-export interface StoreRequest {
+export interface NewBatch {
   user: Parse.User;
   ownership: BatchOwnership;
-  memories: MemoryItem[];
+  parts: StoredParts;
   idempotencyKey?: string;
   requestHash?: string;
   webhookUrl?: string;
   webhookSecret?: string;
+}
+
+/** Parts written to file storage, before a request references them. */
+export interface StoredParts {
+  parts: StoredPart[];
+  total: number;
+  rawBytes: number;
+  storedBytes: number;
+  /** Deletes the files: for a batch that will not be created after all. */
+  discard(): Promise<void>;
+}
+
+/**
+ * Fills parts of at most BATCH_PART_MAX_ITEMS memories and BATCH_PART_MAX_BYTES raw bytes,
+ * uploading each as soon as it is full, so that memory use stays at one part for any batch size.
+ */
+class PartWriter {
+  private readonly stem = `${STORED_FILE_PREFIX}${randomUUID()}`;
+  private lines: string[] = [];
+  private pendingBytes = 0;
+  private total = 0;
+  private rawBytes = 0;
+  readonly parts: StoredPart[] = [];
+
+  constructor(
+    private readonly endpoint: ParseEndpoint,
+    private readonly limits: { maxItems: number; maxBytes: number },
+  ) {}
+
+  async add(item: MemoryItem): Promise<void> {
+    const line = JSON.stringify(item);
+    const bytes = Buffer.byteLength(line) + 1;
+    if (this.lines.length >= this.limits.maxItems || (this.lines.length > 0 && this.pendingBytes + bytes > this.limits.maxBytes)) await this.flush();
+    this.lines.push(line);
+    this.pendingBytes += bytes;
+    this.total++;
+    this.rawBytes += bytes;
+  }
+
+  async flush(): Promise<void> {
+    if (this.lines.length === 0) return;
+    const data = await encodeLines(this.lines);
+    const name = await uploadFile(this.endpoint, `${this.stem}-part-${this.parts.length}.jsonl.gz`, data);
+    this.parts.push({ name, first: this.total - this.lines.length, count: this.lines.length, rawBytes: this.pendingBytes, storedBytes: data.length });
+    this.lines = [];
+    this.pendingBytes = 0;
+  }
+
+  result(): StoredParts {
+    const parts = this.parts;
+    return {
+      parts,
+      total: this.total,
+      rawBytes: this.rawBytes,
+      storedBytes: parts.reduce((sum, p) => sum + p.storedBytes, 0),
+      discard: () => discardParts(this.endpoint, parts),
+    };
+  }
+}
+
+async function discardParts(endpoint: ParseEndpoint, parts: StoredPart[]): Promise<void> {
+  await Promise.all(parts.map((p) => deleteFile(endpoint, p.name).catch(() => undefined)));
 }
 
 export class BatchStore {
@@ -41,44 +102,50 @@ export class BatchStore {
     private readonly log: Logger,
   ) {}
 
-  /** Compresses and uploads the parts, then creates the pending request. Nothing stays behind on failure. */
-  async store(request: StoreRequest): Promise<Parse.Object> {
-    const plans = planParts(request.memories, { maxItems: this.config.BATCH_PART_MAX_ITEMS, maxBytes: this.config.BATCH_PART_MAX_BYTES });
-    const rawBytes = plans.reduce((sum, p) => sum + p.rawBytes, 0);
-    if (rawBytes > this.config.BATCH_SPLIT_WARN_BYTES) {
-      this.log.warn('large batch stored in parts', { rawBytes, parts: plans.length, limit: this.config.BATCH_SPLIT_WARN_BYTES });
-    }
-    const stem = `${STORED_FILE_PREFIX}${randomUUID()}`;
-    const parts: StoredPart[] = [];
+  /** Compresses and uploads memories part by part. If the memories fail (a bad line of a stream), nothing stays behind. */
+  async writeParts(memories: Iterable<MemoryItem> | AsyncIterable<MemoryItem>): Promise<StoredParts> {
+    const writer = new PartWriter(this.endpoint, { maxItems: this.config.BATCH_PART_MAX_ITEMS, maxBytes: this.config.BATCH_PART_MAX_BYTES });
     try {
-      for (const [index, plan] of plans.entries()) {
-        const data = await encodeLines(plan.lines);
-        const name = await uploadFile(this.endpoint, `${stem}-part-${index}.jsonl.gz`, data);
-        parts.push({ name, first: plan.first, count: plan.lines.length, rawBytes: plan.rawBytes, storedBytes: data.length });
-      }
-      const batch = new Parse.Object(CLASS.batch);
-      batch.set({
-        organization: request.ownership.organization,
-        user: request.user,
-        ...(request.ownership.workspace ? { workspace: request.ownership.workspace } : {}),
-        ...(request.ownership.namespace ? { namespace: request.ownership.namespace } : {}),
-        batchFile: Parse.File.fromJSON({ __type: 'File', name: parts[0].name, url: fileURL(this.endpoint, parts[0].name) }),
-        parts,
-        partCount: parts.length,
-        status: 'pending',
-        totalMemories: request.memories.length,
-        processedMemories: 0,
-        failedMemories: 0,
-        rawBytes,
-        storedBytes: parts.reduce((sum, p) => sum + p.storedBytes, 0),
-        expiresAt: new Date(Date.now() + this.config.BATCH_FILE_EXPIRY_DAYS * 86_400_000),
-        ...(request.idempotencyKey ? { idempotencyKey: request.idempotencyKey, requestHash: request.requestHash } : {}),
-        ...(request.webhookUrl ? { webhookUrl: request.webhookUrl, webhookSecret: request.webhookSecret } : {}),
-      });
-      batch.setACL(batchACL(idOf(request.user), idOf(request.ownership.organization)));
+      for await (const memory of memories) await writer.add(memory);
+      await writer.flush();
+    } catch (error) {
+      await discardParts(this.endpoint, writer.parts);
+      throw error;
+    }
+    const stored = writer.result();
+    if (stored.rawBytes > this.config.BATCH_SPLIT_WARN_BYTES) {
+      this.log.warn('large batch stored in parts', { rawBytes: stored.rawBytes, parts: stored.parts.length, limit: this.config.BATCH_SPLIT_WARN_BYTES });
+    }
+    return stored;
+  }
+
+  /** Creates the pending request over stored parts; deletes the parts if that fails. */
+  async createRequest(request: NewBatch): Promise<Parse.Object> {
+    const { parts } = request.parts;
+    const batch = new Parse.Object(CLASS.batch);
+    batch.set({
+      organization: request.ownership.organization,
+      user: request.user,
+      ...(request.ownership.workspace ? { workspace: request.ownership.workspace } : {}),
+      ...(request.ownership.namespace ? { namespace: request.ownership.namespace } : {}),
+      batchFile: Parse.File.fromJSON({ __type: 'File', name: parts[0].name, url: fileURL(this.endpoint, parts[0].name) }),
+      parts,
+      partCount: parts.length,
+      status: 'pending',
+      totalMemories: request.parts.total,
+      processedMemories: 0,
+      failedMemories: 0,
+      rawBytes: request.parts.rawBytes,
+      storedBytes: request.parts.storedBytes,
+      expiresAt: new Date(Date.now() + this.config.BATCH_FILE_EXPIRY_DAYS * 86_400_000),
+      ...(request.idempotencyKey ? { idempotencyKey: request.idempotencyKey, requestHash: request.requestHash } : {}),
+      ...(request.webhookUrl ? { webhookUrl: request.webhookUrl, webhookSecret: request.webhookSecret } : {}),
+    });
+    batch.setACL(batchACL(idOf(request.user), idOf(request.ownership.organization)));
+    try {
       return await batch.save(null, master);
     } catch (error) {
-      await Promise.all(parts.map((p) => deleteFile(this.endpoint, p.name).catch(() => undefined)));
+      await request.parts.discard();
       throw error;
     }
   }

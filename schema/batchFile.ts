@@ -19,29 +19,6 @@ export interface StoredPart {
   storedBytes: number;
 }
 
-export interface PartPlan {
-  first: number;
-  lines: string[];
-  rawBytes: number;
-}
-
-/** Groups serialized items into parts of at most maxItems items and maxBytes raw bytes (at least one item each). */
-export function planParts(items: readonly unknown[], limits: { maxItems: number; maxBytes: number }): PartPlan[] {
-  const parts: PartPlan[] = [];
-  let current: PartPlan | undefined;
-  items.forEach((item, index) => {
-    const line = JSON.stringify(item);
-    const bytes = Buffer.byteLength(line) + 1;
-    if (!current || current.lines.length >= limits.maxItems || (current.rawBytes + bytes > limits.maxBytes && current.lines.length > 0)) {
-      current = { first: index, lines: [], rawBytes: 0 };
-      parts.push(current);
-    }
-    current.lines.push(line);
-    current.rawBytes += bytes;
-  });
-  return parts;
-}
-
 export function encodeLines(lines: readonly string[]): Promise<Buffer> {
   return gzip(Buffer.from(`${lines.join('\n')}\n`), { level: zlib.constants.Z_DEFAULT_COMPRESSION });
 }

