@@ -11,6 +11,7 @@ import { createLogger, type Logger } from '../config/log';
 import { CLASS, classDefinitions, uniqueKeys } from '../schema/classes';
 import { BatchService } from './batchService';
 import { registerCloudCode } from './main';
+import { batchRouter } from './router';
 import { type OwnershipResolver, defaultOwnershipResolver } from './organizations';
 import { BatchWorkflows } from './temporal';
 
@@ -73,6 +74,8 @@ export async function startParseApp(config: Config, options: ParseAppOptions = {
     fileUpload: { enableForPublic: false, enableForAnonymousUser: false, enableForAuthenticatedUser: false },
     silent: config.LOG_LEVEL === 'silent' || config.LOG_LEVEL === 'warn' || config.LOG_LEVEL === 'error',
     logLevel: 'error',
+    // null (typed as a string) turns off Parse Server's log files in the working directory; our logs go to stdout.
+    logsFolder: null as unknown as string,
     ...options.parseServerOptions,
   } as ConstructorParameters<typeof ParseServer>[0]);
   await parseServer.start();
@@ -81,6 +84,7 @@ export async function startParseApp(config: Config, options: ParseAppOptions = {
   const app = express();
   app.disable('x-powered-by');
   app.use('/parse', parseServer.app);
+  app.use('/api/v1', batchRouter(service, config, endpoint, log));
   app.use(
     '/dashboard',
     new ParseDashboard(

@@ -73,6 +73,10 @@ export const configVariables = {
   BATCH_PARTS_PER_RUN: { schema: integer(1).default(200), doc: 'parts processed before the workflow continues as new (bounds history)' },
   BATCH_HEARTBEAT_TIMEOUT: { schema: duration.default(20_000), doc: 'a part activity silent for this long is retried elsewhere (how fast a crashed worker is noticed)' },
   BATCH_WAIT_TIMEOUT: { schema: duration.default(30_000), doc: 'how long addMemoryBatch waits for completion before answering with the running batch' },
+  MAX_STREAM_BATCH_SIZE: { schema: integer(1, 10_000_000).default(100_000), doc: 'most memories in one NDJSON upload to the REST route' },
+  REST_MAX_JSON_BYTES: { schema: integer(1024).default(64 * MB), doc: 'largest JSON body the REST route accepts (413 above)' },
+  REST_MAX_STREAM_BYTES: { schema: integer(1024).default(2048 * MB), doc: 'largest NDJSON body, after decompression, the REST route accepts (413 above)' },
+  REST_RATE_LIMIT: { schema: integer(1).default(600), doc: 'requests per minute one caller may make to the REST route (429 above)' },
   WORKER_MAX_CONCURRENT_ACTIVITIES: { schema: integer(1).default(8), doc: 'activities one worker runs at once' },
   MEMORY_PROCESSOR_MODULE: { schema: optionalString, doc: 'module whose default export is the memory processor hook (embedding, extraction)' },
 } satisfies Record<string, { schema: z.ZodType; doc: string }>;

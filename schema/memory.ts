@@ -109,23 +109,20 @@ export function batchRequestSchema(limits: BatchLimits) {
     .pipe(batchRequestShape(limits));
 }
 
-function batchRequestShape(limits: BatchLimits) {
+/** One memory with the MAX_MEMORY_SIZE limit applied. */
+export function limitedMemoryItemSchema(maxMemorySize: number) {
+  return memoryItemSchema.superRefine((item, ctx) => {
+    const size = memoryByteSize(item);
+    if (size > maxMemorySize) {
+      ctx.addIssue({ code: 'too_big', origin: 'string', maximum: maxMemorySize, message: `is ${size} bytes, over MAX_MEMORY_SIZE of ${maxMemorySize} bytes` });
+    }
+  });
+}
+
+export function batchRequestShape(limits: BatchLimits) {
   return batchOptionsSchema.extend({
     memories: z
-      .array(
-        memoryItemSchema.superRefine((item, ctx) => {
-          const size = memoryByteSize(item);
-          if (size > limits.maxMemorySize) {
-            ctx.addIssue({
-              code: 'too_big',
-              origin: 'string',
-              maximum: limits.maxMemorySize,
-              message: `is ${size} bytes, over MAX_MEMORY_SIZE of ${limits.maxMemorySize} bytes`,
-            });
-          }
-        }),
-        { error: 'must be an array of memories' },
-      )
+      .array(limitedMemoryItemSchema(limits.maxMemorySize), { error: 'must be an array of memories' })
       .min(1, { error: 'must contain at least 1 memory' })
       .max(limits.maxBatchSize, { error: `must contain at most MAX_BATCH_SIZE = ${limits.maxBatchSize} memories` }),
   });
@@ -187,3 +184,36 @@ export const batchMemoryResponseSchema = z.strictObject({
   errors: z.array(z.string()).nullable().optional(),
 });
 export type BatchMemoryResponse = z.infer<typeof batchMemoryResponseSchema>;
+
+/** GET /api/v1/memory/batch/:id: where a batch stands. */
+export const batchStatusResponseSchema = z.strictObject({
+  batch_id: z.string(),
+  status: batchStatusSchema,
+  total: z.number().int().nonnegative(),
+  processed: z.number().int().nonnegative(),
+  failed: z.number().int().nonnegative(),
+  error: z.string().optional(),
+  created_at: z.iso.datetime(),
+  updated_at: z.iso.datetime(),
+  started_at: z.iso.datetime().optional(),
+  completed_at: z.iso.datetime().optional(),
+  results_url: z.string().optional(),
+});
+export type BatchStatusResponse = z.infer<typeof batchStatusResponseSchema>;
+
+/** Every error answer of the REST route. */
+export const errorResponseSchema = z.strictObject({
+  error: z.strictObject({
+    code: z.string(),
+    message: z.string(),
+    details: z.array(
+      z.strictObject({
+        path: z.string(),
+        index: z.number().int().optional(),
+        field: z.string().optional(),
+        message: z.string(),
+        limit: z.number().optional(),
+      }),
+    ),
+  }),
+});

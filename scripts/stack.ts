@@ -76,6 +76,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   const dataDir = path.resolve(config.DATA_DIR);
   fs.mkdirSync(dataDir, { recursive: true });
   env.DATA_DIR = dataDir;
+  // Parse Server's own log files (./logs) duplicate the structured logs on stdout.
+  env.PARSE_SERVER_LOGS_FOLDER ??= 'null';
   const processes = new Map<string, ChildProcess>();
   let postgres: EmbeddedPostgres | undefined;
 

@@ -24,6 +24,8 @@ export default async function globalSetup(): Promise<void> {
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
     MAX_BATCH_SIZE: '10000',
     BATCH_PARTS_PER_RUN: '20',
+    REST_MAX_JSON_BYTES: String(16 * 1024 * 1024),
+    REST_RATE_LIMIT: '120',
     BATCH_WAIT_TIMEOUT: '120s',
     BATCH_HEARTBEAT_TIMEOUT: '5s',
     MEMORY_PROCESSOR_MODULE: path.join(PROJECT_ROOT, 'dist/test/support/testProcessor.js'),

@@ -1,0 +1,105 @@
+/** OpenAPI 3.1 document of the REST route, generated from the zod schemas that validate it. */
+import { z } from 'zod';
+import {
+  batchMemoryResponseSchema,
+  batchOptionsSchema,
+  batchStatusResponseSchema,
+  errorResponseSchema,
+  memoryItemSchema,
+  memoryProcessingResultSchema,
+} from '../schema/memory';
+
+const schema = (type: z.ZodType, io: 'input' | 'output') => z.toJSONSchema(type, { target: 'draft-2020-12', io, unrepresentable: 'any' });
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const jsonContent = (name: string) => ({ 'application/json': { schema: ref(name) } });
+const errors = (...codes: number[]) =>
+  Object.fromEntries(codes.map((code) => [String(code), { description: ERROR_DESCRIPTIONS[code], content: jsonContent('ErrorResponse') }]));
+
+const ERROR_DESCRIPTIONS: Record<number, string> = {
+  400: 'invalid input; details name the item index, field and limit',
+  401: 'no valid session token or master key',
+  404: 'no such batch, or not yours',
+  409: 'idempotency key reused with a different body, or results not ready',
+  413: 'over a size or count limit, named in the message',
+  415: 'unsupported Content-Type or Content-Encoding',
+  429: 'rate limited (REST_RATE_LIMIT); see Retry-After',
+};
+
+const idParameter = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
+
+let document: Record<string, unknown> | undefined;
+
+export function openApiDocument(): Record<string, unknown> {
+  document ??= {
+    openapi: '3.1.0',
+    info: { title: 'Batch memory ingestion', version: '1.0.0', description: 'Durable, large-batch memory ingestion on Parse Server, driven by Temporal.' },
+    components: {
+      securitySchemes: {
+        sessionToken: { type: 'apiKey', in: 'header', name: 'X-Parse-Session-Token' },
+        bearer: { type: 'http', scheme: 'bearer', description: 'a Parse session token' },
+        masterKey: { type: 'apiKey', in: 'header', name: 'X-Parse-Master-Key', description: 'acts for the user named by user_id' },
+      },
+      schemas: {
+        MemoryItem: schema(memoryItemSchema, 'input'),
+        BatchRequest: schema(batchOptionsSchema.extend({ memories: z.array(memoryItemSchema).min(1) }), 'input'),
+        BatchOptions: schema(batchOptionsSchema, 'input'),
+        BatchMemoryResponse: schema(batchMemoryResponseSchema, 'output'),
+        BatchStatusResponse: schema(batchStatusResponseSchema, 'output'),
+        MemoryProcessingResult: schema(memoryProcessingResultSchema, 'output'),
+        ErrorResponse: schema(errorResponseSchema, 'output'),
+      },
+    },
+    security: [{ sessionToken: [] }, { bearer: [] }, { masterKey: [] }],
+    paths: {
+      '/api/v1/memory/batch': {
+        post: {
+          summary: 'Submit a batch of memories',
+          parameters: [
+            { name: 'Idempotency-Key', in: 'header', schema: { type: 'string' }, description: 'same key and body: the same batch; same key, other body: 409' },
+            { name: 'wait', in: 'query', schema: { type: 'boolean' }, description: 'false answers at once with 202 (also Prefer: respond-async)' },
+            { name: 'namespace', in: 'query', schema: { type: 'string' }, description: 'NDJSON uploads take their options from the query' },
+            { name: 'workspace_id', in: 'query', schema: { type: 'string' } },
+          ],
+          requestBody: {
+            required: true,
+            content: {
+              'application/json': { schema: ref('BatchRequest') },
+              'application/x-ndjson': { schema: ref('MemoryItem'), description: 'one memory per line; Content-Encoding: gzip accepted' },
+            },
+          },
+          responses: {
+            '200': { description: 'completed, every memory stored', content: jsonContent('BatchMemoryResponse') },
+            '202': { description: 'accepted and still running; poll the Location', content: jsonContent('BatchMemoryResponse') },
+            '207': { description: 'finished with item failures, or failed or cancelled', content: jsonContent('BatchMemoryResponse') },
+            ...errors(400, 401, 409, 413, 415, 429),
+          },
+        },
+      },
+      '/api/v1/memory/batch/{id}': {
+        get: {
+          summary: 'Status, counts and timestamps of a batch',
+          parameters: [idParameter],
+          responses: { '200': { description: 'the batch', content: jsonContent('BatchStatusResponse') }, ...errors(401, 404, 429) },
+        },
+      },
+      '/api/v1/memory/batch/{id}/results': {
+        get: {
+          summary: 'Per-item results, streamed as JSON Lines',
+          parameters: [idParameter],
+          responses: {
+            '200': { description: 'one MemoryProcessingResult per line', content: { 'application/x-ndjson': { schema: ref('MemoryProcessingResult') } } },
+            ...errors(401, 404, 409, 429),
+          },
+        },
+      },
+      '/api/v1/memory/batch/{id}/cancel': {
+        post: {
+          summary: 'Cancel a batch; memories written so far stay',
+          parameters: [idParameter],
+          responses: { '200': { description: 'the batch after cancellation', content: jsonContent('BatchMemoryResponse') }, ...errors(401, 404, 429) },
+        },
+      },
+    },
+  };
+  return document;
+}
