@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import Parse from 'parse/node';
 import type { Config } from '../config';
 import type { Logger } from '../config/log';
-import { type ParseEndpoint, type StoredPart, decodeLines, downloadFile, readPart } from '../schema/batchFile';
+import { type ParseEndpoint, decodeLines, downloadFile, findPart, readPart } from '../schema/batchFile';
 import { CLASS, idOf } from '../schema/classes';
 import {
   type BatchMemoryResponse,
@@ -225,23 +225,40 @@ export class BatchService {
   /** The memories as stored (one part at a time, so any batch size fits a response), for whoever may read the batch. */
   async data(actor: Actor, batchId: string, part: number): Promise<{ batch_id: string; part: number; parts: number; first: number; memories: MemoryItem[] }> {
     const batch = await this.store.load(batchId, this.auth(actor));
-    const parts = batch.get('parts') as StoredPart[];
-    if (part >= parts.length) throw new BatchError(400, 'invalid_request', `part must be below ${parts.length}`, [{ path: 'part', field: 'part', message: `must be below ${parts.length}` }]);
-    return { batch_id: batchId, part, parts: parts.length, first: parts[part].first, memories: await readPart<MemoryItem>(this.endpoint, parts[part]) };
+    const partCount = batch.get('partCount') as number;
+    const stored = part < partCount ? await findPart(batch.get('partsKey'), part) : undefined;
+    if (!stored) throw new BatchError(400, 'invalid_request', `part must be below ${partCount}`, [{ path: 'part', field: 'part', message: `must be below ${partCount}` }]);
+    return { batch_id: batchId, part, parts: partCount, first: stored.first, memories: await readPart<MemoryItem>(this.endpoint, stored) };
   }
 
-  /** Asks the workflow to stop; it records the `cancelled` status once its activities have stopped writing. */
+  /**
+   * Sets the status to `cancelled`, as the Dashboard does; the afterSave hook then cancels the workflow,
+   * which writes the final counts once its activities have stopped. Answers when that is done.
+   */
   async cancel(actor: Actor, batchId: string): Promise<BatchMemoryResponse> {
     const batch = await this.store.load(batchId, this.auth(actor));
     if (isTerminal(batch.get('status'))) return this.response(batch);
-    if (!batch.get('workflowId')) {
-      batch.set({ status: 'cancelled', completedAt: new Date() });
-      await batch.save(null, master);
-      return this.response(batch);
-    }
-    await this.workflows.cancel(idOf(batch));
+    batch.set('status', 'cancelled');
+    await batch.save(null, master);
     await this.workflows.waitFor(idOf(batch), this.config.BATCH_WAIT_TIMEOUT).catch(() => false);
     return this.response(await batch.fetch(master));
+  }
+
+  /** Keeps the workflow in step with a saved request: cancelled stops it; pending starts it (a no-op if it runs). */
+  async syncWorkflow(batch: Parse.Object, previousStatus: BatchStatus | undefined): Promise<void> {
+    const status = batch.get('status') as BatchStatus;
+    const log = this.log.child({ batchId: idOf(batch), workflowId: workflowIdFor(idOf(batch)) });
+    if (status === 'cancelled' && previousStatus !== 'cancelled' && !batch.get('completedAt')) {
+      const cancelled = await this.workflows.cancel(idOf(batch));
+      log.info('batch cancelled', { workflowRunning: cancelled });
+      if (!cancelled) {
+        // No workflow to record the end: record it here.
+        batch.set('completedAt', new Date());
+        await batch.save(null, master);
+      }
+    } else if (status === 'pending' && previousStatus !== undefined) {
+      await this.startWorkflow(batch, log);
+    }
   }
 
   private auth(actor: Actor): { sessionToken?: string; master?: boolean } {

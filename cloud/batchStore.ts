@@ -16,7 +16,7 @@ import {
   fileURL,
   uploadFile,
 } from '../schema/batchFile';
-import { CLASS, idOf, organizationRoleName } from '../schema/classes';
+import { CLASS, idOf, organizationRoleName, partKey } from '../schema/classes';
 import type { MemoryItem } from '../schema/memory';
 import { BatchError } from './errors';
 import type { BatchOwnership } from './organizations';
@@ -33,13 +33,14 @@ export interface NewBatch {
   webhookSecret?: string;
 }
 
-/** Parts written to file storage, before a request references them. */
+/** Parts written to file storage and indexed, before a request references them. */
 export interface StoredParts {
+  partsKey: string;
   parts: StoredPart[];
   total: number;
   rawBytes: number;
   storedBytes: number;
-  /** Deletes the files: for a batch that will not be created after all. */
+  /** Deletes the files and their index: for a batch that will not be created after all. */
   discard(): Promise<void>;
 }
 
@@ -48,7 +49,8 @@ export interface StoredParts {
  * uploading each as soon as it is full, so that memory use stays at one part for any batch size.
  */
 class PartWriter {
-  private readonly stem = `${STORED_FILE_PREFIX}${randomUUID()}`;
+  /** File name stem, and the key of the part index rows. */
+  readonly stem = `${STORED_FILE_PREFIX}${randomUUID()}`;
   private lines: string[] = [];
   private pendingBytes = 0;
   private total = 0;
@@ -79,20 +81,34 @@ class PartWriter {
     this.pendingBytes = 0;
   }
 
+  /** Saves the index rows of the uploaded parts (in groups, through /batch). */
+  async index(): Promise<void> {
+    const rows = this.parts.map((part, index) => {
+      const row = new Parse.Object(CLASS.part);
+      row.set({ key: partKey(this.stem, index), partsKey: this.stem, index, ...part });
+      row.setACL(new Parse.ACL());
+      return row;
+    });
+    await Parse.Object.saveAll(rows, { ...master, batchSize: 50 });
+  }
+
   result(): StoredParts {
     const parts = this.parts;
     return {
+      partsKey: this.stem,
       parts,
       total: this.total,
       rawBytes: this.rawBytes,
       storedBytes: parts.reduce((sum, p) => sum + p.storedBytes, 0),
-      discard: () => discardParts(this.endpoint, parts),
+      discard: () => discardParts(this.endpoint, this.stem, parts),
     };
   }
 }
 
-async function discardParts(endpoint: ParseEndpoint, parts: StoredPart[]): Promise<void> {
+async function discardParts(endpoint: ParseEndpoint, partsKey: string, parts: StoredPart[]): Promise<void> {
   await Promise.all(parts.map((p) => deleteFile(endpoint, p.name).catch(() => undefined)));
+  const rows = await new Parse.Query(CLASS.part).equalTo('partsKey', partsKey).limit(parts.length + 1).find(master);
+  await Parse.Object.destroyAll(rows, master).catch(() => undefined);
 }
 
 export class BatchStore {
@@ -108,8 +124,9 @@ export class BatchStore {
     try {
       for await (const memory of memories) await writer.add(memory);
       await writer.flush();
+      await writer.index();
     } catch (error) {
-      await discardParts(this.endpoint, writer.parts);
+      await discardParts(this.endpoint, writer.stem, writer.parts);
       throw error;
     }
     const stored = writer.result();
@@ -129,7 +146,7 @@ export class BatchStore {
       ...(request.ownership.workspace ? { workspace: request.ownership.workspace } : {}),
       ...(request.ownership.namespace ? { namespace: request.ownership.namespace } : {}),
       batchFile: Parse.File.fromJSON({ __type: 'File', name: parts[0].name, url: fileURL(this.endpoint, parts[0].name) }),
-      parts,
+      partsKey: request.parts.partsKey,
       partCount: parts.length,
       status: 'pending',
       totalMemories: request.parts.total,

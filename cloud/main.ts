@@ -79,6 +79,13 @@ export function registerCloudCode(service: BatchService, log: Logger): void {
     if (!request.original && batch.getACL()?.getPublicReadAccess()) throw new Parse.Error(Parse.Error.VALIDATION_ERROR, 'a batch must not be publicly readable');
   });
 
+  Parse.Cloud.afterSave(CLASS.batch, async (request) => {
+    const previous = request.original?.get('status') as BatchStatus | undefined;
+    await service.syncWorkflow(request.object, previous).catch((error: unknown) => {
+      log.error('workflow sync failed', { batchId: request.object.id, error });
+    });
+  });
+
   Parse.Cloud.beforeDelete(CLASS.batch, (request) => {
     if (!request.master) throw new Parse.Error(Parse.Error.OPERATION_FORBIDDEN, 'BatchMemoryRequest is deleted by the server only');
   });

@@ -92,6 +92,13 @@ export function openApiDocument(): Record<string, unknown> {
           },
         },
       },
+      '/api/v1/memory/batch/{id}/events': {
+        get: {
+          summary: 'Server-sent events: a `progress` event with the batch status at each change, until a terminal status',
+          parameters: [idParameter],
+          responses: { '200': { description: 'event stream; each data line is a BatchStatusResponse', content: { 'text/event-stream': { schema: ref('BatchStatusResponse') } } }, ...errors(401, 404, 429) },
+        },
+      },
       '/api/v1/memory/batch/{id}/cancel': {
         post: {
           summary: 'Cancel a batch; memories written so far stay',

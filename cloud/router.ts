@@ -23,12 +23,13 @@ import {
   limitedMemoryItemSchema,
   validationDetails,
 } from '../schema/memory';
-import type { Actor, BatchService } from './batchService';
+import { type Actor, type BatchService, isTerminal } from './batchService';
 import { BatchError } from './errors';
 import { openApiDocument } from './openapi';
 
 const master = { useMasterKey: true };
 const BATCH_ID = /^[A-Za-z0-9]{1,64}$/;
+const EVENTS_POLL_MS = 500;
 
 type Handler = (req: express.Request, res: express.Response) => Promise<void>;
 
@@ -277,6 +278,30 @@ export function batchRouter(service: BatchService, config: Config, endpoint: Par
       if (!download.ok || !download.body) throw new Error(`results file of batch ${idOf(batch)} could not be read: HTTP ${download.status}`);
       res.status(200).type('application/x-ndjson');
       await pipeline(Readable.fromWeb(download.body as import('node:stream/web').ReadableStream), zlib.createGunzip(), res);
+    }),
+  );
+
+  router.get(
+    '/memory/batch/:id/events',
+    handle(async (req, res) => {
+      const batch = await loadFor(req);
+      res.status(200).set({ 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive' });
+      res.flushHeaders();
+      let closed = false;
+      req.on('close', () => (closed = true));
+      let last = '';
+      // Polls the request (cheap, and works across Parse Server instances) and sends each change.
+      while (!closed) {
+        const status = statusResponse(await batch.fetch(master), base);
+        const data = JSON.stringify(status);
+        if (data !== last) {
+          res.write(`event: progress\ndata: ${data}\n\n`);
+          last = data;
+        }
+        if (isTerminal(status.status)) break;
+        await new Promise((resolve) => setTimeout(resolve, EVENTS_POLL_MS));
+      }
+      res.end();
     }),
   );
 

@@ -1,4 +1,4 @@
-import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowIdReusePolicy } from '@temporalio/client';
+import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowIdReusePolicy, WorkflowNotFoundError } from '@temporalio/client';
 import { type Config, temporalConnectionOptions } from '../config';
 import { BATCH_WORKFLOW_TYPE, type BatchWorkflowInput, workflowIdFor } from '../schema/workflow';
 
@@ -53,9 +53,19 @@ export class BatchWorkflows {
     }
   }
 
-  async cancel(batchId: string): Promise<void> {
+  /** Requests cancellation; false when no workflow of this batch is running. */
+  async cancel(batchId: string): Promise<boolean> {
     const client = await this.connect();
-    await client.workflow.getHandle(workflowIdFor(batchId)).cancel();
+    const handle = client.workflow.getHandle(workflowIdFor(batchId));
+    try {
+      const { status } = await handle.describe();
+      if (status.name !== 'RUNNING') return false;
+      await handle.cancel();
+      return true;
+    } catch (error) {
+      if (error instanceof WorkflowNotFoundError) return false;
+      throw error;
+    }
   }
 
   async close(): Promise<void> {

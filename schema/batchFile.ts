@@ -1,10 +1,13 @@
 /**
  * The claim-check file format: a batch is stored as one or more gzip-compressed
  * JSON Lines "parts" in Parse File storage, so that one part can be read without
- * downloading the whole batch. The part list lives on the BatchMemoryRequest.
+ * downloading the whole batch. Each part is indexed by a BatchMemoryPart row under
+ * the request's `partsKey`.
  */
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
+import Parse from 'parse/node';
+import { CLASS, partKey } from './classes';
 
 const gzip = promisify(zlib.gzip);
 const gunzip = promisify(zlib.gunzip);
@@ -77,6 +80,13 @@ export async function downloadFile(endpoint: ParseEndpoint, name: string): Promi
 export async function deleteFile(endpoint: ParseEndpoint, name: string): Promise<void> {
   const response = await fetch(`${endpoint.serverURL}/files/${encodeURIComponent(name)}`, { method: 'DELETE', headers: masterHeaders(endpoint) });
   if (!response.ok && response.status !== 404) throw new FileStorageError(`delete of ${name} failed: HTTP ${response.status}`, response.status);
+}
+
+/** The index row of part `index` of a batch, read with the master key. */
+export async function findPart(partsKey: string, index: number): Promise<StoredPart | undefined> {
+  const row = await new Parse.Query(CLASS.part).equalTo('key', partKey(partsKey, index)).first({ useMasterKey: true });
+  if (!row) return undefined;
+  return { name: row.get('name'), first: row.get('first'), count: row.get('count'), rawBytes: row.get('rawBytes'), storedBytes: row.get('storedBytes') };
 }
 
 /** The items of one stored part (master key: callers check access first). */

@@ -6,6 +6,7 @@
 
 export const CLASS = {
   batch: 'BatchMemoryRequest',
+  part: 'BatchMemoryPart',
   chunk: 'BatchMemoryChunk',
   memory: 'Memory',
   organization: 'Organization',
@@ -26,7 +27,7 @@ const authenticatedRead = {
 const masterOnly = { find: {}, get: {}, count: {}, create: {}, update: {}, delete: {}, addField: {} };
 
 /** Fields only the master key sees on a BatchMemoryRequest. */
-export const BATCH_PROTECTED_FIELDS = ['batchFile', 'resultsFile', 'parts', 'webhookSecret', 'requestHash'];
+export const BATCH_PROTECTED_FIELDS = ['batchFile', 'resultsFile', 'partsKey', 'webhookSecret', 'requestHash'];
 
 export const classDefinitions = [
   {
@@ -71,7 +72,7 @@ export const classDefinitions = [
       workspace: pointer(CLASS.workspace),
       namespace: pointer(CLASS.namespace),
       batchFile: { type: 'File', required: true },
-      parts: { type: 'Array' },
+      partsKey: { type: 'String' },
       partCount: { type: 'Number' },
       status: { type: 'String', required: true, defaultValue: 'pending' },
       error: { type: 'String' },
@@ -92,6 +93,23 @@ export const classDefinitions = [
     },
     classLevelPermissions: { ...authenticatedRead, protectedFields: { '*': BATCH_PROTECTED_FIELDS } },
     indexes: { status: { status: 1 } },
+  },
+  {
+    // One stored part file of a batch. Kept apart from the request so that the request stays small
+    // (it is saved after every chunk, and each save carries the whole object through triggers and LiveQuery).
+    className: CLASS.part,
+    fields: {
+      key: { type: 'String', required: true },
+      partsKey: { type: 'String', required: true },
+      index: { type: 'Number', required: true },
+      name: { type: 'String', required: true },
+      first: { type: 'Number', required: true },
+      count: { type: 'Number', required: true },
+      rawBytes: { type: 'Number', required: true },
+      storedBytes: { type: 'Number', required: true },
+    },
+    classLevelPermissions: masterOnly,
+    indexes: { partsKey: { partsKey: 1 } },
   },
   {
     className: CLASS.chunk,
@@ -133,6 +151,7 @@ export const classDefinitions = [
 export const uniqueKeys: { className: string; field: string }[] = [
   { className: CLASS.memory, field: 'batchItem' },
   { className: CLASS.chunk, field: 'key' },
+  { className: CLASS.part, field: 'key' },
   { className: CLASS.namespace, field: 'key' },
   { className: CLASS.organization, field: 'key' },
   { className: CLASS.batch, field: 'idempotencyKey' },
@@ -142,6 +161,11 @@ export const uniqueKeys: { className: string; field: string }[] = [
 export function idOf(object: { id?: string }): string {
   if (!object.id) throw new Error('object has no id: it was never saved');
   return object.id;
+}
+
+/** Key of one stored part: the batch's parts key and the part's index. */
+export function partKey(partsKey: string, index: number): string {
+  return `${partsKey}:${index}`;
 }
 
 /** Role that gives an organization's members read access. */

@@ -18,14 +18,15 @@ function mongodAvailable(): boolean {
 
 function main(): number {
   const args = process.argv.slice(2);
+  // Results, coverage and the summary line that .ci/run prints last.
+  const coverageRoot = process.env.TEST_OUTPUT_DIR ?? path.join(PROJECT_ROOT, 'coverage');
   if (process.env.TEST_DATABASE === 'mongo' && !mongodAvailable()) {
     process.stdout.write('TEST_DATABASE=mongo: no mongod binary (set MONGOMS_SYSTEM_BINARY or put mongod on PATH); the MongoDB run is skipped.\n');
-    fs.mkdirSync(path.join(PROJECT_ROOT, 'coverage'), { recursive: true });
-    fs.writeFileSync(path.join(PROJECT_ROOT, 'coverage', 'summary.txt'), '0 passed, 0 failed, 1 skipped\n');
+    fs.mkdirSync(coverageRoot, { recursive: true });
+    fs.writeFileSync(path.join(coverageRoot, 'summary.txt'), '0 passed, 0 failed, 1 skipped\n');
     process.stdout.write('0 passed, 0 failed, 1 skipped\n');
     return 0;
   }
-  const coverageRoot = path.join(PROJECT_ROOT, 'coverage');
   const rawCoverage = path.join(coverageRoot, 'v8');
   fs.rmSync(coverageRoot, { recursive: true, force: true });
   fs.mkdirSync(rawCoverage, { recursive: true });

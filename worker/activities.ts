@@ -9,7 +9,7 @@ import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activ
 import Parse from 'parse/node';
 import type { Config } from '../config';
 import type { Logger } from '../config/log';
-import { type ParseEndpoint, STORED_FILE_PREFIX, type StoredPart, encodeLines, fileURL, masterHeaders, readPart, uploadFile } from '../schema/batchFile';
+import { type ParseEndpoint, STORED_FILE_PREFIX, encodeLines, fileURL, findPart, masterHeaders, readPart, uploadFile } from '../schema/batchFile';
 import { CLASS, idOf } from '../schema/classes';
 import { type BatchStatus, type MemoryItem, type MemoryProcessingResult, TERMINAL_STATUSES } from '../schema/memory';
 import { type BatchManifest, type Counts, type FinalizeInput, type PartInput, workflowIdFor } from '../schema/workflow';
@@ -208,7 +208,7 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
     async processPart({ batchId, part }: PartInput): Promise<Counts> {
       const ctx = Context.current();
       const batch = await loadBatch(batchId);
-      const stored = (batch.get('parts') as StoredPart[])[part];
+      const stored = await findPart(batch.get('partsKey'), part);
       if (!stored) throw batchDataError(`batch ${batchId} has no part ${part}`);
       const done = new Map((await chunkRows(batchId, part)).map((row) => [row.first, row]));
       const chunkSize = config.BATCH_CHUNK_SIZE;
@@ -258,7 +258,10 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
     /** Writes the results file and the terminal status, with counts recomputed from the recorded chunks. */
     async finalizeBatch({ batchId, status, error }: FinalizeInput): Promise<Counts> {
       const batch = await loadBatch(batchId);
-      if (TERMINAL_STATUSES.includes(batch.get('status'))) return { processed: batch.get('processedMemories'), failed: batch.get('failedMemories') };
+      if (batch.get('completedAt')) return { processed: batch.get('processedMemories'), failed: batch.get('failedMemories') };
+      // A status set from outside (the Dashboard cancelling) stands; the counts and results are still written.
+      const current = batch.get('status') as BatchStatus;
+      const finalStatus = TERMINAL_STATUSES.includes(current) ? current : status;
       const rows = await chunkRows(batchId);
       const lines: string[] = [];
       const counts: Counts = { processed: 0, failed: 0 };
@@ -272,7 +275,7 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
       }
       const name = await uploadFile(endpoint, `${STORED_FILE_PREFIX}${randomUUID()}-results.jsonl.gz`, await encodeLines(lines));
       batch.set({
-        status,
+        status: finalStatus,
         processedMemories: counts.processed,
         failedMemories: counts.failed,
         resultsFile: Parse.File.fromJSON({ __type: 'File', name, url: fileURL(endpoint, name) }),
@@ -280,7 +283,7 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
         ...(error ? { error } : {}),
       });
       await batch.save(null, master);
-      log.info('batch finished', { batchId, workflowId: workflowIdFor(batchId), status, ...counts, total: batch.get('totalMemories') });
+      log.info('batch finished', { batchId, workflowId: workflowIdFor(batchId), status: finalStatus, ...counts, total: batch.get('totalMemories') });
       return counts;
     },
   };

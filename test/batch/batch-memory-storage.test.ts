@@ -3,7 +3,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { type TestUser, addMemoryBatch, getBatch, http, master, memories, newUser, orphanFiles, parse } from '../support/helpers';
 import { stackInfo } from '../support/stackInfo';
-import type { StoredPart } from '../../schema/batchFile';
 
 const info = stackInfo();
 const MAX_BATCH_SIZE = Number(info.env.MAX_BATCH_SIZE);
@@ -47,9 +46,10 @@ describe('batch memory storage', () => {
     expect(response).toMatchObject({ total: 250, results: [] });
     expect(['pending', 'processing', 'completed']).toContain(response.status);
     const batch = await getBatch(response.batch_id);
-    const parts = batch.get('parts') as StoredPart[];
-    expect(parts.map((p) => [p.first, p.count])).toEqual([[0, 100], [100, 100], [200, 50]]);
-    expect(batch.get('batchFile').name()).toBe(parts[0].name);
+    const parts = await new (parse().Query)('BatchMemoryPart').equalTo('partsKey', batch.get('partsKey')).ascending('index').find(master);
+    expect(parts.map((p) => [p.get('index'), p.get('first'), p.get('count')])).toEqual([[0, 0, 100], [1, 100, 100], [2, 200, 50]]);
+    expect(batch.get('partCount')).toBe(3);
+    expect(batch.get('batchFile').name()).toBe(parts[0].get('name'));
     expect(batch.get('totalMemories')).toBe(250);
     expect(batch.get('storedBytes')).toBeLessThan(batch.get('rawBytes'));
   });
@@ -80,7 +80,8 @@ describe('batch memory storage', () => {
     // The owner's own view of the request hides the file references.
     const ownView = await new P.Query('BatchMemoryRequest').get(batch_id, { sessionToken: owner.sessionToken });
     expect(ownView.get('batchFile')).toBeUndefined();
-    expect(ownView.get('parts')).toBeUndefined();
+    expect(ownView.get('partsKey')).toBeUndefined();
+    await expect(new P.Query('BatchMemoryPart').equalTo('partsKey', (await getBatch(batch_id)).get('partsKey')).find({ sessionToken: owner.sessionToken })).rejects.toMatchObject({ code: P.Error.OPERATION_FORBIDDEN });
   });
 
   test('a memory of exactly MAX_MEMORY_SIZE bytes is stored; one byte more is refused, naming item, field and limit', async () => {

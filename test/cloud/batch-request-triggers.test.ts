@@ -95,4 +95,25 @@ describe('BatchMemoryRequest triggers and permissions', () => {
     // Terminal: cancelling again changes nothing.
     expect(((await P.Cloud.run('cancelMemoryBatch', { batch_id }, { sessionToken })) as { status: string }).status).toBe('cancelled');
   });
+
+  test('setting status = cancelled with the master key (what the Dashboard does) cancels the workflow; nothing is written after', async () => {
+    const { sessionToken } = await newUser();
+    const { batch_id } = await addMemoryBatch(sessionToken, { memories: memories(3000, 300), wait: false });
+    await waitFor('the batch to make progress', async () => ((await getBatch(batch_id)).get('processedMemories') > 0 ? true : undefined), 60_000);
+    const batch = await getBatch(batch_id);
+    batch.set('status', 'cancelled');
+    await batch.save(null, master);
+    const handle = (await temporal()).workflow.getHandle(workflowIdFor(batch_id));
+    await expect(handle.result()).rejects.toThrow();
+    expect((await handle.describe()).status.name).toBe('CANCELLED');
+    const finished = await waitFor('the final counts', async () => {
+      const b = await getBatch(batch_id);
+      return b.get('completedAt') ? b : undefined;
+    });
+    const rows = await countMemories(batch_id);
+    expect(finished.get('status')).toBe('cancelled');
+    expect(finished.get('processedMemories')).toBe(rows);
+    expect(rows).toBeLessThan(3000);
+    expect(await countMemories(batch_id)).toBe(rows);
+  });
 });

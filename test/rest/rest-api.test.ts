@@ -95,7 +95,7 @@ describe('POST /api/v1/memory/batch', () => {
     const owner = await newUser();
     const other = await newUser();
     const { body } = await postJson('/memory/batch', { memories: [{ content: 'private' }] }, { token: owner.sessionToken });
-    for (const [method, path] of [['GET', ''], ['GET', '/results'], ['POST', '/cancel']]) {
+    for (const [method, path] of [['GET', ''], ['GET', '/results'], ['GET', '/events'], ['POST', '/cancel']]) {
       await expectError(await rest(`/memory/batch/${body.batch_id}${path}`, { method, token: other.sessionToken }), 404, new RegExp(`batch ${body.batch_id} not found`));
     }
     await expectError(await rest('/memory/batch/nonexistent1', { token: other.sessionToken }), 404, /not found/);
@@ -210,5 +210,5 @@ test('the OpenAPI 3.1 document is served and describes every path', async () => 
   const document = await rest('/openapi.json');
   expect(document.status).toBe(200);
   expect(document.body.openapi).toBe('3.1.0');
-  expect(Object.keys(document.body.paths).sort()).toEqual(['/api/v1/memory/batch', '/api/v1/memory/batch/{id}', '/api/v1/memory/batch/{id}/cancel', '/api/v1/memory/batch/{id}/results']);
+  expect(Object.keys(document.body.paths).sort()).toEqual(['/api/v1/memory/batch', '/api/v1/memory/batch/{id}', '/api/v1/memory/batch/{id}/cancel', '/api/v1/memory/batch/{id}/events', '/api/v1/memory/batch/{id}/results']);
 });

@@ -54,6 +54,8 @@ export default async function globalSetup(): Promise<void> {
     namespace: stack.config.TEMPORAL_NAMESPACE,
     taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
     logDir,
+    serverPid: stack.processes.get('server')?.pid as number,
+    workerPid: stack.processes.get('worker')?.pid as number,
     databaseURI: env.DATABASE_URI ?? `postgres://postgres:postgres@127.0.0.1:${stack.config.EMBEDDED_POSTGRES_PORT}/parse`,
   };
   process.env.TEST_STACK = JSON.stringify(info);

