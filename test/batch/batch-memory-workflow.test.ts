@@ -2,6 +2,7 @@
 import { addMemoryBatch, closeTemporal, countMemories, duplicateMemories, getBatch, master, memories, newUser, parse, temporal } from '../support/helpers';
 import { batchMemoryResponseSchema } from '../../schema/memory';
 import { workflowIdFor } from '../../schema/workflow';
+import { progressQuery } from '../../worker/workflows';
 
 afterAll(closeTemporal);
 
@@ -66,5 +67,7 @@ describe('batch memory workflow', () => {
     expect(response.results.length).toBe(count);
     expect(response.results.every((r, i) => r.index === i && r.success && typeof r.memory_id === 'string')).toBe(true);
     expect(await countMemories(response.batch_id)).toBe(count);
+    const progress = await (await temporal()).workflow.getHandle(workflowIdFor(response.batch_id)).query(progressQuery);
+    expect(progress).toEqual({ batchId: response.batch_id, total: count, partCount: Math.ceil(count / 100), partsDone: Math.ceil(count / 100), processed: count, failed: 0, status: 'completed' });
   });
 });

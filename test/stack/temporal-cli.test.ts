@@ -7,27 +7,21 @@ import { PROJECT_ROOT } from '../../scripts/stack';
 import { TemporalCliNotFoundError, resolveTemporalCli } from '../../scripts/temporalCli';
 
 describe('Temporal CLI resolution', () => {
-  const savedPath = process.env.PATH;
-  afterEach(() => {
-    process.env.PATH = savedPath;
-  });
-
   test('TEMPORAL_CLI_PATH wins, and must be an executable', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cli-'));
     const cli = path.join(dir, 'temporal');
     fs.writeFileSync(cli, '#!/bin/sh\n', { mode: 0o755 });
     expect(resolveTemporalCli(cli)).toBe(cli);
     expect(() => resolveTemporalCli(path.join(dir, 'missing'))).toThrow(`TEMPORAL_CLI_PATH ${path.join(dir, 'missing')} is not an executable file`);
-    process.env.PATH = `${dir}:${savedPath}`;
-    expect(resolveTemporalCli()).toBe(cli);
+    expect(resolveTemporalCli(undefined, { PATH: `${dir}:${process.env.PATH}` })).toBe(cli);
     fs.rmSync(dir, { recursive: true });
   });
 
   test('with none anywhere, one message lists the three ways to provide it', () => {
-    process.env.PATH = fs.mkdtempSync(path.join(os.tmpdir(), 'empty-path-'));
+    const empty = fs.mkdtempSync(path.join(os.tmpdir(), 'empty-'));
     let error: unknown;
     try {
-      resolveTemporalCli();
+      resolveTemporalCli(undefined, { PATH: empty, TMPDIR: empty });
     } catch (e) {
       error = e;
     }
