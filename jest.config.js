@@ -8,6 +8,7 @@ module.exports = {
   },
   globalSetup: '<rootDir>/test/support/globalSetup.ts',
   globalTeardown: '<rootDir>/test/support/globalTeardown.ts',
+  testSequencer: '<rootDir>/test/support/sequencer.js',
   testTimeout: 180_000,
   maxWorkers: 2,
   slowTestThreshold: 30,
