@@ -119,7 +119,7 @@ export function limitedMemoryItemSchema(maxMemorySize: number) {
   });
 }
 
-export function batchRequestShape(limits: BatchLimits) {
+function batchRequestShape(limits: BatchLimits) {
   return batchOptionsSchema.extend({
     memories: z
       .array(limitedMemoryItemSchema(limits.maxMemorySize), { error: 'must be an array of memories' })
