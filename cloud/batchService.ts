@@ -2,7 +2,7 @@
  * The batch pipeline as clients see it, shared by the Cloud Functions and the
  * REST route: validate, store, start the workflow, wait, answer.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import Parse from 'parse/node';
 import type { Config } from '../config';
 import type { Logger } from '../config/log';
@@ -22,7 +22,7 @@ import {
 import { workflowIdFor } from '../schema/workflow';
 import { BatchStore, type StoredParts } from './batchStore';
 import { BatchError } from './errors';
-import type { OwnershipResolver } from './organizations';
+import type { BatchOwnership, OwnershipResolver } from './organizations';
 import type { BatchWorkflows } from './temporal';
 
 const master = { useMasterKey: true };
@@ -121,7 +121,14 @@ export class BatchService {
   }
 
   /** Creates the request over stored parts and starts its workflow; an idempotent repeat answers with the first batch. */
-  private async create(user: Parse.User, settings: BatchOptions, stored: StoredParts, idempotencyKey: string | undefined, requestHash: string): Promise<BatchAnswer> {
+  private async create(
+    user: Parse.User,
+    settings: BatchOptions,
+    stored: StoredParts,
+    idempotencyKey: string | undefined,
+    requestHash: string,
+    retry?: { of: Parse.Object; ownership: BatchOwnership },
+  ): Promise<BatchAnswer> {
     let batch: Parse.Object;
     try {
       const existing = idempotencyKey ? await this.findByIdempotencyKey(idempotencyKey, requestHash) : undefined;
@@ -129,7 +136,7 @@ export class BatchService {
         await stored.discard();
         return { response: await this.answer(existing, settings.wait), created: false };
       }
-      const ownership = await this.resolveOwnership({ user, workspaceId: settings.workspace_id, namespace: settings.namespace });
+      const ownership = retry?.ownership ?? (await this.resolveOwnership({ user, workspaceId: settings.workspace_id, namespace: settings.namespace }));
       batch = await this.store.createRequest({
         user,
         ownership,
@@ -138,6 +145,7 @@ export class BatchService {
         requestHash,
         webhookUrl: settings.webhook_url,
         webhookSecret: settings.webhook_secret,
+        retryOf: retry?.of,
       });
     } catch (error) {
       await stored.discard();
@@ -167,17 +175,38 @@ export class BatchService {
     return existing;
   }
 
-  /** Starts the batch's workflow. If Temporal is unreachable the batch stays pending and is started later. */
-  async startWorkflow(batch: Parse.Object, log: Logger): Promise<void> {
+  /**
+   * Starts the batch's workflow (a no-op when it already runs). If Temporal is unreachable the batch
+   * stays pending and the reconciler starts it later; answers whether Temporal was reached.
+   */
+  async startWorkflow(batch: Parse.Object, log: Logger): Promise<boolean> {
     try {
-      const workflowId = await this.workflows.start(idOf(batch));
+      const started = await this.workflows.start(idOf(batch));
+      const workflowId = workflowIdFor(idOf(batch));
       if (batch.get('workflowId') !== workflowId) {
         batch.set('workflowId', workflowId);
         await batch.save(null, master);
       }
-      log.info('workflow started');
+      if (started) log.info('workflow started');
+      return true;
     } catch (error) {
-      log.error('workflow start failed; batch stays pending', { error });
+      log.error('workflow start failed; batch stays pending until Temporal is reachable', { error: (error as Error).message });
+      return false;
+    }
+  }
+
+  /** Starts the workflow of every pending batch, oldest first; stops at the first batch Temporal cannot take. */
+  async startPendingWorkflows(): Promise<number> {
+    let reached = 0;
+    let after = new Date(0);
+    for (;;) {
+      const page = await new Parse.Query(CLASS.batch).equalTo('status', 'pending').greaterThan('createdAt', after).ascending('createdAt').limit(100).find(master);
+      for (const batch of page) {
+        if (!(await this.startWorkflow(batch, this.log.child({ batchId: idOf(batch), workflowId: workflowIdFor(idOf(batch)) })))) return reached;
+        reached++;
+      }
+      if (page.length < 100) return reached;
+      after = page[page.length - 1].createdAt as Date;
     }
   }
 
@@ -194,9 +223,11 @@ export class BatchService {
   async response(batch: Parse.Object): Promise<BatchMemoryResponse> {
     const status = batch.get('status') as BatchStatus;
     const failed = (batch.get('failedMemories') as number) ?? 0;
-    const results = isTerminal(status) ? await this.results(batch) : [];
+    const expired = batch.get('filesExpiredAt') as Date | undefined;
+    const results = isTerminal(status) && !expired ? await this.results(batch) : [];
     const errors = [
       ...(batch.get('error') ? [String(batch.get('error'))] : []),
+      ...(expired ? [filesExpiredError(batch).message] : []),
       ...results.filter((r) => !r.success).map((r) => `memories[${r.index}]: ${r.error}`),
     ];
     return {
@@ -213,6 +244,7 @@ export class BatchService {
 
   /** Per-item results from the results file, in batch order. */
   async results(batch: Parse.Object): Promise<MemoryProcessingResult[]> {
+    if (batch.get('filesExpiredAt')) throw filesExpiredError(batch);
     const file = batch.get('resultsFile') as Parse.File | undefined;
     if (!file) return [];
     return decodeLines<MemoryProcessingResult>(await downloadFile(this.endpoint, file.name()));
@@ -225,6 +257,7 @@ export class BatchService {
   /** The memories as stored (one part at a time, so any batch size fits a response), for whoever may read the batch. */
   async data(actor: Actor, batchId: string, part: number): Promise<{ batch_id: string; part: number; parts: number; first: number; memories: MemoryItem[] }> {
     const batch = await this.store.load(batchId, this.auth(actor));
+    if (batch.get('filesExpiredAt')) throw filesExpiredError(batch);
     const partCount = batch.get('partCount') as number;
     const stored = part < partCount ? await findPart(batch.get('partsKey'), part) : undefined;
     if (!stored) throw new BatchError(400, 'invalid_request', `part must be below ${partCount}`, [{ path: 'part', field: 'part', message: `must be below ${partCount}` }]);
@@ -237,11 +270,45 @@ export class BatchService {
    */
   async cancel(actor: Actor, batchId: string): Promise<BatchMemoryResponse> {
     const batch = await this.store.load(batchId, this.auth(actor));
-    if (isTerminal(batch.get('status'))) return this.response(batch);
+    if (await this.requestCancel(batch)) await this.workflows.waitFor(idOf(batch), this.config.BATCH_WAIT_TIMEOUT).catch(() => false);
+    return this.response(await batch.fetch(master));
+  }
+
+  /** Marks a batch cancelled unless it has finished; false when there was nothing to cancel. */
+  async requestCancel(batch: Parse.Object): Promise<boolean> {
+    if (isTerminal(batch.get('status'))) return false;
     batch.set('status', 'cancelled');
     await batch.save(null, master);
-    await this.workflows.waitFor(idOf(batch), this.config.BATCH_WAIT_TIMEOUT).catch(() => false);
-    return this.response(await batch.fetch(master));
+    return true;
+  }
+
+  /**
+   * A new batch of every item of a finished batch that was not stored (failed, or never reached
+   * because the batch was cancelled or failed), for the same owner, organization, workspace and namespace.
+   */
+  async retryFailed(actor: Actor, batchId: string): Promise<BatchAnswer> {
+    const batch = await this.store.load(batchId, this.auth(actor));
+    const owner = batch.get('user') as Parse.User;
+    if (!actor.master && actor.user?.id !== owner.id) throw new BatchError(403, 'forbidden', `only the owner of batch ${batchId} can retry it`);
+    const status = batch.get('status') as BatchStatus;
+    if (!isTerminal(status)) throw new BatchError(409, 'conflict', `batch ${batchId} is ${status}; retry its failed items once it has finished`);
+    const stored = new Set((await this.results(batch)).filter((r) => r.success).map((r) => r.index));
+    if (stored.size === batch.get('totalMemories')) throw new BatchError(409, 'conflict', `batch ${batchId} has no failed items to retry`);
+    const endpoint = this.endpoint;
+    const partsKey = batch.get('partsKey') as string;
+    const partCount = batch.get('partCount') as number;
+    async function* unstored(): AsyncIterable<MemoryItem> {
+      for (let index = 0; index < partCount; index++) {
+        const part = await findPart(partsKey, index);
+        if (!part) throw new BatchError(410, 'expired', `part ${index} of batch ${batchId} is no longer stored`);
+        const items = await readPart<MemoryItem>(endpoint, part);
+        for (const [offset, item] of items.entries()) if (!stored.has(part.first + offset)) yield item;
+      }
+    }
+    const settings: BatchOptions = { wait: false, ...(batch.get('webhookUrl') ? { webhook_url: batch.get('webhookUrl'), webhook_secret: batch.get('webhookSecret') } : {}) };
+    const ownership: BatchOwnership = { organization: batch.get('organization'), workspace: batch.get('workspace'), namespace: batch.get('namespace') };
+    const parts = await this.store.writeParts(unstored());
+    return this.create(owner, settings, parts, undefined, sha256(`retry:${batchId}:${randomUUID()}`), { of: batch, ownership });
   }
 
   /** Keeps the workflow in step with a saved request: cancelled stops it; pending starts it (a no-op if it runs). */
@@ -266,6 +333,12 @@ export class BatchService {
     if (!actor.sessionToken) throw new BatchError(401, 'unauthorized', 'a logged-in user (session token) is required');
     return { sessionToken: actor.sessionToken };
   }
+}
+
+/** The answer for a batch whose stored files the expiry job removed (its counts stay). */
+export function filesExpiredError(batch: Parse.Object): BatchError {
+  const at = (batch.get('filesExpiredAt') as Date).toISOString();
+  return new BatchError(410, 'expired', `the stored memories and per-item results of batch ${idOf(batch)} were deleted on ${at} (BATCH_FILE_EXPIRY_DAYS); its counts remain`);
 }
 
 export function isTerminal(status: unknown): boolean {

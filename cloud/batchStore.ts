@@ -31,6 +31,8 @@ export interface NewBatch {
   requestHash?: string;
   webhookUrl?: string;
   webhookSecret?: string;
+  /** The batch whose unstored items this one retries. */
+  retryOf?: Parse.Object;
 }
 
 /** Parts written to file storage and indexed, before a request references them. */
@@ -157,6 +159,7 @@ export class BatchStore {
       expiresAt: new Date(Date.now() + this.config.BATCH_FILE_EXPIRY_DAYS * 86_400_000),
       ...(request.idempotencyKey ? { idempotencyKey: request.idempotencyKey, requestHash: request.requestHash } : {}),
       ...(request.webhookUrl ? { webhookUrl: request.webhookUrl, webhookSecret: request.webhookSecret } : {}),
+      ...(request.retryOf ? { retryOf: request.retryOf } : {}),
     });
     batch.setACL(batchACL(idOf(request.user), idOf(request.ownership.organization)));
     try {

@@ -1,6 +1,6 @@
 import type { ValidationDetail } from '../schema/memory';
 
-export type BatchErrorCode = 'invalid_request' | 'unauthorized' | 'forbidden' | 'not_found' | 'conflict' | 'too_large' | 'rate_limited' | 'unavailable';
+export type BatchErrorCode = 'invalid_request' | 'unauthorized' | 'forbidden' | 'not_found' | 'conflict' | 'too_large' | 'rate_limited' | 'unavailable' | 'expired';
 
 /** An error a client caused or must know about; carries the HTTP status the REST route answers with. */
 export class BatchError extends Error {

@@ -6,6 +6,7 @@ import { BATCH_STATUSES, type BatchStatus } from '../schema/memory';
 import type { Actor, BatchService } from './batchService';
 import type { Logger } from '../config/log';
 import { BatchError } from './errors';
+import type { BatchMetrics } from './metrics';
 
 /** Legal status moves; nothing leaves a terminal status. */
 const TRANSITIONS: Record<BatchStatus, readonly BatchStatus[]> = {
@@ -22,6 +23,7 @@ const PARSE_CODE: Record<number, number> = {
   403: Parse.Error.OPERATION_FORBIDDEN,
   404: Parse.Error.OBJECT_NOT_FOUND,
   409: Parse.Error.DUPLICATE_VALUE,
+  410: Parse.Error.OBJECT_NOT_FOUND,
   413: Parse.Error.VALIDATION_ERROR,
   429: Parse.Error.REQUEST_LIMIT_EXCEEDED,
 };
@@ -58,7 +60,15 @@ function partParam(request: FunctionRequest): number {
   return part;
 }
 
-export function registerCloudCode(service: BatchService, log: Logger): void {
+/** The objectId of the row a Dashboard script runs on (a Parse.Object, or its JSON on older settings). */
+function selectedBatchId(request: FunctionRequest): string {
+  const object = request.params.object as { id?: string; objectId?: string } | undefined;
+  const id = object?.id ?? object?.objectId;
+  if (typeof id !== 'string') throw new Parse.Error(Parse.Error.VALIDATION_ERROR, 'run this script on a selected BatchMemoryRequest row');
+  return id;
+}
+
+export function registerCloudCode(service: BatchService, log: Logger, metrics?: BatchMetrics): void {
   Parse.Cloud.beforeSave(CLASS.batch, (request) => {
     if (!request.master) throw new Parse.Error(Parse.Error.OPERATION_FORBIDDEN, 'BatchMemoryRequest is written by the server only');
     const batch = request.object;
@@ -80,6 +90,7 @@ export function registerCloudCode(service: BatchService, log: Logger): void {
   });
 
   Parse.Cloud.afterSave(CLASS.batch, async (request) => {
+    metrics?.observeSave(request.object, request.original);
     const previous = request.original?.get('status') as BatchStatus | undefined;
     await service.syncWorkflow(request.object, previous).catch((error: unknown) => {
       log.error('workflow sync failed', { batchId: request.object.id, error });
@@ -111,4 +122,27 @@ export function registerCloudCode(service: BatchService, log: Logger): void {
   define('getMemoryBatch', (request) => service.get(actorOf(request), batchIdParam(request)));
   define('cancelMemoryBatch', (request) => service.cancel(actorOf(request), batchIdParam(request)));
   define('getMemoryBatchData', (request) => service.data(actorOf(request), batchIdParam(request), partParam(request)));
+  define('retryMemoryBatch', async (request) => (await service.retryFailed(actorOf(request), batchIdParam(request))).response);
+
+  // Dashboard scripts (Parse Dashboard runs them with the master key on each selected row).
+  const defineScript = (name: string, handler: (batchId: string) => Promise<string>) =>
+    Parse.Cloud.define(
+      name,
+      async (request: FunctionRequest) => {
+        try {
+          return await handler(selectedBatchId(request));
+        } catch (error) {
+          throw toParseError(error, log, name);
+        }
+      },
+      { requireMaster: true },
+    );
+  defineScript('dashboardCancelBatch', async (batchId) => {
+    const batch = await service.store.load(batchId, { master: true });
+    return (await service.requestCancel(batch)) ? `batch ${batchId} is being cancelled` : `batch ${batchId} has already finished (${batch.get('status')})`;
+  });
+  defineScript('dashboardRetryFailedItems', async (batchId) => {
+    const { response } = await service.retryFailed({ master: true }, batchId);
+    return `batch ${response.batch_id} retries ${response.total} items of batch ${batchId}`;
+  });
 }

@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import {
   batchMemoryResponseSchema,
-  batchOptionsSchema,
+  batchOptionsFields,
   batchStatusResponseSchema,
   errorResponseSchema,
   memoryItemSchema,
@@ -41,8 +41,8 @@ export function openApiDocument(): Record<string, unknown> {
       },
       schemas: {
         MemoryItem: schema(memoryItemSchema, 'input'),
-        BatchRequest: schema(batchOptionsSchema.extend({ memories: z.array(memoryItemSchema).min(1) }), 'input'),
-        BatchOptions: schema(batchOptionsSchema, 'input'),
+        BatchRequest: schema(batchOptionsFields.extend({ memories: z.array(memoryItemSchema).min(1) }), 'input'),
+        BatchOptions: schema(batchOptionsFields, 'input'),
         BatchMemoryResponse: schema(batchMemoryResponseSchema, 'output'),
         BatchStatusResponse: schema(batchStatusResponseSchema, 'output'),
         MemoryProcessingResult: schema(memoryProcessingResultSchema, 'output'),
@@ -88,7 +88,7 @@ export function openApiDocument(): Record<string, unknown> {
           parameters: [idParameter],
           responses: {
             '200': { description: 'one MemoryProcessingResult per line', content: { 'application/x-ndjson': { schema: ref('MemoryProcessingResult') } } },
-            ...errors(401, 404, 409, 429),
+            ...errors(401, 404, 409, 410, 429),
           },
         },
       },
@@ -97,6 +97,16 @@ export function openApiDocument(): Record<string, unknown> {
           summary: 'Server-sent events: a `progress` event with the batch status at each change, until a terminal status',
           parameters: [idParameter],
           responses: { '200': { description: 'event stream; each data line is a BatchStatusResponse', content: { 'text/event-stream': { schema: ref('BatchStatusResponse') } } }, ...errors(401, 404, 429) },
+        },
+      },
+      '/api/v1/memory/batch/{id}/retry': {
+        post: {
+          summary: 'A new batch of the items a finished batch did not store (failed, or never reached); owner or master key',
+          parameters: [idParameter],
+          responses: {
+            '202': { description: 'the new batch, accepted; poll the Location', content: jsonContent('BatchMemoryResponse') },
+            ...errors(401, 403, 404, 409, 410, 429),
+          },
         },
       },
       '/api/v1/memory/batch/{id}/cancel': {

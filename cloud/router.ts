@@ -23,7 +23,7 @@ import {
   limitedMemoryItemSchema,
   validationDetails,
 } from '../schema/memory';
-import { type Actor, type BatchService, isTerminal } from './batchService';
+import { type Actor, type BatchService, filesExpiredError, isTerminal } from './batchService';
 import { BatchError } from './errors';
 import { openApiDocument } from './openapi';
 
@@ -190,6 +190,18 @@ function statusResponse(batch: Parse.Object, base: string): BatchStatusResponse 
     ...(iso(batch.get('startedAt')) ? { started_at: iso(batch.get('startedAt')) } : {}),
     ...(iso(batch.get('completedAt')) ? { completed_at: iso(batch.get('completedAt')) } : {}),
     ...(batch.get('resultsFile') ? { results_url: `${base}/${id}/results` } : {}),
+    ...(iso(batch.get('filesExpiredAt')) ? { files_expired_at: iso(batch.get('filesExpiredAt')) } : {}),
+    ...(batch.get('retryOf') ? { retry_of: idOf(batch.get('retryOf')) } : {}),
+    ...(batch.get('webhookUrl')
+      ? {
+          webhook: {
+            status: batch.get('webhookStatus') ?? 'pending',
+            attempts: batch.get('webhookAttempts') ?? 0,
+            ...(iso(batch.get('webhookDeliveredAt')) ? { delivered_at: iso(batch.get('webhookDeliveredAt')) } : {}),
+            ...(batch.get('webhookError') ? { error: String(batch.get('webhookError')) } : {}),
+          },
+        }
+      : {}),
   };
 }
 
@@ -271,6 +283,7 @@ export function batchRouter(service: BatchService, config: Config, endpoint: Par
     '/memory/batch/:id/results',
     handle(async (req, res) => {
       const batch = await loadFor(req);
+      if (batch.get('filesExpiredAt')) throw filesExpiredError(batch);
       const file = batch.get('resultsFile') as Parse.File | undefined;
       if (!file) throw new BatchError(409, 'conflict', `batch ${idOf(batch)} has not finished (status ${batch.get('status')}); poll ${base}/${idOf(batch)}`);
       // Streamed from file storage through gunzip: a large result set is never built in memory.
@@ -302,6 +315,16 @@ export function batchRouter(service: BatchService, config: Config, endpoint: Par
         await new Promise((resolve) => setTimeout(resolve, EVENTS_POLL_MS));
       }
       res.end();
+    }),
+  );
+
+  router.post(
+    '/memory/batch/:id/retry',
+    handle(async (req, res) => {
+      const actor = (req as AuthedRequest).actor as Actor;
+      const { response } = await service.retryFailed(actor, batchIdOf(req));
+      res.status(202).setHeader('Location', `${base}/${response.batch_id}`);
+      res.json(response);
     }),
   );
 

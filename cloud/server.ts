@@ -10,7 +10,9 @@ import { type Config, parseEndpoint, publicServerURL, serverURL } from '../confi
 import { createLogger, type Logger } from '../config/log';
 import { CLASS, classDefinitions, uniqueKeys } from '../schema/classes';
 import { BatchService } from './batchService';
+import { BatchMaintenance } from './maintenance';
 import { registerCloudCode } from './main';
+import { BatchMetrics } from './metrics';
 import { batchRouter } from './router';
 import { type OwnershipResolver, defaultOwnershipResolver } from './organizations';
 import { BatchWorkflows } from './temporal';
@@ -35,6 +37,9 @@ export interface ParseApp {
   app: express.Express;
   httpServer: http.Server;
   service: BatchService;
+  metrics: BatchMetrics;
+  /** Starts pending batches and keeps the expiry Schedule in place (also runs every RECONCILE_INTERVAL). */
+  maintenance: BatchMaintenance;
   close(): Promise<void>;
 }
 
@@ -55,6 +60,7 @@ export async function startParseApp(config: Config, options: ParseAppOptions = {
   const endpoint = parseEndpoint(config);
   const workflows = new BatchWorkflows(config);
   const service = new BatchService(config, endpoint, workflows, options.resolveOwnership ?? defaultOwnershipResolver, log);
+  const metrics = new BatchMetrics();
 
   const parseServer = new ParseServer({
     appId: config.PARSE_APP_ID,
@@ -65,7 +71,7 @@ export async function startParseApp(config: Config, options: ParseAppOptions = {
     databaseURI: databaseURI(config),
     filesAdapter: options.filesAdapter ?? defaultFilesAdapter(config),
     // The types say string; a function is accepted and keeps Cloud Code in this process's module graph.
-    cloud: (() => registerCloudCode(service, log)) as unknown as string,
+    cloud: (() => registerCloudCode(service, log, metrics)) as unknown as string,
     schema: { definitions: classDefinitions, lockSchemas: false, strict: false, deleteExtraFields: false, recreateModifiedFields: false },
     liveQuery: { classNames: [CLASS.batch] },
     allowClientClassCreation: false,
@@ -85,11 +91,20 @@ export async function startParseApp(config: Config, options: ParseAppOptions = {
   app.disable('x-powered-by');
   app.use('/parse', parseServer.app);
   app.use('/api/v1', batchRouter(service, config, endpoint, log));
+  app.get('/metrics', metricsHandler(metrics, config.METRICS_TOKEN));
   app.use(
     '/dashboard',
     new ParseDashboard(
       {
-        apps: [{ serverURL: publicServerURL(config), appId: config.PARSE_APP_ID, masterKey: config.PARSE_MASTER_KEY, appName: 'Batch memory' }],
+        apps: [
+          {
+            serverURL: publicServerURL(config),
+            appId: config.PARSE_APP_ID,
+            masterKey: config.PARSE_MASTER_KEY,
+            appName: 'Batch memory',
+            scripts: DASHBOARD_SCRIPTS,
+          },
+        ],
         users: [{ user: config.DASHBOARD_USER, pass: config.DASHBOARD_PASSWORD }],
         trustProxy: 1,
       },
@@ -106,16 +121,41 @@ export async function startParseApp(config: Config, options: ParseAppOptions = {
   (parseServer as unknown as { server: http.Server }).server = httpServer;
   const liveQuery = await ParseServer.createLiveQueryServer(httpServer, {}, { appId: config.PARSE_APP_ID, masterKey: config.PARSE_MASTER_KEY, serverURL: serverURL(config) } as never);
   log.info('parse server listening', { port: config.PORT });
+  const maintenance = new BatchMaintenance(config, service, workflows, log);
+  maintenance.start();
 
   return {
     app,
     httpServer,
     service,
+    metrics,
+    maintenance,
     async close() {
+      await maintenance.stop();
       await (liveQuery as unknown as { shutdown(): Promise<void> }).shutdown();
       await parseServer.handleShutdown();
       await workflows.close();
     },
+  };
+}
+
+/** Actions on selected BatchMemoryRequest rows in the Dashboard's data browser, run through Cloud Functions. */
+const DASHBOARD_SCRIPTS = [
+  { title: 'Cancel batch', classes: [CLASS.batch], cloudCodeFunction: 'dashboardCancelBatch', showConfirmationDialog: true, confirmationDialogStyle: 'critical' },
+  { title: 'Retry failed items', classes: [CLASS.batch], cloudCodeFunction: 'dashboardRetryFailedItems', showConfirmationDialog: true },
+];
+
+/** Prometheus text format; behind a bearer token when METRICS_TOKEN is set. */
+function metricsHandler(metrics: BatchMetrics, token: string | undefined): express.Handler {
+  return (req, res, next) => {
+    if (token && req.get('Authorization') !== `Bearer ${token}`) {
+      res.status(401).json({ error: { code: 'unauthorized', message: 'metrics need Authorization: Bearer METRICS_TOKEN' } });
+      return;
+    }
+    metrics.registry
+      .metrics()
+      .then((text) => res.type(metrics.registry.contentType).send(text))
+      .catch(next);
   };
 }
 

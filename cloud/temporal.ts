@@ -1,6 +1,14 @@
-import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowIdReusePolicy, WorkflowNotFoundError } from '@temporalio/client';
+import {
+  Client,
+  Connection,
+  ScheduleAlreadyRunning,
+  ScheduleOverlapPolicy,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowIdReusePolicy,
+  WorkflowNotFoundError,
+} from '@temporalio/client';
 import { type Config, temporalConnectionOptions } from '../config';
-import { BATCH_WORKFLOW_TYPE, type BatchWorkflowInput, workflowIdFor } from '../schema/workflow';
+import { BATCH_WORKFLOW_TYPE, EXPIRY_SCHEDULE_ID, EXPIRY_WORKFLOW_TYPE, type BatchWorkflowInput, workflowIdFor } from '../schema/workflow';
 
 /** Temporal as Cloud Code sees it: start a batch workflow, wait for it, cancel it. */
 export class BatchWorkflows {
@@ -18,8 +26,8 @@ export class BatchWorkflows {
     return this.client;
   }
 
-  /** Starts the workflow for a batch; a second start of the same batch is a no-op. */
-  async start(batchId: string): Promise<string> {
+  /** Starts the workflow for a batch; true when this call started it (a second start of the same batch is a no-op). */
+  async start(batchId: string): Promise<boolean> {
     const client = await this.connect();
     const workflowId = workflowIdFor(batchId);
     const input: BatchWorkflowInput = { batchId };
@@ -32,10 +40,28 @@ export class BatchWorkflows {
         // The workflow fails itself cleanly at BATCH_WORKFLOW_TIMEOUT; this is only the backstop.
         workflowExecutionTimeout: this.config.BATCH_WORKFLOW_TIMEOUT + 10 * 60_000,
       });
+      return true;
     } catch (error) {
       if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
+      return false;
     }
-    return workflowId;
+  }
+
+  /** Creates the Schedule that deletes expired batch files, unless it exists; true when this call created it. */
+  async ensureExpirySchedule(): Promise<boolean> {
+    const client = await this.connect();
+    try {
+      await client.schedule.create({
+        scheduleId: EXPIRY_SCHEDULE_ID,
+        spec: { intervals: [{ every: this.config.BATCH_EXPIRY_INTERVAL }] },
+        action: { type: 'startWorkflow', workflowType: EXPIRY_WORKFLOW_TYPE, taskQueue: this.config.TEMPORAL_TASK_QUEUE, args: [] },
+        policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1h' },
+      });
+      return true;
+    } catch (error) {
+      if (error instanceof ScheduleAlreadyRunning) return false;
+      throw error;
+    }
   }
 
   /** Resolves true when the workflow finished within `timeoutMs`, false when it is still running. */

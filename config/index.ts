@@ -77,6 +77,12 @@ export const configVariables = {
   REST_MAX_JSON_BYTES: { schema: integer(1024).default(64 * MB), doc: 'largest JSON body the REST route accepts (413 above)' },
   REST_MAX_STREAM_BYTES: { schema: integer(1024).default(2048 * MB), doc: 'largest NDJSON body, after decompression, the REST route accepts (413 above)' },
   REST_RATE_LIMIT: { schema: integer(1).default(600), doc: 'requests per minute one caller may make to the REST route (429 above)' },
+  RECONCILE_INTERVAL: { schema: duration.default(30_000), doc: 'how often Parse Server starts the workflows of pending batches (accepted while Temporal was unreachable)' },
+  BATCH_EXPIRY_INTERVAL: { schema: duration.default(3_600_000), doc: 'how often the Temporal Schedule deletes expired batch and result files' },
+  WEBHOOK_MAX_ATTEMPTS: { schema: integer(1, 100).default(10), doc: 'delivery attempts of a webhook (exponential backoff from 1s, at most 5m apart)' },
+  WEBHOOK_TIMEOUT: { schema: duration.default(10_000), doc: 'how long one webhook delivery waits for the receiver' },
+  METRICS_TOKEN: { schema: optionalString, doc: 'bearer token /metrics requires (unset: open, for a scraper on a private network)' },
+  WORKER_METRICS_PORT: { schema: integer(0, 65535).default(9464), doc: 'port of the worker\'s Prometheus endpoint with Temporal worker metrics (0: off)' },
   WORKER_MAX_CONCURRENT_ACTIVITIES: { schema: integer(1).default(8), doc: 'activities one worker runs at once' },
   MEMORY_PROCESSOR_MODULE: { schema: optionalString, doc: 'module whose default export is the memory processor hook (embedding, extraction)' },
 } satisfies Record<string, { schema: z.ZodType; doc: string }>;

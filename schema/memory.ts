@@ -66,7 +66,8 @@ export const memoryItemSchema = z.strictObject({
 export type MemoryItem = z.infer<typeof memoryItemSchema>;
 
 /** Options shared by the Cloud Function and the REST route (PRD snake_case names). */
-export const batchOptionsSchema = z.strictObject({
+/** The option fields; `batchOptionsSchema` adds the rules that span fields. */
+export const batchOptionsFields = z.strictObject({
   namespace: text(MAX_TEXT_FIELD_LENGTH).min(1, { error: 'must not be empty' }).optional(),
   workspace_id: text(MAX_TEXT_FIELD_LENGTH).min(1, { error: 'must not be empty' }).optional(),
   webhook_url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
@@ -75,6 +76,14 @@ export const batchOptionsSchema = z.strictObject({
   wait: z.boolean({ error: 'must be true or false' }).optional(),
   user_id: text(64).min(1).optional(),
 });
+
+/** A webhook is signed with the batch's secret: URL and secret come together. */
+function webhookNeedsSecret(options: { webhook_url?: string; webhook_secret?: string }, ctx: z.RefinementCtx): void {
+  if (options.webhook_url && !options.webhook_secret) ctx.addIssue({ code: 'custom', path: ['webhook_secret'], message: 'is required with webhook_url (it signs the webhook)' });
+  if (options.webhook_secret && !options.webhook_url) ctx.addIssue({ code: 'custom', path: ['webhook_url'], message: 'is required with webhook_secret' });
+}
+
+export const batchOptionsSchema = batchOptionsFields.superRefine(webhookNeedsSecret);
 export type BatchOptions = z.infer<typeof batchOptionsSchema>;
 
 export interface BatchLimits {
@@ -120,12 +129,14 @@ export function limitedMemoryItemSchema(maxMemorySize: number) {
 }
 
 function batchRequestShape(limits: BatchLimits) {
-  return batchOptionsSchema.extend({
+  return batchOptionsFields
+    .extend({
     memories: z
       .array(limitedMemoryItemSchema(limits.maxMemorySize), { error: 'must be an array of memories' })
       .min(1, { error: 'must contain at least 1 memory' })
       .max(limits.maxBatchSize, { error: `must contain at most MAX_BATCH_SIZE = ${limits.maxBatchSize} memories` }),
-  });
+    })
+    .superRefine(webhookNeedsSecret);
 }
 export type BatchRequest = z.infer<ReturnType<typeof batchRequestSchema>>;
 
@@ -198,6 +209,18 @@ export const batchStatusResponseSchema = z.strictObject({
   started_at: z.iso.datetime().optional(),
   completed_at: z.iso.datetime().optional(),
   results_url: z.string().optional(),
+  /** When the expiry job deleted the stored memories and results (the counts stay). */
+  files_expired_at: z.iso.datetime().optional(),
+  /** The batch whose unstored items this batch retries. */
+  retry_of: z.string().optional(),
+  webhook: z
+    .strictObject({
+      status: z.enum(['pending', 'retrying', 'delivered', 'failed']),
+      attempts: z.number().int().nonnegative(),
+      delivered_at: z.iso.datetime().optional(),
+      error: z.string().optional(),
+    })
+    .optional(),
 });
 export type BatchStatusResponse = z.infer<typeof batchStatusResponseSchema>;
 

@@ -3,6 +3,8 @@ import type { BatchStatus } from './memory';
 
 export const BATCH_WORKFLOW_TYPE = 'batchMemoryWorkflow';
 export const PROGRESS_QUERY = 'progress';
+export const EXPIRY_WORKFLOW_TYPE = 'expireBatchFilesWorkflow';
+export const EXPIRY_SCHEDULE_ID = 'batch-memory-file-expiry';
 
 export function workflowIdFor(batchId: string): string {
   return `batch-memory-${batchId}`;
@@ -58,6 +60,12 @@ export interface BatchProgress extends Counts {
   partCount: number;
   partsDone: number;
   status: BatchStatus | 'starting';
+}
+
+/** What one run of the expiry job removed. */
+export interface ExpiryOutcome {
+  batches: number;
+  files: number;
 }
 
 /** Error types an activity throws that no retry can fix. */

@@ -34,6 +34,8 @@ export interface LocalStackOptions {
   onStatus?: (message: string) => void;
 }
 
+export type StackProcess = 'temporal' | 'server' | 'worker';
+
 export interface LocalStack {
   config: Config;
   /** The environment the Parse Server and worker processes run with. */
@@ -42,8 +44,9 @@ export interface LocalStack {
   pids(): number[];
   /** Processes this stack started, by name (postgres and temporal only when it started them). */
   processes: Map<string, ChildProcess>;
-  startWorker(): Promise<ChildProcess>;
-  stopProcess(name: string, signal?: NodeJS.Signals): Promise<void>;
+  /** (Re)starts one process and resolves once it serves: for fault tests and restarts. */
+  startProcess(name: StackProcess): Promise<ChildProcess>;
+  stopProcess(name: StackProcess, signal?: NodeJS.Signals): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -81,7 +84,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   const processes = new Map<string, ChildProcess>();
   let postgres: EmbeddedPostgres | undefined;
 
-  const stopProcess = async (name: string, signal: NodeJS.Signals = 'SIGTERM') => {
+  const stopProcess = async (name: StackProcess, signal: NodeJS.Signals = 'SIGTERM') => {
     const child = processes.get(name);
     processes.delete(name);
     if (child?.pid) await terminate(child.pid, signal);
@@ -89,7 +92,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   };
 
   const stop = async () => {
-    for (const name of ['worker', 'server', 'temporal']) {
+    for (const name of ['worker', 'server', 'temporal'] as const) {
       if (processes.has(name)) await stopProcess(name);
     }
     if (postgres) {
@@ -132,7 +135,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       status(`PostgreSQL on port ${config.EMBEDDED_POSTGRES_PORT}`);
     }
 
-    if (!config.TEMPORAL_ADDRESS) {
+    const startTemporal = async () => {
       const pidFile = path.join(dataDir, 'temporal.pid');
       await stopStaleProcess(pidFile);
       const cli = resolveTemporalCli(config.TEMPORAL_CLI_PATH);
@@ -170,6 +173,10 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         60_000,
         250,
       );
+      return temporal;
+    };
+    if (!config.TEMPORAL_ADDRESS) {
+      await startTemporal();
       status(`Temporal dev server on port ${config.TEMPORAL_PORT}`);
     }
 
@@ -187,13 +194,17 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       return child;
     };
 
-    const server = spawnNode('server');
     const api = `http://127.0.0.1:${config.PORT}/parse`;
-    await waitFor('Parse Server /parse/health', async () => {
-      if (server.exitCode !== null) throw new Error(`the Parse Server process exited with code ${server.exitCode}`);
-      const response = await fetch(`${api}/health`);
-      return response.ok && ((await response.json()) as { status?: string }).status === 'ok';
-    });
+    const startServer = async () => {
+      const server = spawnNode('server');
+      await waitFor('Parse Server /parse/health', async () => {
+        if (server.exitCode !== null) throw new Error(`the Parse Server process exited with code ${server.exitCode}`);
+        const response = await fetch(`${api}/health`);
+        return response.ok && ((await response.json()) as { status?: string }).status === 'ok';
+      });
+      return server;
+    };
+    await startServer();
     status(`Parse Server on port ${config.PORT}`);
 
     const startWorker = async () => {
@@ -217,7 +228,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       },
       processes,
       pids: () => [...[...processes.values()].map((p) => p.pid as number), ...(postgres ? postgresPids(path.join(dataDir, 'postgres')) : [])],
-      startWorker,
+      startProcess: async (name: StackProcess) => {
+        if (processes.has(name)) await stopProcess(name);
+        if (name === 'temporal' && config.TEMPORAL_ADDRESS) throw new Error('this stack uses an external Temporal (TEMPORAL_ADDRESS)');
+        return name === 'temporal' ? startTemporal() : name === 'server' ? startServer() : startWorker();
+      },
       stopProcess,
       stop,
     };

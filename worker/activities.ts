@@ -7,12 +7,13 @@
 import { randomUUID } from 'node:crypto';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import Parse from 'parse/node';
-import type { Config } from '../config';
+import { type Config, publicServerURL } from '../config';
 import type { Logger } from '../config/log';
-import { type ParseEndpoint, STORED_FILE_PREFIX, encodeLines, fileURL, findPart, masterHeaders, readPart, uploadFile } from '../schema/batchFile';
+import { type ParseEndpoint, STORED_FILE_PREFIX, deleteFile, encodeLines, fileURL, findPart, masterHeaders, readPart, uploadFile } from '../schema/batchFile';
 import { CLASS, idOf } from '../schema/classes';
 import { type BatchStatus, type MemoryItem, type MemoryProcessingResult, TERMINAL_STATUSES } from '../schema/memory';
-import { type BatchManifest, type Counts, type FinalizeInput, type PartInput, workflowIdFor } from '../schema/workflow';
+import { type BatchManifest, type Counts, type ExpiryOutcome, type FinalizeInput, type PartInput, workflowIdFor } from '../schema/workflow';
+import { WEBHOOK_HEADERS, type WebhookEvent, signWebhook } from '../schema/webhook';
 import { type MemoryContext, type MemoryProcessor, MemoryRejectedError } from './processor';
 
 const master = { useMasterKey: true };
@@ -180,6 +181,41 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
     return true;
   }
 
+  /** The event a webhook receiver gets; its id is stable across attempts. */
+  function webhookEvent(batch: Parse.Object): WebhookEvent {
+    const status = batch.get('status') as 'completed' | 'failed' | 'cancelled';
+    const failed = (batch.get('failedMemories') as number) ?? 0;
+    return {
+      id: `${idOf(batch)}:${status}`,
+      type: `batch.${status}`,
+      created_at: ((batch.get('completedAt') as Date | undefined) ?? new Date()).toISOString(),
+      batch: {
+        batch_id: idOf(batch),
+        status,
+        success: status === 'completed' && failed === 0,
+        total: batch.get('totalMemories'),
+        processed: batch.get('processedMemories') ?? 0,
+        failed,
+        ...(batch.get('error') ? { error: String(batch.get('error')) } : {}),
+        results_url: new URL(`/api/v1/memory/batch/${idOf(batch)}/results`, publicServerURL(config)).toString(),
+      },
+    };
+  }
+
+  /** Deletes one batch's part files, their index rows and its results file; marks the request. */
+  async function expireFiles(batch: Parse.Object): Promise<number> {
+    const parts = await new Parse.Query(CLASS.part).equalTo('partsKey', batch.get('partsKey')).limit(1_000_000).find(master);
+    const results = batch.get('resultsFile') as Parse.File | undefined;
+    const names = [...parts.map((part) => part.get('name') as string), ...(results ? [results.name()] : [])];
+    for (const name of names) await deleteFile(endpoint, name);
+    await Parse.Object.destroyAll(parts, master);
+    batch.unset('resultsFile');
+    batch.set('filesExpiredAt', new Date());
+    await batch.save(null, master);
+    log.info('batch files deleted', { batchId: idOf(batch), files: names.length });
+    return names.length;
+  }
+
   return {
     /** Marks the batch processing and returns the small manifest the workflow needs. */
     async beginBatch(batchId: string): Promise<BatchManifest> {
@@ -285,6 +321,77 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
       await batch.save(null, master);
       log.info('batch finished', { batchId, workflowId: workflowIdFor(batchId), status: finalStatus, ...counts, total: batch.get('totalMemories') });
       return counts;
+    },
+
+    /**
+     * POSTs the signed terminal event to the batch's webhook URL. A failed attempt is recorded and
+     * thrown for Temporal to retry with backoff; the last allowed attempt records the failure and returns.
+     */
+    async deliverWebhook(batchId: string): Promise<void> {
+      const batch = await loadBatch(batchId);
+      const url = batch.get('webhookUrl') as string | undefined;
+      if (!url || batch.get('webhookStatus') === 'delivered' || batch.get('webhookStatus') === 'failed') return;
+      const { attempt } = Context.current().info;
+      const event = webhookEvent(batch);
+      const body = JSON.stringify(event);
+      const hookLog = log.child({ batchId, workflowId: workflowIdFor(batchId), attempt });
+      let failure: string;
+      try {
+        const response = await fetch(url, {
+          method: 'POST',
+          headers: {
+            'Content-Type': 'application/json',
+            [WEBHOOK_HEADERS.event]: event.type,
+            [WEBHOOK_HEADERS.delivery]: event.id,
+            ...signWebhook(batch.get('webhookSecret') ?? '', body, Math.floor(Date.now() / 1000)),
+          },
+          body,
+          redirect: 'manual',
+          signal: AbortSignal.timeout(config.WEBHOOK_TIMEOUT),
+        });
+        await response.body?.cancel();
+        if (response.ok) {
+          batch.set({ webhookStatus: 'delivered', webhookAttempts: attempt, webhookDeliveredAt: new Date() });
+          batch.unset('webhookError');
+          await batch.save(null, master);
+          hookLog.info('webhook delivered');
+          return;
+        }
+        failure = `HTTP ${response.status}`;
+      } catch (error) {
+        failure = (error as Error).message;
+      }
+      const last = attempt >= config.WEBHOOK_MAX_ATTEMPTS;
+      batch.set({ webhookStatus: last ? 'failed' : 'retrying', webhookAttempts: attempt, webhookError: failure });
+      await batch.save(null, master);
+      if (last) {
+        hookLog.warn('webhook delivery gave up', { error: failure });
+        return;
+      }
+      hookLog.info('webhook delivery failed; retrying', { error: failure });
+      throw ApplicationFailure.retryable(`webhook delivery failed: ${failure}`, 'WebhookDeliveryError');
+    },
+
+    /** Deletes the stored files of finished batches past their expiresAt; the requests and their counts stay. */
+    async expireBatchFiles(): Promise<ExpiryOutcome> {
+      const ctx = Context.current();
+      const outcome: ExpiryOutcome = { batches: 0, files: 0 };
+      for (;;) {
+        const page = await new Parse.Query(CLASS.batch)
+          .lessThanOrEqualTo('expiresAt', new Date())
+          .doesNotExist('filesExpiredAt')
+          .containedIn('status', [...TERMINAL_STATUSES])
+          .limit(50)
+          .find(master);
+        for (const batch of page) {
+          outcome.files += await expireFiles(batch);
+          outcome.batches++;
+          ctx.heartbeat(outcome);
+        }
+        if (page.length < 50) break;
+      }
+      if (outcome.batches) log.info('batch files expired', { ...outcome });
+      return outcome;
     },
   };
 }

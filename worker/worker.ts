@@ -18,7 +18,11 @@ export async function createBatchWorker(config: Config, options: BatchWorkerOpti
   if (!runtimeInstalled) {
     Runtime.install({
       logger: temporalLogger(log),
-      telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }), forward: {} } },
+      telemetryOptions: {
+        logging: { filter: makeTelemetryFilterString({ core: 'WARN' }), forward: {} },
+        // Temporal's worker metrics (task slots, poll and activity latencies) at http://HOST:WORKER_METRICS_PORT/metrics.
+        ...(config.WORKER_METRICS_PORT ? { metrics: { prometheus: { bindAddress: `${config.HOST}:${config.WORKER_METRICS_PORT}`, countersTotalSuffix: true, useSecondsForDurations: true } } } : {}),
+      },
     });
     runtimeInstalled = true;
   }

@@ -19,6 +19,8 @@ import {
   type BatchProgress,
   type BatchWorkflowInput,
   type BatchWorkflowResume,
+  type ExpiryOutcome,
+  type FinalizeInput,
   NON_RETRYABLE_ERRORS,
   PROGRESS_QUERY,
 } from '../schema/workflow';
@@ -27,6 +29,17 @@ export const progressQuery = defineQuery<BatchProgress>(PROGRESS_QUERY);
 
 const retry: RetryPolicy = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', nonRetryableErrorTypes: NON_RETRYABLE_ERRORS };
 const { beginBatch, finalizeBatch } = proxyActivities<BatchActivities>({ startToCloseTimeout: '5m', retry });
+// The activity stops retrying itself after WEBHOOK_MAX_ATTEMPTS, recording the failure on the request.
+const { deliverWebhook } = proxyActivities<BatchActivities>({ startToCloseTimeout: '2m', retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '5m' } });
+const { expireBatchFiles } = proxyActivities<BatchActivities>({ startToCloseTimeout: '1h', heartbeatTimeout: '2m', retry });
+
+/** Records the terminal status, then tells the batch's webhook; neither is cut short by cancellation. */
+function finish(input: FinalizeInput): Promise<void> {
+  return CancellationScope.nonCancellable(async () => {
+    await finalizeBatch(input);
+    await deliverWebhook(input.batchId);
+  });
+}
 
 function errorMessage(error: unknown): string {
   const cause = (error as { cause?: { message?: string } }).cause;
@@ -43,7 +56,7 @@ export async function batchMemoryWorkflow(input: BatchWorkflowInput): Promise<vo
     manifest = await beginBatch(batchId);
   } catch (error) {
     // The batch cannot be read at all (deleted, corrupt): nothing to retry.
-    await CancellationScope.nonCancellable(() => finalizeBatch({ batchId, status: 'failed', error: errorMessage(error) })).catch(() => undefined);
+    await finish({ batchId, status: 'failed', error: errorMessage(error) }).catch(() => undefined);
     return;
   }
   Object.assign(progress, { total: manifest.total, partCount: manifest.partCount, status: manifest.status });
@@ -89,7 +102,7 @@ export async function batchMemoryWorkflow(input: BatchWorkflowInput): Promise<vo
         ? `batch did not finish within BATCH_WORKFLOW_TIMEOUT (${settings.timeoutMs} ms)`
         : errorMessage(error);
     progress.status = status;
-    await CancellationScope.nonCancellable(() => finalizeBatch({ batchId, status, ...(message ? { error: message } : {}) }));
+    await finish({ batchId, status, ...(message ? { error: message } : {}) });
     if (cancelledByClient) throw error;
     return;
   }
@@ -100,5 +113,10 @@ export async function batchMemoryWorkflow(input: BatchWorkflowInput): Promise<vo
     });
   }
   progress.status = 'completed';
-  await finalizeBatch({ batchId, status: 'completed' });
+  await finish({ batchId, status: 'completed' });
+}
+
+/** Run by the expiry Schedule: deletes the stored files of batches past BATCH_FILE_EXPIRY_DAYS. */
+export async function expireBatchFilesWorkflow(): Promise<ExpiryOutcome> {
+  return expireBatchFiles();
 }

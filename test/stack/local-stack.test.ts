@@ -80,6 +80,7 @@ test('npm start: up within 60 s, clean stop, and a restart after kill -9 on the 
     TEMPORAL_PORT: String(await freePort()),
     TEMPORAL_UI_PORT: String(await freePort()),
     EMBEDDED_POSTGRES_PORT: String(await freePort()),
+    WORKER_METRICS_PORT: String(await freePort()),
     TEMPORAL_TASK_QUEUE: 'local-stack-test',
     LOG_LEVEL: 'warn',
   };

@@ -1,62 +1,8 @@
-/**
- * Boots the shared test stack once per run: ephemeral embedded PostgreSQL (or
- * mongodb-memory-server with TEST_DATABASE=mongo), a Temporal dev server whose
- * payload limit is lowered to 64 KiB, Parse Server and one worker process.
- */
-import fs from 'node:fs';
-import path from 'node:path';
-import { freePort } from '../../scripts/processes';
-import { PROJECT_ROOT, startLocalStack, temporaryDataDir } from '../../scripts/stack';
-import { PAYLOAD_LIMIT_BYTES, type TestStackInfo } from './stackInfo';
+/** Boots the shared test stack once per run (see testStack.ts); test files find it through TEST_STACK. */
+import { bootTestStack } from './testStack';
 
 export default async function globalSetup(): Promise<void> {
-  const dataDir = temporaryDataDir('batch-memory-test-');
-  const logDir = path.join(dataDir, 'logs');
-  fs.mkdirSync(logDir, { recursive: true });
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    NODE_ENV: 'test',
-    DATA_DIR: dataDir,
-    PORT: String(await freePort()),
-    TEMPORAL_PORT: String(await freePort()),
-    EMBEDDED_POSTGRES_PORT: String(await freePort()),
-    TEMPORAL_TASK_QUEUE: 'batch-memory-test',
-    LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
-    MAX_BATCH_SIZE: '10000',
-    BATCH_PARTS_PER_RUN: '20',
-    REST_MAX_JSON_BYTES: String(16 * 1024 * 1024),
-    REST_RATE_LIMIT: '120',
-    BATCH_WAIT_TIMEOUT: '120s',
-    BATCH_HEARTBEAT_TIMEOUT: '5s',
-    MEMORY_PROCESSOR_MODULE: path.join(PROJECT_ROOT, 'dist/test/support/testProcessor.js'),
-    ...(process.env.COVERAGE_DIR ? { NODE_V8_COVERAGE: process.env.COVERAGE_DIR } : {}),
-  };
-  if (process.env.TEST_DATABASE === 'mongo') {
-    const { MongoMemoryServer } = await import('mongodb-memory-server');
-    const mongo = await MongoMemoryServer.create();
-    env.DATABASE_URI = mongo.getUri('parse');
-    (globalThis as Record<string, unknown>).__MONGO__ = mongo;
-  }
-  const stack = await startLocalStack({
-    env,
-    ephemeral: true,
-    temporalUI: false,
-    temporalDynamicConfig: [`limit.blobSize.error=${PAYLOAD_LIMIT_BYTES}`, `limit.blobSize.warn=${PAYLOAD_LIMIT_BYTES / 2}`],
-    output: { logDir },
-  });
+  const { stack, info } = await bootTestStack('test');
   (globalThis as Record<string, unknown>).__STACK__ = stack;
-  const info: TestStackInfo = {
-    env: stack.env as Record<string, string>,
-    serverURL: stack.urls.api,
-    appId: stack.config.PARSE_APP_ID,
-    masterKey: stack.config.PARSE_MASTER_KEY,
-    temporalAddress: stack.urls.temporal,
-    namespace: stack.config.TEMPORAL_NAMESPACE,
-    taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
-    logDir,
-    serverPid: stack.processes.get('server')?.pid as number,
-    workerPid: stack.processes.get('worker')?.pid as number,
-    databaseURI: env.DATABASE_URI ?? `postgres://postgres:postgres@127.0.0.1:${stack.config.EMBEDDED_POSTGRES_PORT}/parse`,
-  };
   process.env.TEST_STACK = JSON.stringify(info);
 }

@@ -1,0 +1,73 @@
+/**
+ * Prometheus metrics of the Parse Server process, served at `/metrics`. Counters and histograms
+ * follow the saves of BatchMemoryRequest (the worker writes status and counts through Parse, so
+ * every change passes through an afterSave here); batches by status are counted at scrape time.
+ */
+import Parse from 'parse/node';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { CLASS } from '../schema/classes';
+import { BATCH_STATUSES, type BatchStatus, TERMINAL_STATUSES } from '../schema/memory';
+
+const master = { useMasterKey: true };
+
+export class BatchMetrics {
+  readonly registry = new Registry();
+
+  private readonly submitted = new Counter({ name: 'batch_memory_batches_submitted_total', help: 'Batches accepted', registers: [this.registry] });
+  private readonly finished = new Counter({ name: 'batch_memory_batches_finished_total', help: 'Batches that reached a terminal status', labelNames: ['status'], registers: [this.registry] });
+  private readonly processed = new Counter({ name: 'batch_memory_items_processed_total', help: 'Memories stored', registers: [this.registry] });
+  private readonly failed = new Counter({ name: 'batch_memory_items_failed_total', help: 'Memories that failed', registers: [this.registry] });
+  private readonly duration = new Histogram({
+    name: 'batch_memory_batch_duration_seconds',
+    help: 'Time from submit to terminal status',
+    labelNames: ['status'],
+    buckets: [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200],
+    registers: [this.registry],
+  });
+  private readonly sizeMemories = new Histogram({
+    name: 'batch_memory_batch_size_memories',
+    help: 'Memories per batch',
+    buckets: [1, 10, 100, 1000, 10_000, 100_000, 1_000_000],
+    registers: [this.registry],
+  });
+  private readonly sizeBytes = new Histogram({
+    name: 'batch_memory_batch_size_bytes',
+    help: 'Uncompressed bytes per batch',
+    buckets: [1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9],
+    registers: [this.registry],
+  });
+
+  constructor() {
+    new Gauge({
+      name: 'batch_memory_batches',
+      help: 'Batches by status',
+      labelNames: ['status'],
+      registers: [this.registry],
+      async collect() {
+        const counts = await Promise.all(BATCH_STATUSES.map((status) => new Parse.Query(CLASS.batch).equalTo('status', status).count(master)));
+        BATCH_STATUSES.forEach((status, i) => this.set({ status }, counts[i]));
+      },
+    });
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Follows one save of a BatchMemoryRequest: a new batch, counts that grew, a terminal status reached. */
+  observeSave(batch: Parse.Object, original: Parse.Object | undefined): void {
+    if (!original) {
+      this.submitted.inc();
+      this.sizeMemories.observe(batch.get('totalMemories') ?? 0);
+      this.sizeBytes.observe(batch.get('rawBytes') ?? 0);
+      return;
+    }
+    const grew = (field: string) => Math.max(0, ((batch.get(field) as number) ?? 0) - ((original.get(field) as number) ?? 0));
+    this.processed.inc(grew('processedMemories'));
+    this.failed.inc(grew('failedMemories'));
+    const status = batch.get('status') as BatchStatus;
+    // completedAt is written once, with the final counts: that save marks the end.
+    if (TERMINAL_STATUSES.includes(status) && batch.get('completedAt') && !original.get('completedAt')) {
+      this.finished.inc({ status });
+      const started = (batch.createdAt ?? original.createdAt) as Date | undefined;
+      if (started) this.duration.observe({ status }, ((batch.get('completedAt') as Date).getTime() - started.getTime()) / 1000);
+    }
+  }
+}
