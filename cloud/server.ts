@@ -103,6 +103,7 @@ export async function startParseApp(config: Config, options: ParseAppOptions = {
             masterKey: config.PARSE_MASTER_KEY,
             appName: 'Batch memory',
             scripts: DASHBOARD_SCRIPTS,
+            columnPreference: { [CLASS.batch]: BATCH_COLUMNS },
           },
         ],
         users: [{ user: config.DASHBOARD_USER, pass: config.DASHBOARD_PASSWORD }],
@@ -144,6 +145,14 @@ const DASHBOARD_SCRIPTS = [
   { title: 'Cancel batch', classes: [CLASS.batch], cloudCodeFunction: 'dashboardCancelBatch', showConfirmationDialog: true, confirmationDialogStyle: 'critical' },
   { title: 'Retry failed items', classes: [CLASS.batch], cloudCodeFunction: 'dashboardRetryFailedItems', showConfirmationDialog: true },
 ];
+
+/** Data browser columns of BatchMemoryRequest: what an operator reads first; internal keys hidden. */
+const BATCH_COLUMNS = [
+  ...['objectId', 'status', 'totalMemories', 'processedMemories', 'failedMemories', 'user', 'namespace', 'createdAt', 'startedAt', 'completedAt', 'error'],
+  ...['webhookStatus', 'webhookAttempts', 'filesExpiredAt', 'retryOf', 'workflowId', 'organization', 'workspace', 'partCount', 'rawBytes', 'storedBytes', 'expiresAt'],
+]
+  .map((name) => ({ name, visible: true }))
+  .concat(['batchFile', 'resultsFile', 'partsKey', 'requestHash', 'idempotencyKey', 'webhookUrl', 'webhookSecret', 'webhookDeliveredAt', 'webhookError', 'updatedAt', 'ACL'].map((name) => ({ name, visible: false })));
 
 /** Prometheus text format; behind a bearer token when METRICS_TOKEN is set. */
 function metricsHandler(metrics: BatchMetrics, token: string | undefined): express.Handler {

@@ -3,7 +3,9 @@
  * Items opt into faults through metadata, so each test controls its own:
  * - `test_reject: "reason"` fails that item (a per-item failure);
  * - `test_fail_after_persist: true` fails the chunk once, after its memories were
- *   written and before the chunk was recorded (the retry must not duplicate them).
+ *   written and before the chunk was recorded (the retry must not duplicate them);
+ * - `test_slow_ms: n` makes that item take n ms to prepare (a batch that stays running
+ *   long enough to be acted on).
  */
 import { type MemoryProcessor, MemoryRejectedError } from '../../worker/processor';
 
@@ -11,8 +13,9 @@ const armed = new Set<string>();
 const fired = new Set<string>();
 
 const testProcessor: MemoryProcessor = {
-  prepare(item, context) {
+  async prepare(item, context) {
     const metadata = item.metadata ?? {};
+    if (typeof metadata.test_slow_ms === 'number') await new Promise((resolve) => setTimeout(resolve, metadata.test_slow_ms as number));
     if (typeof metadata.test_reject === 'string') throw new MemoryRejectedError(metadata.test_reject);
     if (metadata.test_fail_after_persist === true) armed.add(`${context.batchId}:${context.index}`);
     return item;
