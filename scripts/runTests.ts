@@ -9,7 +9,7 @@ import path from 'node:path';
 import { PROJECT_ROOT } from './stack';
 
 const COVERAGE_THRESHOLD = 80;
-const COVERED = ['cloud', 'schema', 'worker', 'config'];
+const COVERED = ['cloud', 'schema', 'worker', 'config', 'client'];
 
 function mongodAvailable(): boolean {
   if (process.env.MONGOMS_SYSTEM_BINARY) return true;

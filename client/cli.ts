@@ -1,0 +1,353 @@
+#!/usr/bin/env node
+/**
+ * `memory-batch`: imports a memories file of any size through the REST route (streamed as gzip
+ * NDJSON), follows the batch with a progress bar, and reads its per-item results.
+ * Exit codes: 0 success, 1 finished with failures or an error, 2 usage error.
+ */
+import { once } from 'node:events';
+import fs from 'node:fs';
+import { Presets, SingleBar } from 'cli-progress';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import type { BatchMemoryResponse, BatchStatusResponse } from '../schema/memory';
+import {
+  BatchApiError,
+  BatchMemoryClient,
+  BatchWaitTimeoutError,
+  DEFAULT_APP_ID,
+  DEFAULT_SERVER_URL,
+  MemoriesDocumentError,
+  isFinished,
+  jsonDocumentToNdjson,
+} from '.';
+
+const EXIT = { success: 0, failure: 1, usage: 2 } as const;
+/** Without a terminal, a progress line at most this often (and at every status change). */
+const PLAIN_PROGRESS_INTERVAL_MS = 2000;
+
+/** The command line is wrong (exit code 2), as opposed to a batch or server problem (exit code 1). */
+class UsageError extends Error {}
+
+interface ConnectionOptions {
+  server: string;
+  appId: string;
+  sessionToken?: string;
+  masterKey?: string;
+  userId?: string;
+}
+
+interface FollowOptions extends ConnectionOptions {
+  timeout?: number;
+}
+
+interface ImportOptions extends FollowOptions {
+  namespace?: string;
+  workspaceId?: string;
+  format?: 'jsonl' | 'json';
+  idempotencyKey?: string;
+  async?: boolean;
+}
+
+type BatchView = BatchStatusResponse | BatchMemoryResponse;
+
+function clientOf(options: ConnectionOptions, submitting = false): BatchMemoryClient {
+  const connection = { serverUrl: options.server, appId: options.appId };
+  if (options.sessionToken) return new BatchMemoryClient({ ...connection, auth: { sessionToken: options.sessionToken } });
+  if (options.masterKey) {
+    if (submitting && !options.userId) throw new UsageError('--user-id is required with the master key: it names the user the memories belong to');
+    return new BatchMemoryClient({ ...connection, auth: { masterKey: options.masterKey, userId: options.userId } });
+  }
+  throw new UsageError('no credentials: pass --session-token (or set MEMORY_BATCH_SESSION_TOKEN), or --master-key (PARSE_MASTER_KEY) with --user-id');
+}
+
+function formatBytes(bytes: number): string {
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
+}
+
+/** Progress on stderr: a bar on a terminal, plain lines otherwise (logs, pipes, CI). */
+class ProgressDisplay {
+  private bar: SingleBar | undefined;
+  private lastLineAt = 0;
+  private lastStatus = '';
+
+  constructor(private readonly stream: NodeJS.WriteStream) {}
+
+  uploadStarted(name: string, sizeBytes: number | undefined): void {
+    if (this.stream.isTTY && sizeBytes) {
+      this.bar = this.newBar('upload     [{bar}] {percentage}% | {uploaded} of {size}');
+      this.bar.start(sizeBytes, 0, { uploaded: formatBytes(0), size: formatBytes(sizeBytes) });
+    } else {
+      this.line(`uploading ${name}${sizeBytes === undefined ? '' : ` (${formatBytes(sizeBytes)})`}`);
+    }
+  }
+
+  uploaded(bytes: number): void {
+    this.bar?.update(bytes, { uploaded: formatBytes(bytes) });
+  }
+
+  accepted(bytes: number, batch: BatchMemoryResponse, replayed: boolean, following: boolean): void {
+    this.stop();
+    const how = replayed ? 'matched by its idempotency key (no new batch)' : 'accepted';
+    this.line(`uploaded ${formatBytes(bytes)}; batch ${batch.batch_id} ${how}: ${batch.total} memories`);
+    if (following && !isFinished(batch)) this.line(`interrupting leaves the batch running; follow it with: memory-batch wait ${batch.batch_id}`);
+  }
+
+  processing(status: BatchStatusResponse): void {
+    const done = status.processed + status.failed;
+    const values = { processed: status.processed, failed: status.failed, status: status.status };
+    if (this.stream.isTTY) {
+      if (!this.bar) {
+        this.bar = this.newBar('processing [{bar}] {percentage}% | {value}/{total} | processed {processed}, failed {failed} | {status}');
+        this.bar.start(status.total, done, values);
+      } else {
+        this.bar.update(done, values);
+      }
+      return;
+    }
+    if (status.status !== this.lastStatus || isFinished(status) || Date.now() - this.lastLineAt >= PLAIN_PROGRESS_INTERVAL_MS) {
+      this.lastStatus = status.status;
+      this.line(`${status.status}: ${done}/${status.total} (processed ${status.processed}, failed ${status.failed})`);
+    }
+  }
+
+  stop(): void {
+    this.bar?.stop();
+    this.bar = undefined;
+  }
+
+  private newBar(format: string): SingleBar {
+    return new SingleBar({ stream: this.stream, format, hideCursor: true, etaBuffer: 50 }, Presets.shades_classic);
+  }
+
+  private line(text: string): void {
+    this.lastLineAt = Date.now();
+    this.stream.write(`${text}\n`);
+  }
+}
+
+/** 0 when the batch is still running (asked not to wait) or completed with every memory stored. */
+function exitCodeOf(batch: BatchView): number {
+  if (!isFinished(batch)) return EXIT.success;
+  return batch.status === 'completed' && batch.failed === 0 ? EXIT.success : EXIT.failure;
+}
+
+function printSummary(client: BatchMemoryClient, batch: BatchView, startedAt: number): void {
+  const id = batch.batch_id;
+  const error = 'results' in batch ? batch.errors?.find((e) => !e.startsWith('memories[')) : batch.error;
+  const rows: [string, string | number][] = [
+    ['batch', id],
+    ['status', batch.status],
+    ['total', batch.total],
+    ['successful', batch.processed],
+    ['failed', batch.failed],
+    ['duration', `${((Date.now() - startedAt) / 1000).toFixed(1)} s`],
+    ...(error ? [['error', error] as [string, string]] : []),
+    isFinished(batch)
+      ? ['results', `memory-batch results ${id}${batch.failed ? ' --failed' : ''}  (GET ${client.resultsUrl(id)})`]
+      : ['follow', `memory-batch wait ${id}`],
+  ];
+  process.stdout.write(rows.map(([name, value]) => `${name.padEnd(11)}${value}\n`).join(''));
+}
+
+/** The memories to upload: a file (its size known, for the progress bar) or standard input. */
+function openInput(file: string): { chunks: AsyncIterable<Buffer>; sizeBytes?: number; name: string } {
+  if (file === '-') return { chunks: process.stdin, name: 'standard input' };
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(file);
+  } catch (error) {
+    throw new UsageError(`cannot read ${file}: ${(error as Error).message}`);
+  }
+  if (!stat.isFile()) throw new UsageError(`${file} is not a file`);
+  return { chunks: fs.createReadStream(file, { highWaterMark: 256 * 1024 }), sizeBytes: stat.size, name: file };
+}
+
+async function* counted(chunks: AsyncIterable<Buffer>, onBytes: (bytes: number) => void): AsyncGenerator<Buffer> {
+  for await (const chunk of chunks) {
+    onBytes(chunk.length);
+    yield chunk;
+  }
+}
+
+/** Follows a batch until it finishes (or the timeout passes), then prints the summary. */
+async function follow(client: BatchMemoryClient, batchId: string, options: FollowOptions, display: ProgressDisplay, startedAt: number): Promise<number> {
+  let final: BatchStatusResponse;
+  try {
+    final = await client.wait(batchId, { timeoutMs: options.timeout === undefined ? undefined : options.timeout * 1000, onProgress: (status) => display.processing(status) });
+  } catch (error) {
+    if (!(error instanceof BatchWaitTimeoutError)) throw error;
+    display.stop();
+    process.stderr.write(`memory-batch: ${error.message}; it keeps running\n`);
+    printSummary(client, error.lastStatus ?? (await client.get(batchId)), startedAt);
+    return EXIT.failure;
+  }
+  display.stop();
+  printSummary(client, final, startedAt);
+  return exitCodeOf(final);
+}
+
+async function importMemories(file: string, options: ImportOptions): Promise<number> {
+  const startedAt = Date.now();
+  const client = clientOf(options, true);
+  const format = options.format ?? (file.toLowerCase().endsWith('.json') ? 'json' : 'jsonl');
+  const input = openInput(file);
+  const display = new ProgressDisplay(process.stderr);
+  let uploadedBytes = 0;
+  display.uploadStarted(input.name, input.sizeBytes);
+  try {
+    const bytes = counted(input.chunks, (n) => display.uploaded((uploadedBytes += n)));
+    const { batch, replayed } = await client.addNdjson(
+      format === 'json' ? jsonDocumentToNdjson(bytes) : bytes,
+      { namespace: options.namespace, workspace_id: options.workspaceId },
+      { idempotencyKey: options.idempotencyKey, wait: false },
+    );
+    display.accepted(uploadedBytes, batch, replayed, !options.async);
+    if (options.async || isFinished(batch)) {
+      printSummary(client, batch, startedAt);
+      return exitCodeOf(batch);
+    }
+    return await follow(client, batch.batch_id, options, display, startedAt);
+  } finally {
+    display.stop();
+  }
+}
+
+async function waitForBatch(batchId: string, options: FollowOptions): Promise<number> {
+  const display = new ProgressDisplay(process.stderr);
+  try {
+    return await follow(clientOf(options), batchId, options, display, Date.now());
+  } finally {
+    display.stop();
+  }
+}
+
+async function writeLine(line: string): Promise<void> {
+  if (!process.stdout.write(`${line}\n`)) await once(process.stdout, 'drain');
+}
+
+async function printResults(batchId: string, options: ConnectionOptions & { failed?: boolean }): Promise<number> {
+  for await (const result of clientOf(options).results(batchId)) {
+    if (!options.failed || !result.success) await writeLine(JSON.stringify(result));
+  }
+  return EXIT.success;
+}
+
+async function printStatus(batchId: string, options: ConnectionOptions): Promise<number> {
+  await writeLine(JSON.stringify(await clientOf(options).get(batchId), null, 2));
+  return EXIT.success;
+}
+
+async function cancelBatch(batchId: string, options: ConnectionOptions): Promise<number> {
+  const client = clientOf(options);
+  const startedAt = Date.now();
+  printSummary(client, await client.cancel(batchId), startedAt);
+  return EXIT.success;
+}
+
+function positiveSeconds(value: string): number {
+  const seconds = Number(value);
+  if (!Number.isFinite(seconds) || seconds <= 0) throw new InvalidArgumentError('must be a positive number of seconds');
+  return seconds;
+}
+
+/** The command line; `done` receives the exit code of the command that ran. */
+function buildProgram(done: (exitCode: number) => void): Command {
+  const program = new Command('memory-batch')
+    .description('Import memories through the batch memory REST route, follow batches and read their results.')
+    .addOption(new Option('--server <url>', 'where the server listens').env('MEMORY_BATCH_SERVER').default(DEFAULT_SERVER_URL))
+    .addOption(new Option('--session-token <token>', 'session token of the user the memories belong to').env('MEMORY_BATCH_SESSION_TOKEN'))
+    .addOption(new Option('--master-key <key>', 'act with the master key instead (imports need --user-id)').env('PARSE_MASTER_KEY'))
+    .addOption(new Option('--user-id <id>', 'user the master key acts for'))
+    .addOption(new Option('--app-id <id>', 'Parse application id').env('PARSE_APP_ID').default(DEFAULT_APP_ID))
+    .exitOverride()
+    .showHelpAfterError('(memory-batch --help for usage)');
+
+  const run =
+    <A extends unknown[]>(command: (...args: A) => Promise<number>) =>
+    async (...args: A) => {
+      done(await command(...args));
+    };
+  const timeout = new Option('--timeout <seconds>', 'stop following after this long (the batch keeps running)').argParser(positiveSeconds);
+
+  program
+    .command('import')
+    .description('upload memories (JSON Lines, or a JSON array / {"memories": [...]}; - reads standard input) and follow the batch')
+    .argument('<file>', 'file.jsonl, file.json, or - for standard input')
+    .option('--namespace <name>', 'namespace of the memories')
+    .option('--workspace-id <id>', 'workspace of the memories')
+    .addOption(new Option('--format <format>', 'input format (default: json for *.json, jsonl otherwise)').choices(['jsonl', 'json']))
+    .option('--idempotency-key <key>', 'a repeat with the same key and file answers with the same batch (resume)')
+    .option('--async', 'return once the batch is accepted, with its id')
+    .addOption(timeout)
+    .action(run((file: string, _options: ImportOptions, command: Command) => importMemories(file, command.optsWithGlobals<ImportOptions>())));
+
+  program
+    .command('wait')
+    .description('follow a batch until it finishes, then print its summary')
+    .argument('<id>', 'batch id')
+    .addOption(timeout)
+    .action(run((id: string, _options: FollowOptions, command: Command) => waitForBatch(id, command.optsWithGlobals<FollowOptions>())));
+
+  program
+    .command('status')
+    .description("print a batch's status, counts and timestamps as JSON")
+    .argument('<id>', 'batch id')
+    .action(run((id: string, _options: ConnectionOptions, command: Command) => printStatus(id, command.optsWithGlobals<ConnectionOptions>())));
+
+  program
+    .command('results')
+    .description("print a finished batch's per-item results as JSON Lines")
+    .argument('<id>', 'batch id')
+    .option('--failed', 'only the items that failed')
+    .action(run((id: string, _options: { failed?: boolean }, command: Command) => printResults(id, command.optsWithGlobals<ConnectionOptions & { failed?: boolean }>())));
+
+  program
+    .command('cancel')
+    .description('cancel a batch; memories written so far stay')
+    .argument('<id>', 'batch id')
+    .action(run((id: string, _options: ConnectionOptions, command: Command) => cancelBatch(id, command.optsWithGlobals<ConnectionOptions>())));
+
+  return program;
+}
+
+function report(error: unknown): number {
+  if (error instanceof CommanderError) return error.exitCode === 0 ? EXIT.success : EXIT.usage;
+  if (error instanceof UsageError) {
+    process.stderr.write(`memory-batch: ${error.message}\n`);
+    return EXIT.usage;
+  }
+  if (error instanceof BatchApiError) {
+    const status = error.status ? `HTTP ${error.status} ` : '';
+    process.stderr.write(`memory-batch: ${status}${error.code}: ${error.message}\n`);
+  } else if (error instanceof MemoriesDocumentError) {
+    process.stderr.write(`memory-batch: the input ${error.message}\n`);
+  } else {
+    process.stderr.write(`memory-batch: ${error instanceof Error ? error.message : String(error)}\n`);
+  }
+  return EXIT.failure;
+}
+
+async function main(argv: string[]): Promise<number> {
+  let exitCode: number = EXIT.success;
+  try {
+    await buildProgram((code) => (exitCode = code)).parseAsync(argv);
+    return exitCode;
+  } catch (error) {
+    return report(error);
+  }
+}
+
+// A reader that stops early (`| head`) is not an error.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(EXIT.success);
+  throw error;
+});
+void main(process.argv).then((code) => {
+  process.exitCode = code;
+});

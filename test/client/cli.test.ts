@@ -1,0 +1,158 @@
+/** The `memory-batch` CLI as a real subprocess: large streamed imports, resume by idempotency key, JSON documents, results, cancel, exit codes. */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { countMemories, duplicateMemories, getBatch, master, memories, newUser, parse, waitFor } from '../support/helpers';
+import { stackInfo } from '../support/stackInfo';
+import { SERVER, runCli, startCli, summaryValue } from './cliProcess';
+
+let dir: string;
+beforeAll(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'memory-batch-cli-'));
+});
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+function writeJsonl(name: string, count: number): string {
+  const file = path.join(dir, name);
+  fs.writeFileSync(file, memories(count, 200).map((memory) => `${JSON.stringify(memory)}\n`).join(''));
+  return file;
+}
+
+async function batchesOf(user: Parse.User): Promise<number> {
+  return new (parse().Query)('BatchMemoryRequest').equalTo('user', user).count(master);
+}
+
+test('imports a 20,000-line JSONL file: streamed as gzip NDJSON, every memory stored once, summary printed', async () => {
+  const { sessionToken } = await newUser('cli');
+  const file = writeJsonl('memories-20k.jsonl', 20_000);
+  const result = await runCli(['import', file, '--namespace', 'cli-import'], { MEMORY_BATCH_SERVER: SERVER, MEMORY_BATCH_SESSION_TOKEN: sessionToken });
+
+  expect(result.stderr).toMatch(/^uploading .*memories-20k\.jsonl \(\d+\.\d MB\)$/m);
+  expect(result.stderr).toMatch(/^uploaded \d+\.\d MB; batch \w+ accepted: 20000 memories$/m);
+  expect(result.stderr).toMatch(/^completed: 20000\/20000 \(processed 20000, failed 0\)$/m);
+  expect(result.code).toBe(0);
+  const batchId = summaryValue(result.stdout, 'batch') as string;
+  expect(summaryValue(result.stdout, 'status')).toBe('completed');
+  expect(summaryValue(result.stdout, 'total')).toBe('20000');
+  expect(summaryValue(result.stdout, 'successful')).toBe('20000');
+  expect(summaryValue(result.stdout, 'failed')).toBe('0');
+  expect(summaryValue(result.stdout, 'duration')).toMatch(/^\d+\.\d s$/);
+  expect(summaryValue(result.stdout, 'results')).toBe(`memory-batch results ${batchId}  (GET ${SERVER}/api/v1/memory/batch/${batchId}/results)`);
+
+  expect(await countMemories(batchId)).toBe(20_000);
+  expect(await duplicateMemories(batchId)).toBe(0);
+  expect((await (await getBatch(batchId)).get('namespace').fetch(master)).get('name')).toBe('cli-import');
+}, 15 * 60_000);
+
+test('resume: an import interrupted after the upload, run again with the same idempotency key, finishes the same batch once', async () => {
+  const { user, sessionToken } = await newUser('cli-resume');
+  const file = writeJsonl('memories-resume.jsonl', 3000);
+  const args = ['import', file, '--server', SERVER, '--session-token', sessionToken, '--idempotency-key', 'resume-import-1'];
+
+  const first = startCli(args);
+  const accepted = await waitFor('the first run to be accepted', async () => /batch (\w+) accepted: 3000 memories/.exec(first.output.stderr)?.[1], 120_000);
+  first.child.kill('SIGTERM');
+  expect((await first.exit).code).not.toBe(0);
+
+  const second = await runCli(args);
+  expect(second.stderr).toContain(`batch ${accepted} matched by its idempotency key (no new batch): 3000 memories`);
+  expect(second.code).toBe(0);
+  expect(summaryValue(second.stdout, 'batch')).toBe(accepted);
+  expect(summaryValue(second.stdout, 'status')).toBe('completed');
+  expect(summaryValue(second.stdout, 'successful')).toBe('3000');
+  expect(await batchesOf(user)).toBe(1);
+  expect(await countMemories(accepted)).toBe(3000);
+  expect(await duplicateMemories(accepted)).toBe(0);
+}, 10 * 60_000);
+
+test('a JSON document ({"memories": [...]}, pretty-printed) is converted to NDJSON; failures exit 1 and are listed by `results --failed`', async () => {
+  const { sessionToken } = await newUser('cli-json');
+  const file = path.join(dir, 'memories.json');
+  const items = memories(40, 120, (index) => (index === 7 ? { metadata: { test_reject: 'rejected for the test' } } : { tags: ['json', 'a ] , } ['] }));
+  fs.writeFileSync(file, JSON.stringify({ source: 'export', memories: items }, null, 2));
+  const env = { MEMORY_BATCH_SERVER: SERVER, MEMORY_BATCH_SESSION_TOKEN: sessionToken };
+
+  const imported = await runCli(['import', file], env);
+  expect(imported.code).toBe(1);
+  const batchId = summaryValue(imported.stdout, 'batch') as string;
+  expect(summaryValue(imported.stdout, 'status')).toBe('completed');
+  expect(summaryValue(imported.stdout, 'successful')).toBe('39');
+  expect(summaryValue(imported.stdout, 'failed')).toBe('1');
+  expect(summaryValue(imported.stdout, 'results')).toContain(`memory-batch results ${batchId} --failed`);
+
+  const failures = await runCli(['results', batchId, '--failed'], env);
+  expect(failures.code).toBe(0);
+  expect(failures.stdout.trim().split('\n').map((line) => JSON.parse(line))).toEqual([{ index: 7, success: false, error: 'rejected for the test' }]);
+  const all = await runCli(['results', batchId], env);
+  expect(all.stdout.trim().split('\n')).toHaveLength(40);
+
+  const status = await runCli(['status', batchId], env);
+  expect(status.code).toBe(0);
+  expect(JSON.parse(status.stdout)).toMatchObject({ batch_id: batchId, status: 'completed', total: 40, processed: 39, failed: 1 });
+  const stored = await new (parse().Query)('Memory').equalTo('batch', await getBatch(batchId)).equalTo('batchIndex', 3).first(master);
+  expect(stored?.get('tags')).toEqual(['json', 'a ] , } [']);
+});
+
+test('standard input: JSON Lines by default, a JSON array with --format json; --async returns at once and `wait` follows to the end', async () => {
+  const { sessionToken } = await newUser('cli-stdin');
+  const env = { MEMORY_BATCH_SERVER: SERVER, MEMORY_BATCH_SESSION_TOKEN: sessionToken };
+  const lines = memories(5).map((memory) => JSON.stringify(memory)).join('\n');
+  const fromLines = await runCli(['import', '-'], env, lines);
+  expect(fromLines.code).toBe(0);
+  expect(await countMemories(summaryValue(fromLines.stdout, 'batch') as string)).toBe(5);
+
+  const accepted = await runCli(['import', '-', '--format', 'json', '--async'], env, JSON.stringify(memories(600)));
+  expect(accepted.code).toBe(0);
+  const batchId = summaryValue(accepted.stdout, 'batch') as string;
+  expect(summaryValue(accepted.stdout, 'follow')).toBe(`memory-batch wait ${batchId}`);
+  const followed = await runCli(['wait', batchId], env);
+  expect(followed.code).toBe(0);
+  expect(summaryValue(followed.stdout, 'status')).toBe('completed');
+  expect(await countMemories(batchId)).toBe(600);
+});
+
+test('`cancel` stops a running batch, and the master key acts for the user named by --user-id', async () => {
+  const owner = await newUser('cli-cancel');
+  const file = writeJsonl('memories-cancel.jsonl', 3000);
+  const asMaster = ['--server', SERVER, '--master-key', stackInfo().masterKey];
+  const accepted = await runCli([...asMaster, '--user-id', owner.id, 'import', file, '--async']);
+  expect(accepted.code).toBe(0);
+  const batchId = summaryValue(accepted.stdout, 'batch') as string;
+  expect((await getBatch(batchId)).get('user').id).toBe(owner.id);
+  await waitFor('the batch to make progress', async () => ((await getBatch(batchId)).get('processedMemories') > 0 ? true : undefined), 120_000);
+
+  const cancelled = await runCli([...asMaster, 'cancel', batchId]);
+  expect(cancelled.code).toBe(0);
+  expect(summaryValue(cancelled.stdout, 'status')).toBe('cancelled');
+  expect(Number(summaryValue(cancelled.stdout, 'successful'))).toBeLessThan(3000);
+});
+
+describe('exit codes and messages', () => {
+  test('2 for usage errors: no credentials, a missing file, a bad option, the master key importing without --user-id', async () => {
+    const noCredentials = await runCli(['import', path.join(dir, 'none.jsonl'), '--server', SERVER]);
+    expect(noCredentials).toMatchObject({ code: 2, stderr: expect.stringContaining('no credentials: pass --session-token') });
+    const missing = await runCli(['import', path.join(dir, 'none.jsonl')], { MEMORY_BATCH_SESSION_TOKEN: 'r:any' });
+    expect(missing).toMatchObject({ code: 2, stderr: expect.stringMatching(/cannot read .*none\.jsonl: ENOENT/) });
+    const badOption = await runCli(['import', 'x.jsonl', '--timeout', '0']);
+    expect(badOption).toMatchObject({ code: 2, stderr: expect.stringContaining("option '--timeout <seconds>' argument '0' is invalid") });
+    const noUser = await runCli(['import', '-', '--server', SERVER, '--master-key', stackInfo().masterKey]);
+    expect(noUser).toMatchObject({ code: 2, stderr: expect.stringContaining('--user-id is required with the master key') });
+    expect((await runCli([])).code).toBe(2);
+    expect((await runCli(['--help'])).code).toBe(0);
+  });
+
+  test('1 for server refusals (HTTP status, code, and the line or field named) and unreadable documents', async () => {
+    const { sessionToken } = await newUser('cli-errors');
+    const env = { MEMORY_BATCH_SERVER: SERVER, MEMORY_BATCH_SESSION_TOKEN: sessionToken };
+    const badLine = await runCli(['import', '-'], env, '{"content":"ok"}\n{"content":"ok","tags":"x"}\n');
+    expect(badLine).toMatchObject({ code: 1, stderr: expect.stringContaining('HTTP 400 invalid_request: invalid batch: memories[1].tags must be an array of strings') });
+    const badToken = await runCli(['status', 'abc123'], { MEMORY_BATCH_SERVER: SERVER, MEMORY_BATCH_SESSION_TOKEN: 'r:not-a-session' });
+    expect(badToken).toMatchObject({ code: 1, stderr: expect.stringContaining('HTTP 401 unauthorized: the session token is invalid or expired') });
+    const unknown = await runCli(['wait', 'nosuchbatch1'], env);
+    expect(unknown).toMatchObject({ code: 1, stderr: expect.stringContaining('HTTP 404 not_found: batch nosuchbatch1 not found') });
+    const truncated = await runCli(['import', '-', '--format', 'json'], env, '[{"content":"a"},{"content":"b"}');
+    expect(truncated).toMatchObject({ code: 1, stderr: expect.stringContaining('the input document ends before its closing bracket') });
+    const badElement = await runCli(['import', '-', '--format', 'json'], env, '[{"content":"a"},{"content":"b",}]');
+    expect(badElement).toMatchObject({ code: 1, stderr: expect.stringContaining('the input memories[1] is not valid JSON') });
+  });
+});
