@@ -1,6 +1,6 @@
 /**
  * Public API of the plugin: mount the batch pipeline into a Parse Server app,
- * run workers, and boot the local stack.
+ * run workers, boot the local stack, and talk to the REST route as a client.
  */
 export { type Config, ConfigError, configVariables, loadConfig } from './config';
 export { createLogger, type Logger } from './config/log';
@@ -10,10 +10,32 @@ export { BatchService, type Actor } from './cloud/batchService';
 export { BatchStore } from './cloud/batchStore';
 export { BatchError } from './cloud/errors';
 export { BatchWorkflows } from './cloud/temporal';
+export { BatchMaintenance } from './cloud/maintenance';
+export { BatchMetrics } from './cloud/metrics';
+export { batchRouter } from './cloud/router';
 export { type BatchOwnership, type OwnershipResolver, defaultOwnershipResolver } from './cloud/organizations';
 export { classDefinitions, uniqueKeys, CLASS } from './schema/classes';
 export * from './schema/memory';
-export { BATCH_WORKFLOW_TYPE, workflowIdFor, type BatchProgress } from './schema/workflow';
+export { BATCH_WORKFLOW_TYPE, EXPIRY_SCHEDULE_ID, workflowIdFor, type BatchProgress } from './schema/workflow';
+export { WEBHOOK_HEADERS, type WebhookEvent, type WebhookVerification, signWebhook, verifyWebhookSignature, webhookEventSchema } from './schema/webhook';
 export { createBatchWorker, type BatchWorkerOptions } from './worker/worker';
 export { type MemoryProcessor, MemoryRejectedError, type MemoryContext, type PersistedMemory } from './worker/processor';
 export { type LocalStack, type LocalStackOptions, startLocalStack } from './scripts/stack';
+export {
+  BatchApiError,
+  type BatchMemoryAuth,
+  BatchMemoryClient,
+  type BatchMemoryClientOptions,
+  type BatchRequestBody,
+  type BatchSettings,
+  type BatchSubmission,
+  BatchWaitTimeoutError,
+  type Chunks,
+  type ErrorDetail,
+  MemoriesDocumentError,
+  type MemoryInput,
+  type SubmitOptions,
+  type WaitOptions,
+  isFinished,
+  jsonDocumentToNdjson,
+} from './client';

@@ -7,7 +7,7 @@ import Parse from 'parse/node';
 import type { Config } from '../config';
 import type { Logger } from '../config/log';
 import { type ParseEndpoint, decodeLines, downloadFile, findPart, readPart } from '../schema/batchFile';
-import { CLASS, idOf } from '../schema/classes';
+import { CLASS, type ChunkResult, idOf } from '../schema/classes';
 import {
   type BatchMemoryResponse,
   type BatchOptions,
@@ -292,7 +292,8 @@ export class BatchService {
     if (!actor.master && actor.user?.id !== owner.id) throw new BatchError(403, 'forbidden', `only the owner of batch ${batchId} can retry it`);
     const status = batch.get('status') as BatchStatus;
     if (!isTerminal(status)) throw new BatchError(409, 'conflict', `batch ${batchId} is ${status}; retry its failed items once it has finished`);
-    const stored = new Set((await this.results(batch)).filter((r) => r.success).map((r) => r.index));
+    if (batch.get('filesExpiredAt')) throw filesExpiredError(batch);
+    const stored = await this.storedIndexes(batch);
     if (stored.size === batch.get('totalMemories')) throw new BatchError(409, 'conflict', `batch ${batchId} has no failed items to retry`);
     const endpoint = this.endpoint;
     const partsKey = batch.get('partsKey') as string;
@@ -309,6 +310,18 @@ export class BatchService {
     const ownership: BatchOwnership = { organization: batch.get('organization'), workspace: batch.get('workspace'), namespace: batch.get('namespace') };
     const parts = await this.store.writeParts(unstored());
     return this.create(owner, settings, parts, undefined, sha256(`retry:${batchId}:${randomUUID()}`), { of: batch, ownership });
+  }
+
+  /** Indexes of the memories a batch stored, from its chunk rows (the record the worker writes as it goes). */
+  private async storedIndexes(batch: Parse.Object): Promise<Set<number>> {
+    const stored = new Set<number>();
+    let after = -1;
+    for (;;) {
+      const page = await new Parse.Query(CLASS.chunk).equalTo('batch', batch).greaterThan('first', after).ascending('first').select('first', 'results').limit(1000).find(master);
+      for (const row of page) for (const result of row.get('results') as ChunkResult[]) if (result.id) stored.add(result.i);
+      if (page.length < 1000) return stored;
+      after = page[page.length - 1].get('first') as number;
+    }
   }
 
   /** Keeps the workflow in step with a saved request: cancelled stops it; pending starts it (a no-op if it runs). */

@@ -37,7 +37,7 @@ export class BatchMaintenance {
   private async reconcile(): Promise<void> {
     try {
       if (!this.scheduleReady) {
-        if (await this.workflows.ensureExpirySchedule()) this.log.info('expiry schedule created', { every: this.config.BATCH_EXPIRY_INTERVAL });
+        if (await this.workflows.ensureExpirySchedule()) this.log.info('expiry schedule set', { every: this.config.BATCH_EXPIRY_INTERVAL });
         this.scheduleReady = true;
       }
       const started = await this.service.startPendingWorkflows();

@@ -3,6 +3,7 @@
  * It is a second door to the same BatchService the Cloud Functions use.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { BlockList, isIPv4 } from 'node:net';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
@@ -30,6 +31,7 @@ import { openApiDocument } from './openapi';
 const master = { useMasterKey: true };
 const BATCH_ID = /^[A-Za-z0-9]{1,64}$/;
 const EVENTS_POLL_MS = 500;
+const EVENTS_KEEPALIVE_MS = 15_000;
 
 type Handler = (req: express.Request, res: express.Response) => Promise<void>;
 
@@ -52,6 +54,21 @@ function safeEqual(a: string, b: string): boolean {
   const left = Buffer.from(a);
   const right = Buffer.from(b);
   return left.length === right.length && timingSafeEqual(left, right);
+}
+
+/** Whether an address may use the master key: PARSE_MASTER_KEY_IPS, as Parse Server itself applies it. */
+export function masterKeyIpAllowed(allowed: string, address: string | undefined): boolean {
+  if (!address) return false;
+  const list = new BlockList();
+  for (const entry of allowed.split(',').map((ip) => ip.trim()).filter(Boolean)) {
+    const [ip, bits] = entry.split('/');
+    const type = isIPv4(ip) ? 'ipv4' : 'ipv6';
+    if (bits === undefined) list.addAddress(ip, type);
+    else list.addSubnet(ip, Number(bits), type);
+  }
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1];
+  const candidate = mapped ?? address;
+  return list.check(candidate, isIPv4(candidate) ? 'ipv4' : 'ipv6');
 }
 
 /** Per-caller fixed one-minute windows; in-process (each Parse Server instance counts on its own). */
@@ -221,6 +238,9 @@ export function batchRouter(service: BatchService, config: Config, endpoint: Par
       const masterKey = req.get('X-Parse-Master-Key');
       if (masterKey !== undefined) {
         if (!safeEqual(masterKey, config.PARSE_MASTER_KEY)) throw new BatchError(401, 'unauthorized', 'the master key is not valid');
+        if (!masterKeyIpAllowed(config.PARSE_MASTER_KEY_IPS, req.socket.remoteAddress)) {
+          throw new BatchError(403, 'forbidden', `the master key is not accepted from ${req.socket.remoteAddress} (PARSE_MASTER_KEY_IPS)`);
+        }
         request.actor = { master: true };
         limit('master');
         return;
@@ -303,6 +323,7 @@ export function batchRouter(service: BatchService, config: Config, endpoint: Par
       let closed = false;
       req.on('close', () => (closed = true));
       let last = '';
+      let lastWrite = Date.now();
       // Polls the request (cheap, and works across Parse Server instances) and sends each change.
       while (!closed) {
         const status = statusResponse(await batch.fetch(master), base);
@@ -310,6 +331,11 @@ export function batchRouter(service: BatchService, config: Config, endpoint: Par
         if (data !== last) {
           res.write(`event: progress\ndata: ${data}\n\n`);
           last = data;
+          lastWrite = Date.now();
+        } else if (Date.now() - lastWrite >= EVENTS_KEEPALIVE_MS) {
+          // A comment line keeps proxies with idle timeouts from closing a quiet stream.
+          res.write(': keepalive\n\n');
+          lastWrite = Date.now();
         }
         if (isTerminal(status.status)) break;
         await new Promise((resolve) => setTimeout(resolve, EVENTS_POLL_MS));

@@ -28,6 +28,8 @@ export interface ParseAppOptions {
   resolveOwnership?: OwnershipResolver;
   /** Extra Parse Server options, merged over the defaults. */
   parseServerOptions?: Record<string, unknown>;
+  /** Options of the LiveQuery server (e.g. `redisURL`, with the same in `parseServerOptions.liveQuery`, for several instances). */
+  liveQueryServerOptions?: Record<string, unknown>;
   /** Files adapter; defaults to encrypted file-system storage under DATA_DIR/files. */
   filesAdapter?: object;
   logger?: Logger;
@@ -120,7 +122,7 @@ export async function startParseApp(config: Config, options: ParseAppOptions = {
   });
   // handleShutdown closes the server it knows about.
   (parseServer as unknown as { server: http.Server }).server = httpServer;
-  const liveQuery = await ParseServer.createLiveQueryServer(httpServer, {}, { appId: config.PARSE_APP_ID, masterKey: config.PARSE_MASTER_KEY, serverURL: serverURL(config) } as never);
+  const liveQuery = await ParseServer.createLiveQueryServer(httpServer, options.liveQueryServerOptions ?? {}, { appId: config.PARSE_APP_ID, masterKey: config.PARSE_MASTER_KEY, serverURL: serverURL(config) } as never);
   log.info('parse server listening', { port: config.PORT });
   const maintenance = new BatchMaintenance(config, service, workflows, log);
   maintenance.start();

@@ -47,20 +47,25 @@ export class BatchWorkflows {
     }
   }
 
-  /** Creates the Schedule that deletes expired batch files, unless it exists; true when this call created it. */
+  /** Creates the Schedule that deletes expired batch files, or brings its interval up to date; true when it changed. */
   async ensureExpirySchedule(): Promise<boolean> {
     const client = await this.connect();
+    const every = this.config.BATCH_EXPIRY_INTERVAL;
     try {
       await client.schedule.create({
         scheduleId: EXPIRY_SCHEDULE_ID,
-        spec: { intervals: [{ every: this.config.BATCH_EXPIRY_INTERVAL }] },
+        spec: { intervals: [{ every }] },
         action: { type: 'startWorkflow', workflowType: EXPIRY_WORKFLOW_TYPE, taskQueue: this.config.TEMPORAL_TASK_QUEUE, args: [] },
         policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1h' },
       });
       return true;
     } catch (error) {
-      if (error instanceof ScheduleAlreadyRunning) return false;
-      throw error;
+      if (!(error instanceof ScheduleAlreadyRunning)) throw error;
+      const handle = client.schedule.getHandle(EXPIRY_SCHEDULE_ID);
+      const { spec } = await handle.describe();
+      if (spec.intervals?.length === 1 && Number(spec.intervals[0].every) === every) return false;
+      await handle.update((previous) => ({ ...previous, spec: { intervals: [{ every }] } }));
+      return true;
     }
   }
 

@@ -82,7 +82,7 @@ export const configVariables = {
   WEBHOOK_MAX_ATTEMPTS: { schema: integer(1, 100).default(10), doc: 'delivery attempts of a webhook (exponential backoff from 1s, at most 5m apart)' },
   WEBHOOK_TIMEOUT: { schema: duration.default(10_000), doc: 'how long one webhook delivery waits for the receiver' },
   METRICS_TOKEN: { schema: optionalString, doc: 'bearer token /metrics requires (unset: open, for a scraper on a private network)' },
-  WORKER_METRICS_PORT: { schema: integer(0, 65535).default(9464), doc: 'port of the worker\'s Prometheus endpoint with Temporal worker metrics (0: off)' },
+  WORKER_METRICS_PORT: { schema: integer(0, 65535).default(0), doc: 'port of the worker\'s Prometheus endpoint with Temporal worker metrics (0: off; npm start uses 9464); one per worker process' },
   WORKER_MAX_CONCURRENT_ACTIVITIES: { schema: integer(1).default(8), doc: 'activities one worker runs at once' },
   MEMORY_PROCESSOR_MODULE: { schema: optionalString, doc: 'module whose default export is the memory processor hook (embedding, extraction)' },
 } satisfies Record<string, { schema: z.ZodType; doc: string }>;

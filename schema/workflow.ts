@@ -10,6 +10,10 @@ export function workflowIdFor(batchId: string): string {
   return `batch-memory-${batchId}`;
 }
 
+export function webhookWorkflowIdFor(batchId: string): string {
+  return `batch-memory-webhook-${batchId}`;
+}
+
 /** Carried from one run to the next when the workflow continues as new. */
 export interface BatchWorkflowResume {
   nextPart: number;
@@ -52,6 +56,11 @@ export interface FinalizeInput {
   batchId: string;
   status: Extract<BatchStatus, 'completed' | 'failed' | 'cancelled'>;
   error?: string;
+}
+
+export interface FinalizeOutcome extends Counts {
+  /** The batch has a webhook to deliver. */
+  webhook: boolean;
 }
 
 export interface BatchProgress extends Counts {

@@ -5,7 +5,7 @@ export function configTable(): string {
   const defaults = loadConfig({}) as Record<string, unknown>;
   const rows = Object.entries(configVariables).map(([name, { doc }]) => {
     const value = defaults[name];
-    const shown = value === undefined ? '—' : /KEY|PASSWORD/.test(name) ? '(local only)' : `\`${String(value)}\``;
+    const shown = value === undefined ? '—' : /KEY$|PASSWORD/.test(name) ? '(local only)' : `\`${String(value)}\``;
     return `| \`${name}\` | ${shown} | ${doc} |`;
   });
   return ['| variable | default | meaning |', '| --- | --- | --- |', ...rows].join('\n');

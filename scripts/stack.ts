@@ -81,6 +81,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   env.DATA_DIR = dataDir;
   // Parse Server's own log files (./logs) duplicate the structured logs on stdout.
   env.PARSE_SERVER_LOGS_FOLDER ??= 'null';
+  // The local worker serves Temporal's worker metrics on the customary Prometheus exporter port.
+  env.WORKER_METRICS_PORT ??= '9464';
   const processes = new Map<string, ChildProcess>();
   let postgres: EmbeddedPostgres | undefined;
 

@@ -10,9 +10,9 @@ import Parse from 'parse/node';
 import { type Config, publicServerURL } from '../config';
 import type { Logger } from '../config/log';
 import { type ParseEndpoint, STORED_FILE_PREFIX, deleteFile, encodeLines, fileURL, findPart, masterHeaders, readPart, uploadFile } from '../schema/batchFile';
-import { CLASS, idOf } from '../schema/classes';
+import { CLASS, type ChunkResult, idOf } from '../schema/classes';
 import { type BatchStatus, type MemoryItem, type MemoryProcessingResult, TERMINAL_STATUSES } from '../schema/memory';
-import { type BatchManifest, type Counts, type ExpiryOutcome, type FinalizeInput, type PartInput, workflowIdFor } from '../schema/workflow';
+import { type BatchManifest, type Counts, type ExpiryOutcome, type FinalizeInput, type FinalizeOutcome, type PartInput, workflowIdFor } from '../schema/workflow';
 import { WEBHOOK_HEADERS, type WebhookEvent, signWebhook } from '../schema/webhook';
 import { type MemoryContext, type MemoryProcessor, MemoryRejectedError } from './processor';
 
@@ -28,13 +28,6 @@ const ITEM_ERROR_CODES = new Set([
   Parse.Error.INVALID_NESTED_KEY,
   Parse.Error.SCRIPT_FAILED,
 ]);
-
-/** A chunk as recorded in BatchMemoryChunk: compact per-item results (i = index, id = memory id, e = error). */
-interface ChunkResult {
-  i: number;
-  id?: string;
-  e?: string;
-}
 
 interface ChunkRow extends Counts {
   first: number;
@@ -292,9 +285,10 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
     },
 
     /** Writes the results file and the terminal status, with counts recomputed from the recorded chunks. */
-    async finalizeBatch({ batchId, status, error }: FinalizeInput): Promise<Counts> {
+    async finalizeBatch({ batchId, status, error }: FinalizeInput): Promise<FinalizeOutcome> {
       const batch = await loadBatch(batchId);
-      if (batch.get('completedAt')) return { processed: batch.get('processedMemories'), failed: batch.get('failedMemories') };
+      const webhook = Boolean(batch.get('webhookUrl'));
+      if (batch.get('completedAt')) return { processed: batch.get('processedMemories'), failed: batch.get('failedMemories'), webhook };
       // A status set from outside (the Dashboard cancelling) stands; the counts and results are still written.
       const current = batch.get('status') as BatchStatus;
       const finalStatus = TERMINAL_STATUSES.includes(current) ? current : status;
@@ -320,7 +314,7 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
       });
       await batch.save(null, master);
       log.info('batch finished', { batchId, workflowId: workflowIdFor(batchId), status: finalStatus, ...counts, total: batch.get('totalMemories') });
-      return counts;
+      return { ...counts, webhook };
     },
 
     /**

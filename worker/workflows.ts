@@ -6,14 +6,16 @@
 import {
   ActivityCancellationType,
   CancellationScope,
+  ParentClosePolicy,
   continueAsNew,
   defineQuery,
   isCancellation,
   proxyActivities,
   setHandler,
+  startChild,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { RetryPolicy } from '@temporalio/common';
+import { type RetryPolicy, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { BatchActivities } from './activities';
 import {
   type BatchProgress,
@@ -23,6 +25,7 @@ import {
   type FinalizeInput,
   NON_RETRYABLE_ERRORS,
   PROGRESS_QUERY,
+  webhookWorkflowIdFor,
 } from '../schema/workflow';
 
 export const progressQuery = defineQuery<BatchProgress>(PROGRESS_QUERY);
@@ -33,12 +36,28 @@ const { beginBatch, finalizeBatch } = proxyActivities<BatchActivities>({ startTo
 const { deliverWebhook } = proxyActivities<BatchActivities>({ startToCloseTimeout: '2m', retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '5m' } });
 const { expireBatchFiles } = proxyActivities<BatchActivities>({ startToCloseTimeout: '1h', heartbeatTimeout: '2m', retry });
 
-/** Records the terminal status, then tells the batch's webhook; neither is cut short by cancellation. */
+/**
+ * Records the terminal status, then hands the webhook to a child workflow that outlives this one,
+ * so that callers waiting for the batch are not held up by a slow or failing receiver.
+ */
 function finish(input: FinalizeInput): Promise<void> {
   return CancellationScope.nonCancellable(async () => {
-    await finalizeBatch(input);
-    await deliverWebhook(input.batchId);
+    const { webhook } = await finalizeBatch(input);
+    if (!webhook) return;
+    await startChild(batchWebhookWorkflow, {
+      workflowId: webhookWorkflowIdFor(input.batchId),
+      args: [input.batchId],
+      parentClosePolicy: ParentClosePolicy.ABANDON,
+    }).catch((error: unknown) => {
+      // A re-run of a finished batch: its delivery already runs.
+      if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
+    });
   });
+}
+
+/** Delivers a finished batch's webhook, retried with backoff by the activity's policy. */
+export async function batchWebhookWorkflow(batchId: string): Promise<void> {
+  await deliverWebhook(batchId);
 }
 
 function errorMessage(error: unknown): string {

@@ -18,6 +18,9 @@ test('the README gives one command for the stack and one for the tests, and CI r
   expect(ci).toMatch(/^npm test$/m);
   const pkg = JSON.parse(fs.readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string>; overrides: Record<string, string> };
   expect(pkg.scripts.start).toContain('dist/scripts/start.js');
-  expect(pkg.scripts.setup).toContain('requirements.txt');
+  expect(pkg.scripts.setup).toBe('bash scripts/setup.sh');
+  const setup = fs.readFileSync(path.join(PROJECT_ROOT, 'scripts/setup.sh'), 'utf8');
+  for (const step of ['-r requirements.txt', 'npm ci', 'apt-get install']) expect(setup).toContain(step);
+  expect(ci).toContain('bash scripts/setup.sh');
   expect(pkg.overrides.router).toBe('2.2.0');
 });

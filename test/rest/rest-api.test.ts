@@ -210,5 +210,5 @@ test('the OpenAPI 3.1 document is served and describes every path', async () => 
   const document = await rest('/openapi.json');
   expect(document.status).toBe(200);
   expect(document.body.openapi).toBe('3.1.0');
-  expect(Object.keys(document.body.paths).sort()).toEqual(['/api/v1/memory/batch', '/api/v1/memory/batch/{id}', '/api/v1/memory/batch/{id}/cancel', '/api/v1/memory/batch/{id}/events', '/api/v1/memory/batch/{id}/results']);
+  expect(Object.keys(document.body.paths).sort()).toEqual(['/api/v1/memory/batch', '/api/v1/memory/batch/{id}', '/api/v1/memory/batch/{id}/cancel', '/api/v1/memory/batch/{id}/events', '/api/v1/memory/batch/{id}/results', '/api/v1/memory/batch/{id}/retry']);
 });
