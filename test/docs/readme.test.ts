@@ -17,7 +17,9 @@ test('the README gives one command for the stack and one for the tests, and CI r
   const ci = fs.readFileSync(path.join(PROJECT_ROOT, '.ci/run'), 'utf8');
   expect(ci).toMatch(/^npm test$/m);
   const pkg = JSON.parse(fs.readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string>; overrides: Record<string, string> };
+  // test/stack/local-stack.test.ts runs `npm start` itself.
   expect(pkg.scripts.start).toContain('dist/scripts/start.js');
+  expect(pkg.scripts.prestart).toBe('npm run build --silent');
   expect(pkg.scripts.setup).toBe('bash scripts/setup.sh');
   const setup = fs.readFileSync(path.join(PROJECT_ROOT, 'scripts/setup.sh'), 'utf8');
   for (const step of ['-r requirements.txt', 'npm ci', 'apt-get install']) expect(setup).toContain(step);
