@@ -6,6 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { reliabilityMarkdown, reliabilityReport } from './reliabilityReport';
 import { PROJECT_ROOT } from './stack';
 
 const COVERAGE_THRESHOLD = 80;
@@ -17,7 +18,9 @@ function mongodAvailable(): boolean {
 }
 
 function main(): number {
-  const args = process.argv.slice(2);
+  // `npm run reliability`: only the fault, load and attack suite, and RELIABILITY.md from its table.
+  const reliabilityOnly = process.argv[2] === '--reliability';
+  const args = reliabilityOnly ? ['test/reliability', ...process.argv.slice(3)] : process.argv.slice(2);
   // Results, coverage and the summary line that .ci/run prints last.
   const coverageRoot = process.env.TEST_OUTPUT_DIR ?? path.join(PROJECT_ROOT, 'coverage');
   if (process.env.TEST_DATABASE === 'mongo' && !mongodAvailable()) {
@@ -31,10 +34,11 @@ function main(): number {
   fs.rmSync(coverageRoot, { recursive: true, force: true });
   fs.mkdirSync(rawCoverage, { recursive: true });
   const resultsFile = path.join(coverageRoot, 'jest-results.json');
+  const reliabilityResults = path.join(coverageRoot, 'reliability.jsonl');
   const jest = spawnSync(process.execPath, [require.resolve('jest/bin/jest'), '--json', `--outputFile=${resultsFile}`, ...args], {
     cwd: PROJECT_ROOT,
     stdio: 'inherit',
-    env: { ...process.env, COVERAGE_DIR: rawCoverage },
+    env: { ...process.env, COVERAGE_DIR: rawCoverage, RELIABILITY_RESULTS: reliabilityResults },
   });
   const results = fs.existsSync(resultsFile)
     ? (JSON.parse(fs.readFileSync(resultsFile, 'utf8')) as { numPassedTests: number; numFailedTests: number; numPendingTests: number; success: boolean })
@@ -65,12 +69,19 @@ function main(): number {
     coverageOk = c8.status === 0;
     if (!coverageOk) process.stdout.write(`FAILED: line coverage of ${COVERED.join('/, ')}/ is below ${COVERAGE_THRESHOLD}%.\n`);
   }
+  const reliability = reliabilityReport(reliabilityResults);
+  if (reliability) {
+    process.stdout.write(`\nReliability:\n${reliability.table}\n`);
+    if (!reliability.clean) process.stdout.write('FAILED: a scenario lost or duplicated memories, or answered with a 5xx.\n');
+    if (reliabilityOnly) fs.writeFileSync(path.join(PROJECT_ROOT, 'RELIABILITY.md'), reliabilityMarkdown(reliability, results.numPassedTests, results.numFailedTests));
+  }
+  const reliabilityOk = reliability?.clean ?? true;
   // A run that failed outside any test (setup, teardown) still counts as one failure.
   const failed = results.numFailedTests + (jest.status !== 0 && results.numFailedTests === 0 ? 1 : 0);
   const summary = `${results.numPassedTests} passed, ${failed} failed${results.numPendingTests ? `, ${results.numPendingTests} skipped` : ''}`;
   fs.writeFileSync(path.join(coverageRoot, 'summary.txt'), `${summary}\n`);
   process.stdout.write(`${summary}\n`);
-  return jest.status === 0 && coverageOk ? 0 : 1;
+  return jest.status === 0 && coverageOk && reliabilityOk ? 0 : 1;
 }
 
 process.exit(main());

@@ -1,0 +1,96 @@
+/** Raw HTTP against a private stack (the Parse SDK of a test file points at the shared one), and the scenario record. */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { TestStackInfo } from '../support/stackInfo';
+
+export interface Answer {
+  status: number;
+  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+export interface CallOptions {
+  method?: string;
+  body?: unknown;
+  token?: string;
+  master?: boolean;
+  headers?: Record<string, string>;
+  raw?: BodyInit;
+}
+
+export function stackApi(info: TestStackInfo) {
+  const origin = info.serverURL.replace(/\/parse$/, '');
+  const pointer = (batchId: string) => ({ __type: 'Pointer', className: 'BatchMemoryRequest', objectId: batchId });
+
+  async function call(route: string, options: CallOptions = {}): Promise<Answer> {
+    const response = await fetch(`${origin}${route}`, {
+      method: options.method ?? (options.body !== undefined || options.raw !== undefined ? 'POST' : 'GET'),
+      headers: {
+        'X-Parse-Application-Id': info.appId,
+        ...(options.raw === undefined ? { 'Content-Type': 'application/json' } : {}),
+        ...(options.token ? { 'X-Parse-Session-Token': options.token } : {}),
+        ...(options.master ? { 'X-Parse-Master-Key': info.masterKey } : {}),
+        ...options.headers,
+      },
+      ...(options.raw !== undefined ? { body: options.raw } : options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
+    });
+    const text = await response.text();
+    let body: unknown = text;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      // not JSON: keep the text
+    }
+    return { status: response.status, body };
+  }
+
+  async function count(className: string, where: object = {}): Promise<number> {
+    const answer = await call(`/parse/classes/${className}?where=${encodeURIComponent(JSON.stringify(where))}&count=1&limit=0`, { master: true });
+    if (answer.status !== 200) throw new Error(`count of ${className} answered ${answer.status}`);
+    return answer.body.count as number;
+  }
+
+  return {
+    call,
+    count,
+    async signUp(prefix: string): Promise<{ id: string; token: string }> {
+      const answer = await call('/parse/users', { body: { username: `${prefix}-${Math.random().toString(36).slice(2)}`, password: 'test-password-123' } });
+      if (answer.status !== 201) throw new Error(`sign-up answered ${answer.status}`);
+      return { id: answer.body.objectId, token: answer.body.sessionToken };
+    },
+    async batch(batchId: string): Promise<Record<string, any>> { // eslint-disable-line @typescript-eslint/no-explicit-any
+      return (await call(`/parse/classes/BatchMemoryRequest/${batchId}`, { master: true })).body;
+    },
+    /** Memory rows of a batch, and how many share a batch index with another (must be 0). */
+    async memoryRows(batchId: string): Promise<{ rows: number; duplicates: number }> {
+      const where = encodeURIComponent(JSON.stringify({ batch: pointer(batchId) }));
+      const answer = await call(`/parse/classes/Memory?where=${where}&keys=batchIndex&limit=1000000`, { master: true });
+      const indexes = (answer.body.results as { batchIndex: number }[]).map((row) => row.batchIndex);
+      return { rows: indexes.length, duplicates: indexes.length - new Set(indexes).size };
+    },
+    async chunkRows(batchId: string): Promise<{ part: number; first: number; attempt: number }[]> {
+      const where = encodeURIComponent(JSON.stringify({ batch: pointer(batchId) }));
+      return (await call(`/parse/classes/BatchMemoryChunk?where=${where}&keys=part,first,attempt&limit=1000000`, { master: true })).body.results;
+    },
+    /** Stored batch files on disk (what the master key could download). */
+    storedFiles(): string[] {
+      const dir = path.join(info.env.DATA_DIR, 'files');
+      return fs.existsSync(dir) ? fs.readdirSync(dir).filter((name) => decodeURIComponent(name).includes('bmr-')) : [];
+    },
+  };
+}
+
+export interface ScenarioRecord {
+  scenario: string;
+  faults: number;
+  badInputs: number;
+  serverErrors: number;
+  lost: number;
+  duplicated: number;
+  notes?: string;
+}
+
+/** Appends one row of the reliability table (printed at the end of the run, and kept in RELIABILITY.md). */
+export function recordScenario(record: ScenarioRecord): void {
+  const file = process.env.RELIABILITY_RESULTS;
+  if (file) fs.appendFileSync(file, `${JSON.stringify(record)}\n`);
+}
