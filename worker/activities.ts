@@ -9,7 +9,7 @@ import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activ
 import Parse from 'parse/node';
 import { type Config, publicServerURL } from '../config';
 import type { Logger } from '../config/log';
-import { type ParseEndpoint, STORED_FILE_PREFIX, deleteFile, encodeLines, fileURL, findPart, masterHeaders, readPart, uploadFile } from '../schema/batchFile';
+import { type ParseEndpoint, STORED_FILE_PREFIX, deleteFile, encodeLines, fileURL, findPart, masterHeaders, bulkWriteURL, readPart, uploadFile } from '../schema/batchFile';
 import { CLASS, type ChunkResult, idOf } from '../schema/classes';
 import { type BatchStatus, type MemoryItem, type MemoryProcessingResult, TERMINAL_STATUSES } from '../schema/memory';
 import { type BatchManifest, type Counts, type ExpiryOutcome, type FinalizeInput, type FinalizeOutcome, type PartInput, workflowIdFor } from '../schema/workflow';
@@ -17,6 +17,7 @@ import { WEBHOOK_HEADERS, type WebhookEvent, signWebhook } from '../schema/webho
 import { type MemoryContext, type MemoryProcessor, MemoryRejectedError } from './processor';
 
 const master = { useMasterKey: true };
+const COUNTS_FLUSH_MS = 1000;
 
 /** Parse error codes that mean "this item's data is unacceptable": a per-item failure, never a retry. */
 const ITEM_ERROR_CODES = new Set([
@@ -82,12 +83,24 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
     }
   }
 
-  /** Writes memories through Parse Server's /batch endpoint; one answer per memory. */
-  async function saveMemories(bodies: Record<string, unknown>[]): Promise<BatchResponseItem[]> {
+  let bulkWrites = true;
+  /**
+   * Creates objects through the app's bulk write route (Parse Server's database controller), or through
+   * Parse Server's /batch endpoint where the app does not mount that route. One answer per object.
+   */
+  async function createObjects(className: string, objects: Record<string, unknown>[]): Promise<BatchResponseItem[]> {
+    const headers = { ...masterHeaders(endpoint), 'Content-Type': 'application/json' };
+    if (bulkWrites) {
+      const response = await fetch(bulkWriteURL(endpoint, className), { method: 'POST', headers, body: JSON.stringify({ objects }) });
+      if (response.ok) return (await response.json()) as BatchResponseItem[];
+      if (response.status !== 404) throw new Error(`bulk create of ${className} answered HTTP ${response.status}: ${(await response.text()).slice(0, 200)}`);
+      bulkWrites = false;
+      log.warn('no bulk write route beside Parse Server; writing through /batch', { url: bulkWriteURL(endpoint, className) });
+    }
     const response = await fetch(`${endpoint.serverURL}/batch`, {
       method: 'POST',
-      headers: { ...masterHeaders(endpoint), 'Content-Type': 'application/json' },
-      body: JSON.stringify({ requests: bodies.map((body) => ({ method: 'POST', path: `${mountPath}/classes/${CLASS.memory}`, body })) }),
+      headers,
+      body: JSON.stringify({ requests: objects.map((body) => ({ method: 'POST', path: `${mountPath}/classes/${className}`, body })) }),
     });
     if (!response.ok) throw new Error(`Parse /batch answered HTTP ${response.status}: ${(await response.text()).slice(0, 200)}`);
     return (await response.json()) as BatchResponseItem[];
@@ -130,7 +143,7 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
         ACL: { [context.userId]: { read: true } },
       });
     }
-    const answers = bodies.length ? await saveMemories(bodies) : [];
+    const answers = bodies.length ? await createObjects(CLASS.memory, bodies) : [];
     const duplicates: number[] = [];
     answers.forEach((answer, k) => {
       const index = indexes[k];
@@ -154,24 +167,43 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
     return results;
   }
 
-  /** Records a finished chunk once, then adds its counts to the request. Returns false when it was already recorded. */
-  async function recordChunk(batch: Parse.Object, part: number, first: number, results: ChunkResult[], attempt: number): Promise<boolean> {
+  /** Records a finished chunk once; false when an earlier attempt had recorded it. */
+  async function recordChunk(batchId: string, part: number, first: number, results: ChunkResult[], attempt: number): Promise<boolean> {
     const failed = results.filter((r) => r.e !== undefined).length;
-    const row = new Parse.Object(CLASS.chunk);
-    row.set({ batch, key: `${idOf(batch)}:${first}`, part, first, count: results.length, processed: results.length - failed, failed, results, attempt });
-    row.setACL(new Parse.ACL());
-    try {
-      await row.save(null, master);
-    } catch (error) {
-      if ((error as Parse.Error).code === Parse.Error.DUPLICATE_VALUE) return false;
-      throw error;
-    }
-    // Counts may lag if the worker dies right here; finalizeBatch recomputes them from the chunk rows.
-    const counts = batchPointer(idOf(batch));
-    counts.increment('processedMemories', results.length - failed);
-    counts.increment('failedMemories', failed);
-    await counts.save(null, master);
-    return true;
+    const [answer] = await createObjects(CLASS.chunk, [
+      { batch: pointer(CLASS.batch, batchId), key: `${batchId}:${first}`, part, first, count: results.length, processed: results.length - failed, failed, results, attempt, ACL: {} },
+    ]);
+    if (answer.success) return true;
+    if (answer.error?.code === Parse.Error.DUPLICATE_VALUE) return false;
+    throw new Error(`chunk ${first} of batch ${batchId} could not be recorded: ${answer.error?.code} ${answer.error?.error}`);
+  }
+
+  /**
+   * Adds recorded chunks' counts to the request, at most about once a second per part: each save of the
+   * request runs its triggers and LiveQuery. Counts lag by at most that if a worker dies; finalizeBatch
+   * recomputes them from the chunk rows.
+   */
+  function countsFlusher(batchId: string) {
+    const pending: Counts = { processed: 0, failed: 0 };
+    let lastFlush = Date.now();
+    const flush = async () => {
+      if (pending.processed === 0 && pending.failed === 0) return;
+      const counts = batchPointer(batchId);
+      counts.increment('processedMemories', pending.processed);
+      counts.increment('failedMemories', pending.failed);
+      pending.processed = 0;
+      pending.failed = 0;
+      lastFlush = Date.now();
+      await counts.save(null, master);
+    };
+    return {
+      flush,
+      async add(counts: Counts): Promise<void> {
+        pending.processed += counts.processed;
+        pending.failed += counts.failed;
+        if (Date.now() - lastFlush >= COUNTS_FLUSH_MS) await flush();
+      },
+    };
   }
 
   /** The event a webhook receiver gets; its id is stable across attempts. */
@@ -266,19 +298,22 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
         attempt: ctx.info.attempt,
       };
       const beat = setInterval(() => ctx.heartbeat({ part }), Math.max(1000, Math.floor(config.BATCH_HEARTBEAT_TIMEOUT / 4)));
+      const counts = countsFlusher(batchId);
       try {
         for (const first of pending) {
           if (ctx.cancellationSignal.aborted) throw new CancelledFailure('batch cancelled');
           const slice = items.slice(first - stored.first, first - stored.first + chunkSize);
           const results = await persistChunk(batch, slice, first, context);
-          await recordChunk(batch, part, first, results, ctx.info.attempt);
           const failed = results.filter((r) => r.e !== undefined).length;
-          totals.processed += results.length - failed;
-          totals.failed += failed;
+          const chunk = { processed: results.length - failed, failed };
+          if (await recordChunk(batchId, part, first, results, ctx.info.attempt)) await counts.add(chunk);
+          totals.processed += chunk.processed;
+          totals.failed += chunk.failed;
           ctx.heartbeat({ part, chunk: first });
         }
       } finally {
         clearInterval(beat);
+        await counts.flush();
       }
       partLog.debug('part processed', { ...totals });
       return totals;
