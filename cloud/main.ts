@@ -86,6 +86,12 @@ export function registerCloudCode(service: BatchService, log: Logger, metrics?: 
     const processed = requireCount(batch.get('processedMemories'), 'processedMemories');
     const failed = requireCount(batch.get('failedMemories'), 'failedMemories');
     if (processed + failed > total) throw new Parse.Error(Parse.Error.VALIDATION_ERROR, `processed (${processed}) + failed (${failed}) exceeds totalMemories (${total})`);
+    // Counts are final once a batch has finished (finalizeBatch writes them with completedAt): a late
+    // increment from a part attempt that outlived its batch is dropped rather than applied.
+    const original = request.original;
+    if (original?.get('completedAt') && !batch.dirtyKeys().includes('completedAt')) {
+      for (const field of ['processedMemories', 'failedMemories']) if (batch.dirtyKeys().includes(field)) batch.set(field, original.get(field));
+    }
     if (!request.original && batch.getACL()?.getPublicReadAccess()) throw new Parse.Error(Parse.Error.VALIDATION_ERROR, 'a batch must not be publicly readable');
   });
 

@@ -23,6 +23,10 @@ import { BatchWorkflows } from './temporal';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const FSFilesAdapter = require('@parse/fs-files-adapter') as new (options: { filesSubDirectory?: string; encryptionKey?: string }) => object;
 // eslint-disable-next-line @typescript-eslint/no-require-imports
+const { GridFSBucketAdapter } = require('parse-server/lib/Adapters/Files/GridFSBucketAdapter') as {
+  GridFSBucketAdapter: new (databaseURI: string, options: object, encryptionKey?: string) => object;
+};
+// eslint-disable-next-line @typescript-eslint/no-require-imports
 const ParseDashboard = require('parse-dashboard') as new (config: object, options: object) => express.Handler;
 
 export interface ParseAppOptions {
@@ -32,7 +36,7 @@ export interface ParseAppOptions {
   parseServerOptions?: Record<string, unknown>;
   /** Options of the LiveQuery server (e.g. `redisURL`, with the same in `parseServerOptions.liveQuery`, for several instances). */
   liveQueryServerOptions?: Record<string, unknown>;
-  /** Files adapter; defaults to encrypted file-system storage under DATA_DIR/files. */
+  /** Files adapter; defaults to encrypted GridFS on MongoDB, encrypted file-system storage under DATA_DIR/files otherwise. */
   filesAdapter?: object;
   logger?: Logger;
 }
@@ -52,7 +56,9 @@ export function databaseURI(config: Config): string {
   return config.DATABASE_URI ?? `postgres://postgres:postgres@127.0.0.1:${config.EMBEDDED_POSTGRES_PORT}/parse`;
 }
 
+/** Encrypted files: in GridFS on MongoDB (Parse Server's `fileKey` encryption), otherwise on disk under DATA_DIR/files. */
 export function defaultFilesAdapter(config: Config): object {
+  if (config.DATABASE_URI?.startsWith('mongodb')) return new GridFSBucketAdapter(config.DATABASE_URI, {}, config.FILES_ENCRYPTION_KEY);
   const filesDir = path.resolve(config.DATA_DIR, 'files');
   // The adapter resolves its folder under ./files of the working directory.
   return new FSFilesAdapter({ filesSubDirectory: path.relative(path.resolve('files'), filesDir), encryptionKey: config.FILES_ENCRYPTION_KEY });

@@ -101,15 +101,24 @@ export async function batchMemoryWorkflow(input: BatchWorkflowInput): Promise<vo
       let next = resume.nextPart;
       let stop = false;
       const lane = async () => {
-        while (!stop && next < runUntil) {
-          const counts = await processPart({ batchId, part: next++ });
-          progress.processed += counts.processed;
-          progress.failed += counts.failed;
-          progress.partsDone++;
-          stop ||= workflowInfo().continueAsNewSuggested;
+        try {
+          while (!stop && next < runUntil) {
+            const counts = await processPart({ batchId, part: next++ });
+            progress.processed += counts.processed;
+            progress.failed += counts.failed;
+            progress.partsDone++;
+            stop ||= workflowInfo().continueAsNewSuggested;
+          }
+        } catch (error) {
+          stop = true;
+          throw error;
         }
       };
-      await Promise.all(Array.from({ length: settings.partConcurrency }, lane));
+      // Every lane settles before the outcome is decided: on cancellation or failure, the parts still
+      // running finish their current chunk before finalizeBatch counts what was written.
+      const lanes = await Promise.allSettled(Array.from({ length: settings.partConcurrency }, lane));
+      const failure = lanes.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
+      if (failure) throw failure.reason;
       return next >= manifest.partCount ? 'done' : 'continue';
     });
   } catch (error) {

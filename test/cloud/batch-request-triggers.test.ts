@@ -115,5 +115,10 @@ describe('BatchMemoryRequest triggers and permissions', () => {
     expect(finished.get('processedMemories')).toBe(rows);
     expect(rows).toBeLessThan(3000);
     expect(await countMemories(batch_id)).toBe(rows);
+
+    // A late count increment (an attempt that outlived the batch) leaves the final counts as they are.
+    finished.increment('processedMemories', 10);
+    await finished.save(null, master);
+    expect((await getBatch(batch_id)).get('processedMemories')).toBe(rows);
   });
 });
