@@ -3,9 +3,8 @@
  * tried, 5xx answers, memories lost and duplicated), printed at the end of a run and written to
  * RELIABILITY.md by `npm run reliability`. Any non-zero 5xx, lost or duplicated count fails the run.
  */
-import { execSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
+import { describeMachine, machineLine } from './machine';
 
 interface Row {
   scenario: string;
@@ -35,16 +34,8 @@ export function reliabilityReport(resultsFile: string): ReliabilityReport | unde
   return { table, clean: rows.every((r) => r.serverErrors === 0 && r.lost === 0 && r.duplicated === 0) };
 }
 
-function commit(): string {
-  try {
-    return execSync('git rev-parse --short HEAD', { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
-  } catch {
-    return 'unknown';
-  }
-}
-
 export function reliabilityMarkdown(report: ReliabilityReport, passed: number, failed: number): string {
-  const cpu = os.cpus();
+  const machine = describeMachine();
   return [
     '# Reliability',
     '',
@@ -53,8 +44,8 @@ export function reliabilityMarkdown(report: ReliabilityReport, passed: number, f
     'if anything is lost, duplicated or answered with a 5xx; the table is what the run measured.',
     '',
     `- date: ${new Date().toISOString()}`,
-    `- machine: ${cpu.length} × ${cpu[0]?.model ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.type()} ${os.release()}, Node.js ${process.version}`,
-    `- commit: ${commit()}`,
+    `- machine: ${machineLine(machine)}`,
+    `- commit: ${machine.commit.slice(0, 12)}${machine.uncommittedChanges ? ' (with uncommitted changes)' : ''}`,
     `- tests: ${passed} passed, ${failed} failed`,
     '',
     report.table,

@@ -2,23 +2,11 @@
  * Invariants 1 and 2: nothing proportional to the batch crosses Temporal, and
  * history stays bounded. The test stack's dev server refuses payloads over 64 KiB.
  */
-import type { temporal as TemporalApi } from '@temporalio/proto';
 import { addMemoryBatch, closeTemporal, countMemories, duplicateMemories, getBatch, memories, newUser, temporal } from '../support/helpers';
 import { PAYLOAD_LIMIT_BYTES, stackInfo } from '../support/stackInfo';
-import { workflowIdFor } from '../../schema/workflow';
+import { batchWorkflowRuns, historyFigures } from '../support/workflowHistory';
 
 afterAll(closeTemporal);
-
-type HistoryEvent = TemporalApi.api.history.v1.IHistoryEvent;
-
-/** Sizes of every payload anywhere in an event (inputs, results, failures, heartbeat details, memo). */
-function payloadSizes(value: unknown, sizes: number[] = []): number[] {
-  if (value instanceof Uint8Array || value === null || typeof value !== 'object') return sizes;
-  const record = value as Record<string, unknown>;
-  if (record.data instanceof Uint8Array && 'metadata' in record) sizes.push(record.data.byteLength);
-  for (const child of Object.values(record)) payloadSizes(child, sizes);
-  return sizes;
-}
 
 test('a 10,000-memory batch of ~1 KB memories completes under a 64 KiB payload limit with bounded history', async () => {
   const count = Number(stackInfo().env.MAX_BATCH_SIZE);
@@ -36,20 +24,12 @@ test('a 10,000-memory batch of ~1 KB memories completes under a 64 KiB payload l
   const batch = await getBatch(response.batch_id);
   expect([batch.get('processedMemories'), batch.get('failedMemories')]).toEqual([count, 0]);
 
-  const client = await temporal();
-  const workflowId = workflowIdFor(response.batch_id);
-  const runs: { runId: string; events: HistoryEvent[] }[] = [];
-  for await (const execution of client.workflow.list({ query: `WorkflowId = "${workflowId}"` })) {
-    const history = await client.workflow.getHandle(workflowId, execution.runId).fetchHistory();
-    runs.push({ runId: execution.runId, events: history.events ?? [] });
-  }
+  const runs = await batchWorkflowRuns(await temporal(), response.batch_id);
   const partsPerRun = Number(stackInfo().env.BATCH_PARTS_PER_RUN);
   const partCount = batch.get('partCount') as number;
   expect(runs.length).toBe(Math.ceil(partCount / partsPerRun));
-  const sizes = runs.flatMap((run) => run.events.flatMap((event) => payloadSizes(event)));
-  const largest = Math.max(...sizes);
-  const longest = Math.max(...runs.map((run) => run.events.length));
-  process.stdout.write(`10,000 memories (${rawBytes} raw bytes): ${runs.length} runs, longest history ${longest} events, largest payload ${largest} bytes of ${sizes.length}\n`);
+  const { largestPayload: largest, longestHistory: longest, payloads } = historyFigures(runs);
+  process.stdout.write(`10,000 memories (${rawBytes} raw bytes): ${runs.length} runs, longest history ${longest} events, largest payload ${largest} bytes of ${payloads}\n`);
   expect(largest).toBeLessThan(PAYLOAD_LIMIT_BYTES);
   expect(largest).toBeLessThan(2048);
   // Per run: a few events per part plus a fixed overhead, whatever the batch size.

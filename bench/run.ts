@@ -1,0 +1,176 @@
+/**
+ * `npm run bench`: boots a stack of its own, runs the benchmark scenarios of issue 7 and writes
+ * BENCHMARKS.md and bench/results.json. `npm run bench:smoke` (`--smoke`) runs every scenario at tiny
+ * sizes into coverage/bench-smoke/ (or BENCH_OUTPUT_DIR), to show that each one runs and measures.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { describeMachine } from '../scripts/machine';
+import { Client, Connection } from '@temporalio/client';
+import { temporalConnectionOptions } from '../config';
+import { freePort } from '../scripts/processes';
+import { type LocalStack, PROJECT_ROOT, startLocalStack, temporaryDataDir } from '../scripts/stack';
+import { stackApi } from '../test/reliability/stackApi';
+import type { TestStackInfo } from '../test/support/stackInfo';
+import { postgresFloorRate, saveAllRate } from './baselines';
+import { type BaselineRow, type BenchReport, type BenchResults, type ScalingRow, benchmarkMarkdown, formatNumber as f, judgeTargets, nodeFlagsOf, stackSettings, unmeasuredFigures, verdictText } from './report';
+import { type BenchContext, backToBack, benchUser, claimCheck, concurrentBatches, scaling, singleBatch, warmUp } from './scenarios';
+
+interface Sizes {
+  concurrent: { batches: number; memories: number };
+  single: number;
+  sequence: { batches: number; memories: number };
+  claimCheck: number[];
+  claimCheckRepeats: number;
+  scaling: number[];
+}
+
+const FULL_SIZES: Sizes = {
+  concurrent: { batches: 10, memories: 100 },
+  single: 500,
+  sequence: { batches: 60, memories: 100 },
+  claimCheck: [100, 1000],
+  claimCheckRepeats: 5,
+  scaling: [1000, 10_000, 100_000],
+};
+
+const SMOKE_SIZES: Sizes = {
+  concurrent: { batches: 2, memories: 10 },
+  single: 20,
+  sequence: { batches: 3, memories: 10 },
+  claimCheck: [50, 100],
+  claimCheckRepeats: 2,
+  scaling: [200, 500],
+};
+
+const say = (line: string) => process.stdout.write(`${line}\n`);
+
+async function bootStack(logDir: string): Promise<{ stack: LocalStack; info: TestStackInfo }> {
+  const dataDir = temporaryDataDir('batch-memory-bench-');
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    // The runner measures a stack it owns entirely: embedded PostgreSQL and its own Temporal dev server.
+    DATABASE_URI: '',
+    TEMPORAL_ADDRESS: '',
+    DATA_DIR: dataDir,
+    PORT: String(await freePort()),
+    TEMPORAL_PORT: String(await freePort()),
+    EMBEDDED_POSTGRES_PORT: String(await freePort()),
+    WORKER_METRICS_PORT: '0',
+    TEMPORAL_TASK_QUEUE: 'batch-memory-bench',
+    LOG_LEVEL: 'warn',
+    MAX_BATCH_SIZE: '100000',
+    // The per-caller limit would shape the back-to-back scenario instead of the product's own speed.
+    REST_RATE_LIMIT: '1000000',
+  };
+  const stack = await startLocalStack({ env, ephemeral: true, temporalUI: false, output: { logDir }, onStatus: (message) => say(`[stack] ${message}`) });
+  const info: TestStackInfo = {
+    env: stack.env as Record<string, string>,
+    serverURL: stack.urls.api,
+    appId: stack.config.PARSE_APP_ID,
+    masterKey: stack.config.PARSE_MASTER_KEY,
+    temporalAddress: stack.urls.temporal,
+    namespace: stack.config.TEMPORAL_NAMESPACE,
+    taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
+    logDir,
+    serverPid: stack.processes.get('server')?.pid as number,
+    workerPid: stack.processes.get('worker')?.pid as number,
+    databaseURI: `postgres://postgres:postgres@127.0.0.1:${stack.config.EMBEDDED_POSTGRES_PORT}/parse`,
+  };
+  return { stack, info };
+}
+
+async function measure(context: BenchContext, sizes: Sizes): Promise<BenchResults> {
+  await warmUp(context);
+  const concurrent = await concurrentBatches(context, sizes.concurrent.batches, sizes.concurrent.memories);
+  const single = await singleBatch(context, sizes.single);
+  const sequence = await backToBack(context, sizes.sequence.batches, sizes.sequence.memories);
+  const claimCheckRows = [];
+  for (const memories of sizes.claimCheck) claimCheckRows.push(await claimCheck(context, memories, sizes.claimCheckRepeats));
+  const user = await benchUser(context, 'bench-scaling');
+  const scalingRows: ScalingRow[] = [];
+  const baselineRows: BaselineRow[] = [];
+  for (const memories of sizes.scaling) {
+    const ours = await scaling(context, user, memories);
+    scalingRows.push(ours);
+    const saveAllPerSecond = await saveAllRate(context.info, user.id, memories);
+    const floorPerSecond = await postgresFloorRate(context.info.databaseURI, memories);
+    const row: BaselineRow = {
+      memories,
+      oursPerSecond: ours.perSecond,
+      saveAllPerSecond,
+      floorPerSecond,
+      vsSaveAll: ours.perSecond / saveAllPerSecond,
+      vsFloor: ours.perSecond / floorPerSecond,
+    };
+    baselineRows.push(row);
+    say(
+      `6. ${memories} memories: saveAll ${f(saveAllPerSecond)} /s, PostgreSQL INSERT ${f(floorPerSecond)} /s; ` +
+        `this product ${f(row.vsSaveAll)} × saveAll, ${f(row.vsFloor)} × the floor`,
+    );
+  }
+  return { concurrent, single, sequence, claimCheck: claimCheckRows, scaling: scalingRows, baselines: baselineRows };
+}
+
+async function main(): Promise<number> {
+  const smoke = process.argv.includes('--smoke');
+  const outputDir = process.env.BENCH_OUTPUT_DIR ?? (smoke ? path.join(PROJECT_ROOT, 'coverage', 'bench-smoke') : undefined);
+  const markdownFile = path.join(outputDir ?? PROJECT_ROOT, 'BENCHMARKS.md');
+  const resultsFile = path.join(outputDir ?? path.join(PROJECT_ROOT, 'bench'), 'results.json');
+  const logDir = path.join(path.dirname(resultsFile), 'logs');
+  fs.rmSync(logDir, { recursive: true, force: true });
+  fs.mkdirSync(logDir, { recursive: true });
+
+  say(`${smoke ? 'bench smoke' : 'bench'}: booting a stack of its own (process logs in ${logDir})`);
+  const { stack, info } = await bootStack(logDir);
+  const stopOnSignal = (signal: NodeJS.Signals) => void stack.stop().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  process.once('SIGINT', stopOnSignal);
+  process.once('SIGTERM', stopOnSignal);
+  let connection: Connection | undefined;
+  let report: BenchReport;
+  try {
+    connection = await Connection.connect(temporalConnectionOptions(stack.config));
+    const context: BenchContext = {
+      info,
+      api: stackApi(info),
+      temporal: new Client({ connection, namespace: info.namespace }),
+      pids: { server: info.serverPid, worker: info.workerPid },
+      say,
+    };
+    const results = await measure(context, smoke ? SMOKE_SIZES : FULL_SIZES);
+    report = {
+      mode: smoke ? 'smoke' : 'full',
+      date: new Date().toISOString(),
+      machine: describeMachine(),
+      settings: stackSettings(stack.config, nodeFlagsOf(info.serverPid)),
+      results,
+      targets: judgeTargets(results),
+    };
+  } finally {
+    await connection?.close();
+    await stack.stop();
+  }
+
+  fs.mkdirSync(path.dirname(resultsFile), { recursive: true });
+  fs.writeFileSync(resultsFile, `${JSON.stringify(report, null, 2)}\n`);
+  fs.writeFileSync(markdownFile, benchmarkMarkdown(report));
+  say('\ntargets:');
+  for (const verdict of report.targets) say(`  ${verdict.target}: ${verdictText(verdict)}`);
+  say(`written: ${markdownFile}, ${resultsFile}`);
+
+  const unmeasured = unmeasuredFigures(report.results);
+  if (unmeasured.length > 0) {
+    process.stderr.write(`bench: these figures are not finite numbers: ${unmeasured.join(', ')}\n`);
+    return 1;
+  }
+  if (smoke) say(`bench smoke: ${Object.keys(report.results).length} scenarios, all produced numbers`);
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`bench failed: ${(error as Error).stack ?? String(error)}\n`);
+    process.exit(1);
+  },
+);

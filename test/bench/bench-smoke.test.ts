@@ -1,0 +1,35 @@
+/** The benchmark runner at smoke sizes, as a subprocess: it boots its own stack, and every scenario produces numbers. */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { type BenchReport, unmeasuredFigures } from '../../bench/report';
+import { PROJECT_ROOT } from '../../scripts/stack';
+
+test('node dist/bench/run.js --smoke runs every scenario and writes finite figures', async () => {
+  const outputDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-smoke-'));
+  const child = spawn(process.execPath, [path.join(PROJECT_ROOT, 'dist/bench/run.js'), '--smoke'], {
+    cwd: PROJECT_ROOT,
+    env: {
+      ...process.env,
+      BENCH_OUTPUT_DIR: outputDir,
+      // Coverage of the runner and its stack's processes is recorded with the rest (see scripts/runTests.ts).
+      ...(process.env.COVERAGE_DIR ? { NODE_V8_COVERAGE: process.env.COVERAGE_DIR } : {}),
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+
+  expect({ code, output }).toMatchObject({ code: 0 });
+  expect(output).toContain('bench smoke: 6 scenarios, all produced numbers');
+  const report = JSON.parse(fs.readFileSync(path.join(outputDir, 'results.json'), 'utf8')) as BenchReport;
+  expect(Object.keys(report.results).sort()).toEqual(['baselines', 'claimCheck', 'concurrent', 'scaling', 'sequence', 'single']);
+  expect(unmeasuredFigures(report.results)).toEqual([]);
+  expect(report.targets.length).toBeGreaterThan(0);
+  expect(report.targets.every((target) => Number.isFinite(target.measured))).toBe(true);
+  expect(fs.readFileSync(path.join(outputDir, 'BENCHMARKS.md'), 'utf8')).toContain('## Targets');
+  fs.rmSync(outputDir, { recursive: true, force: true });
+}, 600_000);
