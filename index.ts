@@ -2,9 +2,9 @@
  * Public API of the plugin: mount the batch pipeline into a Parse Server app,
  * run workers, boot the local stack, and talk to the REST route as a client.
  */
-export { type Config, ConfigError, configVariables, loadConfig } from './config';
+export { type Config, ConfigError, configVariables, databaseURI, loadConfig } from './config';
 export { createLogger, type Logger } from './config/log';
-export { type ParseApp, type ParseAppOptions, databaseURI, startParseApp } from './cloud/server';
+export { type ParseApp, type ParseAppOptions, startParseApp } from './cloud/server';
 export { registerCloudCode } from './cloud/main';
 export { BatchService, type Actor } from './cloud/batchService';
 export { BatchStore } from './cloud/batchStore';

@@ -5,13 +5,14 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { describeMachine } from '../scripts/machine';
 import { Client, Connection } from '@temporalio/client';
 import { temporalConnectionOptions } from '../config';
+import { describeMachine } from '../scripts/machine';
 import { freePort } from '../scripts/processes';
 import { type LocalStack, PROJECT_ROOT, startLocalStack, temporaryDataDir } from '../scripts/stack';
 import { stackApi } from '../test/reliability/stackApi';
 import type { TestStackInfo } from '../test/support/stackInfo';
+import { describeStack } from '../test/support/testStack';
 import { postgresFloorRate, saveAllRate } from './baselines';
 import { type BaselineRow, type BenchReport, type BenchResults, type ScalingRow, benchmarkMarkdown, formatNumber as f, judgeTargets, nodeFlagsOf, stackSettings, unmeasuredFigures, verdictText } from './report';
 import { type BenchContext, backToBack, benchUser, claimCheck, concurrentBatches, scaling, singleBatch, warmUp } from './scenarios';
@@ -64,20 +65,7 @@ async function bootStack(logDir: string): Promise<{ stack: LocalStack; info: Tes
     REST_RATE_LIMIT: '1000000',
   };
   const stack = await startLocalStack({ env, ephemeral: true, temporalUI: false, output: { logDir }, onStatus: (message) => say(`[stack] ${message}`) });
-  const info: TestStackInfo = {
-    env: stack.env as Record<string, string>,
-    serverURL: stack.urls.api,
-    appId: stack.config.PARSE_APP_ID,
-    masterKey: stack.config.PARSE_MASTER_KEY,
-    temporalAddress: stack.urls.temporal,
-    namespace: stack.config.TEMPORAL_NAMESPACE,
-    taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
-    logDir,
-    serverPid: stack.processes.get('server')?.pid as number,
-    workerPid: stack.processes.get('worker')?.pid as number,
-    databaseURI: `postgres://postgres:postgres@127.0.0.1:${stack.config.EMBEDDED_POSTGRES_PORT}/parse`,
-  };
-  return { stack, info };
+  return { stack, info: describeStack(stack, logDir) };
 }
 
 async function measure(context: BenchContext, sizes: Sizes): Promise<BenchResults> {

@@ -6,7 +6,7 @@ import http from 'node:http';
 import path from 'node:path';
 import express from 'express';
 import ParseServer from 'parse-server';
-import { type Config, parseEndpoint, publicServerURL, serverURL } from '../config';
+import { type Config, databaseURI, parseEndpoint, publicServerURL, serverURL } from '../config';
 import { createLogger, type Logger } from '../config/log';
 import { BULK_WRITE_PATH } from '../schema/batchFile';
 import { CLASS, classDefinitions, uniqueKeys } from '../schema/classes';
@@ -49,11 +49,6 @@ export interface ParseApp {
   /** Starts pending batches and keeps the expiry Schedule in place (also runs every RECONCILE_INTERVAL). */
   maintenance: BatchMaintenance;
   close(): Promise<void>;
-}
-
-/** Database URI to use: DATABASE_URI, or the embedded PostgreSQL of the local stack. */
-export function databaseURI(config: Config): string {
-  return config.DATABASE_URI ?? `postgres://postgres:postgres@127.0.0.1:${config.EMBEDDED_POSTGRES_PORT}/parse`;
 }
 
 /** Encrypted files: in GridFS on MongoDB (Parse Server's `fileKey` encryption), otherwise on disk under DATA_DIR/files. */

@@ -131,6 +131,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return parsed.data as Config;
 }
 
+/** Database URI to use: DATABASE_URI, or the embedded PostgreSQL of the local stack. */
+export function databaseURI(config: Config): string {
+  return config.DATABASE_URI ?? `postgres://postgres:postgres@127.0.0.1:${config.EMBEDDED_POSTGRES_PORT}/parse`;
+}
+
 export function serverURL(config: Config): string {
   return config.PARSE_SERVER_URL ?? `http://127.0.0.1:${config.PORT}/parse`;
 }

@@ -5,6 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { databaseURI } from '../../config';
 import { freePort } from '../../scripts/processes';
 import { type LocalStack, PROJECT_ROOT, startLocalStack, temporaryDataDir } from '../../scripts/stack';
 import { PAYLOAD_LIMIT_BYTES, type TestStackInfo } from './stackInfo';
@@ -52,7 +53,12 @@ export async function bootTestStack(name: string, overrides: NodeJS.ProcessEnv =
     temporalDynamicConfig: [`limit.blobSize.error=${PAYLOAD_LIMIT_BYTES}`, `limit.blobSize.warn=${PAYLOAD_LIMIT_BYTES / 2}`],
     output: { logDir },
   });
-  const info: TestStackInfo = {
+  return { stack, info: describeStack(stack, logDir) };
+}
+
+/** What test files (and the benchmark) need to know of a running stack. */
+export function describeStack(stack: LocalStack, logDir: string): TestStackInfo {
+  return {
     env: stack.env as Record<string, string>,
     serverURL: stack.urls.api,
     appId: stack.config.PARSE_APP_ID,
@@ -63,7 +69,6 @@ export async function bootTestStack(name: string, overrides: NodeJS.ProcessEnv =
     logDir,
     serverPid: stack.processes.get('server')?.pid as number,
     workerPid: stack.processes.get('worker')?.pid as number,
-    databaseURI: env.DATABASE_URI ?? `postgres://postgres:postgres@127.0.0.1:${stack.config.EMBEDDED_POSTGRES_PORT}/parse`,
+    databaseURI: databaseURI(stack.config),
   };
-  return { stack, info };
 }
