@@ -6,7 +6,8 @@
 import fs from 'node:fs';
 import { describeMachine, machineLine } from './machine';
 
-interface Row {
+/** One scenario of test/reliability, as the tests record it. */
+export interface ScenarioRecord {
   scenario: string;
   faults: number;
   badInputs: number;
@@ -26,7 +27,7 @@ export function reliabilityReport(resultsFile: string): ReliabilityReport | unde
     .readFileSync(resultsFile, 'utf8')
     .split('\n')
     .filter(Boolean)
-    .map((line) => JSON.parse(line) as Row);
+    .map((line) => JSON.parse(line) as ScenarioRecord);
   if (rows.length === 0) return undefined;
   const header = ['scenario', 'faults injected', 'bad inputs tried', '5xx', 'memories lost', 'memories duplicated'];
   const body = rows.map((r) => [r.scenario, r.faults, r.badInputs, r.serverErrors, r.lost, r.duplicated].map(String));

@@ -1,6 +1,7 @@
 /** Raw HTTP against a private stack (the Parse SDK of a test file points at the shared one), and the scenario record. */
 import fs from 'node:fs';
 import path from 'node:path';
+import type { ScenarioRecord } from '../../scripts/reliabilityReport';
 import type { TestStackInfo } from '../support/stackInfo';
 
 export interface Answer {
@@ -77,16 +78,6 @@ export function stackApi(info: TestStackInfo) {
       return fs.existsSync(dir) ? fs.readdirSync(dir).filter((name) => decodeURIComponent(name).includes('bmr-')) : [];
     },
   };
-}
-
-export interface ScenarioRecord {
-  scenario: string;
-  faults: number;
-  badInputs: number;
-  serverErrors: number;
-  lost: number;
-  duplicated: number;
-  notes?: string;
 }
 
 /** Appends one row of the reliability table (printed at the end of the run, and kept in RELIABILITY.md). */
