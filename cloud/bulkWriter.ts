@@ -8,7 +8,7 @@
 import express from 'express';
 import type { Config } from '../config';
 import { BULK_CLASSES } from '../schema/batchFile';
-import { masterKeyIpAllowed } from './router';
+import { masterKeyIps, safeEqual } from './router';
 
 // Plain CommonJS module of Parse Server without type declarations.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -24,8 +24,9 @@ export type CreateAnswer = { success: { objectId: string } } | { error: { code: 
 /** Mounted at BULK_WRITE_PATH, next to the REST route: `POST …/:className { objects }`, master key only. */
 export function bulkWriteRoute(database: DatabaseController, config: Config): express.Router {
   const router = express.Router();
+  const masterKeyAllowedFrom = masterKeyIps(config.PARSE_MASTER_KEY_IPS);
   router.post('/:className', express.json({ limit: '64mb' }), (req, res, next) => {
-    if (req.get('X-Parse-Master-Key') !== config.PARSE_MASTER_KEY || !masterKeyIpAllowed(config.PARSE_MASTER_KEY_IPS, req.socket.remoteAddress)) {
+    if (!safeEqual(req.get('X-Parse-Master-Key') ?? '', config.PARSE_MASTER_KEY) || !masterKeyAllowedFrom(req.socket.remoteAddress)) {
       res.status(403).json({ error: { code: 'forbidden', message: 'bulk writes need the master key (from PARSE_MASTER_KEY_IPS)' } });
       return;
     }

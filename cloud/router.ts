@@ -50,15 +50,14 @@ function sendError(res: express.Response, error: BatchError): void {
   res.status(error.status).json({ error: { code: error.code, message: error.message, details: error.details } });
 }
 
-function safeEqual(a: string, b: string): boolean {
+export function safeEqual(a: string, b: string): boolean {
   const left = Buffer.from(a);
   const right = Buffer.from(b);
   return left.length === right.length && timingSafeEqual(left, right);
 }
 
-/** Whether an address may use the master key: PARSE_MASTER_KEY_IPS, as Parse Server itself applies it. */
-export function masterKeyIpAllowed(allowed: string, address: string | undefined): boolean {
-  if (!address) return false;
+/** Which addresses may use the master key: PARSE_MASTER_KEY_IPS, as Parse Server itself applies it. Built once, checked per request. */
+export function masterKeyIps(allowed: string): (address: string | undefined) => boolean {
   const list = new BlockList();
   for (const entry of allowed.split(',').map((ip) => ip.trim()).filter(Boolean)) {
     const [ip, bits] = entry.split('/');
@@ -66,9 +65,11 @@ export function masterKeyIpAllowed(allowed: string, address: string | undefined)
     if (bits === undefined) list.addAddress(ip, type);
     else list.addSubnet(ip, Number(bits), type);
   }
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1];
-  const candidate = mapped ?? address;
-  return list.check(candidate, isIPv4(candidate) ? 'ipv4' : 'ipv6');
+  return (address) => {
+    if (!address) return false;
+    const candidate = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1] ?? address;
+    return list.check(candidate, isIPv4(candidate) ? 'ipv4' : 'ipv6');
+  };
 }
 
 /** Per-caller fixed one-minute windows; in-process (each Parse Server instance counts on its own). */
@@ -225,6 +226,7 @@ function statusResponse(batch: Parse.Object, base: string): BatchStatusResponse 
 export function batchRouter(service: BatchService, config: Config, endpoint: ParseEndpoint, log: Logger): express.Router {
   const router = express.Router();
   const limit = rateLimiter(config.REST_RATE_LIMIT);
+  const masterKeyAllowedFrom = masterKeyIps(config.PARSE_MASTER_KEY_IPS);
   const json = express.json({ limit: config.REST_MAX_JSON_BYTES, type: ['application/json', 'application/*+json'] });
   const base = '/api/v1/memory/batch';
 
@@ -238,7 +240,7 @@ export function batchRouter(service: BatchService, config: Config, endpoint: Par
       const masterKey = req.get('X-Parse-Master-Key');
       if (masterKey !== undefined) {
         if (!safeEqual(masterKey, config.PARSE_MASTER_KEY)) throw new BatchError(401, 'unauthorized', 'the master key is not valid');
-        if (!masterKeyIpAllowed(config.PARSE_MASTER_KEY_IPS, req.socket.remoteAddress)) {
+        if (!masterKeyAllowedFrom(req.socket.remoteAddress)) {
           throw new BatchError(403, 'forbidden', `the master key is not accepted from ${req.socket.remoteAddress} (PARSE_MASTER_KEY_IPS)`);
         }
         request.actor = { master: true };
