@@ -6,8 +6,8 @@ import { createHash, randomUUID } from 'node:crypto';
 import Parse from 'parse/node';
 import type { Config } from '../config';
 import type { Logger } from '../config/log';
-import { type ParseEndpoint, decodeLines, downloadFile, findPart, readPart } from '../schema/batchFile';
-import { CLASS, type ChunkResult, idOf } from '../schema/classes';
+import { type ParseEndpoint, chunkRows, decodeLines, downloadFile, findPart, readPart } from '../schema/batchFile';
+import { CLASS, idOf } from '../schema/classes';
 import {
   type BatchMemoryResponse,
   type BatchOptions,
@@ -314,14 +314,8 @@ export class BatchService {
 
   /** Indexes of the memories a batch stored, from its chunk rows (the record the worker writes as it goes). */
   private async storedIndexes(batch: Parse.Object): Promise<Set<number>> {
-    const stored = new Set<number>();
-    let after = -1;
-    for (;;) {
-      const page = await new Parse.Query(CLASS.chunk).equalTo('batch', batch).greaterThan('first', after).ascending('first').select('first', 'results').limit(1000).find(master);
-      for (const row of page) for (const result of row.get('results') as ChunkResult[]) if (result.id) stored.add(result.i);
-      if (page.length < 1000) return stored;
-      after = page[page.length - 1].get('first') as number;
-    }
+    const rows = await chunkRows(idOf(batch));
+    return new Set(rows.flatMap((row) => row.results.filter((result) => result.id).map((result) => result.i)));
   }
 
   /** Keeps the workflow in step with a saved request: cancelled stops it; pending starts it (a no-op if it runs). */

@@ -7,7 +7,7 @@
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import Parse from 'parse/node';
-import { CLASS, partKey } from './classes';
+import { CLASS, type ChunkResult, partKey } from './classes';
 
 const gzip = promisify(zlib.gzip);
 const gunzip = promisify(zlib.gunzip);
@@ -96,6 +96,29 @@ export async function findPart(partsKey: string, index: number): Promise<StoredP
   const row = await new Parse.Query(CLASS.part).equalTo('key', partKey(partsKey, index)).first({ useMasterKey: true });
   if (!row) return undefined;
   return { name: row.get('name'), first: row.get('first'), count: row.get('count'), rawBytes: row.get('rawBytes'), storedBytes: row.get('storedBytes') };
+}
+
+/** A finished chunk as recorded in BatchMemoryChunk. */
+export interface ChunkRow {
+  first: number;
+  processed: number;
+  failed: number;
+  results: ChunkResult[];
+}
+
+/** The recorded chunks of a batch (of one part, when given), in batch order, read with the master key. */
+export async function chunkRows(batchId: string, part?: number): Promise<ChunkRow[]> {
+  const batch = Parse.Object.fromJSON({ className: CLASS.batch, objectId: batchId });
+  const rows: ChunkRow[] = [];
+  let after = -1;
+  for (;;) {
+    const query = new Parse.Query(CLASS.chunk).equalTo('batch', batch).greaterThan('first', after).ascending('first').select('first', 'processed', 'failed', 'results').limit(1000);
+    if (part !== undefined) query.equalTo('part', part);
+    const page = await query.find({ useMasterKey: true });
+    for (const row of page) rows.push({ first: row.get('first'), processed: row.get('processed'), failed: row.get('failed'), results: row.get('results') });
+    if (page.length < 1000) return rows;
+    after = rows[rows.length - 1].first;
+  }
 }
 
 /** The items of one stored part (master key: callers check access first). */

@@ -9,7 +9,7 @@ import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activ
 import Parse from 'parse/node';
 import { type Config, publicServerURL } from '../config';
 import type { Logger } from '../config/log';
-import { type ParseEndpoint, STORED_FILE_PREFIX, deleteFile, encodeLines, fileURL, findPart, masterHeaders, bulkWriteURL, readPart, uploadFile } from '../schema/batchFile';
+import { type ParseEndpoint, STORED_FILE_PREFIX, chunkRows, deleteFile, encodeLines, fileURL, findPart, masterHeaders, bulkWriteURL, readPart, uploadFile } from '../schema/batchFile';
 import { CLASS, type ChunkResult, idOf } from '../schema/classes';
 import { type BatchStatus, type MemoryItem, type MemoryProcessingResult, TERMINAL_STATUSES } from '../schema/memory';
 import { type BatchManifest, type Counts, type ExpiryOutcome, type FinalizeInput, type FinalizeOutcome, type PartInput, workflowIdFor } from '../schema/workflow';
@@ -29,11 +29,6 @@ const ITEM_ERROR_CODES = new Set([
   Parse.Error.INVALID_NESTED_KEY,
   Parse.Error.SCRIPT_FAILED,
 ]);
-
-interface ChunkRow extends Counts {
-  first: number;
-  results: ChunkResult[];
-}
 
 interface BatchResponseItem {
   success?: { objectId: string };
@@ -67,19 +62,6 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
     } catch (error) {
       if ((error as Parse.Error).code === Parse.Error.OBJECT_NOT_FOUND) throw batchDataError(`batch ${batchId} does not exist`);
       throw error;
-    }
-  }
-
-  async function chunkRows(batchId: string, part?: number): Promise<ChunkRow[]> {
-    const rows: ChunkRow[] = [];
-    let after = -1;
-    for (;;) {
-      const query = new Parse.Query(CLASS.chunk).equalTo('batch', batchPointer(batchId)).greaterThan('first', after).ascending('first').limit(1000);
-      if (part !== undefined) query.equalTo('part', part);
-      const page = await query.find(master);
-      for (const row of page) rows.push({ first: row.get('first'), processed: row.get('processed'), failed: row.get('failed'), results: row.get('results') });
-      if (page.length < 1000) return rows;
-      after = rows[rows.length - 1].first;
     }
   }
 
