@@ -1,9 +1,10 @@
 /**
- * Bulk creates through Parse Server's database controller, for the worker: the same schema,
- * adapters (PostgreSQL or MongoDB) and unique keys as a REST create, without a full REST write per
- * object (auth, trigger lookup, response building), which made Parse Server's CPU the bottleneck of
- * a batch. Only classes without Cloud Code triggers are allowed: per-item logic belongs in the
- * memory processor.
+ * Bulk creates for the worker, inside Parse Server: the same schema, storage adapter and unique keys as
+ * a REST create, without a full REST write per object (auth, trigger lookup, response building), which
+ * made Parse Server's CPU the bottleneck of a batch. On PostgreSQL a request's objects go in as one
+ * multi-row INSERT, with values stored exactly as Parse Server's own adapter stores them; elsewhere
+ * (MongoDB) through the database controller, object by object. Only classes without Cloud Code
+ * triggers are allowed: per-item logic belongs in the memory processor.
  */
 import express from 'express';
 import type { Config } from '../config';
@@ -14,15 +15,121 @@ import { masterKeyIps, safeEqual } from './router';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { newObjectId } = require('parse-server/lib/cryptoUtils') as { newObjectId(size?: number): string };
 
-export interface DatabaseController {
-  create(className: string, object: Record<string, unknown>): Promise<unknown>;
+const DUPLICATE_VALUE = 137;
+/** PostgreSQL allows 65,535 parameters in one statement. */
+const MAX_PARAMETERS = 65_535;
+
+type ParseObjectBody = Record<string, unknown>;
+
+/** The parts of Parse Server's database controller (not in its typed API) that the plugin uses. */
+export interface ParseDatabase {
+  adapter: StorageAdapter;
+  loadSchema(): Promise<SchemaController>;
+  create(className: string, object: ParseObjectBody): Promise<unknown>;
+}
+export interface StorageAdapter {
+  ensureUniqueness(className: string, schema: unknown, fieldNames: string[]): Promise<void>;
+  /** Set on PostgresStorageAdapter: its pg-promise database and library. */
+  _client?: { any(query: unknown): Promise<{ objectId: string }[]> };
+  _pgp?: { ParameterizedQuery: new (query: { text: string; values: unknown[] }) => unknown };
+}
+interface SchemaController {
+  getOneSchema(className: string, allowVolatileClasses?: boolean): Promise<{ fields: Record<string, { type: string }> }>;
 }
 
 /** The answer for one object, in the shape of Parse Server's /batch answers. */
 export type CreateAnswer = { success: { objectId: string } } | { error: { code: number; error: string } };
 
+const duplicate: CreateAnswer = { error: { code: DUPLICATE_VALUE, error: 'A duplicate value for a field with unique values was provided' } };
+
+/** Parse's ACL object as the `_rperm`/`_wperm` columns, as the database controller turns it. */
+function permissionColumns(acl: Record<string, { read?: boolean; write?: boolean }>): { _rperm: string[]; _wperm: string[] } {
+  const entries = Object.entries(acl);
+  return { _rperm: entries.filter(([, p]) => p.read).map(([who]) => who), _wperm: entries.filter(([, p]) => p.write).map(([who]) => who) };
+}
+
+/**
+ * One object's column values, as PostgresStorageAdapter.createObject stores them; undefined for a field
+ * type it stores otherwise (the caller then writes object by object).
+ */
+function postgresRow(object: ParseObjectBody, fields: Record<string, { type: string }>): ParseObjectBody | undefined {
+  const row: ParseObjectBody = {};
+  for (const [name, value] of Object.entries(object)) {
+    if (value === null || value === undefined) continue;
+    if (name === 'ACL') {
+      Object.assign(row, permissionColumns(value as Record<string, { read?: boolean; write?: boolean }>));
+      continue;
+    }
+    switch (fields[name]?.type) {
+      case 'String':
+      case 'Number':
+      case 'Boolean':
+      case 'Object':
+        row[name] = value;
+        break;
+      case 'Date':
+        row[name] = typeof value === 'string' ? value : (value as { iso: string }).iso;
+        break;
+      case 'Pointer':
+        row[name] = (value as { objectId: string }).objectId;
+        break;
+      case 'Array':
+        row[name] = JSON.stringify(value);
+        break;
+      default:
+        return undefined;
+    }
+  }
+  return row;
+}
+
+/**
+ * INSERT … ON CONFLICT DO NOTHING of every row, as few statements as PostgreSQL's parameter limit allows;
+ * a row a unique key refused answers DUPLICATE_VALUE. Parameters, not formatted SQL: nothing is escaped here.
+ */
+async function insertPostgresRows(adapter: Required<Pick<StorageAdapter, '_client' | '_pgp'>>, className: string, fields: Record<string, { type: string }>, rows: ParseObjectBody[]): Promise<CreateAnswer[]> {
+  const names = [...new Set(rows.flatMap((row) => Object.keys(row)))];
+  const cast = (name: string) => (name === '_rperm' || name === '_wperm' ? '::text[]' : fields[name]?.type === 'Array' ? '::jsonb' : '');
+  const quoted = (name: string) => `"${name.replace(/"/g, '""')}"`;
+  const rowsPerStatement = Math.floor(MAX_PARAMETERS / names.length);
+  const stored = new Set<string>();
+  for (let start = 0; start < rows.length; start += rowsPerStatement) {
+    const values: unknown[] = [];
+    const tuples = rows.slice(start, start + rowsPerStatement).map((row) => `(${names.map((name) => `$${values.push(row[name] ?? null)}${cast(name)}`).join(',')})`);
+    const text = `INSERT INTO ${quoted(className)} (${names.map(quoted).join(',')}) VALUES ${tuples.join(',')} ON CONFLICT DO NOTHING RETURNING "objectId"`;
+    for (const { objectId } of await adapter._client.any(new adapter._pgp.ParameterizedQuery({ text, values }))) stored.add(objectId);
+  }
+  return rows.map((row) => (stored.has(row.objectId as string) ? { success: { objectId: row.objectId as string } } : duplicate));
+}
+
+/** Creates the objects, one answer each: a Parse error (a duplicate key, a bad value) answers for its object. */
+export async function createObjects(database: ParseDatabase, className: string, objects: ParseObjectBody[]): Promise<CreateAnswer[]> {
+  const now = new Date().toISOString();
+  const complete = objects.map((object) => ({ ...object, objectId: newObjectId(), createdAt: now, updatedAt: now }));
+  const { _client, _pgp } = database.adapter;
+  if (_client && _pgp && complete.length > 0) {
+    const { fields } = await (await database.loadSchema()).getOneSchema(className, true);
+    const rows = complete.map((object) => postgresRow(object, fields));
+    if (rows.every((row) => row !== undefined)) return insertPostgresRows({ _client, _pgp }, className, fields, rows as ParseObjectBody[]);
+  }
+  // The database controller also refuses Parse Server's denied request keywords (on PostgreSQL, submit-time
+  // validation has refused the prototype keys; the BSON one matters to MongoDB only).
+  return Promise.all(complete.map((object) => createOne(database, className, object)));
+}
+
+async function createOne(database: ParseDatabase, className: string, object: ParseObjectBody): Promise<CreateAnswer> {
+  try {
+    await database.create(className, object);
+    return { success: { objectId: object.objectId as string } };
+  } catch (error) {
+    const { code, message } = error as { code?: unknown; message: string };
+    if (typeof code !== 'number') throw error;
+    return { error: { code, error: message } };
+  }
+}
+
 /** Mounted at BULK_WRITE_PATH, next to the REST route: `POST …/:className { objects }`, master key only. */
-export function bulkWriteRoute(database: DatabaseController, config: Config): express.Router {
+export function bulkWriteRoute(database: ParseDatabase, config: Config): express.Router {
   const router = express.Router();
   const masterKeyAllowedFrom = masterKeyIps(config.PARSE_MASTER_KEY_IPS);
   router.post('/:className', express.json({ limit: '64mb' }), (req, res, next) => {
@@ -31,26 +138,12 @@ export function bulkWriteRoute(database: DatabaseController, config: Config): ex
       return;
     }
     const className = String(req.params.className);
-    const objects = (req.body as { objects?: Record<string, unknown>[] }).objects;
+    const objects = (req.body as { objects?: ParseObjectBody[] }).objects;
     if (!(BULK_CLASSES as readonly string[]).includes(className) || !Array.isArray(objects)) {
       res.status(400).json({ error: { code: 'invalid_request', message: `objects must be an array, for one of ${BULK_CLASSES.join(', ')}` } });
       return;
     }
-    Promise.all(
-      objects.map(async (object): Promise<CreateAnswer> => {
-        const objectId = newObjectId();
-        const now = new Date().toISOString();
-        try {
-          await database.create(className, { ...object, objectId, createdAt: now, updatedAt: now });
-          return { success: { objectId } };
-        } catch (error) {
-          // Parse errors (a duplicate key, a bad value) answer for their object; anything else fails the request.
-          const { code, message } = error as { code?: unknown; message: string };
-          if (typeof code !== 'number') throw error;
-          return { error: { code, error: message } };
-        }
-      }),
-    )
+    createObjects(database, className, objects)
       .then((answers) => res.json(answers))
       .catch(next);
   });

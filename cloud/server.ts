@@ -14,7 +14,7 @@ import { BatchService } from './batchService';
 import { BatchMaintenance } from './maintenance';
 import { registerCloudCode } from './main';
 import { BatchMetrics } from './metrics';
-import { type DatabaseController, bulkWriteRoute } from './bulkWriter';
+import { type ParseDatabase, bulkWriteRoute } from './bulkWriter';
 import { batchRouter } from './router';
 import { type OwnershipResolver, defaultOwnershipResolver } from './organizations';
 import { BatchWorkflows } from './temporal';
@@ -190,15 +190,4 @@ async function ensureUniqueKeys(parseServer: ParseServer): Promise<void> {
       if (error.code !== 137 && error.code !== 11000) throw error;
     });
   }
-}
-
-interface ParseDatabase extends DatabaseController {
-  adapter: UniqueAdapter;
-  loadSchema(): Promise<SchemaController>;
-}
-interface UniqueAdapter {
-  ensureUniqueness(className: string, schema: unknown, fieldNames: string[]): Promise<void>;
-}
-interface SchemaController {
-  getOneSchema(className: string, allowVolatileClasses?: boolean): Promise<unknown>;
 }
