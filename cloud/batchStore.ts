@@ -61,7 +61,7 @@ class PartWriter {
 
   constructor(
     private readonly endpoint: ParseEndpoint,
-    private readonly limits: { maxItems: number; maxBytes: number },
+    private readonly limits: { maxItems: number; maxBytes: number; gzipLevel: number },
   ) {}
 
   async add(item: MemoryItem): Promise<void> {
@@ -76,7 +76,7 @@ class PartWriter {
 
   async flush(): Promise<void> {
     if (this.lines.length === 0) return;
-    const data = await encodeLines(this.lines);
+    const data = await encodeLines(this.lines, this.limits.gzipLevel);
     const name = await uploadFile(this.endpoint, `${this.stem}-part-${this.parts.length}.jsonl.gz`, data);
     this.parts.push({ name, first: this.total - this.lines.length, count: this.lines.length, rawBytes: this.pendingBytes, storedBytes: data.length });
     this.lines = [];
@@ -122,7 +122,7 @@ export class BatchStore {
 
   /** Compresses and uploads memories part by part. If the memories fail (a bad line of a stream), nothing stays behind. */
   async writeParts(memories: Iterable<MemoryItem> | AsyncIterable<MemoryItem>): Promise<StoredParts> {
-    const writer = new PartWriter(this.endpoint, { maxItems: this.config.BATCH_PART_MAX_ITEMS, maxBytes: this.config.BATCH_PART_MAX_BYTES });
+    const writer = new PartWriter(this.endpoint, { maxItems: this.config.BATCH_PART_MAX_ITEMS, maxBytes: this.config.BATCH_PART_MAX_BYTES, gzipLevel: this.config.BATCH_GZIP_LEVEL });
     try {
       for await (const memory of memories) await writer.add(memory);
       await writer.flush();

@@ -9,7 +9,7 @@ import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activ
 import Parse from 'parse/node';
 import { type Config, publicServerURL } from '../config';
 import type { Logger } from '../config/log';
-import { type ParseEndpoint, STORED_FILE_PREFIX, chunkRows, deleteFile, encodeLines, fileURL, findPart, masterHeaders, bulkWriteURL, readPart, uploadFile } from '../schema/batchFile';
+import { type ParseEndpoint, STORED_FILE_PREFIX, bulkWriteURL, chunkRows, deleteFile, encodeLines, fileURL, findPart, masterRequest, readPart, uploadFile } from '../schema/batchFile';
 import { CLASS, type ChunkResult, idOf } from '../schema/classes';
 import { type BatchStatus, type MemoryItem, type MemoryProcessingResult, TERMINAL_STATUSES } from '../schema/memory';
 import { type BatchManifest, type Counts, type ExpiryOutcome, type FinalizeInput, type FinalizeOutcome, type PartInput, workflowIdFor } from '../schema/workflow';
@@ -48,6 +48,37 @@ function batchDataError(message: string): ApplicationFailure {
 
 const pointer = (className: string, objectId: string) => ({ __type: 'Pointer', className, objectId });
 
+/** Consecutive memories of a part, written and recorded together. */
+interface Chunk {
+  first: number;
+  items: MemoryItem[];
+}
+
+/**
+ * Groups chunks into writes of at most BATCH_WRITE_MAX_ITEMS memories and BATCH_WRITE_MAX_BYTES bytes
+ * (at least one chunk each): one request to Parse Server costs far more than one more memory in it.
+ */
+export function writesOf(chunks: Chunk[], limits: Pick<Config, 'BATCH_WRITE_MAX_ITEMS' | 'BATCH_WRITE_MAX_BYTES'>): Chunk[][] {
+  const writes: Chunk[][] = [];
+  let current: Chunk[] = [];
+  let items = 0;
+  let bytes = 0;
+  for (const chunk of chunks) {
+    const chunkBytes = chunk.items.reduce((sum, item) => sum + Buffer.byteLength(JSON.stringify(item)), 0);
+    if (current.length > 0 && (items + chunk.items.length > limits.BATCH_WRITE_MAX_ITEMS || bytes + chunkBytes > limits.BATCH_WRITE_MAX_BYTES)) {
+      writes.push(current);
+      current = [];
+      items = 0;
+      bytes = 0;
+    }
+    current.push(chunk);
+    items += chunk.items.length;
+    bytes += chunkBytes;
+  }
+  if (current.length > 0) writes.push(current);
+  return writes;
+}
+
 export function createActivities({ config, endpoint, processor, log }: ActivityDeps) {
   const mountPath = new URL(endpoint.serverURL).pathname.replace(/\/$/, '');
   const batchPointer = (batchId: string) => {
@@ -71,21 +102,17 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
    * Parse Server's /batch endpoint where the app does not mount that route. One answer per object.
    */
   async function createObjects(className: string, objects: Record<string, unknown>[]): Promise<BatchResponseItem[]> {
-    const headers = { ...masterHeaders(endpoint), 'Content-Type': 'application/json' };
     if (bulkWrites) {
-      const response = await fetch(bulkWriteURL(endpoint, className), { method: 'POST', headers, body: JSON.stringify({ objects }) });
-      if (response.ok) return (await response.json()) as BatchResponseItem[];
-      if (response.status !== 404) throw new Error(`bulk create of ${className} answered HTTP ${response.status}: ${(await response.text()).slice(0, 200)}`);
+      const response = await masterRequest(endpoint, bulkWriteURL(endpoint, className), { method: 'POST', body: JSON.stringify({ objects }), contentType: 'application/json' });
+      if (response.ok) return JSON.parse(response.body.toString()) as BatchResponseItem[];
+      if (response.status !== 404) throw new Error(`bulk create of ${className} answered HTTP ${response.status}: ${response.body.toString().slice(0, 200)}`);
       bulkWrites = false;
       log.warn('no bulk write route beside Parse Server; writing through /batch', { url: bulkWriteURL(endpoint, className) });
     }
-    const response = await fetch(`${endpoint.serverURL}/batch`, {
-      method: 'POST',
-      headers,
-      body: JSON.stringify({ requests: objects.map((body) => ({ method: 'POST', path: `${mountPath}/classes/${className}`, body })) }),
-    });
-    if (!response.ok) throw new Error(`Parse /batch answered HTTP ${response.status}: ${(await response.text()).slice(0, 200)}`);
-    return (await response.json()) as BatchResponseItem[];
+    const requests = objects.map((body) => ({ method: 'POST', path: `${mountPath}/classes/${className}`, body }));
+    const response = await masterRequest(endpoint, `${endpoint.serverURL}/batch`, { method: 'POST', body: JSON.stringify({ requests }), contentType: 'application/json' });
+    if (!response.ok) throw new Error(`Parse /batch answered HTTP ${response.status}: ${response.body.toString().slice(0, 200)}`);
+    return JSON.parse(response.body.toString()) as BatchResponseItem[];
   }
 
   async function existingMemoryIds(keys: string[]): Promise<Map<string, string>> {
@@ -93,71 +120,81 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
     return new Map(found.map((m) => [m.get('batchItem') as string, idOf(m)]));
   }
 
-  /** Persists one chunk and returns its per-item results. Safe to repeat: already written memories are found, not duplicated. */
-  async function persistChunk(batch: Parse.Object, items: MemoryItem[], first: number, context: Omit<MemoryContext, 'index'>): Promise<ChunkResult[]> {
-    const results: ChunkResult[] = [];
+  /**
+   * Persists the memories of several chunks in one write and returns each chunk's per-item results.
+   * Safe to repeat: memories an earlier attempt wrote are found, not duplicated.
+   */
+  async function persistChunks(batch: Parse.Object, chunks: Chunk[], context: Omit<MemoryContext, 'index'>): Promise<ChunkResult[][]> {
+    const results: ChunkResult[][] = chunks.map(() => []);
     const bodies: Record<string, unknown>[] = [];
-    const indexes: number[] = [];
-    for (const [offset, item] of items.entries()) {
-      const index = first + offset;
-      let prepared: MemoryItem;
-      try {
-        prepared = processor.prepare ? await processor.prepare(item, { ...context, index }) : item;
-      } catch (error) {
-        if (!(error instanceof MemoryRejectedError)) throw error;
-        results.push({ i: index, e: error.message });
-        continue;
+    const written: { chunk: number; index: number }[] = [];
+    for (const [chunk, { first, items }] of chunks.entries()) {
+      for (const [offset, item] of items.entries()) {
+        const index = first + offset;
+        let prepared: MemoryItem;
+        try {
+          prepared = processor.prepare ? await processor.prepare(item, { ...context, index }) : item;
+        } catch (error) {
+          if (!(error instanceof MemoryRejectedError)) throw error;
+          results[chunk].push({ i: index, e: error.message });
+          continue;
+        }
+        written.push({ chunk, index });
+        bodies.push({
+          content: prepared.content,
+          ...(prepared.metadata ? { metadata: prepared.metadata } : {}),
+          ...(prepared.embedding ? { embedding: prepared.embedding } : {}),
+          ...(prepared.source ? { source: prepared.source } : {}),
+          ...(prepared.tags ? { tags: prepared.tags } : {}),
+          user: pointer('_User', context.userId),
+          organization: pointer(CLASS.organization, context.organizationId),
+          ...(context.workspaceId ? { workspace: pointer(CLASS.workspace, context.workspaceId) } : {}),
+          ...(context.namespaceId ? { namespace: pointer(CLASS.namespace, context.namespaceId) } : {}),
+          batch: pointer(CLASS.batch, idOf(batch)),
+          batchIndex: index,
+          batchItem: `${idOf(batch)}:${index}`,
+          ACL: { [context.userId]: { read: true } },
+        });
       }
-      indexes.push(index);
-      bodies.push({
-        content: prepared.content,
-        ...(prepared.metadata ? { metadata: prepared.metadata } : {}),
-        ...(prepared.embedding ? { embedding: prepared.embedding } : {}),
-        ...(prepared.source ? { source: prepared.source } : {}),
-        ...(prepared.tags ? { tags: prepared.tags } : {}),
-        user: pointer('_User', context.userId),
-        organization: pointer(CLASS.organization, context.organizationId),
-        ...(context.workspaceId ? { workspace: pointer(CLASS.workspace, context.workspaceId) } : {}),
-        ...(context.namespaceId ? { namespace: pointer(CLASS.namespace, context.namespaceId) } : {}),
-        batch: pointer(CLASS.batch, idOf(batch)),
-        batchIndex: index,
-        batchItem: `${idOf(batch)}:${index}`,
-        ACL: { [context.userId]: { read: true } },
-      });
     }
     const answers = bodies.length ? await createObjects(CLASS.memory, bodies) : [];
-    const duplicates: number[] = [];
+    const duplicates: { chunk: number; index: number }[] = [];
     answers.forEach((answer, k) => {
-      const index = indexes[k];
-      if (answer.success) results.push({ i: index, id: answer.success.objectId });
-      else if (answer.error?.code === Parse.Error.DUPLICATE_VALUE) duplicates.push(index);
-      else if (answer.error && ITEM_ERROR_CODES.has(answer.error.code)) results.push({ i: index, e: answer.error.error });
+      const { chunk, index } = written[k];
+      if (answer.success) results[chunk].push({ i: index, id: answer.success.objectId });
+      else if (answer.error?.code === Parse.Error.DUPLICATE_VALUE) duplicates.push(written[k]);
+      else if (answer.error && ITEM_ERROR_CODES.has(answer.error.code)) results[chunk].push({ i: index, e: answer.error.error });
       else throw new Error(`memory ${index} could not be saved: ${answer.error?.code} ${answer.error?.error}`);
     });
     if (duplicates.length) {
       // Written by an earlier attempt of this chunk: take the existing memory.
-      const ids = await existingMemoryIds(duplicates.map((i) => `${idOf(batch)}:${i}`));
-      for (const index of duplicates) {
+      const ids = await existingMemoryIds(duplicates.map(({ index }) => `${idOf(batch)}:${index}`));
+      for (const { chunk, index } of duplicates) {
         const id = ids.get(`${idOf(batch)}:${index}`);
         if (!id) throw new Error(`memory ${index} reported as duplicate but not found`);
-        results.push({ i: index, id });
+        results[chunk].push({ i: index, id });
       }
     }
-    results.sort((a, b) => a.i - b.i);
-    const persisted = results.filter((r) => r.id).map((r) => ({ index: r.i, memoryId: r.id as string }));
-    if (persisted.length && processor.afterPersist) await processor.afterPersist(persisted, context);
+    for (const chunkResults of results) {
+      chunkResults.sort((a, b) => a.i - b.i);
+      const persisted = chunkResults.filter((r) => r.id).map((r) => ({ index: r.i, memoryId: r.id as string }));
+      if (persisted.length && processor.afterPersist) await processor.afterPersist(persisted, context);
+    }
     return results;
   }
 
-  /** Records a finished chunk once; false when an earlier attempt had recorded it. */
-  async function recordChunk(batchId: string, part: number, first: number, results: ChunkResult[], attempt: number): Promise<boolean> {
-    const failed = results.filter((r) => r.e !== undefined).length;
-    const [answer] = await createObjects(CLASS.chunk, [
-      { batch: pointer(CLASS.batch, batchId), key: `${batchId}:${first}`, part, first, count: results.length, processed: results.length - failed, failed, results, attempt, ACL: {} },
-    ]);
-    if (answer.success) return true;
-    if (answer.error?.code === Parse.Error.DUPLICATE_VALUE) return false;
-    throw new Error(`chunk ${first} of batch ${batchId} could not be recorded: ${answer.error?.code} ${answer.error?.error}`);
+  /** Records finished chunks in one write; for each, false when an earlier attempt had recorded it. */
+  async function recordChunks(batchId: string, part: number, chunks: { first: number; results: ChunkResult[] }[], attempt: number): Promise<boolean[]> {
+    const rows = chunks.map(({ first, results }) => {
+      const failed = results.filter((r) => r.e !== undefined).length;
+      return { batch: pointer(CLASS.batch, batchId), key: `${batchId}:${first}`, part, first, count: results.length, processed: results.length - failed, failed, results, attempt, ACL: {} };
+    });
+    const answers = await createObjects(CLASS.chunk, rows);
+    return answers.map((answer, k) => {
+      if (answer.success) return true;
+      if (answer.error?.code === Parse.Error.DUPLICATE_VALUE) return false;
+      throw new Error(`chunk ${chunks[k].first} of batch ${batchId} could not be recorded: ${answer.error?.code} ${answer.error?.error}`);
+    });
   }
 
   /**
@@ -282,16 +319,19 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
       const beat = setInterval(() => ctx.heartbeat({ part }), Math.max(1000, Math.floor(config.BATCH_HEARTBEAT_TIMEOUT / 4)));
       const counts = countsFlusher(batchId);
       try {
-        for (const first of pending) {
+        const chunks = pending.map((first) => ({ first, items: items.slice(first - stored.first, first - stored.first + chunkSize) }));
+        for (const write of writesOf(chunks, config)) {
           if (ctx.cancellationSignal.aborted) throw new CancelledFailure('batch cancelled');
-          const slice = items.slice(first - stored.first, first - stored.first + chunkSize);
-          const results = await persistChunk(batch, slice, first, context);
-          const failed = results.filter((r) => r.e !== undefined).length;
-          const chunk = { processed: results.length - failed, failed };
-          if (await recordChunk(batchId, part, first, results, ctx.info.attempt)) await counts.add(chunk);
-          totals.processed += chunk.processed;
-          totals.failed += chunk.failed;
-          ctx.heartbeat({ part, chunk: first });
+          const results = await persistChunks(batch, write, context);
+          const recorded = await recordChunks(batchId, part, write.map(({ first }, k) => ({ first, results: results[k] })), ctx.info.attempt);
+          for (const [k, chunkResults] of results.entries()) {
+            const failed = chunkResults.filter((r) => r.e !== undefined).length;
+            const chunk = { processed: chunkResults.length - failed, failed };
+            if (recorded[k]) await counts.add(chunk);
+            totals.processed += chunk.processed;
+            totals.failed += chunk.failed;
+          }
+          ctx.heartbeat({ part, chunk: write[write.length - 1].first });
         }
       } finally {
         clearInterval(beat);
@@ -320,7 +360,7 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
           lines.push(JSON.stringify(result));
         }
       }
-      const name = await uploadFile(endpoint, `${STORED_FILE_PREFIX}${randomUUID()}-results.jsonl.gz`, await encodeLines(lines));
+      const name = await uploadFile(endpoint, `${STORED_FILE_PREFIX}${randomUUID()}-results.jsonl.gz`, await encodeLines(lines, config.BATCH_GZIP_LEVEL));
       batch.set({
         status: finalStatus,
         processedMemories: counts.processed,

@@ -44,15 +44,16 @@ describe('batch memory workflow', () => {
 
   test('survives activity retries: a failure after a chunk was written duplicates nothing', async () => {
     const { sessionToken } = await newUser();
-    const items = memories(40, 200, (i) => (i === 14 ? { metadata: { test_fail_after_persist: true } } : {}));
+    // Writes of 30 (the test stack's BATCH_WRITE_MAX_ITEMS): the failure is in the second write, chunk 30.
+    const items = memories(40, 200, (i) => (i === 34 ? { metadata: { test_fail_after_persist: true } } : {}));
     const response = await addMemoryBatch(sessionToken, { memories: items });
     expect(response).toMatchObject({ success: true, status: 'completed', total: 40, processed: 40, failed: 0 });
     expect(await countMemories(response.batch_id)).toBe(40);
     expect(await duplicateMemories(response.batch_id)).toBe(0);
     const P = parse();
-    const chunk = await new P.Query('BatchMemoryChunk').equalTo('key', `${response.batch_id}:10`).first(master);
+    const chunk = await new P.Query('BatchMemoryChunk').equalTo('key', `${response.batch_id}:30`).first(master);
     expect(chunk?.get('attempt')).toBe(2);
-    // Chunks before the failure were not redone: progress resumed from the last finished chunk.
+    // Chunks of the write before the failure were not redone: progress resumed from the last finished write.
     const before = await new P.Query('BatchMemoryChunk').equalTo('key', `${response.batch_id}:0`).first(master);
     expect(before?.get('attempt')).toBe(1);
     const history = await (await temporal()).workflow.getHandle(workflowIdFor(response.batch_id)).fetchHistory();

@@ -23,18 +23,40 @@ afterAll(async () => {
   await stack?.shutdown();
 });
 
+/** Items take 4 ms each to prepare (as an embedding call would take longer), so that every fault lands in a running batch. */
 async function submit(count: number): Promise<string> {
-  const answer = await api.call('/api/v1/memory/batch?wait=false', { body: { memories: memories(count, 150) }, token: user.token });
+  const items = memories(count, 150, (index) => ({ metadata: { index, test_slow_ms: 4 } }));
+  const answer = await api.call('/api/v1/memory/batch?wait=false', { body: { memories: items }, token: user.token });
   expect(answer.status).toBe(202);
   return answer.body.batch_id;
 }
 
-async function processedOf(batchId: string): Promise<number> {
-  return (await api.batch(batchId)).processedMemories ?? 0;
+/** Waits until the batch has passed `atLeast` memories and checks that it still runs: the fault that follows lands in it. */
+async function untilProcessed(batchId: string, atLeast: number): Promise<void> {
+  const batch = await waitFor(
+    `batch ${batchId} to pass ${atLeast} memories`,
+    async () => {
+      const current = await api.batch(batchId);
+      return (current.processedMemories ?? 0) >= atLeast ? current : undefined;
+    },
+    300_000,
+    100,
+  );
+  expect(batch.status).toBe('processing');
 }
 
-async function untilProcessed(batchId: string, atLeast: number): Promise<void> {
-  await waitFor(`batch ${batchId} to pass ${atLeast} memories`, async () => (await processedOf(batchId)) >= atLeast, 300_000, 100);
+/** Waits until some part has recorded chunks but not all ten (the test stack's parts hold 100 memories): a kill then lands inside it. */
+async function untilPartHalfDone(batchId: string): Promise<void> {
+  await waitFor(
+    `a part of batch ${batchId} to be half done`,
+    async () => {
+      const perPart = new Map<number, number>();
+      for (const { part } of await api.chunkRows(batchId)) perPart.set(part, (perPart.get(part) ?? 0) + 1);
+      return [...perPart.values()].some((chunks) => chunks < 10);
+    },
+    300_000,
+    50,
+  );
 }
 
 /** Waits for the end, then checks the invariants and records the scenario. */
@@ -57,6 +79,7 @@ test('the worker killed with SIGKILL three times at random points of a 5,000-mem
   const killPoints = Array.from({ length: 3 }, () => 300 + Math.floor(Math.random() * 3900)).sort((a, b) => a - b);
   for (const point of killPoints) {
     await untilProcessed(batchId, point);
+    await untilPartHalfDone(batchId);
     await stack.stop('worker', 'SIGKILL');
     await stack.start('worker');
   }

@@ -30,6 +30,10 @@ export async function bootTestStack(name: string, overrides: NodeJS.ProcessEnv =
     TEMPORAL_TASK_QUEUE: `batch-memory-${name}`,
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
     MAX_BATCH_SIZE: '10000',
+    // Small parts and writes, so that multi-part batches, continue-as-new and resuming inside a part
+    // happen with a few hundred memories.
+    BATCH_PART_MAX_ITEMS: '100',
+    BATCH_WRITE_MAX_ITEMS: '30',
     BATCH_PARTS_PER_RUN: '20',
     REST_MAX_JSON_BYTES: String(16 * 1024 * 1024),
     REST_RATE_LIMIT: '120',
