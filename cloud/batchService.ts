@@ -99,7 +99,10 @@ export class BatchService {
       const existing = await this.findByIdempotencyKey(idempotencyKey, requestHash);
       if (existing) return { response: await this.answer(existing, settings.wait), created: false };
     }
-    return this.create(user, settings, await this.store.writeParts(memories), idempotencyKey, requestHash);
+    // Ownership is resolved while the parts are stored; create() awaits it and discards the parts if it fails.
+    const ownership = this.resolveOwnership({ user, workspaceId: settings.workspace_id, namespace: settings.namespace });
+    ownership.catch(() => undefined);
+    return this.create(user, settings, await this.store.writeParts(memories), idempotencyKey, requestHash, { ownership });
   }
 
   /**
@@ -127,7 +130,7 @@ export class BatchService {
     stored: StoredParts,
     idempotencyKey: string | undefined,
     requestHash: string,
-    retry?: { of: Parse.Object; ownership: BatchOwnership },
+    known: { ownership?: Promise<BatchOwnership>; retryOf?: Parse.Object } = {},
   ): Promise<BatchAnswer> {
     let batch: Parse.Object;
     try {
@@ -136,7 +139,7 @@ export class BatchService {
         await stored.discard();
         return { response: await this.answer(existing, settings.wait), created: false };
       }
-      const ownership = retry?.ownership ?? (await this.resolveOwnership({ user, workspaceId: settings.workspace_id, namespace: settings.namespace }));
+      const ownership = await (known.ownership ?? this.resolveOwnership({ user, workspaceId: settings.workspace_id, namespace: settings.namespace }));
       batch = await this.store.createRequest({
         user,
         ownership,
@@ -145,7 +148,7 @@ export class BatchService {
         requestHash,
         webhookUrl: settings.webhook_url,
         webhookSecret: settings.webhook_secret,
-        retryOf: retry?.of,
+        retryOf: known.retryOf,
       });
     } catch (error) {
       await stored.discard();
@@ -181,13 +184,8 @@ export class BatchService {
    */
   async startWorkflow(batch: Parse.Object, log: Logger): Promise<boolean> {
     try {
-      const started = await this.workflows.start(idOf(batch));
-      const workflowId = workflowIdFor(idOf(batch));
-      if (batch.get('workflowId') !== workflowId) {
-        batch.set('workflowId', workflowId);
-        await batch.save(null, master);
-      }
-      if (started) log.info('workflow started');
+      // beginBatch records the workflow id with the status `processing`.
+      if (await this.workflows.start(idOf(batch))) log.info('workflow started');
       return true;
     } catch (error) {
       log.error('workflow start failed; batch stays pending until Temporal is reachable', { error: (error as Error).message });
@@ -309,7 +307,7 @@ export class BatchService {
     const settings: BatchOptions = { wait: false, ...(batch.get('webhookUrl') ? { webhook_url: batch.get('webhookUrl'), webhook_secret: batch.get('webhookSecret') } : {}) };
     const ownership: BatchOwnership = { organization: batch.get('organization'), workspace: batch.get('workspace'), namespace: batch.get('namespace') };
     const parts = await this.store.writeParts(unstored());
-    return this.create(owner, settings, parts, undefined, sha256(`retry:${batchId}:${randomUUID()}`), { of: batch, ownership });
+    return this.create(owner, settings, parts, undefined, sha256(`retry:${batchId}:${randomUUID()}`), { retryOf: batch, ownership: Promise.resolve(ownership) });
   }
 
   /** Indexes of the memories a batch stored, from its chunk rows (the record the worker writes as it goes). */

@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { NativeConnection, Runtime, Worker, makeTelemetryFilterString } from '@temporalio/worker';
 import Parse from 'parse/node';
 import { type Config, parseEndpoint, temporalConnectionOptions } from '../config';
@@ -11,6 +13,9 @@ export interface BatchWorkerOptions {
 }
 
 let runtimeInstalled = false;
+
+/** Written by `npm run build` (scripts/bundleWorkflows.ts). */
+export const WORKFLOW_BUNDLE_PATH = path.join(__dirname, 'workflow-bundle.js');
 
 /** A Temporal worker for the batch task queue, talking to Parse Server with the master key. */
 export async function createBatchWorker(config: Config, options: BatchWorkerOptions = {}): Promise<Worker> {
@@ -36,7 +41,8 @@ export async function createBatchWorker(config: Config, options: BatchWorkerOpti
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
-    workflowsPath: require.resolve('./workflows'),
+    // The prebuilt bundle where there is one; otherwise the worker bundles the workflows as it starts.
+    ...(fs.existsSync(WORKFLOW_BUNDLE_PATH) ? { workflowBundle: { codePath: WORKFLOW_BUNDLE_PATH } } : { workflowsPath: require.resolve('./workflows') }),
     activities: createActivities({ config, endpoint, processor: options.processor ?? loadProcessor(config.MEMORY_PROCESSOR_MODULE), log }),
     maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES,
     shutdownGraceTime: '10s',

@@ -11,6 +11,7 @@ import {
   defineQuery,
   isCancellation,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
   startChild,
   workflowInfo,
@@ -31,7 +32,9 @@ import {
 export const progressQuery = defineQuery<BatchProgress>(PROGRESS_QUERY);
 
 const retry: RetryPolicy = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', nonRetryableErrorTypes: NON_RETRYABLE_ERRORS };
-const { beginBatch, finalizeBatch } = proxyActivities<BatchActivities>({ startToCloseTimeout: '5m', retry });
+// Local activities: short reads and writes of the request that need no task queue round trip of their own,
+// which halves the Temporal work of a small batch (10 batches of 100 at once are bound by it).
+const { beginBatch, finalizeBatch } = proxyLocalActivities<BatchActivities>({ startToCloseTimeout: '5m', retry });
 // The activity stops retrying itself after WEBHOOK_MAX_ATTEMPTS, recording the failure on the request.
 const { deliverWebhook } = proxyActivities<BatchActivities>({ startToCloseTimeout: '2m', retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '5m' } });
 const { expireBatchFiles } = proxyActivities<BatchActivities>({ startToCloseTimeout: '1h', heartbeatTimeout: '2m', retry });
