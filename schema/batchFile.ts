@@ -78,23 +78,31 @@ export interface MasterResponse {
 }
 
 // Kept-alive connections: fetch() costs about four times the CPU of node:http per request here, and the
-// worker makes one request per write of a batch.
-const agents = { 'http:': new http.Agent({ keepAlive: true }), 'https:': new https.Agent({ keepAlive: true }) };
+// worker makes one request per write of a batch. An idle connection is dropped after 4 s, before Node's
+// server closes its end (5 s), so that a request is never sent on a connection being closed.
+const agentOptions = { keepAlive: true, timeout: 4000 };
+const agents = { 'http:': new http.Agent(agentOptions), 'https:': new https.Agent(agentOptions) };
 
-/**
- * One request to the app serving `endpoint`, with the master key. Every caller's request is idempotent,
- * so one whose kept-alive connection the server had just closed is sent once more.
- */
-export async function masterRequest(endpoint: ParseEndpoint, url: string, init: { method?: string; body?: Buffer | string; contentType?: string } = {}): Promise<MasterResponse> {
+export interface MasterRequestInit {
+  method?: string;
+  body?: Buffer | string;
+  contentType?: string;
+  /** Safe to send twice (GET and DELETE are): then a request whose connection was reset is sent once more. */
+  idempotent?: boolean;
+}
+
+/** One request to the app serving `endpoint`, with the master key. */
+export async function masterRequest(endpoint: ParseEndpoint, url: string, init: MasterRequestInit = {}): Promise<MasterResponse> {
+  const method = init.method ?? 'GET';
   try {
-    return await sendOnce(endpoint, url, init);
+    return await sendOnce(endpoint, url, method, init);
   } catch (error) {
-    if ((error as { code?: string }).code !== 'ECONNRESET') throw error;
-    return sendOnce(endpoint, url, init);
+    if ((error as { code?: string }).code !== 'ECONNRESET' || !(init.idempotent ?? (method === 'GET' || method === 'DELETE'))) throw error;
+    return sendOnce(endpoint, url, method, init);
   }
 }
 
-function sendOnce(endpoint: ParseEndpoint, url: string, { method = 'GET', body, contentType }: { method?: string; body?: Buffer | string; contentType?: string }): Promise<MasterResponse> {
+function sendOnce(endpoint: ParseEndpoint, url: string, method: string, { body, contentType }: MasterRequestInit): Promise<MasterResponse> {
   const target = new URL(url);
   const headers: Record<string, string | number> = { ...masterHeaders(endpoint), ...(contentType ? { 'Content-Type': contentType } : {}) };
   if (body !== undefined) headers['Content-Length'] = Buffer.byteLength(body);

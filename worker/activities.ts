@@ -103,14 +103,15 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
    */
   async function createObjects(className: string, objects: Record<string, unknown>[]): Promise<BatchResponseItem[]> {
     if (bulkWrites) {
-      const response = await masterRequest(endpoint, bulkWriteURL(endpoint, className), { method: 'POST', body: JSON.stringify({ objects }), contentType: 'application/json' });
+      // Idempotent: unique keys answer a repeated create as a duplicate.
+      const response = await masterRequest(endpoint, bulkWriteURL(endpoint, className), { method: 'POST', body: JSON.stringify({ objects }), contentType: 'application/json', idempotent: true });
       if (response.ok) return JSON.parse(response.body.toString()) as BatchResponseItem[];
       if (response.status !== 404) throw new Error(`bulk create of ${className} answered HTTP ${response.status}: ${response.body.toString().slice(0, 200)}`);
       bulkWrites = false;
       log.warn('no bulk write route beside Parse Server; writing through /batch', { url: bulkWriteURL(endpoint, className) });
     }
     const requests = objects.map((body) => ({ method: 'POST', path: `${mountPath}/classes/${className}`, body }));
-    const response = await masterRequest(endpoint, `${endpoint.serverURL}/batch`, { method: 'POST', body: JSON.stringify({ requests }), contentType: 'application/json' });
+    const response = await masterRequest(endpoint, `${endpoint.serverURL}/batch`, { method: 'POST', body: JSON.stringify({ requests }), contentType: 'application/json', idempotent: true });
     if (!response.ok) throw new Error(`Parse /batch answered HTTP ${response.status}: ${response.body.toString().slice(0, 200)}`);
     return JSON.parse(response.body.toString()) as BatchResponseItem[];
   }
