@@ -6,7 +6,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import Parse from 'parse/node';
 import type { Config } from '../config';
 import type { Logger } from '../config/log';
-import { type ParseEndpoint, chunkRows, decodeLines, downloadFile, findPart, readPart } from '../schema/batchFile';
+import { type ParseEndpoint, chunkRows, decodeLines, findPart } from '../schema/batchFile';
 import { CLASS, idOf } from '../schema/classes';
 import {
   type BatchMemoryResponse,
@@ -22,6 +22,7 @@ import {
 import { workflowIdFor } from '../schema/workflow';
 import { BatchStore, type StoredParts } from './batchStore';
 import { BatchError } from './errors';
+import { InProcessParse } from './inProcess';
 import type { BatchOwnership, OwnershipResolver } from './organizations';
 import type { BatchWorkflows } from './temporal';
 
@@ -57,15 +58,18 @@ function sha256(text: string): string {
 
 export class BatchService {
   readonly store: BatchStore;
+  /** Parse Server's controllers in this process: files, sessions, bulk creates. */
+  readonly parse: InProcessParse;
 
   constructor(
     private readonly config: Config,
-    private readonly endpoint: ParseEndpoint,
+    endpoint: ParseEndpoint,
     private readonly workflows: BatchWorkflows,
     private readonly resolveOwnership: OwnershipResolver,
     private readonly log: Logger,
   ) {
-    this.store = new BatchStore(config, endpoint, log);
+    this.parse = new InProcessParse(config.PARSE_APP_ID);
+    this.store = new BatchStore(config, endpoint, this.parse, log);
   }
 
   private readonly requestSchema = () => batchRequestSchema({ maxBatchSize: this.config.MAX_BATCH_SIZE, maxMemorySize: this.config.MAX_MEMORY_SIZE });
@@ -245,7 +249,7 @@ export class BatchService {
     if (batch.get('filesExpiredAt')) throw filesExpiredError(batch);
     const file = batch.get('resultsFile') as Parse.File | undefined;
     if (!file) return [];
-    return decodeLines<MemoryProcessingResult>(await downloadFile(this.endpoint, file.name()));
+    return decodeLines<MemoryProcessingResult>(await this.parse.downloadFile(file.name()));
   }
 
   async get(actor: Actor, batchId: string): Promise<BatchMemoryResponse> {
@@ -259,7 +263,7 @@ export class BatchService {
     const partCount = batch.get('partCount') as number;
     const stored = part < partCount ? await findPart(batch.get('partsKey'), part) : undefined;
     if (!stored) throw new BatchError(400, 'invalid_request', `part must be below ${partCount}`, [{ path: 'part', field: 'part', message: `must be below ${partCount}` }]);
-    return { batch_id: batchId, part, parts: partCount, first: stored.first, memories: await readPart<MemoryItem>(this.endpoint, stored) };
+    return { batch_id: batchId, part, parts: partCount, first: stored.first, memories: await decodeLines<MemoryItem>(await this.parse.downloadFile(stored.name)) };
   }
 
   /**
@@ -293,14 +297,14 @@ export class BatchService {
     if (batch.get('filesExpiredAt')) throw filesExpiredError(batch);
     const stored = await this.storedIndexes(batch);
     if (stored.size === batch.get('totalMemories')) throw new BatchError(409, 'conflict', `batch ${batchId} has no failed items to retry`);
-    const endpoint = this.endpoint;
+    const parse = this.parse;
     const partsKey = batch.get('partsKey') as string;
     const partCount = batch.get('partCount') as number;
     async function* unstored(): AsyncIterable<MemoryItem> {
       for (let index = 0; index < partCount; index++) {
         const part = await findPart(partsKey, index);
         if (!part) throw new BatchError(410, 'expired', `part ${index} of batch ${batchId} is no longer stored`);
-        const items = await readPart<MemoryItem>(endpoint, part);
+        const items = await decodeLines<MemoryItem>(await parse.downloadFile(part.name));
         for (const [offset, item] of items.entries()) if (!stored.has(part.first + offset)) yield item;
       }
     }

@@ -8,7 +8,6 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import express from 'express';
-import Parse from 'parse/node';
 import type { Config } from '../config';
 import type { Logger } from '../config/log';
 import { fileURL, masterHeaders, type ParseEndpoint } from '../schema/batchFile';
@@ -89,13 +88,6 @@ function rateLimiter(limit: number) {
 }
 
 /** The user behind a session token, or undefined if the token is unknown or expired. */
-async function userOfSession(token: string): Promise<Parse.User | undefined> {
-  const session = await new Parse.Query(Parse.Session).equalTo('sessionToken', token).include('user').first(master);
-  const expiresAt = session?.get('expiresAt') as Date | undefined;
-  if (!session || (expiresAt && expiresAt.getTime() < Date.now())) return undefined;
-  return session.get('user') as Parse.User;
-}
-
 /** Memories of an NDJSON body, validated one line at a time; the body is never held in memory whole. */
 async function* ndjsonMemories(body: Readable, config: Config, hash: ReturnType<typeof createHash>): AsyncGenerator<MemoryItem> {
   const itemSchema = limitedMemoryItemSchema(config.MAX_MEMORY_SIZE);
@@ -250,7 +242,7 @@ export function batchRouter(service: BatchService, config: Config, endpoint: Par
       const bearer = /^Bearer\s+(\S+)$/i.exec(req.get('Authorization') ?? '')?.[1];
       const token = req.get('X-Parse-Session-Token') ?? bearer;
       if (!token) throw new BatchError(401, 'unauthorized', 'authentication required: send X-Parse-Session-Token or Authorization: Bearer <session token>');
-      const user = await userOfSession(token);
+      const user = await service.parse.userOfSession(token);
       if (!user) throw new BatchError(401, 'unauthorized', 'the session token is invalid or expired');
       request.actor = { master: false, user, sessionToken: token };
       limit(`user:${idOf(user)}`);

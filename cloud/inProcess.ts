@@ -1,0 +1,78 @@
+/**
+ * Parse Server's own controllers, reached in this process (Cloud Code runs inside Parse Server): files,
+ * sessions and bulk creates without an HTTP request from Parse Server to itself. Each goes through the
+ * same adapter, cache and schema as Parse Server's routes.
+ */
+import Parse from 'parse/node';
+import { FileStorageError } from '../schema/batchFile';
+import { type CreateAnswer, type ParseDatabase, createObjects } from './bulkWriter';
+
+// Plain CommonJS modules of Parse Server without type declarations.
+/* eslint-disable @typescript-eslint/no-require-imports */
+const ParseServerConfig = require('parse-server/lib/Config') as { get(appId: string): AppConfig };
+const { getAuthForSessionToken } = require('parse-server/lib/Auth') as {
+  getAuthForSessionToken(options: { config: AppConfig; sessionToken: string }): Promise<{ user?: Parse.User }>;
+};
+/* eslint-enable @typescript-eslint/no-require-imports */
+
+interface AppConfig {
+  database: ParseDatabase;
+  filesController: {
+    createFile(config: AppConfig, filename: string, data: Buffer, contentType: string): Promise<{ name: string }>;
+    getFileData(config: AppConfig, filename: string): Promise<Buffer>;
+    deleteFile(config: AppConfig, filename: string): Promise<unknown>;
+  };
+}
+
+/** A missing file: ENOENT from the file-system adapter, FileNotFound from GridFS. */
+function isMissing(error: unknown): boolean {
+  const { code, message } = error as { code?: string; message?: string };
+  return code === 'ENOENT' || /FileNotFound|not found/i.test(message ?? '');
+}
+
+export class InProcessParse {
+  constructor(private readonly appId: string) {}
+
+  private get config(): AppConfig {
+    return ParseServerConfig.get(this.appId);
+  }
+
+  /** Stores a file as Parse's files route would; returns the stored name (with Parse's random prefix). */
+  async uploadFile(name: string, data: Buffer, contentType = 'application/gzip'): Promise<string> {
+    const { config } = this;
+    return (await config.filesController.createFile(config, name, data, contentType)).name;
+  }
+
+  async downloadFile(name: string): Promise<Buffer> {
+    const { config } = this;
+    try {
+      return await config.filesController.getFileData(config, name);
+    } catch (error) {
+      if (isMissing(error)) throw new FileStorageError(`download of ${name} failed: not found`, 404);
+      throw error;
+    }
+  }
+
+  /** Deletes a file; one that is already gone is fine. */
+  async deleteFile(name: string): Promise<void> {
+    const { config } = this;
+    await config.filesController.deleteFile(config, name).catch((error: unknown) => {
+      if (!isMissing(error)) throw error;
+    });
+  }
+
+  /** The user of a session token, through Parse Server's session lookup and its user cache; undefined when invalid or expired. */
+  async userOfSession(sessionToken: string): Promise<Parse.User | undefined> {
+    try {
+      return (await getAuthForSessionToken({ config: this.config, sessionToken })).user;
+    } catch (error) {
+      if ((error as Parse.Error).code === Parse.Error.INVALID_SESSION_TOKEN) return undefined;
+      throw error;
+    }
+  }
+
+  /** Creates rows of a class without triggers, as the bulk write route does. */
+  createObjects(className: string, objects: Record<string, unknown>[]): Promise<CreateAnswer[]> {
+    return createObjects(this.config.database, className, objects);
+  }
+}
