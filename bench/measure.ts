@@ -9,7 +9,9 @@ export const SAMPLE_INTERVAL_MS = 100;
 /** Every benchmark memory is about this many bytes of text, plus a small metadata object. */
 export const MEMORY_BYTES = 1000;
 /** Memories of the batch that warms the stack up before anything is timed. */
-export const WARM_UP_MEMORIES = 10;
+/** Batches of WARM_UP_MEMORIES run before anything is timed: enough for V8 to have compiled both processes' hot paths. */
+export const WARM_UP_BATCHES = 5;
+export const WARM_UP_MEMORIES = 100;
 
 export type MeasuredProcess = 'server' | 'worker';
 

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import { type Config, configVariables } from '../config';
 import { type Machine, machineLine } from '../scripts/machine';
 import { INSERT_ROWS, SAVE_ALL_OBJECTS } from './baselines';
-import { MEMORY_BYTES, SAMPLE_INTERVAL_MS, WARM_UP_MEMORIES } from './measure';
+import { MEMORY_BYTES, SAMPLE_INTERVAL_MS, WARM_UP_BATCHES, WARM_UP_MEMORIES } from './measure';
 
 export interface ConcurrentResult {
   batches: number;
@@ -237,8 +237,8 @@ export function benchmarkMarkdown(report: BenchReport): string {
     `Written by \`npm run ${report.mode === 'smoke' ? 'bench:smoke' : 'bench'}\` (\`bench/run.ts\`), which boots a stack of its own on this machine: embedded`,
     'PostgreSQL, the Temporal dev server, one Parse Server process and one worker process, with the default',
     `settings unless listed below. Memories are about ${formatNumber(MEMORY_BYTES)} bytes of English text with a small metadata object;`,
-    `the users sign up through Parse Server and submit through the REST route. A ${WARM_UP_MEMORIES}-memory batch warms the`,
-    `stack up first and is not counted. RSS is sampled from \`/proc/<pid>/status\` every ${SAMPLE_INTERVAL_MS} ms; MB = 10⁶ bytes.`,
+    `the users sign up through Parse Server and submit through the REST route. ${WARM_UP_BATCHES} batches of ${WARM_UP_MEMORIES} warm the stack`,
+    `up first (connections, caches, V8's compiled code) and are not counted. RSS is sampled from \`/proc/<pid>/status\` every ${SAMPLE_INTERVAL_MS} ms; MB = 10⁶ bytes.`,
     ...(report.mode === 'smoke' ? ['', '**Smoke run**: tiny sizes, to show that every scenario runs and measures; not the product\'s figures.'] : []),
     '',
     `- date: ${report.date}`,

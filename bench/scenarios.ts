@@ -5,7 +5,7 @@ import type { MemoryItem, MemoryProcessingResult } from '../schema/memory';
 import type { stackApi } from '../test/reliability/stackApi';
 import type { TestStackInfo } from '../test/support/stackInfo';
 import { batchWorkflowRuns, historyFigures } from '../test/support/workflowHistory';
-import { type MeasuredProcess, RssSampler, WARM_UP_MEMORIES, mean, median, memoriesFrom, ndjsonLines, percentile, since } from './measure';
+import { type MeasuredProcess, RssSampler, WARM_UP_BATCHES, WARM_UP_MEMORIES, mean, median, memoriesFrom, ndjsonLines, percentile, since } from './measure';
 import { type ClaimCheckRow, type ConcurrentResult, type ScalingRow, type SequenceResult, type SingleResult, formatNumber as f } from './report';
 
 export interface BenchContext {
@@ -46,11 +46,13 @@ async function submitUntilResults(client: BatchMemoryClient, memories: MemoryIte
   return { ms, succeeded: status === 'completed' && results.length === memories.length && results.every((result) => result.success) };
 }
 
-/** One small batch first, so that connections, caches and the JIT are warm before anything is timed. */
+/** A few batches first, so that connections, caches and the JIT are warm before anything is timed. */
 export async function warmUp(context: BenchContext): Promise<void> {
   const user = await benchUser(context, 'bench-warm-up');
-  const { succeeded } = await submitUntilResults(user.client, memoriesFrom(0, WARM_UP_MEMORIES), 'bench-warm-up');
-  if (!succeeded) throw new Error('the warm-up batch did not complete');
+  for (let batch = 0; batch < WARM_UP_BATCHES; batch++) {
+    const { succeeded } = await submitUntilResults(user.client, memoriesFrom(0, WARM_UP_MEMORIES), 'bench-warm-up');
+    if (!succeeded) throw new Error('a warm-up batch did not complete');
+  }
 }
 
 /** PRD scenario 1: concurrent batches from as many users; latency from submit to full results. */
