@@ -35,9 +35,19 @@ export interface BatchSettings {
   heartbeatTimeoutMs: number;
 }
 
+/** Whose a batch is: ids only, so that each part activity need not read the request again. */
+export interface BatchOwner {
+  userId: string;
+  organizationId: string;
+  workspaceId?: string;
+  namespaceId?: string;
+}
+
 export interface BatchManifest {
   total: number;
   partCount: number;
+  partsKey: string;
+  owner: BatchOwner;
   status: BatchStatus;
   settings: BatchSettings;
 }
@@ -45,6 +55,9 @@ export interface BatchManifest {
 export interface PartInput {
   batchId: string;
   part: number;
+  partCount: number;
+  partsKey: string;
+  owner: BatchOwner;
 }
 
 export interface Counts {

@@ -125,7 +125,7 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
    * Persists the memories of several chunks in one write and returns each chunk's per-item results.
    * Safe to repeat: memories an earlier attempt wrote are found, not duplicated.
    */
-  async function persistChunks(batch: Parse.Object, chunks: Chunk[], context: Omit<MemoryContext, 'index'>): Promise<ChunkResult[][]> {
+  async function persistChunks(batchId: string, chunks: Chunk[], context: Omit<MemoryContext, 'index'>): Promise<ChunkResult[][]> {
     const results: ChunkResult[][] = chunks.map(() => []);
     const bodies: Record<string, unknown>[] = [];
     const written: { chunk: number; index: number }[] = [];
@@ -151,9 +151,9 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
           organization: pointer(CLASS.organization, context.organizationId),
           ...(context.workspaceId ? { workspace: pointer(CLASS.workspace, context.workspaceId) } : {}),
           ...(context.namespaceId ? { namespace: pointer(CLASS.namespace, context.namespaceId) } : {}),
-          batch: pointer(CLASS.batch, idOf(batch)),
+          batch: pointer(CLASS.batch, batchId),
           batchIndex: index,
-          batchItem: `${idOf(batch)}:${index}`,
+          batchItem: `${batchId}:${index}`,
           ACL: { [context.userId]: { read: true } },
         });
       }
@@ -169,9 +169,9 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
     });
     if (duplicates.length) {
       // Written by an earlier attempt of this chunk: take the existing memory.
-      const ids = await existingMemoryIds(duplicates.map(({ index }) => `${idOf(batch)}:${index}`));
+      const ids = await existingMemoryIds(duplicates.map(({ index }) => `${batchId}:${index}`));
       for (const { chunk, index } of duplicates) {
-        const id = ids.get(`${idOf(batch)}:${index}`);
+        const id = ids.get(`${batchId}:${index}`);
         if (!id) throw new Error(`memory ${index} reported as duplicate but not found`);
         results[chunk].push({ i: index, id });
       }
@@ -275,6 +275,13 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
       return {
         total: batch.get('totalMemories'),
         partCount: batch.get('partCount'),
+        partsKey: batch.get('partsKey'),
+        owner: {
+          userId: batch.get('user').id,
+          organizationId: batch.get('organization').id,
+          ...(batch.get('workspace') ? { workspaceId: batch.get('workspace').id } : {}),
+          ...(batch.get('namespace') ? { namespaceId: batch.get('namespace').id } : {}),
+        },
         status,
         settings: {
           timeoutMs: config.BATCH_WORKFLOW_TIMEOUT,
@@ -286,10 +293,9 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
     },
 
     /** Processes one stored part chunk by chunk, skipping chunks an earlier attempt finished. */
-    async processPart({ batchId, part }: PartInput): Promise<Counts> {
+    async processPart({ batchId, part, partCount, partsKey, owner }: PartInput): Promise<Counts> {
       const ctx = Context.current();
-      const batch = await loadBatch(batchId);
-      const stored = await findPart(batch.get('partsKey'), part);
+      const stored = await findPart(partsKey, part);
       if (!stored) throw batchDataError(`batch ${batchId} has no part ${part}`);
       const done = new Map((await chunkRows(batchId, part)).map((row) => [row.first, row]));
       const chunkSize = config.BATCH_CHUNK_SIZE;
@@ -311,10 +317,7 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
       if (items.length !== stored.count) throw batchDataError(`part ${part} of batch ${batchId} holds ${items.length} memories, expected ${stored.count}`);
       const context: Omit<MemoryContext, 'index'> = {
         batchId,
-        userId: batch.get('user').id,
-        organizationId: batch.get('organization').id,
-        workspaceId: batch.get('workspace')?.id,
-        namespaceId: batch.get('namespace')?.id,
+        ...owner,
         attempt: ctx.info.attempt,
       };
       const beat = setInterval(() => ctx.heartbeat({ part }), Math.max(1000, Math.floor(config.BATCH_HEARTBEAT_TIMEOUT / 4)));
@@ -324,7 +327,7 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
         const chunks = pending.map((first) => ({ first, items: items.slice(first - stored.first, first - stored.first + chunkSize) }));
         for (const write of writesOf(chunks, config)) {
           if (ctx.cancellationSignal.aborted) throw new CancelledFailure('batch cancelled');
-          const results = await persistChunks(batch, write, context);
+          const results = await persistChunks(batchId, write, context);
           const recorded = await recordChunks(batchId, part, write.map(({ first }, k) => ({ first, results: results[k] })), ctx.info.attempt);
           for (const [k, chunkResults] of results.entries()) {
             const failed = chunkResults.filter((r) => r.e !== undefined).length;
@@ -339,7 +342,7 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
       } finally {
         clearInterval(beat);
         // A batch's only part leaves its counts to finalizeBatch, which follows at once: one save of the request less.
-        if (!finished || batch.get('partCount') > 1) await counts.flush();
+        if (!finished || partCount > 1) await counts.flush();
       }
       partLog.debug('part processed', { ...totals });
       return totals;

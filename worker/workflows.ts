@@ -106,7 +106,7 @@ export async function batchMemoryWorkflow(input: BatchWorkflowInput): Promise<vo
       const lane = async () => {
         try {
           while (!stop && next < runUntil) {
-            const counts = await processPart({ batchId, part: next++ });
+            const counts = await processPart({ batchId, part: next++, partCount: manifest.partCount, partsKey: manifest.partsKey, owner: manifest.owner });
             progress.processed += counts.processed;
             progress.failed += counts.failed;
             progress.partsDone++;
