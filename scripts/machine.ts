@@ -10,7 +10,7 @@ export interface Machine {
   os: string;
   node: string;
   commit: string;
-  /** The working tree differed from the commit. */
+  /** The working tree differed from the commit (apart from the reports the runs write themselves). */
   uncommittedChanges: boolean;
 }
 
@@ -22,6 +22,9 @@ function git(...args: string[]): string {
   }
 }
 
+/** What `npm run bench` and `npm run reliability` write: a run that follows another is still on a clean tree. */
+const REPORTS = ['BENCHMARKS.md', 'bench/results.json', 'RELIABILITY.md'];
+
 export function describeMachine(): Machine {
   const cpus = os.cpus();
   return {
@@ -31,7 +34,7 @@ export function describeMachine(): Machine {
     os: `${os.type()} ${os.release()}`,
     node: process.version,
     commit: git('rev-parse', 'HEAD') || 'unknown',
-    uncommittedChanges: git('status', '--porcelain', '--untracked-files=no') !== '',
+    uncommittedChanges: git('status', '--porcelain', '--untracked-files=no', '--', '.', ...REPORTS.map((file) => `:!${file}`)) !== '',
   };
 }
 
