@@ -59,11 +59,19 @@ export async function startPrivateStack(name: string, overrides: NodeJS.ProcessE
 async function serve(name: string, overrides: NodeJS.ProcessEnv): Promise<void> {
   const send = (message: Ready | Reply) => process.send?.(message);
   let booted;
-  try {
-    booted = await bootTestStack(name, overrides);
-  } catch (error) {
-    send({ failed: (error as Error).stack ?? String(error) });
-    process.exit(1);
+  // Several stacks boot at once when a run starts: one that failed (a port taken between choosing and
+  // binding it) boots once more, on fresh ports.
+  for (let attempt = 1; !booted; attempt++) {
+    try {
+      booted = await bootTestStack(name, overrides);
+    } catch (error) {
+      if (attempt === 1) {
+        process.stderr.write(`private stack ${name} failed to boot; booting it again: ${(error as Error).message}\n`);
+        continue;
+      }
+      send({ failed: (error as Error).stack ?? String(error) });
+      process.exit(1);
+    }
   }
   const { stack, info } = booted;
   process.on('disconnect', () => void stack.stop().finally(() => process.exit(0)));

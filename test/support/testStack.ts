@@ -56,6 +56,13 @@ export async function bootTestStack(name: string, overrides: NodeJS.ProcessEnv =
     temporalUI: false,
     temporalDynamicConfig: [`limit.blobSize.error=${PAYLOAD_LIMIT_BYTES}`, `limit.blobSize.warn=${PAYLOAD_LIMIT_BYTES / 2}`],
     output: { logDir },
+  }).catch((error: unknown) => {
+    // Why a process died while booting is in its log, which goes with the data directory.
+    const logs = ['server', 'worker']
+      .map((name) => path.join(logDir, `${name}.log`))
+      .filter((file) => fs.existsSync(file))
+      .map((file) => `--- ${path.basename(file)}\n${fs.readFileSync(file, 'utf8').split('\n').slice(-15).join('\n')}`);
+    throw new Error([(error as Error).message, ...logs].join('\n'));
   });
   return { stack, info: describeStack(stack, logDir) };
 }
