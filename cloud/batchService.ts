@@ -263,7 +263,7 @@ export class BatchService {
     const partCount = batch.get('partCount') as number;
     const stored = part < partCount ? await findPart(batch.get('partsKey'), part) : undefined;
     if (!stored) throw new BatchError(400, 'invalid_request', `part must be below ${partCount}`, [{ path: 'part', field: 'part', message: `must be below ${partCount}` }]);
-    return { batch_id: batchId, part, parts: partCount, first: stored.first, memories: await decodeLines<MemoryItem>(await this.parse.downloadFile(stored.name)) };
+    return { batch_id: batchId, part, parts: partCount, first: stored.first, memories: await this.parse.readPart<MemoryItem>(stored) };
   }
 
   /**
@@ -304,7 +304,7 @@ export class BatchService {
       for (let index = 0; index < partCount; index++) {
         const part = await findPart(partsKey, index);
         if (!part) throw new BatchError(410, 'expired', `part ${index} of batch ${batchId} is no longer stored`);
-        const items = await decodeLines<MemoryItem>(await parse.downloadFile(part.name));
+        const items = await parse.readPart<MemoryItem>(part);
         for (const [offset, item] of items.entries()) if (!stored.has(part.first + offset)) yield item;
       }
     }

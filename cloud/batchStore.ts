@@ -79,9 +79,9 @@ class PartWriter {
   /** Saves the index rows of the uploaded parts, in one bulk create. */
   async index(): Promise<void> {
     const rows = this.parts.map((part, index) => ({ key: partKey(this.stem, index), partsKey: this.stem, index, ...part, ACL: {} }));
-    const answers = rows.length ? await this.parse.createObjects(CLASS.part, rows) : [];
-    const refused = answers.find((answer) => 'error' in answer);
-    if (refused && 'error' in refused) throw new Error(`the part index of ${this.stem} could not be saved: ${refused.error.code} ${refused.error.error}`);
+    for (const answer of rows.length ? await this.parse.createObjects(CLASS.part, rows) : []) {
+      if ('error' in answer) throw new Error(`the part index of ${this.stem} could not be saved: ${answer.error.code} ${answer.error.error}`);
+    }
   }
 
   result(): StoredParts {

@@ -4,7 +4,7 @@
  * same adapter, cache and schema as Parse Server's routes.
  */
 import Parse from 'parse/node';
-import { FileStorageError } from '../schema/batchFile';
+import { FileStorageError, type StoredPart, decodeLines } from '../schema/batchFile';
 import { type CreateAnswer, type ParseDatabase, createObjects } from './bulkWriter';
 
 // Plain CommonJS modules of Parse Server without type declarations.
@@ -37,6 +37,11 @@ export class InProcessParse {
     return ParseServerConfig.get(this.appId);
   }
 
+  /** Parse Server's database controller. */
+  get database(): ParseDatabase {
+    return this.config.database;
+  }
+
   /** Stores a file as Parse's files route would; returns the stored name (with Parse's random prefix). */
   async uploadFile(name: string, data: Buffer, contentType = 'application/gzip'): Promise<string> {
     const { config } = this;
@@ -51,6 +56,11 @@ export class InProcessParse {
       if (isMissing(error)) throw new FileStorageError(`download of ${name} failed: not found`, 404);
       throw error;
     }
+  }
+
+  /** The items of one stored part (callers check access first). */
+  async readPart<T>(part: StoredPart): Promise<T[]> {
+    return decodeLines<T>(await this.downloadFile(part.name));
   }
 
   /** Deletes a file; one that is already gone is fine. */
@@ -73,6 +83,6 @@ export class InProcessParse {
 
   /** Creates rows of a class without triggers, as the bulk write route does. */
   createObjects(className: string, objects: Record<string, unknown>[]): Promise<CreateAnswer[]> {
-    return createObjects(this.config.database, className, objects);
+    return createObjects(this.database, className, objects);
   }
 }

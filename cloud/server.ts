@@ -90,12 +90,12 @@ export async function startParseApp(config: Config, options: ParseAppOptions = {
     ...options.parseServerOptions,
   } as ConstructorParameters<typeof ParseServer>[0]);
   await parseServer.start();
-  await ensureUniqueKeys(parseServer);
+  await ensureUniqueKeys(service.parse.database);
 
   const app = express();
   app.disable('x-powered-by');
   app.use('/parse', parseServer.app);
-  app.use(BULK_WRITE_PATH, bulkWriteRoute(databaseController(parseServer), config));
+  app.use(BULK_WRITE_PATH, bulkWriteRoute(service.parse.database, config));
   app.use('/api/v1', batchRouter(service, config, endpoint, log));
   app.get('/metrics', metricsHandler(metrics, config.METRICS_TOKEN));
   app.use(
@@ -174,14 +174,8 @@ function metricsHandler(metrics: BatchMetrics, token: string | undefined): expre
   };
 }
 
-/** Parse Server's database controller (not part of its typed API). */
-function databaseController(parseServer: ParseServer): ParseDatabase {
-  return (parseServer as unknown as { config: { databaseController: ParseDatabase } }).config.databaseController;
-}
-
 /** Unique keys cannot be declared in the `schema` option: create them through the storage adapter. */
-async function ensureUniqueKeys(parseServer: ParseServer): Promise<void> {
-  const database = databaseController(parseServer);
+async function ensureUniqueKeys(database: ParseDatabase): Promise<void> {
   const schemaController = await database.loadSchema();
   for (const { className, field } of uniqueKeys) {
     const schema = await schemaController.getOneSchema(className, true);

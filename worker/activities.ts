@@ -48,6 +48,12 @@ function batchDataError(message: string): ApplicationFailure {
 
 const pointer = (className: string, objectId: string) => ({ __type: 'Pointer', className, objectId });
 
+/** Stored and failed items among a chunk's results. */
+function countsOf(results: ChunkResult[]): Counts {
+  const failed = results.filter((r) => r.e !== undefined).length;
+  return { processed: results.length - failed, failed };
+}
+
 /** Consecutive memories of a part, written and recorded together. */
 interface Chunk {
   first: number;
@@ -186,10 +192,7 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
 
   /** Records finished chunks in one write; for each, false when an earlier attempt had recorded it. */
   async function recordChunks(batchId: string, part: number, chunks: { first: number; results: ChunkResult[] }[], attempt: number): Promise<boolean[]> {
-    const rows = chunks.map(({ first, results }) => {
-      const failed = results.filter((r) => r.e !== undefined).length;
-      return { batch: pointer(CLASS.batch, batchId), key: `${batchId}:${first}`, part, first, count: results.length, processed: results.length - failed, failed, results, attempt, ACL: {} };
-    });
+    const rows = chunks.map(({ first, results }) => ({ batch: pointer(CLASS.batch, batchId), key: `${batchId}:${first}`, part, first, count: results.length, ...countsOf(results), results, attempt, ACL: {} }));
     const answers = await createObjects(CLASS.chunk, rows);
     return answers.map((answer, k) => {
       if (answer.success) return true;
@@ -330,8 +333,7 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
           const results = await persistChunks(batchId, write, context);
           const recorded = await recordChunks(batchId, part, write.map(({ first }, k) => ({ first, results: results[k] })), ctx.info.attempt);
           for (const [k, chunkResults] of results.entries()) {
-            const failed = chunkResults.filter((r) => r.e !== undefined).length;
-            const chunk = { processed: chunkResults.length - failed, failed };
+            const chunk = countsOf(chunkResults);
             if (recorded[k]) await counts.add(chunk);
             totals.processed += chunk.processed;
             totals.failed += chunk.failed;
