@@ -72,6 +72,7 @@ export const configVariables = {
   BATCH_PART_MAX_ITEMS: { schema: integer(1).default(1000), doc: 'most memories in one stored part file; one activity processes one part' },
   BATCH_PART_MAX_BYTES: { schema: integer(1024).default(8 * MB), doc: 'most uncompressed bytes in one stored part file' },
   BATCH_GZIP_LEVEL: { schema: integer(0, 9).default(3), doc: 'gzip level of stored part and results files (1: fastest; 9: smallest)' },
+  BATCH_LOCAL_PART_MAX_ITEMS: { schema: integer(0).default(1000), doc: 'a batch of one part with at most this many memories runs it as a local activity, without an activity task round trip (0: never); a crashed worker is then noticed by the workflow task timeout (10 s) instead of the heartbeat' },
   BATCH_PART_CONCURRENCY: { schema: integer(1, 64).default(4), doc: 'parts of one batch processed in parallel' },
   BATCH_PARTS_PER_RUN: { schema: integer(1).default(200), doc: 'parts processed before the workflow continues as new (bounds history)' },
   BATCH_HEARTBEAT_TIMEOUT: { schema: duration.default(20_000), doc: 'a part activity silent for this long is retried elsewhere (how fast a crashed worker is noticed)' },

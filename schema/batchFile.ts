@@ -171,7 +171,7 @@ export async function chunkRows(batchId: string, part?: number): Promise<ChunkRo
 }
 
 /** The items of one stored part (master key: callers check access first). */
-export async function readPart<T>(endpoint: ParseEndpoint, part: StoredPart): Promise<T[]> {
+export async function readPart<T>(endpoint: ParseEndpoint, part: Pick<StoredPart, 'name'>): Promise<T[]> {
   return decodeLines<T>(await downloadFile(endpoint, part.name));
 }
 

@@ -33,6 +33,8 @@ export interface BatchSettings {
   partConcurrency: number;
   partsPerRun: number;
   heartbeatTimeoutMs: number;
+  /** A batch of one part this small runs it as a local activity. */
+  localPartMaxItems: number;
 }
 
 /** Whose a batch is: ids only, so that each part activity need not read the request again. */
@@ -43,11 +45,20 @@ export interface BatchOwner {
   namespaceId?: string;
 }
 
+/** Where a part's memories are: its stored file and the batch indexes it holds. */
+export interface PartFile {
+  name: string;
+  first: number;
+  count: number;
+}
+
 export interface BatchManifest {
   total: number;
   partCount: number;
   partsKey: string;
   owner: BatchOwner;
+  /** A batch of one part: that part, read from the request (its batchFile), so that no index lookup is needed. */
+  onlyPart?: PartFile;
   status: BatchStatus;
   settings: BatchSettings;
 }
@@ -58,6 +69,8 @@ export interface PartInput {
   partCount: number;
   partsKey: string;
   owner: BatchOwner;
+  /** The part's file when the manifest names it; otherwise its index row is read. */
+  file?: PartFile;
 }
 
 export interface Counts {

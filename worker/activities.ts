@@ -275,9 +275,12 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
         status = 'processing';
         log.info('batch processing', { batchId, workflowId: workflowIdFor(batchId), total: batch.get('totalMemories') });
       }
+      const total = batch.get('totalMemories') as number;
+      const partCount = batch.get('partCount') as number;
       return {
-        total: batch.get('totalMemories'),
-        partCount: batch.get('partCount'),
+        total,
+        partCount,
+        ...(partCount === 1 ? { onlyPart: { name: (batch.get('batchFile') as Parse.File).name(), first: 0, count: total } } : {}),
         partsKey: batch.get('partsKey'),
         owner: {
           userId: batch.get('user').id,
@@ -291,25 +294,37 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
           partConcurrency: config.BATCH_PART_CONCURRENCY,
           partsPerRun: config.BATCH_PARTS_PER_RUN,
           heartbeatTimeoutMs: config.BATCH_HEARTBEAT_TIMEOUT,
+          localPartMaxItems: config.BATCH_LOCAL_PART_MAX_ITEMS,
         },
       };
     },
 
     /** Processes one stored part chunk by chunk, skipping chunks an earlier attempt finished. */
-    async processPart({ batchId, part, partCount, partsKey, owner }: PartInput): Promise<Counts> {
+    async processPart({ batchId, part, partCount, partsKey, owner, file }: PartInput): Promise<Counts> {
       const ctx = Context.current();
-      const stored = await findPart(partsKey, part);
+      const stored = file ?? (await findPart(partsKey, part));
       if (!stored) throw batchDataError(`batch ${batchId} has no part ${part}`);
-      const done = new Map((await chunkRows(batchId, part)).map((row) => [row.first, row]));
       const chunkSize = config.BATCH_CHUNK_SIZE;
+      const totals: Counts = { processed: 0, failed: 0 };
+      const counted = new Set<number>();
+      const count = (first: number, chunk: Counts) => {
+        if (counted.has(first)) return;
+        counted.add(first);
+        totals.processed += chunk.processed;
+        totals.failed += chunk.failed;
+      };
+      let lookedUp = false;
+      /** Counts the chunks an earlier attempt recorded; answers the chunks still to do. */
+      const unfinished = async (starts: number[]): Promise<number[]> => {
+        lookedUp = true;
+        for (const row of await chunkRows(batchId, part)) count(row.first, row);
+        return starts.filter((first) => !counted.has(first));
+      };
       const chunkStarts: number[] = [];
       for (let first = stored.first; first < stored.first + stored.count; first += chunkSize) chunkStarts.push(first);
-      const totals: Counts = { processed: 0, failed: 0 };
-      const pending = chunkStarts.filter((first) => !done.has(first));
-      for (const row of done.values()) {
-        totals.processed += row.processed;
-        totals.failed += row.failed;
-      }
+      // A retry skips the chunks earlier attempts finished. A first attempt looks them up only once a write
+      // finds its chunks recorded already (a reset workflow; a local activity re-run after its worker died).
+      let pending = ctx.info.attempt > 1 ? await unfinished(chunkStarts) : chunkStarts;
       if (pending.length === 0) return totals;
 
       const partLog = log.child({ batchId, workflowId: workflowIdFor(batchId), part, attempt: ctx.info.attempt });
@@ -323,22 +338,30 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
         ...owner,
         attempt: ctx.info.attempt,
       };
-      const beat = setInterval(() => ctx.heartbeat({ part }), Math.max(1000, Math.floor(config.BATCH_HEARTBEAT_TIMEOUT / 4)));
+      const writesFor = (starts: number[]) => writesOf(starts.map((first) => ({ first, items: items.slice(first - stored.first, first - stored.first + chunkSize) })), config);
+      // A local activity has no heartbeat: the workflow task it runs in stands for it.
+      const heartbeat = ctx.info.isLocal ? () => undefined : (details: unknown) => ctx.heartbeat(details);
+      const beat = setInterval(() => heartbeat({ part }), Math.max(1000, Math.floor(config.BATCH_HEARTBEAT_TIMEOUT / 4)));
       const counts = countsFlusher(batchId);
       let finished = false;
       try {
-        const chunks = pending.map((first) => ({ first, items: items.slice(first - stored.first, first - stored.first + chunkSize) }));
-        for (const write of writesOf(chunks, config)) {
+        let writes = writesFor(pending);
+        for (let w = 0; w < writes.length; w++) {
+          const write = writes[w];
           if (ctx.cancellationSignal.aborted) throw new CancelledFailure('batch cancelled');
           const results = await persistChunks(batchId, write, context);
           const recorded = await recordChunks(batchId, part, write.map(({ first }, k) => ({ first, results: results[k] })), ctx.info.attempt);
           for (const [k, chunkResults] of results.entries()) {
             const chunk = countsOf(chunkResults);
             if (recorded[k]) await counts.add(chunk);
-            totals.processed += chunk.processed;
-            totals.failed += chunk.failed;
+            count(write[k].first, chunk);
           }
-          ctx.heartbeat({ part, chunk: write[write.length - 1].first });
+          heartbeat({ part, chunk: write[write.length - 1].first });
+          if (!lookedUp && recorded.includes(false)) {
+            pending = await unfinished(pending);
+            writes = writesFor(pending);
+            w = -1;
+          }
         }
         finished = true;
       } finally {

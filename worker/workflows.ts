@@ -87,13 +87,14 @@ export async function batchMemoryWorkflow(input: BatchWorkflowInput): Promise<vo
   const { settings } = manifest;
   const resume: BatchWorkflowResume = input.resume ?? { nextPart: 0, processed: 0, failed: 0, deadline: Date.now() + settings.timeoutMs };
   Object.assign(progress, { partsDone: resume.nextPart, processed: resume.processed, failed: resume.failed });
-  const { processPart } = proxyActivities<BatchActivities>({
-    startToCloseTimeout: '1h',
-    heartbeatTimeout: settings.heartbeatTimeoutMs,
-    retry,
-    // The workflow records `cancelled` only after every running part has stopped writing.
-    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-  });
+  // The workflow records `cancelled` only after every running part has stopped writing.
+  const cancellationType = ActivityCancellationType.WAIT_CANCELLATION_COMPLETED;
+  // A small batch's only part runs inside the workflow task, like beginBatch and finalizeBatch: the whole
+  // batch takes one workflow task and no activity task (10 batches of 100 at once are bound by that work).
+  const { processPart } =
+    manifest.partCount === 1 && manifest.total <= settings.localPartMaxItems
+      ? proxyLocalActivities<BatchActivities>({ startToCloseTimeout: '1h', retry, cancellationType })
+      : proxyActivities<BatchActivities>({ startToCloseTimeout: '1h', heartbeatTimeout: settings.heartbeatTimeoutMs, retry, cancellationType });
 
   const runUntil = Math.min(manifest.partCount, resume.nextPart + settings.partsPerRun);
   let outcome: 'done' | 'continue';
@@ -106,7 +107,7 @@ export async function batchMemoryWorkflow(input: BatchWorkflowInput): Promise<vo
       const lane = async () => {
         try {
           while (!stop && next < runUntil) {
-            const counts = await processPart({ batchId, part: next++, partCount: manifest.partCount, partsKey: manifest.partsKey, owner: manifest.owner });
+            const counts = await processPart({ batchId, part: next++, partCount: manifest.partCount, partsKey: manifest.partsKey, owner: manifest.owner, file: manifest.onlyPart });
             progress.processed += counts.processed;
             progress.failed += counts.failed;
             progress.partsDone++;

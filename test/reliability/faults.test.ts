@@ -24,8 +24,8 @@ afterAll(async () => {
 });
 
 /** Items take 4 ms each to prepare (as an embedding call would take longer), so that every fault lands in a running batch. */
-async function submit(count: number): Promise<string> {
-  const items = memories(count, 150, (index) => ({ metadata: { index, test_slow_ms: 4 } }));
+async function submit(count: number, slowMs = 4): Promise<string> {
+  const items = memories(count, 150, (index) => ({ metadata: { index, test_slow_ms: slowMs } }));
   const answer = await api.call('/api/v1/memory/batch?wait=false', { body: { memories: items }, token: user.token });
   expect(answer.status).toBe(202);
   return answer.body.batch_id;
@@ -57,6 +57,11 @@ async function untilPartHalfDone(batchId: string): Promise<void> {
     300_000,
     50,
   );
+}
+
+/** Waits until the batch has recorded at least `chunks` chunk rows. */
+async function untilProcessedChunks(batchId: string, chunks: number): Promise<void> {
+  await waitFor(`batch ${batchId} to record ${chunks} chunks`, async () => (await api.chunkRows(batchId)).length >= chunks, 300_000, 50);
 }
 
 /** Waits for the end, then checks the invariants and records the scenario. */
@@ -94,6 +99,21 @@ test('the worker killed with SIGKILL three times at random points of a 5,000-mem
   expect(retried.length).toBeLessThan(chunks.length / 2);
   const resumedParts = [...new Set(retried.map((c) => c.part))].filter((part) => chunks.some((c) => c.part === part && c.attempt === 1));
   expect(resumedParts.length).toBeGreaterThan(0);
+});
+
+test('the worker killed with SIGKILL in the middle of a batch of one part (a local activity): another worker completes it, exact', async () => {
+  // 100 memories are the test stack's one part; 40 ms each keeps it running for about 4 s.
+  const batchId = await submit(100, 40);
+  await untilProcessedChunks(batchId, 3);
+  const before = await api.chunkRows(batchId);
+  expect(before.length).toBeLessThan(10);
+  await stack.stop('worker', 'SIGKILL');
+  await stack.start('worker');
+  await expectExact('worker killed (SIGKILL) during a local part of 100 memories', batchId, 100, 1);
+  // The chunks recorded before the kill stand as they were: the re-run found them and went on from there.
+  const after = await api.chunkRows(batchId);
+  expect(after).toHaveLength(10);
+  for (const { first, attempt } of before) expect(after.find((chunk) => chunk.first === first)?.attempt).toBe(attempt);
 });
 
 test('Parse Server killed and restarted in the middle of a batch: completes with exact counts', async () => {
