@@ -89,6 +89,8 @@ export interface MasterRequestInit {
   contentType?: string;
   /** Safe to send twice (GET and DELETE are): then a request whose connection was reset is sent once more. */
   idempotent?: boolean;
+  /** The body names the app and carries the key, as the Parse SDK's requests do: no key headers then. */
+  keyInBody?: boolean;
 }
 
 /** One request to the app serving `endpoint`, with the master key. */
@@ -102,9 +104,9 @@ export async function masterRequest(endpoint: ParseEndpoint, url: string, init: 
   }
 }
 
-function sendOnce(endpoint: ParseEndpoint, url: string, method: string, { body, contentType }: MasterRequestInit): Promise<MasterResponse> {
+function sendOnce(endpoint: ParseEndpoint, url: string, method: string, { body, contentType, keyInBody }: MasterRequestInit): Promise<MasterResponse> {
   const target = new URL(url);
-  const headers: Record<string, string | number> = { ...masterHeaders(endpoint), ...(contentType ? { 'Content-Type': contentType } : {}) };
+  const headers: Record<string, string | number> = { ...(keyInBody ? {} : masterHeaders(endpoint)), ...(contentType ? { 'Content-Type': contentType } : {}) };
   if (body !== undefined) headers['Content-Length'] = Buffer.byteLength(body);
   const transport = target.protocol === 'https:' ? https : http;
   return new Promise((resolve, reject) => {

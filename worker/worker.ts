@@ -5,6 +5,7 @@ import Parse from 'parse/node';
 import { type Config, parseEndpoint, temporalConnectionOptions } from '../config';
 import { createLogger, type Logger } from '../config/log';
 import { createActivities } from './activities';
+import { useNodeHttpForParse } from './parseTransport';
 import { type MemoryProcessor, loadProcessor } from './processor';
 
 export interface BatchWorkerOptions {
@@ -35,6 +36,7 @@ export async function createBatchWorker(config: Config, options: BatchWorkerOpti
   Parse.initialize(endpoint.appId);
   Parse.masterKey = endpoint.masterKey;
   Parse.serverURL = endpoint.serverURL;
+  useNodeHttpForParse(endpoint);
 
   const connection = await NativeConnection.connect(temporalConnectionOptions(config));
   return Worker.create({
