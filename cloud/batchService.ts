@@ -165,7 +165,10 @@ export class BatchService {
     }
     const log = this.log.child({ batchId: idOf(batch), workflowId: workflowIdFor(idOf(batch)) });
     log.info('batch stored', { total: stored.total, parts: stored.parts.length, storedBytes: stored.storedBytes });
-    await this.startWorkflow(batch, log);
+    const started = this.startWorkflow(batch, log);
+    // An answer that does not wait for the batch need not wait for its start either: the batch is
+    // stored, and one that Temporal does not take stays pending until the reconciler starts it.
+    if (settings.wait !== false) await started;
     return { response: await this.answer(batch, settings.wait), created: true };
   }
 
