@@ -8,8 +8,11 @@ export const MB = 1_000_000;
 export const SAMPLE_INTERVAL_MS = 100;
 /** Every benchmark memory is about this many bytes of text, plus a small metadata object. */
 export const MEMORY_BYTES = 1000;
-/** Memories of the batch that warms the stack up before anything is timed. */
-/** Batches of WARM_UP_MEMORIES run before anything is timed: enough for V8 to have compiled both processes' hot paths. */
+/**
+ * Batches of WARM_UP_MEMORIES run before anything is timed, one after another and then as many at once:
+ * enough for V8 to have compiled both processes' hot paths and for the connection pools (Parse Server's
+ * to PostgreSQL, the worker's to Parse Server) to hold what concurrent batches use.
+ */
 export const WARM_UP_BATCHES = 5;
 export const WARM_UP_MEMORIES = 100;
 

@@ -49,10 +49,11 @@ async function submitUntilResults(client: BatchMemoryClient, memories: MemoryIte
 /** A few batches first, so that connections, caches and the JIT are warm before anything is timed. */
 export async function warmUp(context: BenchContext): Promise<void> {
   const user = await benchUser(context, 'bench-warm-up');
-  for (let batch = 0; batch < WARM_UP_BATCHES; batch++) {
-    const { succeeded } = await submitUntilResults(user.client, memoriesFrom(0, WARM_UP_MEMORIES), 'bench-warm-up');
-    if (!succeeded) throw new Error('a warm-up batch did not complete');
-  }
+  const memories = memoriesFrom(0, WARM_UP_MEMORIES);
+  const outcomes = [];
+  for (let batch = 0; batch < WARM_UP_BATCHES; batch++) outcomes.push(await submitUntilResults(user.client, memories, 'bench-warm-up'));
+  outcomes.push(...(await Promise.all(Array.from({ length: WARM_UP_BATCHES }, () => submitUntilResults(user.client, memories, 'bench-warm-up')))));
+  if (!outcomes.every((outcome) => outcome.succeeded)) throw new Error('a warm-up batch did not complete');
 }
 
 /** PRD scenario 1: concurrent batches from as many users; latency from submit to full results. */
