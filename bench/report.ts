@@ -157,7 +157,7 @@ export function judgeTargets(results: BenchResults): TargetVerdict[] {
       50,
       claimCheck.storeMs,
       'ms',
-      'the steps of a store, one after another: validation, compression, the part file upload and its index row, the request save with its triggers, and the workflow start (about 15 ms for Temporal alone)',
+      'the steps of a store, one after another: validation, compression, the part file upload and its index row, and the request save with its triggers (the workflow start runs after the answer)',
     ),
     verdict('claim-check, 100 memories: fetch back', 'at most', 50, claimCheck.fetchMs, 'ms', 'one Cloud Function call per part, each reading and decompressing its file'),
     verdict(`${largest.memories} memories end to end`, 'at most', 60, largest.seconds, 's', SERVER_CPU),

@@ -66,11 +66,10 @@ export interface BatchManifest {
 export interface PartInput {
   batchId: string;
   part: number;
-  partCount: number;
   partsKey: string;
   owner: BatchOwner;
-  /** The part's file when the manifest names it; otherwise its index row is read. */
-  file?: PartFile;
+  /** Set when this is the batch's only part (the manifest names it); otherwise its index row is read. */
+  onlyPart?: PartFile;
 }
 
 export interface Counts {

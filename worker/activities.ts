@@ -300,9 +300,9 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
     },
 
     /** Processes one stored part chunk by chunk, skipping chunks an earlier attempt finished. */
-    async processPart({ batchId, part, partCount, partsKey, owner, file }: PartInput): Promise<Counts> {
+    async processPart({ batchId, part, partsKey, owner, onlyPart }: PartInput): Promise<Counts> {
       const ctx = Context.current();
-      const stored = file ?? (await findPart(partsKey, part));
+      const stored = onlyPart ?? (await findPart(partsKey, part));
       if (!stored) throw batchDataError(`batch ${batchId} has no part ${part}`);
       const chunkSize = config.BATCH_CHUNK_SIZE;
       const totals: Counts = { processed: 0, failed: 0 };
@@ -324,7 +324,7 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
       for (let first = stored.first; first < stored.first + stored.count; first += chunkSize) chunkStarts.push(first);
       // A retry skips the chunks earlier attempts finished. A first attempt looks them up only once a write
       // finds its chunks recorded already (a reset workflow; a local activity re-run after its worker died).
-      let pending = ctx.info.attempt > 1 ? await unfinished(chunkStarts) : chunkStarts;
+      const pending = ctx.info.attempt > 1 ? await unfinished(chunkStarts) : chunkStarts;
       if (pending.length === 0) return totals;
 
       const partLog = log.child({ batchId, workflowId: workflowIdFor(batchId), part, attempt: ctx.info.attempt });
@@ -346,8 +346,7 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
       let finished = false;
       try {
         let writes = writesFor(pending);
-        for (let w = 0; w < writes.length; w++) {
-          const write = writes[w];
+        for (let write = writes.shift(); write; write = writes.shift()) {
           if (ctx.cancellationSignal.aborted) throw new CancelledFailure('batch cancelled');
           const results = await persistChunks(batchId, write, context);
           const recorded = await recordChunks(batchId, part, write.map(({ first }, k) => ({ first, results: results[k] })), ctx.info.attempt);
@@ -357,17 +356,13 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
             count(write[k].first, chunk);
           }
           heartbeat({ part, chunk: write[write.length - 1].first });
-          if (!lookedUp && recorded.includes(false)) {
-            pending = await unfinished(pending);
-            writes = writesFor(pending);
-            w = -1;
-          }
+          if (!lookedUp && recorded.includes(false)) writes = writesFor(await unfinished(writes.flat().map(({ first }) => first)));
         }
         finished = true;
       } finally {
         clearInterval(beat);
         // A batch's only part leaves its counts to finalizeBatch, which follows at once: one save of the request less.
-        if (!finished || partCount > 1) await counts.flush();
+        if (!finished || !onlyPart) await counts.flush();
       }
       partLog.debug('part processed', { ...totals });
       return totals;

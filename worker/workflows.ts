@@ -107,7 +107,7 @@ export async function batchMemoryWorkflow(input: BatchWorkflowInput): Promise<vo
       const lane = async () => {
         try {
           while (!stop && next < runUntil) {
-            const counts = await processPart({ batchId, part: next++, partCount: manifest.partCount, partsKey: manifest.partsKey, owner: manifest.owner, file: manifest.onlyPart });
+            const counts = await processPart({ batchId, part: next++, partsKey: manifest.partsKey, owner: manifest.owner, onlyPart: manifest.onlyPart });
             progress.processed += counts.processed;
             progress.failed += counts.failed;
             progress.partsDone++;
