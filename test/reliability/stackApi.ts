@@ -1,7 +1,7 @@
 /** Raw HTTP against a private stack (the Parse SDK of a test file points at the shared one), and the scenario record. */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { ScenarioRecord } from '../../scripts/reliabilityReport';
+import type { AttackRecord, ScenarioRecord } from '../../scripts/reliabilityReport';
 import type { TestStackInfo } from '../support/stackInfo';
 
 export interface Answer {
@@ -84,4 +84,20 @@ export function stackApi(info: TestStackInfo) {
 export function recordScenario(record: ScenarioRecord): void {
   const file = process.env.RELIABILITY_RESULTS;
   if (file) fs.appendFileSync(file, `${JSON.stringify(record)}\n`);
+}
+
+/**
+ * Appends one row of the attacks table: `answers` are the statuses (or outcomes) the test counted,
+ * `refused` whether every request was refused with nothing stored, delivered or leaked.
+ */
+export function recordAttack(record: AttackRecord): void {
+  const file = process.env.RELIABILITY_RESULTS;
+  if (file) fs.appendFileSync(file, `${JSON.stringify(record)}\n`);
+}
+
+/** Counts answers by status, for recordAttack. */
+export function tally(statuses: (number | string)[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const status of statuses) counts[String(status)] = (counts[String(status)] ?? 0) + 1;
+  return counts;
 }
