@@ -156,7 +156,7 @@ test('a part file deleted from storage fails the batch, naming the part', async 
       expect(parts).toHaveLength(6);
       fs.rmSync(fileOnDisk(parts[5].name));
     },
-    reason: /^part 5 of batch \w+ is missing from file storage/,
+    reason: /^part 5 of batch \w+ is missing from file storage or does not decrypt with FILES_ENCRYPTION_KEY$/,
   });
 });
 
@@ -169,7 +169,7 @@ test('a part file overwritten on disk (it no longer decrypts) fails the batch, n
       bytes[Math.floor(bytes.length / 2)] ^= 0xff;
       fs.writeFileSync(file, bytes);
     },
-    reason: /^part 5 of batch \w+ is missing from file storage or no longer decrypts/,
+    reason: /^part 5 of batch \w+ is missing from file storage or does not decrypt with FILES_ENCRYPTION_KEY$/,
   });
 });
 
