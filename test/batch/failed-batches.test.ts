@@ -6,12 +6,15 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
 import { WEBHOOK_HEADERS, verifyWebhookSignature, webhookEventSchema } from '../../schema/webhook';
+import { workflowIdFor } from '../../schema/workflow';
 import type { MemoryItem } from '../../schema/memory';
 import { startCli, summaryValue } from '../client/cliProcess';
 import { englishText, waitFor } from '../support/helpers';
 import { type PrivateStack, startPrivateStack } from '../support/privateStack';
 import { startWebhookReceiver } from '../support/webhookReceiver';
+import { batchWorkflowRuns } from '../support/workflowHistory';
 import { stackApi } from '../reliability/stackApi';
 
 const WORKFLOW_TIMEOUT_MS = 30_000;
@@ -23,6 +26,7 @@ const SECRET = 'webhook-secret-of-failed-batches';
 let stack: PrivateStack;
 let api: ReturnType<typeof stackApi>;
 let origin: string;
+let temporal: Client;
 
 beforeAll(async () => {
   stack = await startPrivateStack('failed-batches', {
@@ -33,9 +37,11 @@ beforeAll(async () => {
   });
   api = stackApi(stack.info);
   origin = stack.info.serverURL.replace(/\/parse$/, '');
+  temporal = new Client({ connection: await Connection.connect({ address: stack.info.temporalAddress }), namespace: stack.info.namespace });
 }, 240_000);
 
 afterAll(async () => {
+  await temporal?.connection.close();
   await stack?.shutdown();
 });
 
@@ -105,6 +111,17 @@ async function expectBatchFails({ memories, tamper, reason }: FailureCase): Prom
     expect(status.body).toMatchObject({ status: 'failed', processed: answer.body.processed, failed: answer.body.failed });
     expect(status.body.error).toMatch(reason);
 
+    // Every part activity had closed when the workflow ended: no write can follow the counts.
+    await temporal.workflow.getHandle(workflowIdFor(batchId)).result();
+    for (const { events } of await batchWorkflowRuns(temporal, batchId)) {
+      const scheduled = events.filter((event) => event.activityTaskScheduledEventAttributes).map((event) => Number(event.eventId));
+      const closed = events
+        .map((event) => event.activityTaskCompletedEventAttributes ?? event.activityTaskFailedEventAttributes ?? event.activityTaskCanceledEventAttributes ?? event.activityTaskTimedOutEventAttributes)
+        .filter((attributes) => attributes)
+        .map((attributes) => Number(attributes?.scheduledEventId));
+      expect(scheduled.length).toBeGreaterThan(0);
+      expect(closed.sort((a, b) => a - b)).toEqual(scheduled);
+    }
     const { rows, duplicates } = await api.memoryRows(batchId);
     expect(duplicates).toBe(0);
     expect(answer.body.processed).toBe(rows);
