@@ -89,8 +89,11 @@ interface FailureCase {
 async function expectBatchFails({ memories, tamper, reason }: FailureCase): Promise<number> {
   const user = await api.signUp('failed');
   const hook = await startWebhookReceiver();
+  let cli: ReturnType<typeof startCli> | undefined;
   try {
     const submitted = api.call('/api/v1/memory/batch', { body: { memories, webhook_url: hook.url, webhook_secret: SECRET }, token: user.token });
+    // Awaited below; a check that fails first must not leave it unhandled.
+    submitted.catch(() => undefined);
     const batch = await waitFor(
       'the batch to be stored',
       async () => (await api.call(`/parse/classes/BatchMemoryRequest?where=${where({ user: pointer('_User', user.id) })}`, { master: true })).body.results?.[0],
@@ -99,7 +102,7 @@ async function expectBatchFails({ memories, tamper, reason }: FailureCase): Prom
     );
     const batchId = batch.objectId as string;
     if (tamper) await tamper(await partRows(batch.partsKey));
-    const cli = startCli(['wait', batchId, '--server', origin], { MEMORY_BATCH_SESSION_TOKEN: user.token, PARSE_APP_ID: stack.info.appId });
+    cli = startCli(['wait', batchId, '--server', origin], { MEMORY_BATCH_SESSION_TOKEN: user.token, PARSE_APP_ID: stack.info.appId });
 
     const answer = await submitted;
     expect(answer.status).toBe(207);
@@ -143,6 +146,7 @@ async function expectBatchFails({ memories, tamper, reason }: FailureCase): Prom
     expect(summaryValue(exit.stdout, 'error')).toMatch(reason);
     return rows;
   } finally {
+    if (cli?.child.exitCode === null) cli.child.kill();
     await hook.close();
   }
 }
