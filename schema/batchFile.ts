@@ -29,12 +29,21 @@ export function encodeLines(lines: readonly string[], level: number): Promise<Bu
   return gzip(Buffer.from(`${lines.join('\n')}\n`), { level });
 }
 
+/** Stored bytes that are not gzip JSON Lines: reading them again gives the same answer, so nothing retries them. */
+export class CorruptFileError extends Error {
+  name = 'CorruptFileError';
+}
+
 export async function decodeLines<T = unknown>(stored: Buffer): Promise<T[]> {
-  const text = (await gunzip(stored)).toString('utf8');
-  return text
-    .split('\n')
-    .filter((line) => line.length > 0)
-    .map((line) => JSON.parse(line) as T);
+  try {
+    const text = (await gunzip(stored)).toString('utf8');
+    return text
+      .split('\n')
+      .filter((line) => line.length > 0)
+      .map((line) => JSON.parse(line) as T);
+  } catch (error) {
+    throw new CorruptFileError((error as Error).message);
+  }
 }
 
 /** Where and how to reach Parse Server with the master key. */

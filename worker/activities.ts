@@ -9,7 +9,7 @@ import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activ
 import Parse from 'parse/node';
 import { type Config, publicServerURL } from '../config';
 import type { Logger } from '../config/log';
-import { type ParseEndpoint, STORED_FILE_PREFIX, bulkWriteURL, chunkRows, deleteFile, encodeLines, fileURL, findPart, masterRequest, readPart, uploadFile } from '../schema/batchFile';
+import { CorruptFileError, type ParseEndpoint, STORED_FILE_PREFIX, bulkWriteURL, chunkRows, deleteFile, encodeLines, fileURL, findPart, masterRequest, readPart, uploadFile } from '../schema/batchFile';
 import { CLASS, type ChunkResult, idOf } from '../schema/classes';
 import { type BatchStatus, type MemoryItem, type MemoryProcessingResult, TERMINAL_STATUSES } from '../schema/memory';
 import { type BatchManifest, type Counts, type ExpiryOutcome, type FinalizeInput, type FinalizeOutcome, type PartInput, workflowIdFor } from '../schema/workflow';
@@ -329,7 +329,9 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
 
       const partLog = log.child({ batchId, workflowId: workflowIdFor(batchId), part, attempt: ctx.info.attempt });
       const items = await readPart<MemoryItem>(endpoint, stored).catch((error: unknown) => {
-        if ((error as { status?: number }).status === 404) throw batchDataError(`part ${part} of batch ${batchId} is missing from file storage`);
+        // File storage answers 404 for a file it cannot decrypt as well (altered, or another FILES_ENCRYPTION_KEY).
+        if ((error as { status?: number }).status === 404) throw batchDataError(`part ${part} of batch ${batchId} is missing from file storage or does not decrypt with FILES_ENCRYPTION_KEY`);
+        if (error instanceof CorruptFileError) throw batchDataError(`part ${part} of batch ${batchId} is corrupt: ${error.message}`);
         throw error;
       });
       if (items.length !== stored.count) throw batchDataError(`part ${part} of batch ${batchId} holds ${items.length} memories, expected ${stored.count}`);
