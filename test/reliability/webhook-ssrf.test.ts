@@ -169,7 +169,15 @@ async function internalService(): Promise<{ port: number; connections: () => num
       v6.listen(port, '::1', () => resolve(true));
     });
     const close = (server: http.Server) => new Promise<void>((resolve) => server.close(() => resolve()));
-    if (listening) return { port, connections: () => connections, close: async () => void (await Promise.all([close(v4), close(v6)])) };
+    if (listening) {
+      return {
+        port,
+        connections: () => connections,
+        close: async () => {
+          await Promise.all([close(v4), close(v6)]);
+        },
+      };
+    }
     await close(v4);
     if (attempt > 20) throw new Error('no port free on both 127.0.0.1 and ::1');
   }
@@ -209,7 +217,10 @@ function loopbackNames(): string[] {
     .split('\n')
     .map((line) => line.replace(/#.*/, '').trim().toLowerCase().split(/\s+/))
     .filter((fields) => fields.length > 1);
-  const loopback = (address: string) => restrictedRange(parseIp(address) ?? { family: 4, value: 0n })?.startsWith('loopback') === true;
+  const loopback = (address: string) => {
+    const ip = parseIp(address);
+    return ip !== undefined && restrictedRange(ip)?.startsWith('loopback') === true;
+  };
   const names = new Set(entries.flatMap(([, ...names]) => names));
   const listed = [...names].filter((name) => name !== 'localhost' && /^[a-z0-9.-]+$/.test(name) && entries.every(([address, ...names]) => !names.includes(name) || loopback(address)));
   return ['localhost', 'LOCALHOST', 'LocalHost', 'ｌｏｃａｌｈｏｓｔ', ...listed.slice(0, 3)];
