@@ -14,7 +14,7 @@ import {
   type BatchStatusResponse,
   type MemoryProcessingResult,
   TERMINAL_STATUSES,
-  type batchOptionsSchema,
+  type batchOptionsFields,
   batchMemoryResponseSchema,
   batchStatusResponseSchema,
   describeDetails,
@@ -35,7 +35,7 @@ const DEFAULT_POLL_INTERVAL_MS = 1000;
 export type ErrorDetail = z.infer<typeof errorResponseSchema>['error']['details'][number];
 export type MemoryInput = z.input<typeof memoryItemSchema>;
 /** Options of a batch; the idempotency key, waiting and the acting user are set through the client. */
-export type BatchSettings = Omit<z.input<typeof batchOptionsSchema>, 'idempotency_key' | 'wait' | 'user_id'>;
+export type BatchSettings = Omit<z.input<typeof batchOptionsFields>, 'idempotency_key' | 'wait' | 'user_id'>;
 export type BatchRequestBody = BatchSettings & { memories: MemoryInput[] };
 
 /**

@@ -72,7 +72,7 @@ export class BatchService {
     this.store = new BatchStore(config, endpoint, this.parse, log);
   }
 
-  private readonly requestSchema = () => batchRequestSchema({ maxBatchSize: this.config.MAX_BATCH_SIZE, maxMemorySize: this.config.MAX_MEMORY_SIZE });
+  private readonly requestSchema = () => batchRequestSchema({ maxBatchSize: this.config.MAX_BATCH_SIZE, maxMemorySize: this.config.MAX_MEMORY_SIZE, webhookAllowedNetworks: this.config.WEBHOOK_ALLOWED_NETWORKS ?? [] });
 
   /** The user a request acts for; the master key must name one with `user_id`. */
   async actingUser(actor: Actor, userId?: string): Promise<Parse.User> {

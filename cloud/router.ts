@@ -220,6 +220,7 @@ export function batchRouter(service: BatchService, config: Config, endpoint: Par
   const limit = rateLimiter(config.REST_RATE_LIMIT);
   const masterKeyAllowedFrom = masterKeyIps(config.PARSE_MASTER_KEY_IPS);
   const json = express.json({ limit: config.REST_MAX_JSON_BYTES, type: ['application/json', 'application/*+json'] });
+  const optionsSchema = batchOptionsSchema(config.WEBHOOK_ALLOWED_NETWORKS ?? []);
   const base = '/api/v1/memory/batch';
 
   const handle = (handler: Handler): express.RequestHandler => (req, res, next) => {
@@ -264,7 +265,7 @@ export function batchRouter(service: BatchService, config: Config, endpoint: Par
       let answer;
       if (req.is('application/x-ndjson')) {
         const query = Object.fromEntries(Object.entries(req.query).filter(([key]) => key !== 'wait'));
-        const parsed = batchOptionsSchema.safeParse(query);
+        const parsed = optionsSchema.safeParse(query);
         if (!parsed.success) {
           const details = validationDetails(parsed.error);
           throw new BatchError(400, 'invalid_request', `invalid batch options: ${describeDetails(details)}`, details);

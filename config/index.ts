@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { type IpNetwork, parseNetwork } from '../schema/network';
 
 /** Local-only secrets: good enough on a laptop, refused when NODE_ENV=production. */
 export const LOCAL_SECRETS = {
@@ -32,6 +33,17 @@ const optionalString = z.string().trim().min(1).optional();
 const boolean = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'], { error: 'must be true or false' })
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+/** A comma-separated list of CIDRs (a bare address is one host). */
+function networkList(list: string, ctx: z.RefinementCtx): IpNetwork[] {
+  const networks: IpNetwork[] = [];
+  for (const cidr of list.split(',')) {
+    const network = parseNetwork(cidr);
+    if (network) networks.push(network);
+    else ctx.addIssue({ code: 'custom', message: `must be comma-separated CIDRs such as 127.0.0.3/32 or fd12:3456::/48 ("${cidr.trim()}" is not one)` });
+  }
+  return networks;
+}
 
 /**
  * Every setting, keyed by the environment variable that sets it.
@@ -85,6 +97,7 @@ export const configVariables = {
   BATCH_EXPIRY_INTERVAL: { schema: duration.default(3_600_000), doc: 'how often the Temporal Schedule deletes expired batch and result files' },
   WEBHOOK_MAX_ATTEMPTS: { schema: integer(1, 100).default(10), doc: 'delivery attempts of a webhook (exponential backoff from 1s, at most 5m apart)' },
   WEBHOOK_TIMEOUT: { schema: duration.default(10_000), doc: 'how long one webhook delivery waits for the receiver' },
+  WEBHOOK_ALLOWED_NETWORKS: { schema: z.string().trim().min(1).transform(networkList).optional(), doc: 'comma-separated CIDRs webhooks may reach although they are loopback, private or otherwise restricted (unset: none; for local development only)' },
   METRICS_TOKEN: { schema: optionalString, doc: 'bearer token /metrics requires (unset: open, for a scraper on a private network)' },
   WORKER_METRICS_PORT: { schema: integer(0, 65535).default(0), doc: 'port of the worker\'s Prometheus endpoint with Temporal worker metrics (0: off; npm start uses 9464); one per worker process' },
   WORKER_MAX_CONCURRENT_ACTIVITIES: { schema: integer(1).default(8), doc: 'activities one worker runs at once' },

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { type IpNetwork, parseIp, restrictedRange } from './network';
 
 /** Keys that could reach an object prototype or a database operator. */
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
@@ -77,18 +78,49 @@ export const batchOptionsFields = z.strictObject({
   user_id: text(64).min(1).optional(),
 });
 
-/** A webhook is signed with the batch's secret: URL and secret come together. */
-function webhookNeedsSecret(options: { webhook_url?: string; webhook_secret?: string }, ctx: z.RefinementCtx): void {
-  if (options.webhook_url && !options.webhook_secret) ctx.addIssue({ code: 'custom', path: ['webhook_secret'], message: 'is required with webhook_url (it signs the webhook)' });
-  if (options.webhook_secret && !options.webhook_url) ctx.addIssue({ code: 'custom', path: ['webhook_url'], message: 'is required with webhook_secret' });
+/**
+ * Why a webhook URL is refused at submit: a host written as a restricted address (in any spelling:
+ * the URL parser canonicalises it first), or credentials in the URL. A host name is checked at
+ * delivery, on every address it resolves to.
+ */
+export function webhookUrlProblems(url: string, allowedNetworks: readonly IpNetwork[]): string[] {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return []; // the field's own check reports a malformed URL
+  }
+  const problems: string[] = [];
+  const address = parseIp(parsed.hostname);
+  const range = address && restrictedRange(address, allowedNetworks);
+  if (range) problems.push(`must not point to ${parsed.hostname} (${range}): webhooks reach public addresses only, unless WEBHOOK_ALLOWED_NETWORKS allows one`);
+  if (parsed.username || parsed.password) problems.push('must not contain a user name or password');
+  return problems;
 }
 
-export const batchOptionsSchema = batchOptionsFields.superRefine(webhookNeedsSecret);
-export type BatchOptions = z.infer<typeof batchOptionsSchema>;
+/**
+ * A webhook is signed with the batch's secret: URL and secret come together. Its URL may not name a
+ * restricted address unless it is inside one of `allowedNetworks`.
+ */
+function webhookRules(allowedNetworks: readonly IpNetwork[]) {
+  return (options: { webhook_url?: string; webhook_secret?: string }, ctx: z.RefinementCtx): void => {
+    if (options.webhook_url && !options.webhook_secret) ctx.addIssue({ code: 'custom', path: ['webhook_secret'], message: 'is required with webhook_url (it signs the webhook)' });
+    if (options.webhook_secret && !options.webhook_url) ctx.addIssue({ code: 'custom', path: ['webhook_url'], message: 'is required with webhook_secret' });
+    for (const message of options.webhook_url ? webhookUrlProblems(options.webhook_url, allowedNetworks) : []) ctx.addIssue({ code: 'custom', path: ['webhook_url'], message });
+  };
+}
+
+/** The options of a streamed batch (the NDJSON query string); `webhookAllowedNetworks` is WEBHOOK_ALLOWED_NETWORKS. */
+export function batchOptionsSchema(webhookAllowedNetworks: readonly IpNetwork[]) {
+  return batchOptionsFields.superRefine(webhookRules(webhookAllowedNetworks));
+}
+export type BatchOptions = z.infer<typeof batchOptionsFields>;
 
 export interface BatchLimits {
   maxBatchSize: number;
   maxMemorySize: number;
+  /** Restricted networks a webhook may reach all the same (WEBHOOK_ALLOWED_NETWORKS). */
+  webhookAllowedNetworks: readonly IpNetwork[];
 }
 
 /** Bytes a memory occupies as stored: what MAX_MEMORY_SIZE limits. */
@@ -136,7 +168,7 @@ function batchRequestShape(limits: BatchLimits) {
       .min(1, { error: 'must contain at least 1 memory' })
       .max(limits.maxBatchSize, { error: `must contain at most MAX_BATCH_SIZE = ${limits.maxBatchSize} memories` }),
     })
-    .superRefine(webhookNeedsSecret);
+    .superRefine(webhookRules(limits.webhookAllowedNetworks));
 }
 export type BatchRequest = z.infer<ReturnType<typeof batchRequestSchema>>;
 

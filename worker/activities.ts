@@ -15,9 +15,12 @@ import { type BatchStatus, type MemoryItem, type MemoryProcessingResult, TERMINA
 import { type BatchManifest, type Counts, type ExpiryOutcome, type FinalizeInput, type FinalizeOutcome, type PartInput, workflowIdFor } from '../schema/workflow';
 import { WEBHOOK_HEADERS, type WebhookEvent, signWebhook } from '../schema/webhook';
 import { type MemoryContext, type MemoryProcessor, MemoryRejectedError } from './processor';
+import { postWebhook } from './webhookDelivery';
 
 const master = { useMasterKey: true };
 const COUNTS_FLUSH_MS = 1000;
+/** The only webhook error a batch records, whatever the cause (a refused address, a status, a connection error). */
+const WEBHOOK_FAILED = 'webhook delivery failed';
 
 /** Parse error codes that mean "this item's data is unacceptable": a per-item failure, never a retry. */
 const ITEM_ERROR_CODES = new Set([
@@ -417,8 +420,8 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
       const hookLog = log.child({ batchId, workflowId: workflowIdFor(batchId), attempt });
       let failure: string;
       try {
-        const response = await fetch(url, {
-          method: 'POST',
+        const status = await postWebhook({
+          url,
           headers: {
             'Content-Type': 'application/json',
             [WEBHOOK_HEADERS.event]: event.type,
@@ -426,30 +429,31 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
             ...signWebhook(batch.get('webhookSecret') ?? '', body, Math.floor(Date.now() / 1000)),
           },
           body,
-          redirect: 'manual',
-          signal: AbortSignal.timeout(config.WEBHOOK_TIMEOUT),
+          allowedNetworks: config.WEBHOOK_ALLOWED_NETWORKS ?? [],
+          timeoutMs: config.WEBHOOK_TIMEOUT,
         });
-        await response.body?.cancel();
-        if (response.ok) {
+        if (status >= 200 && status < 300) {
           batch.set({ webhookStatus: 'delivered', webhookAttempts: attempt, webhookDeliveredAt: new Date() });
           batch.unset('webhookError');
           await batch.save(null, master);
           hookLog.info('webhook delivered');
           return;
         }
-        failure = `HTTP ${response.status}`;
+        failure = `HTTP ${status}`;
       } catch (error) {
         failure = (error as Error).message;
       }
+      // What users see says only that delivery failed: a status code against a connection error, or a
+      // refused address, would map the receiver's network. The cause goes to the worker's log.
       const last = attempt >= config.WEBHOOK_MAX_ATTEMPTS;
-      batch.set({ webhookStatus: last ? 'failed' : 'retrying', webhookAttempts: attempt, webhookError: failure });
+      batch.set({ webhookStatus: last ? 'failed' : 'retrying', webhookAttempts: attempt, webhookError: WEBHOOK_FAILED });
       await batch.save(null, master);
       if (last) {
         hookLog.warn('webhook delivery gave up', { error: failure });
         return;
       }
       hookLog.info('webhook delivery failed; retrying', { error: failure });
-      throw ApplicationFailure.retryable(`webhook delivery failed: ${failure}`, 'WebhookDeliveryError');
+      throw ApplicationFailure.retryable(WEBHOOK_FAILED, 'WebhookDeliveryError');
     },
 
     /** Deletes the stored files of finished batches past their expiresAt; the requests and their counts stay. */

@@ -4,13 +4,14 @@ import type { AddressInfo } from 'node:net';
 import { WEBHOOK_HEADERS, verifyWebhookSignature, webhookEventSchema } from '../../schema/webhook';
 import { memories, newUser, waitFor } from '../support/helpers';
 import { openApiProblems, postJson, rest } from '../support/rest';
+import { WEBHOOK_TEST_HOST } from '../support/stackInfo';
 
 interface Delivery {
   headers: http.IncomingHttpHeaders;
   body: string;
 }
 
-/** A local receiver that answers each delivery with the next status of `answers` (the last one repeats). */
+/** A local receiver (on the one address the test stack lets webhooks reach) that answers each delivery with the next status of `answers` (the last one repeats). */
 async function receiver(answers: number[]): Promise<{ url: string; deliveries: Delivery[]; close(): Promise<void> }> {
   const deliveries: Delivery[] = [];
   const server = http.createServer((req, res) => {
@@ -22,9 +23,9 @@ async function receiver(answers: number[]): Promise<{ url: string; deliveries: D
       res.end();
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(0, WEBHOOK_TEST_HOST, resolve));
   const { port } = server.address() as AddressInfo;
-  return { url: `http://127.0.0.1:${port}/hooks/batch`, deliveries, close: () => new Promise((resolve) => server.close(() => resolve())) };
+  return { url: `http://${WEBHOOK_TEST_HOST}:${port}/hooks/batch`, deliveries, close: () => new Promise((resolve) => server.close(() => resolve())) };
 }
 
 const SECRET = 'webhook-secret-of-this-test-0123';
@@ -82,7 +83,7 @@ test('a receiver that keeps failing gets WEBHOOK_MAX_ATTEMPTS attempts, then the
       const answer = await rest(`/memory/batch/${submitted.body.batch_id}`, { token: sessionToken });
       return answer.body.webhook?.status === 'failed' ? answer.body : undefined;
     }, 60_000);
-    expect(status.webhook).toMatchObject({ status: 'failed', attempts: 3, error: 'HTTP 503' });
+    expect(status.webhook).toMatchObject({ status: 'failed', attempts: 3, error: 'webhook delivery failed' });
     expect(hook.deliveries).toHaveLength(3);
   } finally {
     await hook.close();
@@ -91,7 +92,7 @@ test('a receiver that keeps failing gets WEBHOOK_MAX_ATTEMPTS attempts, then the
 
 test('webhook_url without webhook_secret is refused before anything is stored', async () => {
   const { sessionToken } = await newUser();
-  const answer = await postJson('/memory/batch', { memories: memories(2), webhook_url: 'http://127.0.0.1:9/hook' }, { token: sessionToken });
+  const answer = await postJson('/memory/batch', { memories: memories(2), webhook_url: 'https://receiver.example/hook' }, { token: sessionToken });
   expect(answer.status).toBe(400);
   expect(answer.body.error.message).toMatch(/webhook_secret is required with webhook_url/);
   expect(answer.body.error.details).toEqual([expect.objectContaining({ path: 'webhook_secret' })]);

@@ -75,7 +75,7 @@ const jsonRequests: fc.Arbitrary<Hostile> = fc.oneof(
       notAnObject.filter((m) => !Array.isArray(m)).map((memories) => ({ kind: 'memories of a wrong type', door, body: { memories } })),
       fc.constant({ kind: 'memories missing', door, body: { namespace: 'n' } }),
       fc.record({ namespace: notAString }).map((options) => ({ kind: 'option of a wrong type', door, body: { memories: [good()], ...options } })),
-      fc.constant({ kind: 'webhook_url without secret', door, body: { memories: [good()], webhook_url: 'http://127.0.0.1:9/hook' } }),
+      fc.constant({ kind: 'webhook_url without secret', door, body: { memories: [good()], webhook_url: 'https://receiver.example/hook' } }),
       fc.webUrl().map((url) => ({ kind: 'webhook_url not http(s)', door, body: { memories: [good()], webhook_url: url.replace(/^https?/, 'ftp'), webhook_secret: 'a-secret-of-enough-length' } })),
       word.map((key) => ({ kind: 'unknown option', door, body: { memories: [good()], [`opt_${key}`]: true } })),
     ),

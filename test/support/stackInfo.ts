@@ -16,6 +16,9 @@ export interface TestStackInfo {
 /** Temporal's payload limit in the test stack: nothing proportional to a batch may cross it. */
 export const PAYLOAD_LIMIT_BYTES = 64 * 1024;
 
+/** Where test webhook receivers listen: the one address a test stack lets webhooks reach (WEBHOOK_ALLOWED_NETWORKS). */
+export const WEBHOOK_TEST_HOST = '127.0.0.3';
+
 export function stackInfo(): TestStackInfo {
   const raw = process.env.TEST_STACK;
   if (!raw) throw new Error('TEST_STACK is not set: run the tests through jest (its global setup boots the stack)');

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { databaseURI } from '../../config';
 import { freePort } from '../../scripts/processes';
 import { type LocalStack, PROJECT_ROOT, startLocalStack, temporaryDataDir } from '../../scripts/stack';
-import { PAYLOAD_LIMIT_BYTES, type TestStackInfo } from './stackInfo';
+import { PAYLOAD_LIMIT_BYTES, type TestStackInfo, WEBHOOK_TEST_HOST } from './stackInfo';
 
 export interface TestStack {
   stack: LocalStack;
@@ -40,6 +40,9 @@ export async function bootTestStack(name: string, overrides: NodeJS.ProcessEnv =
     BATCH_WAIT_TIMEOUT: '120s',
     BATCH_HEARTBEAT_TIMEOUT: '5s',
     WEBHOOK_MAX_ATTEMPTS: '3',
+    // Test receivers listen on 127.0.0.3 and only there: every other loopback address stays refused,
+    // which the webhook attack tests rely on.
+    WEBHOOK_ALLOWED_NETWORKS: `${WEBHOOK_TEST_HOST}/32`,
     MEMORY_PROCESSOR_MODULE: path.join(PROJECT_ROOT, 'dist/test/support/testProcessor.js'),
     ...(process.env.COVERAGE_DIR ? { NODE_V8_COVERAGE: process.env.COVERAGE_DIR } : {}),
     ...overrides,
