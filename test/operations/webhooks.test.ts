@@ -1,37 +1,13 @@
 /** Webhooks: signed, retried with backoff by a Temporal activity, and the outcome recorded on the request. */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { WEBHOOK_HEADERS, verifyWebhookSignature, webhookEventSchema } from '../../schema/webhook';
 import { memories, newUser, waitFor } from '../support/helpers';
 import { openApiProblems, postJson, rest } from '../support/rest';
-import { WEBHOOK_TEST_HOST } from '../support/stackInfo';
-
-interface Delivery {
-  headers: http.IncomingHttpHeaders;
-  body: string;
-}
-
-/** A local receiver (on the one address the test stack lets webhooks reach) that answers each delivery with the next status of `answers` (the last one repeats). */
-async function receiver(answers: number[]): Promise<{ url: string; deliveries: Delivery[]; close(): Promise<void> }> {
-  const deliveries: Delivery[] = [];
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      deliveries.push({ headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
-      res.statusCode = answers[Math.min(deliveries.length - 1, answers.length - 1)];
-      res.end();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, WEBHOOK_TEST_HOST, resolve));
-  const { port } = server.address() as AddressInfo;
-  return { url: `http://${WEBHOOK_TEST_HOST}:${port}/hooks/batch`, deliveries, close: () => new Promise((resolve) => server.close(() => resolve())) };
-}
+import { startWebhookReceiver } from '../support/webhookReceiver';
 
 const SECRET = 'webhook-secret-of-this-test-0123';
 
 test('the webhook arrives signed after the receiver first answered 500 (retried), and the delivery is recorded', async () => {
-  const hook = await receiver([500, 204]);
+  const hook = await startWebhookReceiver([500, 204]);
   try {
     const { sessionToken } = await newUser();
     const submitted = await postJson('/memory/batch', { memories: memories(25), webhook_url: hook.url, webhook_secret: SECRET }, { token: sessionToken });
@@ -75,7 +51,7 @@ test('the webhook arrives signed after the receiver first answered 500 (retried)
 });
 
 test('a receiver that keeps failing gets WEBHOOK_MAX_ATTEMPTS attempts, then the failure is recorded', async () => {
-  const hook = await receiver([503]);
+  const hook = await startWebhookReceiver([503]);
   try {
     const { sessionToken } = await newUser();
     const submitted = await postJson('/memory/batch', { memories: memories(5), webhook_url: hook.url, webhook_secret: SECRET }, { token: sessionToken });

@@ -17,6 +17,7 @@ import { webhookAddress } from '../../worker/webhookDelivery';
 import { memories, newUser, type TestUser, waitFor } from '../support/helpers';
 import { postJson, rest } from '../support/rest';
 import { WEBHOOK_TEST_HOST, stackInfo } from '../support/stackInfo';
+import { startWebhookReceiver } from '../support/webhookReceiver';
 import { recordAttack, stackApi, tally } from './stackApi';
 
 const SECRET = 'webhook-secret-of-the-attacker-01';
@@ -183,21 +184,6 @@ async function internalService(): Promise<{ port: number; connections: () => num
   }
 }
 
-/** An allowed receiver (on WEBHOOK_TEST_HOST) answering every delivery with `status` and `headers`. */
-async function receiver(status: number, headers: Record<string, string> = {}): Promise<{ url: string; deliveries: () => number; close(): Promise<void> }> {
-  let deliveries = 0;
-  const server = http.createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      deliveries++;
-      res.writeHead(status, headers).end();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, WEBHOOK_TEST_HOST, resolve));
-  const { port } = server.address() as AddressInfo;
-  return { url: `http://${WEBHOOK_TEST_HOST}:${port}/hook`, deliveries: () => deliveries, close: () => new Promise((resolve) => server.close(() => resolve())) };
-}
-
 /** A port on WEBHOOK_TEST_HOST nothing listens on. */
 async function closedPort(): Promise<number> {
   const server = http.createServer();
@@ -304,14 +290,14 @@ describe('on the shared stack', () => {
 
   test('a redirect from the allowed receiver to a loopback service is not followed (302, 307 and 308)', async () => {
     const user = await newUser('ssrf-redirect');
-    const receivers = await Promise.all([302, 307, 308].map((status) => receiver(status, { Location: `http://127.0.0.1:${internal.port}/internal` })));
+    const receivers = await Promise.all([302, 307, 308].map((status) => startWebhookReceiver([status], { Location: `http://127.0.0.1:${internal.port}/internal` })));
     try {
       const submitted = await Promise.all(receivers.map((hook) => postJson('/memory/batch', { memories: memories(2), webhook_url: hook.url, webhook_secret: SECRET }, { token: user.sessionToken })));
       const outcomes = await Promise.all(submitted.map((answer) => webhookOutcome(user, answer.body.batch_id)));
       const connections = internal.connections();
       recordAttack({ attack: 'webhook redirect (302/307/308) from the allowed receiver to a loopback service', requests: receivers.length, answers: tally(outcomes.map((o) => `${o.status}: ${o.error ?? ''}`)), refused: connections === 0 && outcomes.every((o) => o.status === 'failed') });
       expect(outcomes).toEqual(receivers.map(() => ({ status: 'failed', attempts: 3, error: GENERIC_ERROR })));
-      expect(receivers.map((hook) => hook.deliveries())).toEqual([3, 3, 3]);
+      expect(receivers.map((hook) => hook.deliveries.length)).toEqual([3, 3, 3]);
       expect(connections).toBe(0);
     } finally {
       await Promise.all(receivers.map((hook) => hook.close()));
@@ -320,7 +306,7 @@ describe('on the shared stack', () => {
 
   test('the recorded error does not tell an open port from a closed one, nor either from a refused address', async () => {
     const user = await newUser('ssrf-oracle');
-    const open = await receiver(500);
+    const open = await startWebhookReceiver([500]);
     try {
       const targets = [open.url, `http://${WEBHOOK_TEST_HOST}:${await closedPort()}/hook`, `http://localhost:${internal.port}/hook`];
       const submitted = await Promise.all(targets.map((url) => postJson('/memory/batch', { memories: memories(2), webhook_url: url, webhook_secret: SECRET }, { token: user.sessionToken })));
@@ -328,7 +314,7 @@ describe('on the shared stack', () => {
       const distinct = new Set(outcomes.map((o) => JSON.stringify(o)));
       recordAttack({ attack: 'webhook error as a port scanner (open port answering 500, closed port, refused address)', requests: targets.length, answers: tally(outcomes.map((o) => `${o.status}: ${o.error ?? ''}`)), refused: distinct.size === 1 });
       expect(outcomes).toEqual(targets.map(() => ({ status: 'failed', attempts: 3, error: GENERIC_ERROR })));
-      expect(open.deliveries()).toBe(3);
+      expect(open.deliveries.length).toBe(3);
       // Operators still see why, in the worker's log.
       const workerLog = fs.readFileSync(path.join(stackInfo().logDir, 'worker.log'), 'utf8').split('\n');
       const cause = (batchId: string) => JSON.parse(workerLog.find((line) => line.includes('"webhook delivery gave up"') && line.includes(batchId)) ?? '{}').error;
