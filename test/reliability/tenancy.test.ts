@@ -373,3 +373,31 @@ test('item 11: webhookUrl and idempotencyKey of a batch are hidden from organiza
     await new Promise((resolve) => hook.close(resolve));
   }
 });
+
+test("the operator's path into a shared organization: made and joined with the master key, its members write into it and read each other's batches", async () => {
+  const organization = await api.call('/parse/classes/Organization', { master: true, body: { name: 'shared team', ACL: {} } });
+  expect(organization.status).toBe(201);
+  const organizationId = organization.body.objectId as string;
+  const role = await api.call('/parse/roles', { master: true, body: { name: `org_${organizationId}`, ACL: {} } });
+  expect(role.status).toBe(201);
+  const recorded = await api.call(`/parse/classes/Organization/${organizationId}`, {
+    method: 'PUT',
+    master: true,
+    body: { role: pointer('_Role', role.body.objectId), ACL: { [`role:org_${organizationId}`]: { read: true } } },
+  });
+  expect(recorded.status).toBe(200);
+  const [alice, bob, stranger] = await Promise.all([api.signUp('alice'), api.signUp('bob'), api.signUp('stranger')]);
+  await joinOrganization(alice.id, organizationId);
+  await joinOrganization(bob.id, organizationId);
+
+  const fromAlice = await submit(alice.token, {});
+  const fromBob = await submit(bob.token, { namespace: 'team notes' });
+  expect([fromAlice.status, fromBob.status]).toEqual([200, 200]);
+  expect([await organizationOf(fromAlice.body.batch_id), await organizationOf(fromBob.body.batch_id)]).toEqual([organizationId, organizationId]);
+  const inOrganization = { organization: pointer('Organization', organizationId) };
+  const seenByBob = (await listedBatches(bob.token, inOrganization)).map((row) => row.objectId);
+  expect(new Set(seenByBob)).toEqual(new Set([fromAlice.body.batch_id, fromBob.body.batch_id]));
+  expect((await api.call(`/parse/classes/Organization/${organizationId}`, { token: alice.token })).status).toBe(200);
+  expect(await listedBatches(stranger.token, inOrganization)).toEqual([]);
+  expect((await api.call(`/parse/classes/Organization/${organizationId}`, { token: stranger.token })).status).toBe(404);
+});
