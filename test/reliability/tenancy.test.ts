@@ -38,6 +38,17 @@ async function joinOrganization(userId: string, organizationId: string): Promise
   expect(pointed.status).toBe(200);
 }
 
+/** The requests of one attack: `send` awaits each and keeps its answer, for recordAttack. */
+function attackRequests() {
+  const answers: Answer[] = [];
+  const send = async (request: Promise<Answer>): Promise<Answer> => {
+    const answer = await request;
+    answers.push(answer);
+    return answer;
+  };
+  return { answers, send };
+}
+
 interface LiveEvent {
   op: string;
   id: string;
@@ -60,8 +71,9 @@ async function watchBatches(token: string) {
   };
 }
 
-async function countRoles(where: object): Promise<number> {
-  const answer = await api.call(`/parse/roles?where=${encodeURIComponent(JSON.stringify(where))}&count=1&limit=0`, { master: true });
+/** Rows counted with the master key through a route of their own (`/parse/roles`, `/parse/users`). */
+async function countAt(route: string, where: object): Promise<number> {
+  const answer = await api.call(`${route}?where=${encodeURIComponent(JSON.stringify(where))}&count=1&limit=0`, { master: true });
   expect(answer.status).toBe(200);
   return answer.body.count;
 }
@@ -109,11 +121,7 @@ test('item 1: a second account cannot move itself into another organization, by 
     expect(member.status).toBe(200);
     expect((await api.batch(member.body.batch_id)).workspace).toMatchObject({ objectId: workspaceId });
 
-    const answers: Answer[] = [];
-    const send = async (answer: Promise<Answer>) => {
-      answers.push(await answer);
-      return answers[answers.length - 1];
-    };
+    const { answers, send } = attackRequests();
     const setOwn = await send(api.call(`/parse/users/${attacker.id}`, { method: 'PUT', token: attacker.token, body: { organization: pointer('Organization', organizationB) } }));
     const unknown = await send(api.call(`/parse/users/${attacker.id}`, { method: 'PUT', token: attacker.token, body: { organization: pointer('Organization', 'noSuchOrg0001') } }));
     const username = `attacker-signup-${Math.random().toString(36).slice(2)}`;
@@ -130,7 +138,7 @@ test('item 1: a second account cannot move itself into another organization, by 
     const attackerBatches = await api.count('BatchMemoryRequest', { user: userPointer(attacker.id) });
     const storedInB = await api.count('BatchMemoryRequest', { user: userPointer(attacker.id), organization: pointer('Organization', organizationB) });
     const memoriesInB = await api.count('Memory', { user: userPointer(attacker.id), organization: pointer('Organization', organizationB) });
-    const signedUp = await api.count('_User', { username });
+    const signedUp = await countAt('/parse/users', { username });
     const namespacesAfter = await api.count('Namespace', { organization: pointer('Organization', organizationB) });
     const listedByVictim = await listedBatches(victim.token, { user: userPointer(attacker.id) });
     // A save after the attack: once the victim's subscription has it, it has had every earlier event.
@@ -227,11 +235,7 @@ test('item 1: a second account cannot move itself into another organization, by 
 test("item 3: _Role is closed to clients; a planted org_<id> role gives no membership the server did not record", async () => {
   const attacker = await api.signUp('role-attacker');
   const plant = { name: `org_${organizationB}x`, ACL: { '*': { read: true, write: true } }, users: { __op: 'AddRelation', objects: [userPointer(attacker.id)] } };
-  const answers: Answer[] = [];
-  const send = async (answer: Promise<Answer>) => {
-    answers.push(await answer);
-    return answers[answers.length - 1];
-  };
+  const { answers, send } = attackRequests();
   const createAnonymous = await send(api.call('/parse/roles', { body: plant }));
   const createAsUser = await send(api.call('/parse/roles', { body: plant, token: attacker.token }));
   const listAnonymous = await send(api.call('/parse/roles'));
@@ -248,8 +252,8 @@ test("item 3: _Role is closed to clients; a planted org_<id> role gives no membe
   expect((await api.call(`/parse/users/${attacker.id}`, { method: 'PUT', master: true, body: { organization: pointer('Organization', planted.body.objectId) } })).status).toBe(200);
   const writeWithPlantedRole = await send(submit(attacker.token, {}));
 
-  const plantedByClients = await countRoles({ name: plant.name });
-  const attackerRoles = await countRoles({ users: userPointer(attacker.id) });
+  const plantedByClients = await countAt('/parse/roles', { name: plant.name });
+  const attackerRoles = await countAt('/parse/roles', { users: userPointer(attacker.id) });
   const attackerBatches = await api.count('BatchMemoryRequest', { user: userPointer(attacker.id) });
   const membersOfB = await api.call(`/parse/users?where=${encodeURIComponent(JSON.stringify({ $relatedTo: { object: pointer('_Role', roleB.objectId), key: 'users' } }))}`, { master: true });
   const attackerInB = membersOfB.body.results.some((user: { objectId: string }) => user.objectId === attacker.id);
@@ -281,11 +285,7 @@ test("item 8: an organization member reads a batch's status but cannot cancel, r
   const finishedId = failedItems.body.batch_id as string;
   const retriesBefore = await api.count('BatchMemoryRequest', { retryOf: pointer('BatchMemoryRequest', finishedId) });
 
-  const answers: Answer[] = [];
-  const send = async (answer: Promise<Answer>) => {
-    answers.push(await answer);
-    return answers[answers.length - 1];
-  };
+  const { answers, send } = attackRequests();
   const cancelFunction = await send(api.call('/parse/functions/cancelMemoryBatch', { token: colleague.token, body: { batch_id: batchId } }));
   const cancelRest = await send(api.call(`/api/v1/memory/batch/${batchId}/cancel`, { method: 'POST', token: colleague.token }));
   const dataFunction = await send(api.call('/parse/functions/getMemoryBatchData', { token: colleague.token, body: { batch_id: batchId } }));
