@@ -13,7 +13,7 @@ export { BatchWorkflows } from './cloud/temporal';
 export { BatchMaintenance } from './cloud/maintenance';
 export { BatchMetrics } from './cloud/metrics';
 export { batchRouter } from './cloud/router';
-export { type BatchOwnership, type OwnershipResolver, defaultOwnershipResolver } from './cloud/organizations';
+export { type BatchOwnership, type OwnershipResolver, createOrganizationRole, defaultOwnershipResolver, isOrganizationMember } from './cloud/organizations';
 export { classDefinitions, uniqueKeys, CLASS } from './schema/classes';
 export * from './schema/memory';
 export { type IpNetwork, parseNetwork } from './schema/network';

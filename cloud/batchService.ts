@@ -259,9 +259,21 @@ export class BatchService {
     return this.response(await this.store.load(batchId, this.auth(actor)));
   }
 
-  /** The memories as stored (one part at a time, so any batch size fits a response), for whoever may read the batch. */
-  async data(actor: Actor, batchId: string, part: number): Promise<{ batch_id: string; part: number; parts: number; first: number; memories: MemoryItem[] }> {
+  /**
+   * A batch the caller may act on: the owner's, or any with the master key. Members of its organization
+   * read its status but get 403 here; anyone else: not found.
+   */
+  private async ownBatch(actor: Actor, batchId: string, action: string): Promise<Parse.Object> {
     const batch = await this.store.load(batchId, this.auth(actor));
+    if (!actor.master && actor.user?.id !== (batch.get('user') as Parse.User).id) {
+      throw new BatchError(403, 'forbidden', `only the owner of batch ${batchId} can ${action} it; members of its organization read its status`);
+    }
+    return batch;
+  }
+
+  /** The memories as stored (one part at a time, so any batch size fits a response), for the owner or the master key. */
+  async data(actor: Actor, batchId: string, part: number): Promise<{ batch_id: string; part: number; parts: number; first: number; memories: MemoryItem[] }> {
+    const batch = await this.ownBatch(actor, batchId, 'read the stored memories of');
     if (batch.get('filesExpiredAt')) throw filesExpiredError(batch);
     const partCount = batch.get('partCount') as number;
     const stored = part < partCount ? await findPart(batch.get('partsKey'), part) : undefined;
@@ -274,7 +286,7 @@ export class BatchService {
    * which writes the final counts once its activities have stopped. Answers when that is done.
    */
   async cancel(actor: Actor, batchId: string): Promise<BatchMemoryResponse> {
-    const batch = await this.store.load(batchId, this.auth(actor));
+    const batch = await this.ownBatch(actor, batchId, 'cancel');
     if (await this.requestCancel(batch)) await this.workflows.waitFor(idOf(batch), this.config.BATCH_WAIT_TIMEOUT).catch(() => false);
     return this.response(await batch.fetch(master));
   }
@@ -292,9 +304,8 @@ export class BatchService {
    * because the batch was cancelled or failed), for the same owner, organization, workspace and namespace.
    */
   async retryFailed(actor: Actor, batchId: string): Promise<BatchAnswer> {
-    const batch = await this.store.load(batchId, this.auth(actor));
+    const batch = await this.ownBatch(actor, batchId, 'retry');
     const owner = batch.get('user') as Parse.User;
-    if (!actor.master && actor.user?.id !== owner.id) throw new BatchError(403, 'forbidden', `only the owner of batch ${batchId} can retry it`);
     const status = batch.get('status') as BatchStatus;
     if (!isTerminal(status)) throw new BatchError(409, 'conflict', `batch ${batchId} is ${status}; retry its failed items once it has finished`);
     if (batch.get('filesExpiredAt')) throw filesExpiredError(batch);

@@ -69,6 +69,13 @@ function selectedBatchId(request: FunctionRequest): string {
 }
 
 export function registerCloudCode(service: BatchService, log: Logger, metrics?: BatchMetrics): void {
+  // Where a user writes is the server's record: a client may not set or clear its own organization, on sign-up or later.
+  Parse.Cloud.beforeSave(Parse.User, (request) => {
+    if (!request.master && request.object.dirtyKeys().includes('organization')) {
+      throw new Parse.Error(Parse.Error.OPERATION_FORBIDDEN, '_User.organization is set by the server; the operator adds members to an organization');
+    }
+  });
+
   Parse.Cloud.beforeSave(CLASS.batch, (request) => {
     if (!request.master) throw new Parse.Error(Parse.Error.OPERATION_FORBIDDEN, 'BatchMemoryRequest is written by the server only');
     const batch = request.object;

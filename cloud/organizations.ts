@@ -14,7 +14,10 @@ export interface OwnershipRequest {
   namespace?: string;
 }
 
-/** Decides which organization, workspace and namespace a batch belongs to. Pluggable. */
+/**
+ * Decides which organization, workspace and namespace a batch belongs to. Pluggable; whatever it
+ * answers must come from the server's own records (never from a field a client can write).
+ */
 export type OwnershipResolver = (request: OwnershipRequest) => Promise<BatchOwnership>;
 
 const master = { useMasterKey: true };
@@ -41,28 +44,75 @@ function membersReadACL(organizationId: string): Parse.ACL {
   return acl;
 }
 
-/** The user's `organization`, or a personal organization created on first use with a role holding the user. */
-async function resolveOrganization(user: Parse.User): Promise<Parse.Object> {
-  const pointer = user.get('organization') as Parse.Object | undefined;
-  if (pointer) return pointer.fetch(master);
+/**
+ * Creates the role of a saved organization, holding `members`, and records it on the organization
+ * (`role`), whose members then read it. Only the master key writes roles and organizations, so the
+ * recorded role is the server's record of who belongs; an existing role of that name was made by
+ * someone else and is refused rather than adopted.
+ */
+export async function createOrganizationRole(organization: Parse.Object, members: Parse.User[] = []): Promise<Parse.Role> {
+  const role = new Parse.Role(organizationRoleName(idOf(organization)), new Parse.ACL());
+  if (members.length) role.getUsers().add(members);
+  try {
+    await role.save(null, master);
+  } catch (error) {
+    if ((error as Parse.Error).code !== Parse.Error.DUPLICATE_VALUE) throw error;
+    throw new Error(`a role named ${organizationRoleName(idOf(organization))} exists that the server did not create for organization ${idOf(organization)}: refusing to adopt it`);
+  }
+  const acl = organization.getACL() ?? new Parse.ACL();
+  acl.setRoleReadAccess(role, true);
+  organization.setACL(acl);
+  organization.set('role', role);
+  await organization.save(null, master);
+  return role;
+}
+
+/** Membership by the server's record: the personal organization's owner, or a user in the role recorded on the organization. */
+export async function isOrganizationMember(user: Parse.User, organization: Parse.Object): Promise<boolean> {
+  if ((organization.get('owner') as Parse.User | undefined)?.id === idOf(user)) return true;
+  const role = organization.get('role') as Parse.Role | undefined;
+  if (!role) return false;
+  const member = await new Parse.Query(Parse.Role)
+    .equalTo('objectId', role.id)
+    .equalTo('name', organizationRoleName(idOf(organization)))
+    .equalTo('users', user)
+    .first(master);
+  return member !== undefined;
+}
+
+/** The user's personal organization, created on first use: its ACL is set on its first save, before its role exists. */
+async function personalOrganization(user: Parse.User): Promise<Parse.Object> {
   const { object: organization, created } = await findOrCreateByKey(CLASS.organization, `personal:${idOf(user)}`, () => {
     const org = new Parse.Object(CLASS.organization);
     org.set({ name: `${user.get('username') ?? idOf(user)} (personal)`, owner: user });
+    const acl = new Parse.ACL();
+    acl.setReadAccess(idOf(user), true);
+    org.setACL(acl);
     return org;
   });
-  if (created) {
-    const acl = membersReadACL(idOf(organization));
-    acl.setReadAccess(idOf(user), true);
-    organization.setACL(acl);
-    await organization.save(null, master);
-    const role = new Parse.Role(organizationRoleName(idOf(organization)), new Parse.ACL());
-    role.getUsers().add(user);
-    await role.save(null, master).catch((error: Parse.Error) => {
-      if (error.code !== Parse.Error.DUPLICATE_VALUE) throw error;
-    });
+  if (created) await createOrganizationRole(organization, [user]);
+  return organization;
+}
+
+/**
+ * The organization the user writes into: `_User.organization` (set by the server or the operator; clients
+ * cannot write it) if the user is a member of it, else a personal organization created on first use.
+ */
+async function resolveOrganization(user: Parse.User): Promise<Parse.Object> {
+  // The stored user, not the session's cached copy: the pointer may have changed since the session began.
+  const stored = await new Parse.Query(Parse.User).get(idOf(user), master);
+  const pointer = stored.get('organization') as Parse.Object | undefined;
+  if (pointer) {
+    const organization = await new Parse.Query(CLASS.organization).get(idOf(pointer), master).catch(() => undefined);
+    if (!organization) throw new BatchError(404, 'not_found', `organization ${pointer.id} (your _User.organization) not found`);
+    if (!(await isOrganizationMember(user, organization))) {
+      throw new BatchError(403, 'forbidden', `you are not a member of organization ${pointer.id} (your _User.organization): the operator adds members to its role`);
+    }
+    return organization;
   }
-  user.set('organization', organization);
-  await user.save(null, master);
+  const organization = await personalOrganization(user);
+  stored.set('organization', organization);
+  await stored.save(null, master);
   return organization;
 }
 

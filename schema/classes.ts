@@ -28,25 +28,35 @@ const masterOnly = { find: {}, get: {}, count: {}, create: {}, update: {}, delet
 
 /** Fields only the master key sees on a BatchMemoryRequest. */
 export const BATCH_PROTECTED_FIELDS = ['batchFile', 'resultsFile', 'partsKey', 'webhookSecret', 'requestHash'];
+/** Fields the owner of a batch sees and the members of its organization do not (a webhook URL is often a secret itself). */
+export const BATCH_OWNER_FIELDS = ['webhookUrl', 'idempotencyKey'];
 
 export const classDefinitions = [
   {
     className: '_User',
+    // `organization` is written by the server and the operator only (a beforeSave trigger refuses clients).
     fields: { organization: pointer(CLASS.organization) },
-    // Sign-up and a user's own profile stay open as Parse's default; listing users needs a session.
+    // Sign-up is open; a user reads, edits and deletes only their own row (its ACL); nobody lists users.
     classLevelPermissions: {
-      find: { requiresAuthentication: true },
-      count: { requiresAuthentication: true },
-      get: { '*': true },
+      find: {},
+      count: {},
+      get: { requiresAuthentication: true },
       create: { '*': true },
-      update: { '*': true },
-      delete: { '*': true },
+      update: { requiresAuthentication: true },
+      delete: { requiresAuthentication: true },
       addField: {},
     },
   },
   {
+    // Organization roles (`org_<id>`) are the server's record of who belongs where: master key only.
+    className: '_Role',
+    fields: {},
+    classLevelPermissions: masterOnly,
+  },
+  {
     className: CLASS.organization,
-    fields: { name: { type: 'String', required: true }, owner: pointer('_User'), key: { type: 'String' } },
+    // `role`: the organization's role as the server created it; only its users (and a personal organization's owner) are members.
+    fields: { name: { type: 'String', required: true }, owner: pointer('_User'), key: { type: 'String' }, role: pointer('_Role') },
     classLevelPermissions: authenticatedRead,
   },
   {
@@ -97,7 +107,8 @@ export const classDefinitions = [
       webhookDeliveredAt: { type: 'Date' },
       webhookError: { type: 'String' },
     },
-    classLevelPermissions: { ...authenticatedRead, protectedFields: { '*': BATCH_PROTECTED_FIELDS } },
+    // Parse intersects the lists that apply: the owner (`userField:user`) is spared BATCH_OWNER_FIELDS only.
+    classLevelPermissions: { ...authenticatedRead, protectedFields: { '*': [...BATCH_PROTECTED_FIELDS, ...BATCH_OWNER_FIELDS], 'userField:user': BATCH_PROTECTED_FIELDS } },
     indexes: { status: { status: 1 } },
   },
   {
