@@ -107,6 +107,9 @@ export async function startParseApp(config: Config, options: ParseAppOptions = {
   app.disable('x-powered-by');
   app.use(limits.authFailureGuard);
   app.use(PARSE_MOUNT, parseServer.app);
+  // Parse Server passes some errors on after answering them (a refused master key among them); Express's
+  // final handler would then drop the connection, which would tell that answer apart from any other.
+  app.use(PARSE_MOUNT, (error: unknown, _req: express.Request, res: express.Response, next: express.NextFunction) => (res.headersSent ? undefined : next(error)));
   app.use(BULK_WRITE_PATH, bulkWriteRoute(service.parse.database, authentication));
   app.use('/api/v1', batchRouter(service, config, endpoint, log, authentication));
   app.get('/metrics', metricsHandler(metrics, config.METRICS_TOKEN));

@@ -8,9 +8,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
-import { Client } from 'pg';
 import { BULK_WRITE_PATH } from '../../schema/batchFile';
 import { type PrivateStack, startPrivateStack } from '../support/privateStack';
+import { stackInfo } from '../support/stackInfo';
 import { recordAttack, stackApi, tally } from './stackApi';
 
 const LIMITS = { USER_RATE_LIMIT: 5, SIGNUP_RATE_LIMIT: 10, LOGIN_RATE_LIMIT: 6, AUTH_FAILURE_LIMIT: 6 };
@@ -30,6 +30,8 @@ beforeAll(async () => {
     // Longer than the file runs: no count is reset half-way through an attack.
     RATE_LIMIT_WINDOW: '30m',
     PARSE_MASTER_KEY_IPS: `127.0.0.1/32,${MASTER_KEY_GUESSER}/32,::1/128`,
+    // On here, to show that even then an anonymous user submits nothing; the shared stack keeps the default (off).
+    ALLOW_ANONYMOUS_USERS: 'true',
   });
   api = stackApi(stack.info);
 }, 180_000);
@@ -43,11 +45,23 @@ interface Sent {
   headers: http.IncomingHttpHeaders;
   text: string;
   body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  /** Whether the request went over a connection an earlier answer left open. */
+  reusedSocket: boolean;
+}
+
+interface SendOptions {
+  method?: string;
+  body?: unknown;
+  token?: string;
+  masterKey?: string;
+  headers?: Record<string, string>;
+  agent?: http.Agent;
+  serverURL?: string;
 }
 
 /** One request from a chosen loopback address. */
-function send(from: string, route: string, options: { method?: string; body?: unknown; token?: string; masterKey?: string; headers?: Record<string, string> } = {}): Promise<Sent> {
-  const { port } = new URL(stack.info.serverURL);
+function send(from: string, route: string, options: SendOptions = {}): Promise<Sent> {
+  const { port } = new URL(options.serverURL ?? stack.info.serverURL);
   const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
   const headers: Record<string, string> = {
     'X-Parse-Application-Id': stack.info.appId,
@@ -57,7 +71,7 @@ function send(from: string, route: string, options: { method?: string; body?: un
     ...options.headers,
   };
   return new Promise((resolve, reject) => {
-    const request = http.request({ host: '127.0.0.1', port, path: route, method: options.method ?? (payload === undefined ? 'GET' : 'POST'), headers, localAddress: from }, (response) => {
+    const request = http.request({ host: '127.0.0.1', port, path: route, method: options.method ?? (payload === undefined ? 'GET' : 'POST'), headers, localAddress: from, agent: options.agent }, (response) => {
       const chunks: Buffer[] = [];
       response.on('data', (chunk: Buffer) => chunks.push(chunk));
       response.on('end', () => {
@@ -68,7 +82,7 @@ function send(from: string, route: string, options: { method?: string; body?: un
         } catch {
           body = undefined;
         }
-        resolve({ status: response.statusCode ?? 0, headers: response.headers, text, body });
+        resolve({ status: response.statusCode ?? 0, headers: response.headers, text, body, reusedSocket: request.reusedSocket });
       });
     });
     request.on('error', reject);
@@ -238,62 +252,57 @@ describe("sign-up and log-in floods: Parse Server's own rateLimit per address", 
 });
 
 describe('anonymous users', () => {
-  test('an anonymous sign-up is refused and creates nobody', async () => {
+  test('an anonymous sign-up is refused and creates nobody (ALLOW_ANONYMOUS_USERS off, the default: the shared stack)', async () => {
+    const shared = stackInfo();
+    const sharedApi = stackApi(shared);
     const id = randomUUID();
-    const before = await api.count('_User');
-    const answer = await send('127.0.0.17', '/parse/users', { body: { authData: { anonymous: { id } } } });
+    const before = await sharedApi.count('_User');
+    const answer = await send('127.0.0.1', '/parse/users', { serverURL: shared.serverURL, headers: { 'X-Parse-Application-Id': shared.appId }, body: { authData: { anonymous: { id } } } });
     expect(answer.status).toBe(400);
     expect(answer.body).toMatchObject({ code: 252 });
-    expect(await api.count('_User')).toBe(before);
+    expect(await sharedApi.count('_User')).toBe(before);
     recordAttack({ attack: 'anonymous sign-up (authData.anonymous)', requests: 1, answers: tally([answer.status]), refused: true });
   });
 
-  const onPostgres = () => stack.info.databaseURI.startsWith('postgres');
-
-  test('an anonymous user (made while ALLOW_ANONYMOUS_USERS was on) cannot submit a batch through either door', async () => {
-    if (!onPostgres()) return;
-    const username = `anonymous-${randomUUID()}`;
-    const created = await send('127.0.0.1', '/parse/users', { body: { username, password: 'test-password-123' } });
-    const database = new Client({ connectionString: stack.info.databaseURI });
-    await database.connect();
-    try {
-      await database.query(`UPDATE "_User" SET "authData" = $2::jsonb WHERE "objectId" = $1`, [created.body.objectId, JSON.stringify({ anonymous: { id: randomUUID() } })]);
-    } finally {
-      await database.end();
-    }
-    // A new session, so that Parse Server reads the user again.
-    const login = await send('127.0.0.1', '/parse/login', { body: { username, password: 'test-password-123' } });
-    expect(login.status).toBe(200);
-    const viaFunction = await send('127.0.0.1', '/parse/functions/addMemoryBatch', { token: login.body.sessionToken, body: oneMemory('anonymous') });
-    const viaRest = await send('127.0.0.1', '/api/v1/memory/batch', { token: login.body.sessionToken, body: oneMemory('anonymous') });
+  test('with ALLOW_ANONYMOUS_USERS on, an anonymous user still cannot submit a batch through either door', async () => {
+    const signedUp = await send('127.0.0.17', '/parse/users', { body: { authData: { anonymous: { id: randomUUID() } } } });
+    expect(signedUp.status).toBe(201);
+    const token = signedUp.body.sessionToken as string;
+    const viaFunction = await send('127.0.0.17', '/parse/functions/addMemoryBatch', { token, body: oneMemory('anonymous') });
+    const viaRest = await send('127.0.0.17', '/api/v1/memory/batch', { token, body: oneMemory('anonymous') });
     expect(viaFunction.body).toEqual({ code: 119, error: expect.stringContaining('anonymous users cannot submit batches') });
     expect(viaRest.status).toBe(403);
-    expect(viaRest.body.error.message).toContain('anonymous users cannot submit batches');
-    const stored = await batchesOf(created.body.objectId);
+    expect(viaRest.body.error).toMatchObject({ code: 'forbidden', message: expect.stringContaining('anonymous users cannot submit batches') });
+    const stored = await batchesOf(signedUp.body.objectId);
     expect(stored).toBe(0);
     recordAttack({ attack: 'anonymous user submits a batch (Cloud Function and REST route)', requests: 2, answers: tally([viaFunction.status, viaRest.status]), refused: stored === 0 });
   });
 });
 
-test('from an address outside PARSE_MASTER_KEY_IPS the right and a wrong master key get byte-identical answers, and count as failures', async () => {
+test('from an address outside PARSE_MASTER_KEY_IPS the right and a wrong master key get byte-identical answers, leave the connection open alike, and count as failures', async () => {
   const user = await api.signUp('target');
-  const doors = [
-    (masterKey: string) => send(DISALLOWED, '/api/v1/memory/batch', { masterKey, body: { ...oneMemory('as master'), user_id: user.id } }),
-    (masterKey: string) => send(DISALLOWED, `${BULK_WRITE_PATH}/Memory`, { masterKey, body: { objects: [{ content: 'bulk' }] } }),
-    (masterKey: string) => send(DISALLOWED, '/parse/classes/BatchMemoryRequest', { masterKey }),
-  ];
+  const doors = {
+    rest: (masterKey: string, agent?: http.Agent) => send(DISALLOWED, '/api/v1/memory/batch', { masterKey, agent, body: { ...oneMemory('as master'), user_id: user.id } }),
+    bulk: (masterKey: string, agent?: http.Agent) => send(DISALLOWED, `${BULK_WRITE_PATH}/Memory`, { masterKey, agent, body: { objects: [{ content: 'bulk' }] } }),
+    parse: (masterKey: string, agent?: http.Agent) => send(DISALLOWED, '/parse/classes/BatchMemoryRequest', { masterKey, agent }),
+  };
+  const probes: Record<string, string> = { rest: '/api/v1/openapi.json', bulk: '/api/v1/openapi.json', parse: '/parse/health' };
   const answers: Sent[] = [];
-  for (const door of doors) {
-    const right = await door(stack.info.masterKey);
-    const wrong = await door(`wrong-${randomUUID()}`);
+  for (const [name, door] of Object.entries(doors)) {
+    // One connection per door: each answer must leave it open, as any other answer does.
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const right = await door(stack.info.masterKey, agent);
+    const wrong = await door(`wrong-${randomUUID()}`, agent);
+    const probe = await send(DISALLOWED, probes[name], { agent });
+    agent.destroy();
     const comparable = (answer: Sent) => ({ status: answer.status, text: answer.text, headers: { ...answer.headers, date: undefined } });
     expect(comparable(wrong)).toEqual(comparable(right));
-    expect(right.status).toBeGreaterThanOrEqual(401);
-    expect(right.status).toBeLessThanOrEqual(403);
+    expect([401, 403]).toContain(right.status);
+    expect([wrong.reusedSocket, probe.reusedSocket]).toEqual([true, true]);
     answers.push(right, wrong);
   }
   // Six refused keys: the address is now past AUTH_FAILURE_LIMIT, the right key included.
-  const after = await doors[0](stack.info.masterKey);
+  const after = await doors.rest(stack.info.masterKey);
   expectRestLimited(after, 'AUTH_FAILURE_LIMIT');
   expect(await batchesOf(user.id)).toBe(0);
   expect(await api.count('Memory', { content: 'bulk' })).toBe(0);
