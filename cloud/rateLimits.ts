@@ -93,6 +93,7 @@ function refuseRest(res: express.Response, refusal: Refusal): void {
   res.json({ error: { code: 'rate_limited', message: refusal.message, details: [] } });
 }
 
+/** `res.locals` flag: a door has counted this request's failed authentication already. */
 const FAILED = 'authenticationFailed';
 
 export class RateLimits {
