@@ -13,6 +13,8 @@ export { BatchWorkflows } from './cloud/temporal';
 export { BatchMaintenance } from './cloud/maintenance';
 export { BatchMetrics } from './cloud/metrics';
 export { batchRouter } from './cloud/router';
+export { RateLimits } from './cloud/rateLimits';
+export { RouteAuthentication } from './cloud/auth';
 export { type BatchOwnership, type OwnershipResolver, createOrganizationRole, defaultOwnershipResolver, isOrganizationMember } from './cloud/organizations';
 export { classDefinitions, uniqueKeys, CLASS } from './schema/classes';
 export * from './schema/memory';

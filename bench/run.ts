@@ -61,8 +61,11 @@ async function bootStack(logDir: string): Promise<{ stack: LocalStack; info: Tes
     TEMPORAL_TASK_QUEUE: 'batch-memory-bench',
     LOG_LEVEL: 'warn',
     MAX_BATCH_SIZE: '100000',
-    // The per-caller limit would shape the back-to-back scenario instead of the product's own speed.
-    REST_RATE_LIMIT: '1000000',
+    // The per-user and per-address limits would shape the scenarios (every bench user signs up and
+    // submits from 127.0.0.1) instead of the product's own speed.
+    USER_RATE_LIMIT: '1000000',
+    SIGNUP_RATE_LIMIT: '1000000',
+    LOGIN_RATE_LIMIT: '1000000',
   };
   const stack = await startLocalStack({ env, ephemeral: true, temporalUI: false, output: { logDir }, onStatus: (message) => say(`[stack] ${message}`) });
   return { stack, info: describeStack(stack, logDir) };

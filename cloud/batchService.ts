@@ -74,16 +74,19 @@ export class BatchService {
 
   private readonly requestSchema = () => batchRequestSchema({ maxBatchSize: this.config.MAX_BATCH_SIZE, maxMemorySize: this.config.MAX_MEMORY_SIZE, webhookAllowedNetworks: this.config.WEBHOOK_ALLOWED_NETWORKS ?? [] });
 
-  /** The user a request acts for; the master key must name one with `user_id`. */
+  /** The user a request acts for; the master key must name one with `user_id`. Anonymous users never submit batches. */
   async actingUser(actor: Actor, userId?: string): Promise<Parse.User> {
+    let user = actor.user;
     if (actor.master) {
       if (!userId) throw new BatchError(400, 'invalid_request', 'user_id is required when using the master key', [{ path: 'user_id', field: 'user_id', message: 'is required when using the master key' }]);
-      const user = await new Parse.Query(Parse.User).get(userId, master).catch(() => undefined);
+      user = await new Parse.Query(Parse.User).get(userId, master).catch(() => undefined);
       if (!user) throw new BatchError(404, 'not_found', `user ${userId} not found`);
-      return user;
     }
-    if (!actor.user) throw new BatchError(401, 'unauthorized', 'a logged-in user (session token) is required');
-    return actor.user;
+    if (!user) throw new BatchError(401, 'unauthorized', 'a logged-in user (session token) is required');
+    if ((user.get('authData') as Record<string, unknown> | undefined)?.anonymous) {
+      throw new BatchError(403, 'forbidden', 'anonymous users cannot submit batches: sign up with a username and password');
+    }
+    return user;
   }
 
   /** A JSON batch: everything is validated before anything is stored. */

@@ -7,9 +7,8 @@
  * triggers are allowed: per-item logic belongs in the memory processor.
  */
 import express from 'express';
-import type { Config } from '../config';
 import { BULK_CLASSES } from '../schema/batchFile';
-import { masterKeyIps, safeEqual } from './router';
+import type { RouteAuthentication } from './auth';
 
 // Plain CommonJS module of Parse Server without type declarations.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -129,14 +128,10 @@ async function createOne(database: ParseDatabase, className: string, object: Par
 }
 
 /** Mounted at BULK_WRITE_PATH, next to the REST route: `POST …/:className { objects }`, master key only. */
-export function bulkWriteRoute(database: ParseDatabase, config: Config): express.Router {
+export function bulkWriteRoute(database: ParseDatabase, authentication: RouteAuthentication): express.Router {
   const router = express.Router();
-  const masterKeyAllowedFrom = masterKeyIps(config.PARSE_MASTER_KEY_IPS);
   router.post('/:className', express.json({ limit: '64mb' }), (req, res, next) => {
-    if (!safeEqual(req.get('X-Parse-Master-Key') ?? '', config.PARSE_MASTER_KEY) || !masterKeyAllowedFrom(req.socket.remoteAddress)) {
-      res.status(403).json({ error: { code: 'forbidden', message: 'bulk writes need the master key (from PARSE_MASTER_KEY_IPS)' } });
-      return;
-    }
+    if (!authentication.masterKeyAccepted(req, res)) return;
     const className = String(req.params.className);
     const objects = (req.body as { objects?: ParseObjectBody[] }).objects;
     if (!(BULK_CLASSES as readonly string[]).includes(className) || !Array.isArray(objects)) {

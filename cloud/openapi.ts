@@ -22,7 +22,7 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   409: 'idempotency key reused with a different body, or results not ready',
   413: 'over a size or count limit, named in the message',
   415: 'unsupported Content-Type or Content-Encoding',
-  429: 'rate limited (REST_RATE_LIMIT); see Retry-After',
+  429: 'rate limited (USER_RATE_LIMIT, or AUTH_FAILURE_LIMIT for the address); see Retry-After',
 };
 
 const idParameter = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };

@@ -2,8 +2,7 @@
  * The REST route, `/api/v1/memory/batch`, on the same Express app as Parse Server.
  * It is a second door to the same BatchService the Cloud Functions use.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
-import { BlockList, isIPv4 } from 'node:net';
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
@@ -23,6 +22,7 @@ import {
   limitedMemoryItemSchema,
   validationDetails,
 } from '../schema/memory';
+import type { AuthedRequest, RouteAuthentication } from './auth';
 import { type Actor, type BatchService, filesExpiredError, isTerminal } from './batchService';
 import { BatchError } from './errors';
 import { openApiDocument } from './openapi';
@@ -34,10 +34,6 @@ const EVENTS_KEEPALIVE_MS = 15_000;
 
 type Handler = (req: express.Request, res: express.Response) => Promise<void>;
 
-interface AuthedRequest extends express.Request {
-  actor?: Actor;
-}
-
 /** HTTP status of a batch answer: 200 all done and well, 207 finished with problems, 202 still running. */
 export function httpStatusOf(response: BatchMemoryResponse): number {
   if (response.status === 'pending' || response.status === 'processing') return 202;
@@ -45,46 +41,8 @@ export function httpStatusOf(response: BatchMemoryResponse): number {
 }
 
 function sendError(res: express.Response, error: BatchError): void {
-  if (error.status === 429) res.setHeader('Retry-After', '60');
+  if (error.status === 429 && !res.hasHeader('Retry-After')) res.setHeader('Retry-After', '60');
   res.status(error.status).json({ error: { code: error.code, message: error.message, details: error.details } });
-}
-
-export function safeEqual(a: string, b: string): boolean {
-  const left = Buffer.from(a);
-  const right = Buffer.from(b);
-  return left.length === right.length && timingSafeEqual(left, right);
-}
-
-/** Which addresses may use the master key: PARSE_MASTER_KEY_IPS, as Parse Server itself applies it. Built once, checked per request. */
-export function masterKeyIps(allowed: string): (address: string | undefined) => boolean {
-  const list = new BlockList();
-  for (const entry of allowed.split(',').map((ip) => ip.trim()).filter(Boolean)) {
-    const [ip, bits] = entry.split('/');
-    const type = isIPv4(ip) ? 'ipv4' : 'ipv6';
-    if (bits === undefined) list.addAddress(ip, type);
-    else list.addSubnet(ip, Number(bits), type);
-  }
-  return (address) => {
-    if (!address) return false;
-    const candidate = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1] ?? address;
-    return list.check(candidate, isIPv4(candidate) ? 'ipv4' : 'ipv6');
-  };
-}
-
-/** Per-caller fixed one-minute windows; in-process (each Parse Server instance counts on its own). */
-function rateLimiter(limit: number) {
-  const windows = new Map<string, { start: number; count: number }>();
-  return (key: string) => {
-    const now = Date.now();
-    const window = windows.get(key);
-    if (!window || now - window.start >= 60_000) {
-      if (windows.size > 100_000) windows.clear();
-      windows.set(key, { start: now, count: 1 });
-      return;
-    }
-    window.count++;
-    if (window.count > limit) throw new BatchError(429, 'rate_limited', `rate limit of ${limit} requests per minute exceeded (REST_RATE_LIMIT); retry after the Retry-After seconds`);
-  };
 }
 
 /** The user behind a session token, or undefined if the token is unknown or expired. */
@@ -215,10 +173,8 @@ function statusResponse(batch: Parse.Object, base: string): BatchStatusResponse 
   };
 }
 
-export function batchRouter(service: BatchService, config: Config, endpoint: ParseEndpoint, log: Logger): express.Router {
+export function batchRouter(service: BatchService, config: Config, endpoint: ParseEndpoint, log: Logger, authentication: RouteAuthentication): express.Router {
   const router = express.Router();
-  const limit = rateLimiter(config.REST_RATE_LIMIT);
-  const masterKeyAllowedFrom = masterKeyIps(config.PARSE_MASTER_KEY_IPS);
   const json = express.json({ limit: config.REST_MAX_JSON_BYTES, type: ['application/json', 'application/*+json'] });
   const optionsSchema = batchOptionsSchema(config.WEBHOOK_ALLOWED_NETWORKS ?? []);
   const base = '/api/v1/memory/batch';
@@ -227,34 +183,11 @@ export function batchRouter(service: BatchService, config: Config, endpoint: Par
     handler(req, res).catch(next);
   };
 
-  const authenticate: express.RequestHandler = (req, _res, next) => {
-    (async () => {
-      const request = req as AuthedRequest;
-      const masterKey = req.get('X-Parse-Master-Key');
-      if (masterKey !== undefined) {
-        if (!safeEqual(masterKey, config.PARSE_MASTER_KEY)) throw new BatchError(401, 'unauthorized', 'the master key is not valid');
-        if (!masterKeyAllowedFrom(req.socket.remoteAddress)) {
-          throw new BatchError(403, 'forbidden', `the master key is not accepted from ${req.socket.remoteAddress} (PARSE_MASTER_KEY_IPS)`);
-        }
-        request.actor = { master: true };
-        limit('master');
-        return;
-      }
-      const bearer = /^Bearer\s+(\S+)$/i.exec(req.get('Authorization') ?? '')?.[1];
-      const token = req.get('X-Parse-Session-Token') ?? bearer;
-      if (!token) throw new BatchError(401, 'unauthorized', 'authentication required: send X-Parse-Session-Token or Authorization: Bearer <session token>');
-      const user = await service.parse.userOfSession(token);
-      if (!user) throw new BatchError(401, 'unauthorized', 'the session token is invalid or expired');
-      request.actor = { master: false, user, sessionToken: token };
-      limit(`user:${idOf(user)}`);
-    })().then(() => next(), next);
-  };
-
   router.get('/openapi.json', (_req, res) => {
     res.json(openApiDocument());
   });
 
-  router.use('/memory/batch', authenticate);
+  router.use('/memory/batch', authentication.rest);
 
   router.post(
     '/memory/batch',

@@ -14,7 +14,9 @@ import { BatchService } from './batchService';
 import { BatchMaintenance } from './maintenance';
 import { registerCloudCode } from './main';
 import { BatchMetrics } from './metrics';
+import { RouteAuthentication } from './auth';
 import { type ParseDatabase, bulkWriteRoute } from './bulkWriter';
+import { RateLimits } from './rateLimits';
 import { batchRouter } from './router';
 import { type OwnershipResolver, defaultOwnershipResolver } from './organizations';
 import { BatchWorkflows } from './temporal';
@@ -28,6 +30,9 @@ const { GridFSBucketAdapter } = require('parse-server/lib/Adapters/Files/GridFSB
 };
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const ParseDashboard = require('parse-dashboard') as new (config: object, options: object) => express.Handler;
+
+/** Where Parse Server is mounted on the app. */
+const PARSE_MOUNT = '/parse';
 
 export interface ParseAppOptions {
   /** Decides organization, workspace and namespace of a batch (default: the user's organization or a personal one). */
@@ -66,6 +71,8 @@ export async function startParseApp(config: Config, options: ParseAppOptions = {
   const workflows = new BatchWorkflows(config);
   const service = new BatchService(config, endpoint, workflows, options.resolveOwnership ?? defaultOwnershipResolver, log);
   const metrics = new BatchMetrics();
+  const limits = new RateLimits(config, PARSE_MOUNT);
+  const authentication = new RouteAuthentication(config, service.parse, limits);
 
   const parseServer = new ParseServer({
     appId: config.PARSE_APP_ID,
@@ -80,6 +87,10 @@ export async function startParseApp(config: Config, options: ParseAppOptions = {
     schema: { definitions: classDefinitions, lockSchemas: false, strict: false, deleteExtraFields: false, recreateModifiedFields: false },
     liveQuery: { classNames: [CLASS.batch] },
     allowClientClassCreation: false,
+    enableAnonymousUsers: config.ALLOW_ANONYMOUS_USERS,
+    rateLimit: limits.parseServerRateLimits(),
+    // Not in Parse Server's option types, but read by ParseServer.app: runs once a request is authenticated.
+    ...({ requestContextMiddleware: limits.parseRequestGate } as object),
     enforcePrivateUsers: true,
     maxUploadSize: '64mb',
     fileUpload: { enableForPublic: false, enableForAnonymousUser: false, enableForAuthenticatedUser: false },
@@ -94,9 +105,13 @@ export async function startParseApp(config: Config, options: ParseAppOptions = {
 
   const app = express();
   app.disable('x-powered-by');
-  app.use('/parse', parseServer.app);
-  app.use(BULK_WRITE_PATH, bulkWriteRoute(service.parse.database, config));
-  app.use('/api/v1', batchRouter(service, config, endpoint, log));
+  app.use(limits.authFailureGuard);
+  app.use(PARSE_MOUNT, parseServer.app);
+  // Parse Server passes some errors on after answering them (a refused master key among them); Express's
+  // final handler would then drop the connection, which would tell that answer apart from any other.
+  app.use(PARSE_MOUNT, (error: unknown, _req: express.Request, res: express.Response, next: express.NextFunction) => (res.headersSent ? undefined : next(error)));
+  app.use(BULK_WRITE_PATH, bulkWriteRoute(service.parse.database, authentication));
+  app.use('/api/v1', batchRouter(service, config, endpoint, log, authentication));
   app.get('/metrics', metricsHandler(metrics, config.METRICS_TOKEN));
   app.use(
     '/dashboard',

@@ -21,7 +21,6 @@ beforeAll(async () => {
     ...Object.fromEntries(Object.entries(LIMITS).map(([key, value]) => [key, String(value)])),
     REST_MAX_JSON_BYTES: String(64 * 1024),
     REST_MAX_STREAM_BYTES: String(64 * 1024),
-    REST_RATE_LIMIT: '1000000',
   });
   api = stackApi(stack.info);
   token = (await api.signUp('hostile')).token;

@@ -1,5 +1,5 @@
 /** The REST route applies PARSE_MASTER_KEY_IPS to the master key, as Parse Server does. */
-import { masterKeyIps } from '../../cloud/router';
+import { masterKeyIps } from '../../cloud/auth';
 
 test('master key addresses: CIDRs of both families, IPv4-mapped IPv6, single addresses', () => {
   const local = masterKeyIps('127.0.0.1/32,::1/128');

@@ -84,7 +84,7 @@ describe('POST /api/v1/memory/batch', () => {
   test('401 without or with a bad session; the master key acts for a named user', async () => {
     await expectError(await postJson('/memory/batch', { memories: [{ content: 'x' }] }), 401, /authentication required/);
     await expectError(await postJson('/memory/batch', { memories: [{ content: 'x' }] }, { token: 'r:not-a-session' }), 401, /invalid or expired/);
-    await expectError(await postJson('/memory/batch', { memories: [{ content: 'x' }] }, { headers: { 'X-Parse-Master-Key': 'wrong-key-wrong-key' } }), 401, /master key is not valid/);
+    await expectError(await postJson('/memory/batch', { memories: [{ content: 'x' }] }, { headers: { 'X-Parse-Master-Key': 'wrong-key-wrong-key' } }), 401, /master key is not accepted/);
     const owner = await newUser();
     const asMaster = await postJson('/memory/batch', { memories: [{ content: 'x' }], user_id: owner.id }, { headers: { 'X-Parse-Master-Key': info.masterKey } });
     expect(asMaster.status).toBe(200);
@@ -136,17 +136,6 @@ describe('POST /api/v1/memory/batch', () => {
       415,
       /Content-Encoding br is not supported/,
     );
-  });
-
-  test('429 past the rate limit, with Retry-After', async () => {
-    const { sessionToken } = await newUser();
-    const limit = Number(info.env.REST_RATE_LIMIT);
-    const statuses: number[] = [];
-    for (let i = 0; i <= limit; i++) statuses.push((await rest('/memory/batch/unknown00001', { token: sessionToken })).status);
-    expect(statuses.slice(0, limit).every((s) => s === 404)).toBe(true);
-    const limited = await rest('/memory/batch/unknown00001', { token: sessionToken });
-    await expectError(limited, 429, /rate limit of \d+ requests per minute exceeded/);
-    expect(limited.headers.get('Retry-After')).toBe('60');
   });
 });
 

@@ -1,0 +1,95 @@
+/**
+ * Authentication of the routes beside Parse Server (the REST route and the bulk write route): a Parse
+ * session token, or the master key from an address in PARSE_MASTER_KEY_IPS. Every refused credential
+ * counts toward its address's AUTH_FAILURE_LIMIT, and a refused master key gets one answer whatever the
+ * reason, so that the answer tells a guesser nothing.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import { BlockList, isIPv4 } from 'node:net';
+import type express from 'express';
+import type { Config } from '../config';
+import { idOf } from '../schema/classes';
+import type { Actor } from './batchService';
+import { BatchError } from './errors';
+import type { InProcessParse } from './inProcess';
+import type { RateLimits } from './rateLimits';
+
+export interface AuthedRequest extends express.Request {
+  actor?: Actor;
+}
+
+/** The one answer to a refused master key: a wrong key, or the right one from an address outside PARSE_MASTER_KEY_IPS. */
+export const MASTER_KEY_REFUSED = 'the master key is not accepted (it must be PARSE_MASTER_KEY, sent from an address in PARSE_MASTER_KEY_IPS)';
+
+export function safeEqual(a: string, b: string): boolean {
+  const left = Buffer.from(a);
+  const right = Buffer.from(b);
+  return left.length === right.length && timingSafeEqual(left, right);
+}
+
+/** Which addresses may use the master key: PARSE_MASTER_KEY_IPS, as Parse Server itself applies it. Built once, checked per request. */
+export function masterKeyIps(allowed: string): (address: string | undefined) => boolean {
+  const list = new BlockList();
+  for (const entry of allowed.split(',').map((ip) => ip.trim()).filter(Boolean)) {
+    const [ip, bits] = entry.split('/');
+    const type = isIPv4(ip) ? 'ipv4' : 'ipv6';
+    if (bits === undefined) list.addAddress(ip, type);
+    else list.addSubnet(ip, Number(bits), type);
+  }
+  return (address) => {
+    if (!address) return false;
+    const candidate = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1] ?? address;
+    return list.check(candidate, isIPv4(candidate) ? 'ipv4' : 'ipv6');
+  };
+}
+
+export class RouteAuthentication {
+  private readonly masterKeyAllowedFrom: (address: string | undefined) => boolean;
+
+  constructor(
+    private readonly config: Config,
+    private readonly parse: InProcessParse,
+    private readonly limits: RateLimits,
+  ) {
+    this.masterKeyAllowedFrom = masterKeyIps(config.PARSE_MASTER_KEY_IPS);
+  }
+
+  /** Whether the request's X-Parse-Master-Key is accepted; a refused one is answered here (401, MASTER_KEY_REFUSED) and counted. */
+  masterKeyAccepted(req: express.Request, res: express.Response): boolean {
+    // Both checks always run, so a wrong key and a disallowed address cost the same.
+    const rightKey = safeEqual(req.get('X-Parse-Master-Key') ?? '', this.config.PARSE_MASTER_KEY);
+    const allowedAddress = this.masterKeyAllowedFrom(req.socket.remoteAddress);
+    if (rightKey && allowedAddress) return true;
+    this.countFailure(req, res);
+    res.status(401).json({ error: { code: 'unauthorized', message: MASTER_KEY_REFUSED, details: [] } });
+    return false;
+  }
+
+  /** The REST route's authentication: sets `actor`, then counts the user's request toward USER_RATE_LIMIT. */
+  readonly rest: express.RequestHandler = (req, res, next) => {
+    (async () => {
+      const request = req as AuthedRequest;
+      if (req.get('X-Parse-Master-Key') !== undefined) {
+        if (!this.masterKeyAccepted(req, res)) return false;
+        request.actor = { master: true };
+        return true;
+      }
+      const bearer = /^Bearer\s+(\S+)$/i.exec(req.get('Authorization') ?? '')?.[1];
+      const token = req.get('X-Parse-Session-Token') ?? bearer;
+      if (!token) throw new BatchError(401, 'unauthorized', 'authentication required: send X-Parse-Session-Token or Authorization: Bearer <session token>');
+      const user = await this.parse.userOfSession(token);
+      if (!user) {
+        this.countFailure(req, res);
+        throw new BatchError(401, 'unauthorized', 'the session token is invalid or expired');
+      }
+      request.actor = { master: false, user, sessionToken: token };
+      await this.limits.countRestRequest(idOf(user), res);
+      return true;
+    })().then((authenticated) => authenticated && next(), next);
+  };
+
+  private countFailure(req: express.Request, res: express.Response): void {
+    // Counted in memory (or a shared store) while the answer goes out; a store error must not fail the request.
+    this.limits.authenticationFailed(req, res).catch(() => undefined);
+  }
+}
