@@ -4,11 +4,10 @@
  * organization — rows counted with the master key, and the other organization's members see nothing
  * through /parse/classes or a LiveQuery subscription that is proven alive by its own events.
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Client } from 'pg';
 import { memories, parse, waitFor } from '../support/helpers';
 import { stackInfo } from '../support/stackInfo';
+import { startWebhookReceiver } from '../support/webhookReceiver';
 import { type Answer, recordAttack, stackApi, tally } from './stackApi';
 
 const api = stackApi(stackInfo());
@@ -326,14 +325,8 @@ test("item 8: an organization member reads a batch's status but cannot cancel, r
 });
 
 test('item 11: webhookUrl and idempotencyKey of a batch are hidden from organization members in /parse/classes and LiveQuery; the owner keeps them', async () => {
-  const received: string[] = [];
-  const hook = http.createServer((req, res) => {
-    received.push(req.url ?? '');
-    res.statusCode = 204;
-    res.end();
-  });
-  await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve));
-  const webhookUrl = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/hooks/secret-path-token`;
+  const hook = await startWebhookReceiver();
+  const webhookUrl = `${hook.url}?secret-path-token`;
   const memberWatch = await watchBatches(colleague.token);
   const ownerWatch = await watchBatches(victim.token);
   try {
@@ -370,7 +363,7 @@ test('item 11: webhookUrl and idempotencyKey of a batch are hidden from organiza
   } finally {
     await memberWatch.close();
     await ownerWatch.close();
-    await new Promise((resolve) => hook.close(resolve));
+    await hook.close();
   }
 });
 
