@@ -12,8 +12,8 @@ import { CLASS } from '../schema/classes';
 const ParseDashboard = require('parse-dashboard') as new (config: object, options: object) => express.Handler;
 
 /** How long failed logins of one address are remembered (and a throttled address waits at most). */
-export const LOGIN_FAILURE_WINDOW_MS = 15 * 60_000;
-/** Addresses remembered at most; beyond it the oldest windows are dropped first, then all. */
+const LOGIN_FAILURE_WINDOW_MS = 15 * 60_000;
+/** Addresses remembered at most: beyond it expired windows are dropped, and if none has expired, all. */
 const MAX_TRACKED_ADDRESSES = 100_000;
 
 /** Actions on selected BatchMemoryRequest rows in the Dashboard's data browser, run through Cloud Functions. */
@@ -88,7 +88,7 @@ function loginThrottle(maxFailures: number): express.Router {
     }
     entry.count++;
     res.on('finish', () => {
-      // Passport sets req.user once the session is logged in.
+      // Passport sets req.user once the session is logged in (by this request or an earlier one).
       if ((req as { user?: unknown }).user) failures.delete(address);
     });
     next();
