@@ -136,10 +136,10 @@ function hardenedParseServerOptions(config: Config): Record<string, unknown> {
       enableForPublic: false,
       enableForAnonymousUser: false,
       enableForAuthenticatedUser: false,
-      // File objects saved in rows may only point at this server's own files (the batch and results files the
-      // server itself stores by name), not at any URL a client sends. ('[]' would refuse those too: the Parse SDK
-      // sends a file's URL with it.)
-      allowedFileUrlDomains: [...new Set([serverURL(config), publicServerURL(config)].map((url) => new URL(url).hostname))],
+      // A File in a saved row or in Cloud Function parameters may only name this server's public host, the one
+      // Parse Server gives file URLs (schema/batchFile.ts fileField); '[]' would refuse the product's own saves,
+      // since the Parse SDK sends a file's URL with it.
+      allowedFileUrlDomains: [new URL(publicServerURL(config)).hostname],
     },
     pages: { encodePageParamHeaders: true },
     // No read-only master key is configured; should one be, it works from this machine only.

@@ -260,6 +260,20 @@ test('a refused LiveQuery subscription leaves no session token in the log, and i
   recordAttack({ attack: 'LiveQuery subscriptions with a forged and an unauthorised session token: refused, and the tokens kept out of the log', requests: 2, answers: tally(refusals.map((r) => `error ${r.code}`)), refused: refusals.length === 2 && leaked.length === 0 });
 });
 
+test('a File naming any host but the public server one is refused in Cloud Function parameters, before the function runs', async () => {
+  const user = await api.signUp('file-url');
+  sessionTokens.push(user.token);
+  const statuses: number[] = [];
+  for (const url of ['http://127.0.0.1:9/evil.txt', 'http://169.254.169.254/latest/meta-data/', 'https://files.example.net/x.txt']) {
+    const answer = await api.call('/parse/functions/addMemoryBatch', { token: user.token, body: { memories: [{ content: 'with a file' }], attachment: { __type: 'File', name: 'evil.txt', url } } });
+    statuses.push(answer.status);
+    expect(answer.status).toBe(400);
+    expect(answer.body).toEqual({ code: 130, error: `File URL domain '${new URL(url).hostname}' is not allowed.` });
+  }
+  expect(await api.count('BatchMemoryRequest', { user: { __type: 'Pointer', className: '_User', objectId: user.id } })).toBe(0);
+  recordAttack({ attack: 'File objects naming loopback, metadata and foreign hosts in Cloud Function parameters', requests: statuses.length, answers: tally(statuses), refused: true });
+});
+
 test('booted as npm start boots it, the server logs no DeprecationWarning, and no session token after authenticated traffic', async () => {
   const username = `operator-${randomBytes(6).toString('hex')}`;
   const signedUp = await api.call('/parse/users', { body: { username, password: 'test-password-123' } });
