@@ -41,10 +41,4 @@ export class ParseLogAdapter {
     const message = redactSecrets(format(...args), this.secrets);
     this.logger[LEVELS[level] ?? 'debug'](message.length > MAX_MESSAGE_CHARS ? `${message.slice(0, MAX_MESSAGE_CHARS)}… (truncated)` : message, { source: 'parse-server' });
   }
-
-  /** Parse Server's /scriptlog (the Dashboard's Logs page) reads logs back; these are on stdout, not kept here. */
-  query(_options: unknown, callback: (logs: unknown[]) => void = () => undefined): Promise<unknown[]> {
-    callback([]);
-    return Promise.resolve([]);
-  }
 }

@@ -91,6 +91,14 @@ describe('configuration', () => {
     expect(loadConfig({}).DASHBOARD_COOKIE_SECRET).toBeUndefined();
   });
 
+  test('npm start with HOST=0.0.0.0 and the local default secrets stops at start-up, naming each secret', () => {
+    const result = spawnSync(process.execPath, [path.join(PROJECT_ROOT, 'dist/scripts/start.js')], { env: { PATH: process.env.PATH, HOST: '0.0.0.0' }, encoding: 'utf8', timeout: 30_000 });
+    expect(result.status).toBe(1);
+    for (const key of Object.keys(LOCAL_SECRETS)) {
+      expect(result.stderr).toContain(`${key} must be set to a secret of your own when HOST (0.0.0.0) is not a loopback address (the local default is refused)`);
+    }
+  });
+
   test.each(['dist/worker/main.js', 'dist/scripts/server.js', 'dist/scripts/start.js'])('%s stops at start-up on a bad value, naming the variable', (entry) => {
     const result = spawnSync(process.execPath, [path.join(PROJECT_ROOT, entry)], {
       env: { PATH: process.env.PATH, BATCH_CHUNK_SIZE: 'ten', NODE_ENV: 'production' },
