@@ -4,7 +4,7 @@
  * are throttled per client address before the Dashboard checks the password.
  */
 import express from 'express';
-import { type Config, publicServerURL } from '../config';
+import { type Config, isLoopbackHost, publicServerURL } from '../config';
 import { CLASS } from '../schema/classes';
 
 // A plain CommonJS package without type declarations.
@@ -47,9 +47,14 @@ export function dashboardHandlers(config: Config): express.Handler[] {
       users: [{ user: config.DASHBOARD_USER, pass: config.DASHBOARD_PASSWORD }],
       trustProxy: 1,
     },
-    // Unset, the Dashboard draws a random secret per process: its sessions live in the process's memory, so a
-    // restart ends them either way.
-    { allowInsecureHTTP: config.NODE_ENV !== 'production', cookieSessionSecret: config.DASHBOARD_COOKIE_SECRET },
+    {
+      // The configuration it serves holds the master key: plain HTTP to another machine only in development on
+      // loopback (where no other machine connects), never once the server is reachable from outside.
+      allowInsecureHTTP: config.NODE_ENV !== 'production' && isLoopbackHost(config.HOST),
+      // Unset, the Dashboard draws a random secret per process: its sessions live in the process's memory, so a
+      // restart ends them either way.
+      cookieSessionSecret: config.DASHBOARD_COOKIE_SECRET,
+    },
   );
   return [loginThrottle(config.DASHBOARD_LOGIN_MAX_FAILURES), dashboard];
 }

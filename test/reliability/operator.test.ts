@@ -13,6 +13,10 @@ import { parse, waitFor } from '../support/helpers';
 import { type PrivateStack, startPrivateStack } from '../support/privateStack';
 import { recordAttack, stackApi, tally } from './stackApi';
 
+// ws (Parse Server's and the Parse SDK's WebSocket client) has no type declarations here.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const WebSocket = require('ws') as new (url: string) => { once(event: 'open' | 'close', listener: () => void): void; send(data: string): void; close(): void };
+
 const METRICS_TOKEN = `metrics-${randomBytes(12).toString('hex')}`;
 const MAX_FAILURES = 5;
 /** Loopback addresses of their own, so that one client's throttled logins do not touch another's. */
@@ -222,12 +226,14 @@ test('/metrics refuses a request without the token or with a wrong one', async (
   recordAttack({ attack: '/metrics without its token, with wrong tokens and schemes', requests: statuses.length, answers: tally(statuses), refused: statuses.every((status) => status === 401) });
 });
 
-test('a refused LiveQuery subscription leaves no session token in the log, and its refusal is still logged', async () => {
+test('refused LiveQuery subscriptions and a malformed frame leave no session token in the log, and their refusals are still logged', async () => {
   const user = await api.signUp('livequery');
   const forgedToken = `r:${randomBytes(16).toString('hex')}`;
-  sessionTokens.push(user.token, forgedToken);
+  const customToken = `custom-${randomBytes(8).toString('hex')}`;
+  sessionTokens.push(user.token, forgedToken, customToken);
   const P = parse();
-  const client = new P.LiveQueryClient({ applicationId: stack.info.appId, serverURL: origin.replace(/^http/, 'ws'), javascriptKey: '', masterKey: '', sessionToken: '', installationId: '' });
+  const wsURL = origin.replace(/^http/, 'ws');
+  const client = new P.LiveQueryClient({ applicationId: stack.info.appId, serverURL: wsURL, javascriptKey: '', masterKey: '', sessionToken: '', installationId: '' });
   client.open();
   const refusals: { code: number; message: string }[] = [];
   try {
@@ -249,15 +255,27 @@ test('a refused LiveQuery subscription leaves no session token in the log, and i
     { code: 101, message: 'Permission denied' },
     { code: 119, message: 'Permission denied' },
   ]);
-  const log = await waitFor('both refusals in the server log', async () => {
+  // A frame that is not JSON is logged as it came, token and all, unless redacted.
+  const socket = new WebSocket(wsURL);
+  await new Promise<void>((resolve) => socket.once('open', resolve));
+  socket.send(`{"op":"connect","applicationId":"${stack.info.appId}","sessionToken":"${customToken}"`);
+
+  const log = await waitFor('the refusals and the malformed frame in the server log', async () => {
     const text = serverLog();
-    return (text.match(/Failed running beforeSubscribe on (BatchMemoryRequest|BatchMemoryChunk) for session/g) ?? []).length >= 2 ? text : undefined;
+    return (text.match(/Failed running beforeSubscribe on (BatchMemoryRequest|BatchMemoryChunk) for session/g) ?? []).length >= 2 && text.includes('unable to parse request') ? text : undefined;
   }, 10_000);
-  const leaked = [forgedToken, user.token].filter((token) => log.includes(token));
+  socket.close();
+  const leaked = [forgedToken, user.token, customToken].filter((token) => log.includes(token));
   expect(leaked).toEqual([]);
   expect(log).toContain(`Failed running beforeSubscribe on BatchMemoryRequest for session ${REDACTED} with`);
   expect(log).toContain(`Failed running beforeSubscribe on BatchMemoryChunk for session ${REDACTED} with`);
-  recordAttack({ attack: 'LiveQuery subscriptions with a forged and an unauthorised session token: refused, and the tokens kept out of the log', requests: 2, answers: tally(refusals.map((r) => `error ${r.code}`)), refused: refusals.length === 2 && leaked.length === 0 });
+  expect(log).toContain(`"sessionToken\\":\\"${REDACTED}`);
+  recordAttack({
+    attack: 'LiveQuery subscriptions with a forged and an unauthorised session token, and a malformed frame with a token: refused, and the tokens kept out of the log',
+    requests: 3,
+    answers: tally([...refusals.map((r) => `error ${r.code}`), 'not parsed']),
+    refused: refusals.length === 2 && leaked.length === 0,
+  });
 });
 
 test('a File naming any host but the public server one is refused in Cloud Function parameters, before the function runs', async () => {
