@@ -5,9 +5,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import Parse from 'parse/node';
-import type { Config } from '../config';
+import { type Config, publicServerURL } from '../config';
 import type { Logger } from '../config/log';
-import { type ParseEndpoint, STORED_FILE_PREFIX, type StoredPart, encodeLines, fileURL } from '../schema/batchFile';
+import { type ParseEndpoint, STORED_FILE_PREFIX, type StoredPart, encodeLines, fileField } from '../schema/batchFile';
 import { CLASS, idOf, organizationRoleName, partKey } from '../schema/classes';
 import type { MemoryItem } from '../schema/memory';
 import { BatchError } from './errors';
@@ -138,7 +138,7 @@ export class BatchStore {
       user: request.user,
       ...(request.ownership.workspace ? { workspace: request.ownership.workspace } : {}),
       ...(request.ownership.namespace ? { namespace: request.ownership.namespace } : {}),
-      batchFile: Parse.File.fromJSON({ __type: 'File', name: parts[0].name, url: fileURL(this.endpoint, parts[0].name) }),
+      batchFile: fileField(publicServerURL(this.config), this.endpoint.appId, parts[0].name),
       partsKey: request.parts.partsKey,
       partCount: parts.length,
       status: 'pending',

@@ -11,14 +11,16 @@ import { createLogger, type Logger } from '../config/log';
 import { BULK_WRITE_PATH } from '../schema/batchFile';
 import { CLASS, classDefinitions, uniqueKeys } from '../schema/classes';
 import { BatchService } from './batchService';
+import { dashboardHandlers } from './dashboard';
 import { BatchMaintenance } from './maintenance';
 import { registerCloudCode } from './main';
 import { BatchMetrics } from './metrics';
-import { RouteAuthentication } from './auth';
+import { RouteAuthentication, safeEqual } from './auth';
 import { type ParseDatabase, bulkWriteRoute } from './bulkWriter';
 import { RateLimits } from './rateLimits';
 import { batchRouter } from './router';
 import { type OwnershipResolver, defaultOwnershipResolver } from './organizations';
+import { ParseLogAdapter } from './parseLogger';
 import { BatchWorkflows } from './temporal';
 
 // Plain CommonJS packages without type declarations.
@@ -28,8 +30,6 @@ const FSFilesAdapter = require('@parse/fs-files-adapter') as new (options: { fil
 const { GridFSBucketAdapter } = require('parse-server/lib/Adapters/Files/GridFSBucketAdapter') as {
   GridFSBucketAdapter: new (databaseURI: string, options: object, encryptionKey?: string) => object;
 };
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const ParseDashboard = require('parse-dashboard') as new (config: object, options: object) => express.Handler;
 
 /** Where Parse Server is mounted on the app. */
 const PARSE_MOUNT = '/parse';
@@ -93,11 +93,10 @@ export async function startParseApp(config: Config, options: ParseAppOptions = {
     ...({ requestContextMiddleware: limits.parseRequestGate } as object),
     enforcePrivateUsers: true,
     maxUploadSize: '64mb',
-    fileUpload: { enableForPublic: false, enableForAnonymousUser: false, enableForAuthenticatedUser: false },
-    silent: config.LOG_LEVEL === 'silent' || config.LOG_LEVEL === 'warn' || config.LOG_LEVEL === 'error',
-    logLevel: 'error',
-    // null (typed as a string) turns off Parse Server's log files in the working directory; our logs go to stdout.
-    logsFolder: null as unknown as string,
+    ...hardenedParseServerOptions(config),
+    // Parse Server's warnings and errors, LiveQuery's included, in the structured log with session tokens and secrets redacted.
+    loggerAdapter: new ParseLogAdapter(log, secretsOf(config)),
+    logLevel: 'warn',
     ...options.parseServerOptions,
   } as ConstructorParameters<typeof ParseServer>[0]);
   await parseServer.start();
@@ -113,26 +112,7 @@ export async function startParseApp(config: Config, options: ParseAppOptions = {
   app.use(BULK_WRITE_PATH, bulkWriteRoute(service.parse.database, authentication));
   app.use('/api/v1', batchRouter(service, config, endpoint, log, authentication));
   app.get('/metrics', metricsHandler(metrics, config.METRICS_TOKEN));
-  app.use(
-    '/dashboard',
-    new ParseDashboard(
-      {
-        apps: [
-          {
-            serverURL: publicServerURL(config),
-            appId: config.PARSE_APP_ID,
-            masterKey: config.PARSE_MASTER_KEY,
-            appName: 'Batch memory',
-            scripts: DASHBOARD_SCRIPTS,
-            columnPreference: { [CLASS.batch]: BATCH_COLUMNS },
-          },
-        ],
-        users: [{ user: config.DASHBOARD_USER, pass: config.DASHBOARD_PASSWORD }],
-        trustProxy: 1,
-      },
-      { allowInsecureHTTP: config.NODE_ENV !== 'production', cookieSessionSecret: config.PARSE_MASTER_KEY },
-    ),
-  );
+  app.use('/dashboard', ...dashboardHandlers(config));
 
   const httpServer = http.createServer(app);
   await new Promise<void>((resolve, reject) => {
@@ -161,24 +141,49 @@ export async function startParseApp(config: Config, options: ParseAppOptions = {
   };
 }
 
-/** Actions on selected BatchMemoryRequest rows in the Dashboard's data browser, run through Cloud Functions. */
-const DASHBOARD_SCRIPTS = [
-  { title: 'Cancel batch', classes: [CLASS.batch], cloudCodeFunction: 'dashboardCancelBatch', showConfirmationDialog: true, confirmationDialogStyle: 'critical' },
-  { title: 'Retry failed items', classes: [CLASS.batch], cloudCodeFunction: 'dashboardRetryFailedItems', showConfirmationDialog: true },
-];
+/**
+ * Parse Server options whose insecure default Parse Server itself will change (each was a
+ * DeprecationWarning at start-up), set now to the secure value.
+ */
+function hardenedParseServerOptions(config: Config): Record<string, unknown> {
+  return {
+    fileUpload: {
+      enableForPublic: false,
+      enableForAnonymousUser: false,
+      enableForAuthenticatedUser: false,
+      // A File in a saved row or in Cloud Function parameters may only name this server's public host, the one
+      // Parse Server gives file URLs (schema/batchFile.ts fileField); '[]' would refuse the product's own saves,
+      // since the Parse SDK sends a file's URL with it.
+      allowedFileUrlDomains: [new URL(publicServerURL(config)).hostname],
+    },
+    pages: { encodePageParamHeaders: true },
+    // No read-only master key is configured; should one be, it works from this machine only.
+    readOnlyMasterKeyIps: ['127.0.0.1', '::1'],
+    allowAggregationForReadOnlyMasterKey: false,
+    // Parse Server's coming defaults. The product's own writes use the master key, which batchRequestLimit exempts.
+    requestComplexity: { includeDepth: 10, includeCount: 100, subqueryDepth: 10, queryDepth: 10, graphQLDepth: 20, graphQLFields: 200, batchRequestLimit: 100 },
+    // Protected fields stay hidden from a user's own _User row and from write responses; Cloud Code triggers
+    // (server code) see whole objects.
+    protectedFieldsOwnerExempt: false,
+    protectedFieldsSaveResponseExempt: false,
+    protectedFieldsTriggerExempt: true,
+    installation: { duplicateDeviceTokenActionEnforceAuth: true },
+    // The unmaintained /validate_purchase endpoint and _Product class, which this product does not use.
+    enableProductPurchaseLegacyApi: false,
+  };
+}
 
-/** Data browser columns of BatchMemoryRequest: what an operator reads first; internal keys hidden. */
-const BATCH_COLUMNS = [
-  ...['objectId', 'status', 'totalMemories', 'processedMemories', 'failedMemories', 'user', 'namespace', 'createdAt', 'startedAt', 'completedAt', 'error'],
-  ...['webhookStatus', 'webhookAttempts', 'filesExpiredAt', 'retryOf', 'workflowId', 'organization', 'workspace', 'partCount', 'rawBytes', 'storedBytes', 'expiresAt'],
-]
-  .map((name) => ({ name, visible: true }))
-  .concat(['batchFile', 'resultsFile', 'partsKey', 'requestHash', 'idempotencyKey', 'webhookUrl', 'webhookSecret', 'webhookDeliveredAt', 'webhookError', 'updatedAt', 'ACL'].map((name) => ({ name, visible: false })));
+/** Secret values that never appear in a log line. */
+function secretsOf(config: Config): string[] {
+  return [config.PARSE_MASTER_KEY, config.FILES_ENCRYPTION_KEY, config.DASHBOARD_PASSWORD, config.DASHBOARD_COOKIE_SECRET, config.METRICS_TOKEN, config.TEMPORAL_API_KEY].filter(
+    (secret): secret is string => Boolean(secret),
+  );
+}
 
-/** Prometheus text format; behind a bearer token when METRICS_TOKEN is set. */
+/** Prometheus text format; behind a bearer token (compared in constant time) when METRICS_TOKEN is set. */
 function metricsHandler(metrics: BatchMetrics, token: string | undefined): express.Handler {
   return (req, res, next) => {
-    if (token && req.get('Authorization') !== `Bearer ${token}`) {
+    if (token && !safeEqual(req.get('Authorization') ?? '', `Bearer ${token}`)) {
       res.status(401).json({ error: { code: 'unauthorized', message: 'metrics need Authorization: Bearer METRICS_TOKEN' } });
       return;
     }

@@ -1,7 +1,8 @@
+import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import { z } from 'zod';
 import { type IpNetwork, parseNetwork } from '../schema/network';
 
-/** Local-only secrets: good enough on a laptop, refused when NODE_ENV=production. */
+/** Local-only secrets: good enough on a laptop, refused in production and whenever HOST is not a loopback address. */
 export const LOCAL_SECRETS = {
   PARSE_MASTER_KEY: 'local-master-key-change-me',
   DASHBOARD_PASSWORD: 'local-dashboard-password',
@@ -50,9 +51,9 @@ function networkList(list: string, ctx: z.RefinementCtx): IpNetwork[] {
  * The README's configuration table is checked against this object.
  */
 export const configVariables = {
-  NODE_ENV: { schema: z.enum(['development', 'test', 'production']).default('development'), doc: 'production refuses local default secrets and requires DATABASE_URI and TEMPORAL_ADDRESS' },
+  NODE_ENV: { schema: z.enum(['development', 'test', 'production']).default('development'), doc: 'production refuses local default secrets and requires DATABASE_URI, TEMPORAL_ADDRESS and METRICS_TOKEN' },
   PORT: { schema: port.default(1337), doc: 'HTTP port of Parse Server, REST route, LiveQuery and Dashboard' },
-  HOST: { schema: z.string().default('127.0.0.1'), doc: 'interface the HTTP server listens on' },
+  HOST: { schema: z.string().default('127.0.0.1'), doc: 'interface the HTTP server listens on; anything but localhost or a loopback address refuses the local default secrets' },
   PARSE_SERVER_URL: { schema: url.optional(), doc: 'URL workers and Cloud Code use to reach Parse Server (defaults to http://127.0.0.1:PORT/parse)' },
   PUBLIC_SERVER_URL: { schema: url.optional(), doc: 'public Parse Server URL (defaults to http://localhost:PORT/parse)' },
   PARSE_APP_ID: { schema: z.string().min(1).default('batch-memory'), doc: 'Parse application id' },
@@ -71,6 +72,8 @@ export const configVariables = {
   TEMPORAL_CLI_PATH: { schema: optionalString, doc: 'path of the temporal CLI binary for the local dev server' },
   DASHBOARD_USER: { schema: z.string().min(1).default('admin'), doc: 'Parse Dashboard user' },
   DASHBOARD_PASSWORD: { schema: z.string().min(8, { error: 'must be at least 8 characters' }).default(LOCAL_SECRETS.DASHBOARD_PASSWORD), doc: 'Parse Dashboard password (secret)' },
+  DASHBOARD_COOKIE_SECRET: { schema: z.string().min(32, { error: 'must be at least 32 characters' }).optional(), doc: 'secret that signs the Dashboard\'s session cookie, never the master key (unset: a random one per process; Dashboard sessions live in the process\'s memory and end with it anyway)' },
+  DASHBOARD_LOGIN_MAX_FAILURES: { schema: integer(1, 1000).default(5), doc: 'failed Dashboard logins one client address may make in 15 minutes; its logins then answer 429 until the 15 minutes are over' },
   FILES_ENCRYPTION_KEY: { schema: z.string().min(16, { error: 'must be at least 16 characters' }).default(LOCAL_SECRETS.FILES_ENCRYPTION_KEY), doc: 'key that encrypts stored batch and result files (secret)' },
   LOG_LEVEL: { schema: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'), doc: 'structured log level' },
   MAX_BATCH_SIZE: { schema: integer(1, 1_000_000).default(1000), doc: 'most memories in one batch (PRD)' },
@@ -103,7 +106,7 @@ export const configVariables = {
   WEBHOOK_MAX_ATTEMPTS: { schema: integer(1, 100).default(10), doc: 'delivery attempts of a webhook (exponential backoff from 1s, at most 5m apart)' },
   WEBHOOK_TIMEOUT: { schema: duration.default(10_000), doc: 'how long one webhook delivery waits for the receiver' },
   WEBHOOK_ALLOWED_NETWORKS: { schema: z.string().trim().min(1).transform(networkList).optional(), doc: 'comma-separated CIDRs webhooks may reach although they are loopback, private or otherwise restricted (unset: none; for local development only)' },
-  METRICS_TOKEN: { schema: optionalString, doc: 'bearer token /metrics requires (unset: open, for a scraper on a private network)' },
+  METRICS_TOKEN: { schema: optionalString, doc: 'bearer token /metrics requires; required in production (unset elsewhere: open, for a local scraper)' },
   WORKER_METRICS_PORT: { schema: integer(0, 65535).default(0), doc: 'port of the worker\'s Prometheus endpoint with Temporal worker metrics (0: off; npm start uses 9464); one per worker process' },
   WORKER_MAX_CONCURRENT_ACTIVITIES: { schema: integer(1).default(8), doc: 'activities one worker runs at once' },
   MEMORY_PROCESSOR_MODULE: { schema: optionalString, doc: 'module whose default export is the memory processor hook (embedding, extraction)' },
@@ -114,15 +117,42 @@ export type Config = { [K in keyof Variables]: z.output<Variables[K]['schema']> 
 
 const configSchema = z.object(Object.fromEntries(Object.entries(configVariables).map(([k, v]) => [k, v.schema])) as { [K in keyof Variables]: Variables[K]['schema'] });
 
-/** Production rules, checked on the raw input so they are reported together with any malformed value. */
-function productionProblems(input: Record<string, string | undefined>): string[] {
-  if (input.NODE_ENV !== 'production') return [];
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
+LOOPBACK.addAddress('::1', 'ipv6');
+
+/** Whether HOST keeps the server to this machine: localhost or a loopback address (any other name or address may be reached from outside). */
+export function isLoopbackHost(host: string): boolean {
+  const address = host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  if (address === 'localhost') return true;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(address)?.[1] ?? address;
+  if (isIPv4(mapped)) return LOOPBACK.check(mapped, 'ipv4');
+  return isIPv6(mapped) && LOOPBACK.check(mapped, 'ipv6');
+}
+
+/**
+ * Rules across variables, checked on the raw input so they are reported together with any malformed
+ * value: the local default secrets stay on a laptop (refused in production and whenever the server
+ * listens beyond loopback), production needs its external services, and the Dashboard's cookie is
+ * never signed with the master key.
+ */
+function deploymentProblems(input: Record<string, string | undefined>): string[] {
   const problems: string[] = [];
-  for (const key of Object.keys(LOCAL_SECRETS) as (keyof typeof LOCAL_SECRETS)[]) {
-    if (input[key] === undefined || input[key] === LOCAL_SECRETS[key]) problems.push(`${key} must be set to a secret of your own in production (the local default is refused)`);
+  const production = input.NODE_ENV === 'production';
+  const host = input.HOST ?? configVariables.HOST.schema.parse(undefined);
+  const where = production ? 'in production' : isLoopbackHost(host) ? undefined : `when HOST (${host}) is not a loopback address`;
+  if (where) {
+    for (const key of Object.keys(LOCAL_SECRETS) as (keyof typeof LOCAL_SECRETS)[]) {
+      if (input[key] === undefined || input[key] === LOCAL_SECRETS[key]) problems.push(`${key} must be set to a secret of your own ${where} (the local default is refused)`);
+    }
   }
-  for (const key of ['DATABASE_URI', 'TEMPORAL_ADDRESS']) {
-    if (!input[key]) problems.push(`${key} is required in production`);
+  if (production) {
+    for (const key of ['DATABASE_URI', 'TEMPORAL_ADDRESS', 'METRICS_TOKEN']) {
+      if (!input[key]) problems.push(`${key} is required in production`);
+    }
+  }
+  if (input.DASHBOARD_COOKIE_SECRET !== undefined && input.DASHBOARD_COOKIE_SECRET === (input.PARSE_MASTER_KEY ?? LOCAL_SECRETS.PARSE_MASTER_KEY)) {
+    problems.push('DASHBOARD_COOKIE_SECRET must differ from PARSE_MASTER_KEY (the Dashboard\'s cookie would let anyone test master-key guesses offline)');
   }
   return problems;
 }
@@ -144,10 +174,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ...(parsed.error?.issues ?? []).map((issue) => {
       const key = String(issue.path[0]);
       const got = input[key];
-      const secret = /KEY|PASSWORD/.test(key);
+      const secret = /KEY|PASSWORD|SECRET|TOKEN/.test(key);
       return `${key} ${issue.message}${got !== undefined && !secret ? ` (got "${got}")` : ''}`;
     }),
-    ...productionProblems(input),
+    ...deploymentProblems(input),
   ];
   if (problems.length || !parsed.success) throw new ConfigError(problems);
   return parsed.data as Config;

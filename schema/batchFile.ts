@@ -57,8 +57,16 @@ export function masterHeaders(endpoint: ParseEndpoint): Record<string, string> {
   return { 'X-Parse-Application-Id': endpoint.appId, 'X-Parse-Master-Key': endpoint.masterKey };
 }
 
-export function fileURL(endpoint: ParseEndpoint, name: string): string {
+export function fileURL(endpoint: Pick<ParseEndpoint, 'serverURL' | 'appId'>, name: string): string {
   return `${endpoint.serverURL}/files/${encodeURIComponent(endpoint.appId)}/${encodeURIComponent(name)}`;
+}
+
+/**
+ * A stored file as the value of a row's File field, with the URL Parse Server itself gives the file (under
+ * PUBLIC_SERVER_URL): the only host `fileUpload.allowedFileUrlDomains` lets a saved row name.
+ */
+export function fileField(publicServerURL: string, appId: string, name: string): Parse.File {
+  return Parse.File.fromJSON({ __type: 'File', name, url: fileURL({ serverURL: publicServerURL, appId }, name) });
 }
 
 /** Bulk creates for the worker, next to the REST route (cloud/bulkWriter.ts). */

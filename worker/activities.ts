@@ -9,7 +9,7 @@ import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activ
 import Parse from 'parse/node';
 import { type Config, publicServerURL } from '../config';
 import type { Logger } from '../config/log';
-import { CorruptFileError, type ParseEndpoint, STORED_FILE_PREFIX, bulkWriteURL, chunkRows, deleteFile, encodeLines, fileURL, findPart, masterRequest, readPart, uploadFile } from '../schema/batchFile';
+import { CorruptFileError, type ParseEndpoint, STORED_FILE_PREFIX, bulkWriteURL, chunkRows, deleteFile, encodeLines, fileField, findPart, masterRequest, readPart, uploadFile } from '../schema/batchFile';
 import { CLASS, type ChunkResult, idOf } from '../schema/classes';
 import { type BatchStatus, type MemoryItem, type MemoryProcessingResult, TERMINAL_STATUSES } from '../schema/memory';
 import { type BatchManifest, type Counts, type ExpiryOutcome, type FinalizeInput, type FinalizeOutcome, type PartInput, workflowIdFor } from '../schema/workflow';
@@ -397,7 +397,7 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
         status: finalStatus,
         processedMemories: counts.processed,
         failedMemories: counts.failed,
-        resultsFile: Parse.File.fromJSON({ __type: 'File', name, url: fileURL(endpoint, name) }),
+        resultsFile: fileField(publicServerURL(config), endpoint.appId, name),
         completedAt: new Date(),
         ...(error ? { error } : {}),
       });

@@ -52,16 +52,51 @@ describe('configuration', () => {
     expect(problems(env)).toEqual([message]);
   });
 
-  test('production refuses the local default secrets and requires external services', () => {
+  const secrets = { PARSE_MASTER_KEY: 'a-real-master-key-0123', DASHBOARD_PASSWORD: 'a-real-password', FILES_ENCRYPTION_KEY: 'a-real-files-key-0123' };
+
+  test('production refuses the local default secrets and requires external services and the metrics token', () => {
     expect(problems({ NODE_ENV: 'production' }).sort()).toEqual(
       [
         ...Object.keys(LOCAL_SECRETS).map((key) => `${key} must be set to a secret of your own in production (the local default is refused)`),
         'DATABASE_URI is required in production',
         'TEMPORAL_ADDRESS is required in production',
+        'METRICS_TOKEN is required in production',
       ].sort(),
     );
-    const secrets = { PARSE_MASTER_KEY: 'a-real-master-key-0123', DASHBOARD_PASSWORD: 'a-real-password', FILES_ENCRYPTION_KEY: 'a-real-files-key-0123' };
-    expect(problems({ NODE_ENV: 'production', DATABASE_URI: 'postgres://db/parse', TEMPORAL_ADDRESS: 'temporal:7233', ...secrets })).toEqual([]);
+    expect(problems({ NODE_ENV: 'production', DATABASE_URI: 'postgres://db/parse', TEMPORAL_ADDRESS: 'temporal:7233', ...secrets })).toEqual(['METRICS_TOKEN is required in production']);
+    expect(problems({ NODE_ENV: 'production', DATABASE_URI: 'postgres://db/parse', TEMPORAL_ADDRESS: 'temporal:7233', METRICS_TOKEN: 'a-scrape-token', ...secrets })).toEqual([]);
+  });
+
+  test.each(['0.0.0.0', '::', '[::]', '10.0.0.5', '192.168.1.20', 'memory.internal', '::ffff:10.0.0.1'])(
+    'HOST=%s (beyond loopback) refuses each local default secret, outside production too',
+    (host) => {
+      const expected = Object.keys(LOCAL_SECRETS).map((key) => `${key} must be set to a secret of your own when HOST (${host}) is not a loopback address (the local default is refused)`);
+      expect(problems({ HOST: host }).sort()).toEqual(expected.sort());
+      // A default given explicitly is refused as well; secrets of one's own pass.
+      expect(problems({ HOST: host, ...LOCAL_SECRETS }).sort()).toEqual(expected.sort());
+      expect(problems({ HOST: host, ...secrets })).toEqual([]);
+    },
+  );
+
+  test.each(['127.0.0.1', '127.0.0.2', 'localhost', '::1', '[::1]', '0:0:0:0:0:0:0:1', '::ffff:127.0.0.1'])('HOST=%s (loopback) keeps the local defaults', (host) => {
+    expect(problems({ HOST: host })).toEqual([]);
+  });
+
+  test('the Dashboard cookie secret is never the master key, and long enough', () => {
+    expect(problems({ DASHBOARD_COOKIE_SECRET: LOCAL_SECRETS.PARSE_MASTER_KEY.padEnd(32, '-'), PARSE_MASTER_KEY: LOCAL_SECRETS.PARSE_MASTER_KEY.padEnd(32, '-') })).toEqual([
+      "DASHBOARD_COOKIE_SECRET must differ from PARSE_MASTER_KEY (the Dashboard's cookie would let anyone test master-key guesses offline)",
+    ]);
+    expect(problems({ DASHBOARD_COOKIE_SECRET: 'short' })).toEqual(['DASHBOARD_COOKIE_SECRET must be at least 32 characters']);
+    expect(loadConfig({ DASHBOARD_COOKIE_SECRET: 'c'.repeat(32) }).DASHBOARD_COOKIE_SECRET).toBe('c'.repeat(32));
+    expect(loadConfig({}).DASHBOARD_COOKIE_SECRET).toBeUndefined();
+  });
+
+  test('npm start with HOST=0.0.0.0 and the local default secrets stops at start-up, naming each secret', () => {
+    const result = spawnSync(process.execPath, [path.join(PROJECT_ROOT, 'dist/scripts/start.js')], { env: { PATH: process.env.PATH, HOST: '0.0.0.0' }, encoding: 'utf8', timeout: 30_000 });
+    expect(result.status).toBe(1);
+    for (const key of Object.keys(LOCAL_SECRETS)) {
+      expect(result.stderr).toContain(`${key} must be set to a secret of your own when HOST (0.0.0.0) is not a loopback address (the local default is refused)`);
+    }
   });
 
   test.each(['dist/worker/main.js', 'dist/scripts/server.js', 'dist/scripts/start.js'])('%s stops at start-up on a bad value, naming the variable', (entry) => {
