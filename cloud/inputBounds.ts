@@ -9,8 +9,8 @@ import { type Readable, Transform } from 'node:stream';
 import zlib from 'node:zlib';
 import { BatchError } from './errors';
 
-/** Below this many inflated bytes the ratio is not checked: a short, repetitive body may compress very well and still cost nothing. */
-export const INFLATE_RATIO_FLOOR_BYTES = 1024 * 1024;
+/** Below this many inflated bytes the ratio is never checked: a short, repetitive body may compress very well and still cost nothing. */
+const INFLATE_RATIO_FLOOR_BYTES = 1024 * 1024;
 
 export interface BodyBounds {
   /** Most bytes after decompression, and the setting that says so. */
@@ -18,8 +18,11 @@ export interface BodyBounds {
   maxBytesSetting: string;
   /** What to do instead, said with a 413 for too many bytes. */
   tooLargeHint?: string;
-  /** Most decompressed bytes per compressed byte of a gzip body (REST_MAX_INFLATE_RATIO). */
-  maxInflateRatio: number;
+  /**
+   * Most decompressed bytes per compressed byte of a gzip body (REST_MAX_INFLATE_RATIO), checked once
+   * more than `afterBytes` are inflated (and at least 1 MiB); none for a body whose byte bound is small enough.
+   */
+  maxInflateRatio?: { ratio: number; afterBytes: number };
   /** Longest time, in milliseconds, until the body has arrived (REST_BODY_TIMEOUT). */
   timeoutMs: number;
 }
@@ -40,15 +43,17 @@ export function boundedBody(req: http.IncomingMessage, bounds: BodyBounds): Read
   if (encoding === 'identity' && Number(req.headers['content-length']) > bounds.maxBytes) throw tooLarge(bounds);
   const inflater = encoding === 'gzip' ? zlib.createGunzip() : undefined;
   let inflated = 0;
+  const ratio = bounds.maxInflateRatio;
+  const ratioFrom = Math.max(INFLATE_RATIO_FLOOR_BYTES, ratio?.afterBytes ?? 0);
   const meter = new Transform({
     transform(chunk: Buffer, _encoding, done) {
       inflated += chunk.length;
       if (inflated > bounds.maxBytes) return done(tooLarge(bounds));
       // bytesWritten: the compressed bytes the inflater has taken in so far.
-      if (inflater && inflated > INFLATE_RATIO_FLOOR_BYTES && inflated > bounds.maxInflateRatio * inflater.bytesWritten) {
+      if (inflater && ratio && inflated > ratioFrom && inflated > ratio.ratio * inflater.bytesWritten) {
         return done(
-          new BatchError(413, 'too_large', `request body inflates more than REST_MAX_INFLATE_RATIO = ${bounds.maxInflateRatio} times its compressed size`, [
-            { path: 'body', message: 'inflates too much', limit: bounds.maxInflateRatio },
+          new BatchError(413, 'too_large', `request body inflates more than REST_MAX_INFLATE_RATIO = ${ratio.ratio} times its compressed size`, [
+            { path: 'body', message: 'inflates too much', limit: ratio.ratio },
           ]),
         );
       }

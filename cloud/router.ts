@@ -87,6 +87,11 @@ function rateLimiter(limit: number) {
 }
 
 /** The user behind a session token, or undefined if the token is unknown or expired. */
+/** The longest NDJSON line read before it is refused: a memory of MAX_MEMORY_SIZE, with room for JSON escapes. */
+function maxNdjsonLineBytes(config: Config): number {
+  return config.MAX_MEMORY_SIZE * 2 + 1024;
+}
+
 /**
  * Memories of an NDJSON body, validated one line at a time; the body is never held in memory whole.
  * Every line counts toward MAX_STREAM_BATCH_SIZE, blank or not, so that a body of nothing but
@@ -95,7 +100,7 @@ function rateLimiter(limit: number) {
 async function* ndjsonMemories(body: Readable, config: Config, hash: ReturnType<typeof createHash>): AsyncGenerator<MemoryItem> {
   const itemSchema = limitedMemoryItemSchema(config.MAX_MEMORY_SIZE);
   const decoder = new TextDecoder('utf-8', { fatal: true });
-  const maxLine = config.MAX_MEMORY_SIZE * 2 + 1024;
+  const maxLine = maxNdjsonLineBytes(config);
   let pending: Buffer[] = [];
   let pendingBytes = 0;
   let lines = 0;
@@ -206,13 +211,20 @@ export function batchRouter(service: BatchService, config: Config, endpoint: Par
   const router = express.Router();
   const limit = rateLimiter(config.REST_RATE_LIMIT);
   const masterKeyAllowedFrom = masterKeyIps(config.PARSE_MASTER_KEY_IPS);
-  const bodyBounds = (maxBytes: number, maxBytesSetting: string, tooLargeHint?: string): BodyBounds => ({
-    maxBytes,
-    maxBytesSetting,
-    tooLargeHint,
-    maxInflateRatio: config.REST_MAX_INFLATE_RATIO,
+  // A JSON body is bounded by REST_MAX_JSON_BYTES after decompression, which already bounds what inflating it costs.
+  const jsonBounds: BodyBounds = {
+    maxBytes: config.REST_MAX_JSON_BYTES,
+    maxBytesSetting: 'REST_MAX_JSON_BYTES',
+    tooLargeHint: 'send a larger batch as NDJSON (Content-Type: application/x-ndjson, one memory per line), which is streamed into storage',
     timeoutMs: config.REST_BODY_TIMEOUT,
-  });
+  };
+  // One memory, however repetitive, is judged by MAX_MEMORY_SIZE: the ratio applies past the longest line allowed.
+  const ndjsonBounds: BodyBounds = {
+    maxBytes: config.REST_MAX_STREAM_BYTES,
+    maxBytesSetting: 'REST_MAX_STREAM_BYTES',
+    maxInflateRatio: { ratio: config.REST_MAX_INFLATE_RATIO, afterBytes: maxNdjsonLineBytes(config) },
+    timeoutMs: config.REST_BODY_TIMEOUT,
+  };
   const uploads = new ConcurrencyBound(
     'uploads',
     { total: config.REST_MAX_UPLOADS, totalSetting: 'REST_MAX_UPLOADS', perUser: config.REST_MAX_UPLOADS_PER_USER, perUserSetting: 'REST_MAX_UPLOADS_PER_USER' },
@@ -284,10 +296,10 @@ export function batchRouter(service: BatchService, config: Config, endpoint: Par
           throw new BatchError(400, 'invalid_request', `invalid batch options: ${describeDetails(details)}`, details);
         }
         const hash = createHash('sha256');
-        const body = boundedBody(req, bodyBounds(config.REST_MAX_STREAM_BYTES, 'REST_MAX_STREAM_BYTES'));
+        const body = boundedBody(req, ndjsonBounds);
         answer = await service.submitStream(actor, { ...parsed.data, wait: wantsToWait(req) }, ndjsonMemories(body, config, hash), () => hash.digest('hex'), { idempotencyKey, onStored });
       } else {
-        const body = await readJsonBody(req, bodyBounds(config.REST_MAX_JSON_BYTES, 'REST_MAX_JSON_BYTES', 'send a larger batch as NDJSON (Content-Type: application/x-ndjson, one memory per line), which is streamed into storage'));
+        const body = await readJsonBody(req, jsonBounds);
         if (typeof body !== 'object' || body === null || Array.isArray(body)) {
           throw new BatchError(400, 'invalid_request', 'request body must be a JSON object with "memories"', [{ path: 'body', message: 'must be a JSON object' }]);
         }

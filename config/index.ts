@@ -80,7 +80,7 @@ export const configVariables = {
   MAX_STREAM_BATCH_SIZE: { schema: integer(1, 10_000_000).default(100_000), doc: 'most lines (one memory each; blank lines count too) in one NDJSON upload to the REST route' },
   REST_MAX_JSON_BYTES: { schema: integer(1024).default(16 * MB), doc: 'largest JSON body the REST route accepts (413 above; a parsed JSON batch costs about 6 times its size in server memory, so larger batches go as NDJSON)' },
   REST_MAX_STREAM_BYTES: { schema: integer(1024).default(2048 * MB), doc: 'largest NDJSON body, after decompression, the REST route accepts (413 above)' },
-  REST_MAX_INFLATE_RATIO: { schema: integer(1).default(100), doc: 'most bytes a gzip body may inflate to per compressed byte, checked once 1 MiB is inflated (413 above)' },
+  REST_MAX_INFLATE_RATIO: { schema: integer(1).default(100), doc: 'most bytes a gzip NDJSON body may inflate to per compressed byte, checked once more than its longest allowed line (2 × MAX_MEMORY_SIZE + 1 KiB) is inflated (413 above)' },
   REST_BODY_TIMEOUT: { schema: duration.default(300_000), doc: 'longest time a request body to the REST route may take to arrive (408 after)' },
   REST_MAX_UPLOADS: { schema: integer(1).default(16), doc: 'batch uploads one Parse Server process reads and stores at once (429 above)' },
   REST_MAX_UPLOADS_PER_USER: { schema: integer(1).default(8), doc: 'batch uploads one user may have being read and stored at once (429 above)' },
