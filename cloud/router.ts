@@ -239,6 +239,11 @@ export function batchRouter(service: BatchService, config: Config, endpoint: Par
   const slotFor = (bound: ConcurrencyBound, req: express.Request, res: express.Response): (() => void) => {
     const actor = (req as AuthedRequest).actor as Actor;
     const release = bound.take(actor.user ? `user:${idOf(actor.user)}` : 'master');
+    // A client gone while it was authenticated has closed already: no 'close' would come to release the slot.
+    if (req.socket.destroyed) {
+      release();
+      throw new BatchError(400, 'invalid_request', 'the client closed the connection');
+    }
     res.once('close', release);
     return release;
   };
