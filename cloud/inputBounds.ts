@@ -75,7 +75,8 @@ export function boundedBody(req: http.IncomingMessage, bounds: BodyBounds): Read
     bounds.timeoutMs,
   );
   req.once('end', () => clearTimeout(deadline));
-  req.once('close', () => req.complete || fail(new Error('the client closed the connection before the body ended')));
+  // The client went away: its answer goes nowhere, but what the upload stored must still be removed.
+  req.once('close', () => req.complete || fail(new BatchError(400, 'invalid_request', 'the client closed the connection before the body ended')));
   req.once('error', fail);
   meter.once('error', fail);
   // The reader stopped (a bad line, or the end): nothing more is read.

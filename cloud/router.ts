@@ -87,11 +87,6 @@ function rateLimiter(limit: number) {
 }
 
 /** The user behind a session token, or undefined if the token is unknown or expired. */
-/** The longest NDJSON line read before it is refused: a memory of MAX_MEMORY_SIZE, with room for JSON escapes. */
-function maxNdjsonLineBytes(config: Config): number {
-  return config.MAX_MEMORY_SIZE * 2 + 1024;
-}
-
 /**
  * Memories of an NDJSON body, validated one line at a time; the body is never held in memory whole.
  * Every line counts toward MAX_STREAM_BATCH_SIZE, blank or not, so that a body of nothing but
@@ -169,6 +164,11 @@ async function* ndjsonMemories(body: Readable, config: Config, hash: ReturnType<
     const item = parseLine(Buffer.concat(pending));
     if (item) yield item;
   }
+}
+
+/** The longest NDJSON line read before it is refused: a memory of MAX_MEMORY_SIZE, with room for JSON escapes. */
+function maxNdjsonLineBytes(config: Config): number {
+  return config.MAX_MEMORY_SIZE * 2 + 1024;
 }
 
 function wantsToWait(req: express.Request, bodyWait?: boolean): boolean | undefined {
