@@ -311,7 +311,6 @@ describe('on the shared stack', () => {
       { name: 'the master key from 127.0.0.2', headers: { 'X-Parse-Master-Key': info.masterKey }, localAddress: '127.0.0.2' },
     ];
     const statuses: number[] = [];
-    const rssBefore = rssBytes(info.serverPid);
     for (const attempt of attempts) {
       // Content-Length announces 60 MB; the body is never sent. The old route parsed before it checked, and waited for it.
       const request = openRequest(`${sharedOrigin()}${BULK_WRITE_PATH}/Memory`, {
@@ -325,7 +324,6 @@ describe('on the shared stack', () => {
       expect(answer?.headers.connection).toBe('close');
       expect(answer?.body).toEqual({ error: { code: 'forbidden', message: 'bulk writes need the master key (from PARSE_MASTER_KEY_IPS)', details: [] } });
     }
-    expect(rssBytes(info.serverPid) - rssBefore).toBeLessThan(30 * 1024 * 1024);
     recordAttack({ attack: 'bulk write route: 60 MB body without the master key (none, wrong, from a disallowed address)', requests: attempts.length, answers: tally(statuses), refused: statuses.every((s) => s === 403) });
   });
 
@@ -365,7 +363,3 @@ describe('on the shared stack', () => {
     recordAttack({ attack: 'malformed JSON on every product route (REST, bulk, openapi, metrics, unknown)', requests: statuses.length, answers: tally(statuses), refused: leaks.length === 0 });
   });
 });
-
-function rssBytes(pid: number): number {
-  return Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) * 1024;
-}
