@@ -190,7 +190,6 @@ test('uploads per user and in total: N + 1 at once gets exactly one 429 with Ret
   expect(perUser.refusal.body.error.code).toBe('rate_limited');
   expect(perUser.refusal.body.error.message).toContain(`(REST_MAX_UPLOADS_PER_USER = ${LIMITS.REST_MAX_UPLOADS_PER_USER})`);
   const held = perUser.requests.filter((_, index) => index !== perUser.refused);
-  for (const request of held) expect(await request.answeredWithin(300)).toBeUndefined();
   for (const request of held) request.end();
   const finished = await Promise.all(held.map((request) => request.answer));
   statuses.push(perUser.refusal.status, ...finished.map((answer) => answer.status));
