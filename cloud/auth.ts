@@ -11,6 +11,7 @@ import type { Config } from '../config';
 import { idOf } from '../schema/classes';
 import type { Actor } from './batchService';
 import { BatchError } from './errors';
+import { sendError } from './httpErrors';
 import type { InProcessParse } from './inProcess';
 import type { RateLimits } from './rateLimits';
 
@@ -61,7 +62,7 @@ export class RouteAuthentication {
     const allowedAddress = this.masterKeyAllowedFrom(req.socket.remoteAddress);
     if (rightKey && allowedAddress) return true;
     this.countFailure(req, res);
-    res.status(401).json({ error: { code: 'unauthorized', message: MASTER_KEY_REFUSED, details: [] } });
+    sendError(res, new BatchError(401, 'unauthorized', MASTER_KEY_REFUSED));
     return false;
   }
 
@@ -83,7 +84,7 @@ export class RouteAuthentication {
         throw new BatchError(401, 'unauthorized', 'the session token is invalid or expired');
       }
       request.actor = { master: false, user, sessionToken: token };
-      await this.limits.countRestRequest(idOf(user), res);
+      await this.limits.countRestRequest(idOf(user));
       return true;
     })().then((authenticated) => authenticated && next(), next);
   };

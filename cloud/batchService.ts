@@ -38,6 +38,8 @@ export interface Actor {
 export interface SubmitOptions {
   /** Idempotency key from a header, when the transport has one. */
   idempotencyKey?: string;
+  /** Called once the batch is stored (or found stored), before the answer waits for it: frees the caller's upload slot. */
+  onStored?: () => void;
 }
 
 export interface BatchAnswer {
@@ -109,7 +111,7 @@ export class BatchService {
     // Ownership is resolved while the parts are stored; create() awaits it and discards the parts if it fails.
     const ownership = this.resolveOwnership({ user, workspaceId: settings.workspace_id, namespace: settings.namespace });
     ownership.catch(() => undefined);
-    return this.create(user, settings, await this.store.writeParts(memories), idempotencyKey, requestHash, { ownership });
+    return this.create(user, settings, await this.store.writeParts(memories), idempotencyKey, requestHash, { ownership, onStored: options.onStored });
   }
 
   /**
@@ -123,7 +125,7 @@ export class BatchService {
     if (stored.total === 0) {
       throw new BatchError(400, 'invalid_request', 'invalid batch: memories must contain at least 1 memory', [{ path: 'memories', field: 'memories', message: 'must contain at least 1 memory' }]);
     }
-    return this.create(user, settings, stored, idempotencyKey, sha256(`${JSON.stringify(contentSettings(settings))}\n${bodyHash()}`));
+    return this.create(user, settings, stored, idempotencyKey, sha256(`${JSON.stringify(contentSettings(settings))}\n${bodyHash()}`), { onStored: options.onStored });
   }
 
   private idempotencyKey(user: Parse.User, clientKey: string | undefined): string | undefined {
@@ -137,13 +139,14 @@ export class BatchService {
     stored: StoredParts,
     idempotencyKey: string | undefined,
     requestHash: string,
-    known: { ownership?: Promise<BatchOwnership>; retryOf?: Parse.Object } = {},
+    known: { ownership?: Promise<BatchOwnership>; retryOf?: Parse.Object; onStored?: () => void } = {},
   ): Promise<BatchAnswer> {
     let batch: Parse.Object;
     try {
       const existing = idempotencyKey ? await this.findByIdempotencyKey(idempotencyKey, requestHash) : undefined;
       if (existing) {
         await stored.discard();
+        known.onStored?.();
         return { response: await this.answer(existing, settings.wait), created: false };
       }
       const ownership = await (known.ownership ?? this.resolveOwnership({ user, workspaceId: settings.workspace_id, namespace: settings.namespace }));
@@ -162,10 +165,12 @@ export class BatchService {
       // Two requests with one key raced: the loser answers with the winner's batch.
       if (idempotencyKey && (error as Parse.Error).code === Parse.Error.DUPLICATE_VALUE) {
         const winner = await this.findByIdempotencyKey(idempotencyKey, requestHash);
+        known.onStored?.();
         if (winner) return { response: await this.answer(winner, settings.wait), created: false };
       }
       throw error;
     }
+    known.onStored?.();
     const log = this.log.child({ batchId: idOf(batch), workflowId: workflowIdFor(idOf(batch)) });
     log.info('batch stored', { total: stored.total, parts: stored.parts.length, storedBytes: stored.storedBytes });
     const started = this.startWorkflow(batch, log);

@@ -9,6 +9,8 @@
 import express from 'express';
 import { BULK_CLASSES } from '../schema/batchFile';
 import type { RouteAuthentication } from './auth';
+import { BatchError } from './errors';
+import { sendError } from './httpErrors';
 
 // Plain CommonJS module of Parse Server without type declarations.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -130,12 +132,16 @@ async function createOne(database: ParseDatabase, className: string, object: Par
 /** Mounted at BULK_WRITE_PATH, next to the REST route: `POST …/:className { objects }`, master key only. */
 export function bulkWriteRoute(database: ParseDatabase, authentication: RouteAuthentication): express.Router {
   const router = express.Router();
-  router.post('/:className', express.json({ limit: '64mb' }), (req, res, next) => {
-    if (!authentication.masterKeyAccepted(req, res)) return;
+  // The key and its address are checked before the body is read: a refused request costs no parsing,
+  // and its connection closes after the answer instead of reading the rest.
+  const masterOnly: express.RequestHandler = (req, res, next) => {
+    if (authentication.masterKeyAccepted(req, res)) next();
+  };
+  router.post('/:className', masterOnly, express.json({ limit: '64mb' }), (req, res, next) => {
     const className = String(req.params.className);
     const objects = (req.body as { objects?: ParseObjectBody[] }).objects;
     if (!(BULK_CLASSES as readonly string[]).includes(className) || !Array.isArray(objects)) {
-      res.status(400).json({ error: { code: 'invalid_request', message: `objects must be an array, for one of ${BULK_CLASSES.join(', ')}` } });
+      sendError(res, new BatchError(400, 'invalid_request', `objects must be an array, for one of ${BULK_CLASSES.join(', ')}`));
       return;
     }
     createObjects(database, className, objects)

@@ -21,6 +21,7 @@ import Parse from 'parse/node';
 import type { RateLimitOptions } from 'parse-server/types/Options';
 import type { Config } from '../config';
 import { BatchError } from './errors';
+import { sendError } from './httpErrors';
 
 // The copy Parse Server itself loads, so that both limiters are the same library and version.
 const { MemoryStore, ipKeyGenerator } = createRequire(require.resolve('parse-server'))('express-rate-limit') as typeof import('express-rate-limit');
@@ -89,8 +90,7 @@ function refuseParse(res: express.Response, refusal: Refusal): void {
 }
 
 function refuseRest(res: express.Response, refusal: Refusal): void {
-  res.status(429).setHeader('Retry-After', String(refusal.retryAfterSeconds));
-  res.json({ error: { code: 'rate_limited', message: refusal.message, details: [] } });
+  sendError(res, new BatchError(429, 'rate_limited', refusal.message, [], refusal.retryAfterSeconds));
 }
 
 /** `res.locals` flag: a door has counted this request's failed authentication already. */
@@ -167,11 +167,9 @@ export class RateLimits {
   };
 
   /** The REST route's share of USER_RATE_LIMIT, after authentication; master-key requests are not counted. */
-  async countRestRequest(userId: string, res: express.Response): Promise<void> {
+  async countRestRequest(userId: string): Promise<void> {
     const refusal = await this.perUser.count(`user:${userId}`);
-    if (!refusal) return;
-    res.setHeader('Retry-After', String(refusal.retryAfterSeconds));
-    throw new BatchError(429, 'rate_limited', refusal.message);
+    if (refusal) throw new BatchError(429, 'rate_limited', refusal.message, [], refusal.retryAfterSeconds);
   }
 
   /** The route inside Parse Server (doubled slashes folded, as Parse Server does), or undefined for another door. */

@@ -25,12 +25,16 @@ import {
 import type { AuthedRequest, RouteAuthentication } from './auth';
 import { type Actor, type BatchService, filesExpiredError, isTerminal } from './batchService';
 import { BatchError } from './errors';
+import { jsonErrorHandler } from './httpErrors';
+import { type BodyBounds, ConcurrencyBound, boundedBody, readJsonBody } from './inputBounds';
 import { openApiDocument } from './openapi';
 
 const master = { useMasterKey: true };
 const BATCH_ID = /^[A-Za-z0-9]{1,64}$/;
 const EVENTS_POLL_MS = 500;
 const EVENTS_KEEPALIVE_MS = 15_000;
+/** Retry-After of a 429 for a full upload or event-stream bound: slots free up as batches are stored and streams end. */
+const BUSY_RETRY_AFTER_SECONDS = 5;
 
 type Handler = (req: express.Request, res: express.Response) => Promise<void>;
 
@@ -40,41 +44,40 @@ export function httpStatusOf(response: BatchMemoryResponse): number {
   return response.status === 'completed' && response.failed === 0 ? 200 : 207;
 }
 
-function sendError(res: express.Response, error: BatchError): void {
-  if (error.status === 429 && !res.hasHeader('Retry-After')) res.setHeader('Retry-After', '60');
-  res.status(error.status).json({ error: { code: error.code, message: error.message, details: error.details } });
-}
-
-/** The user behind a session token, or undefined if the token is unknown or expired. */
-/** Memories of an NDJSON body, validated one line at a time; the body is never held in memory whole. */
+/**
+ * Memories of an NDJSON body, validated one line at a time; the body is never held in memory whole.
+ * Every line counts toward MAX_STREAM_BATCH_SIZE, blank or not, so that a body of nothing but
+ * newlines ends at the bound instead of being scanned to its end.
+ */
 async function* ndjsonMemories(body: Readable, config: Config, hash: ReturnType<typeof createHash>): AsyncGenerator<MemoryItem> {
   const itemSchema = limitedMemoryItemSchema(config.MAX_MEMORY_SIZE);
   const decoder = new TextDecoder('utf-8', { fatal: true });
-  const maxLine = config.MAX_MEMORY_SIZE * 2 + 1024;
+  const maxLine = maxNdjsonLineBytes(config);
   let pending: Buffer[] = [];
   let pendingBytes = 0;
-  let received = 0;
+  let lines = 0;
   let index = 0;
 
   const parseLine = (bytes: Buffer): MemoryItem | undefined => {
+    lines++;
+    if (lines > config.MAX_STREAM_BATCH_SIZE) {
+      throw new BatchError(413, 'too_large', `invalid batch: the body has more than MAX_STREAM_BATCH_SIZE = ${config.MAX_STREAM_BATCH_SIZE} lines (one memory per line; blank lines count too)`, [
+        { path: 'memories', field: 'memories', message: `must contain at most ${config.MAX_STREAM_BATCH_SIZE} lines`, limit: config.MAX_STREAM_BATCH_SIZE },
+      ]);
+    }
     const at = `memories[${index}]`;
     let text: string;
     try {
       text = decoder.decode(bytes);
     } catch {
-      throw new BatchError(400, 'invalid_request', `invalid batch: ${at} (line ${index + 1}) is not valid UTF-8`, [{ path: at, index, message: 'is not valid UTF-8' }]);
+      throw new BatchError(400, 'invalid_request', `invalid batch: ${at} (line ${lines}) is not valid UTF-8`, [{ path: at, index, message: 'is not valid UTF-8' }]);
     }
     if (text.trim() === '') return undefined;
-    if (index >= config.MAX_STREAM_BATCH_SIZE) {
-      throw new BatchError(413, 'too_large', `invalid batch: memories must contain at most MAX_STREAM_BATCH_SIZE = ${config.MAX_STREAM_BATCH_SIZE} memories`, [
-        { path: 'memories', field: 'memories', message: `must contain at most ${config.MAX_STREAM_BATCH_SIZE} memories`, limit: config.MAX_STREAM_BATCH_SIZE },
-      ]);
-    }
     let value: unknown;
     try {
       value = JSON.parse(text);
     } catch (error) {
-      throw new BatchError(400, 'invalid_request', `invalid batch: ${at} (line ${index + 1}) is not valid JSON: ${(error as Error).message}`, [{ path: at, index, message: 'is not valid JSON' }]);
+      throw new BatchError(400, 'invalid_request', `invalid batch: ${at} (line ${lines}) is not valid JSON: ${(error as Error).message}`, [{ path: at, index, message: 'is not valid JSON' }]);
     }
     const forbidden = forbiddenKeyPath(value);
     if (forbidden) {
@@ -91,12 +94,6 @@ async function* ndjsonMemories(body: Readable, config: Config, hash: ReturnType<
   };
 
   for await (const chunk of body as AsyncIterable<Buffer>) {
-    received += chunk.length;
-    if (received > config.REST_MAX_STREAM_BYTES) {
-      throw new BatchError(413, 'too_large', `request body exceeds REST_MAX_STREAM_BYTES = ${config.REST_MAX_STREAM_BYTES} bytes`, [
-        { path: 'body', message: 'is too large', limit: config.REST_MAX_STREAM_BYTES },
-      ]);
-    }
     hash.update(chunk);
     let start = 0;
     for (let newline = chunk.indexOf(10); newline !== -1; newline = chunk.indexOf(10, start)) {
@@ -114,7 +111,7 @@ async function* ndjsonMemories(body: Readable, config: Config, hash: ReturnType<
       pending.push(chunk.subarray(start));
       pendingBytes += chunk.length - start;
       if (pendingBytes > maxLine) {
-        throw new BatchError(413, 'too_large', `invalid batch: memories[${index}] (line ${index + 1}) is longer than ${maxLine} bytes (MAX_MEMORY_SIZE = ${config.MAX_MEMORY_SIZE})`, [
+        throw new BatchError(413, 'too_large', `invalid batch: memories[${index}] (line ${lines + 1}) is longer than ${maxLine} bytes (MAX_MEMORY_SIZE = ${config.MAX_MEMORY_SIZE})`, [
           { path: `memories[${index}]`, index, message: 'is too large', limit: config.MAX_MEMORY_SIZE },
         ]);
       }
@@ -126,15 +123,9 @@ async function* ndjsonMemories(body: Readable, config: Config, hash: ReturnType<
   }
 }
 
-/** The request body as a stream, decompressed when Content-Encoding says gzip. */
-function bodyStream(req: express.Request): Readable {
-  const encoding = (req.headers['content-encoding'] ?? 'identity').toLowerCase();
-  if (encoding === 'identity') return req;
-  if (encoding !== 'gzip') throw new BatchError(415, 'invalid_request', `Content-Encoding ${encoding} is not supported (use gzip or none)`);
-  const gunzip = zlib.createGunzip();
-  req.pipe(gunzip);
-  req.on('error', (error) => gunzip.destroy(error));
-  return gunzip;
+/** The longest NDJSON line read before it is refused: a memory of MAX_MEMORY_SIZE, with room for JSON escapes. */
+function maxNdjsonLineBytes(config: Config): number {
+  return config.MAX_MEMORY_SIZE * 2 + 1024;
 }
 
 function wantsToWait(req: express.Request, bodyWait?: boolean): boolean | undefined {
@@ -175,8 +166,43 @@ function statusResponse(batch: Parse.Object, base: string): BatchStatusResponse 
 
 export function batchRouter(service: BatchService, config: Config, endpoint: ParseEndpoint, log: Logger, authentication: RouteAuthentication): express.Router {
   const router = express.Router();
-  const json = express.json({ limit: config.REST_MAX_JSON_BYTES, type: ['application/json', 'application/*+json'] });
   const optionsSchema = batchOptionsSchema(config.WEBHOOK_ALLOWED_NETWORKS ?? []);
+  // A JSON body is bounded by REST_MAX_JSON_BYTES after decompression, which already bounds what inflating it costs.
+  const jsonBounds: BodyBounds = {
+    maxBytes: config.REST_MAX_JSON_BYTES,
+    maxBytesSetting: 'REST_MAX_JSON_BYTES',
+    tooLargeHint: 'send a larger batch as NDJSON (Content-Type: application/x-ndjson, one memory per line), which is streamed into storage',
+    timeoutMs: config.REST_BODY_TIMEOUT,
+  };
+  // One memory, however repetitive, is judged by MAX_MEMORY_SIZE: the ratio applies past the longest line allowed.
+  const ndjsonBounds: BodyBounds = {
+    maxBytes: config.REST_MAX_STREAM_BYTES,
+    maxBytesSetting: 'REST_MAX_STREAM_BYTES',
+    maxInflateRatio: { ratio: config.REST_MAX_INFLATE_RATIO, afterBytes: maxNdjsonLineBytes(config) },
+    timeoutMs: config.REST_BODY_TIMEOUT,
+  };
+  const uploads = new ConcurrencyBound(
+    'uploads',
+    { total: config.REST_MAX_UPLOADS, totalSetting: 'REST_MAX_UPLOADS', perUser: config.REST_MAX_UPLOADS_PER_USER, perUserSetting: 'REST_MAX_UPLOADS_PER_USER' },
+    BUSY_RETRY_AFTER_SECONDS,
+  );
+  const eventStreams = new ConcurrencyBound(
+    'event streams',
+    { total: config.REST_MAX_EVENT_STREAMS, totalSetting: 'REST_MAX_EVENT_STREAMS', perUser: config.REST_MAX_EVENT_STREAMS_PER_USER, perUserSetting: 'REST_MAX_EVENT_STREAMS_PER_USER' },
+    BUSY_RETRY_AFTER_SECONDS,
+  );
+  /** A slot of `bound` for the caller, released on every way the answer ends (sent, failed, client gone) or earlier by the handler. */
+  const slotFor = (bound: ConcurrencyBound, req: express.Request, res: express.Response): (() => void) => {
+    const actor = (req as AuthedRequest).actor as Actor;
+    const release = bound.take(actor.user ? `user:${idOf(actor.user)}` : 'master');
+    // A client gone while it was authenticated has closed already: no 'close' would come to release the slot.
+    if (req.socket.destroyed) {
+      release();
+      throw new BatchError(400, 'invalid_request', 'the client closed the connection');
+    }
+    res.once('close', release);
+    return release;
+  };
   const base = '/api/v1/memory/batch';
 
   const handle = (handler: Handler): express.RequestHandler => (req, res, next) => {
@@ -191,10 +217,14 @@ export function batchRouter(service: BatchService, config: Config, endpoint: Par
 
   router.post(
     '/memory/batch',
-    (req, res, next) => (req.is('application/x-ndjson') ? next() : json(req, res, next)),
     handle(async (req, res) => {
       const actor = (req as AuthedRequest).actor as Actor;
       const idempotencyKey = req.get('Idempotency-Key') || undefined;
+      if (!req.is('application/x-ndjson') && !req.is('application/json')) {
+        throw new BatchError(415, 'invalid_request', `Content-Type must be application/json or application/x-ndjson (got ${req.get('Content-Type') ?? 'none'})`);
+      }
+      // Held while the body is read and stored, not while the answer waits for the batch to finish.
+      const onStored = slotFor(uploads, req, res);
       let answer;
       if (req.is('application/x-ndjson')) {
         const query = Object.fromEntries(Object.entries(req.query).filter(([key]) => key !== 'wait'));
@@ -204,13 +234,16 @@ export function batchRouter(service: BatchService, config: Config, endpoint: Par
           throw new BatchError(400, 'invalid_request', `invalid batch options: ${describeDetails(details)}`, details);
         }
         const hash = createHash('sha256');
-        answer = await service.submitStream(actor, { ...parsed.data, wait: wantsToWait(req) }, ndjsonMemories(bodyStream(req), config, hash), () => hash.digest('hex'), { idempotencyKey });
-      } else if (req.is('application/json')) {
-        const body = (req.body ?? {}) as Record<string, unknown>;
-        const wait = wantsToWait(req, typeof body.wait === 'boolean' ? body.wait : undefined);
-        answer = await service.submit(actor, { ...body, ...(wait === undefined ? {} : { wait }) }, { idempotencyKey });
+        const body = boundedBody(req, ndjsonBounds);
+        answer = await service.submitStream(actor, { ...parsed.data, wait: wantsToWait(req) }, ndjsonMemories(body, config, hash), () => hash.digest('hex'), { idempotencyKey, onStored });
       } else {
-        throw new BatchError(415, 'invalid_request', `Content-Type must be application/json or application/x-ndjson (got ${req.get('Content-Type') ?? 'none'})`);
+        const body = await readJsonBody(req, jsonBounds);
+        if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+          throw new BatchError(400, 'invalid_request', 'request body must be a JSON object with "memories"', [{ path: 'body', message: 'must be a JSON object' }]);
+        }
+        const fields = body as Record<string, unknown>;
+        const wait = wantsToWait(req, typeof fields.wait === 'boolean' ? fields.wait : undefined);
+        answer = await service.submit(actor, { ...fields, ...(wait === undefined ? {} : { wait }) }, { idempotencyKey, onStored });
       }
       const status = httpStatusOf(answer.response);
       if (status === 202) res.setHeader('Location', `${base}/${answer.response.batch_id}`);
@@ -245,6 +278,7 @@ export function batchRouter(service: BatchService, config: Config, endpoint: Par
   router.get(
     '/memory/batch/:id/events',
     handle(async (req, res) => {
+      slotFor(eventStreams, req, res);
       const batch = await loadFor(req);
       res.status(200).set({ 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive' });
       res.flushHeaders();
@@ -295,22 +329,7 @@ export function batchRouter(service: BatchService, config: Config, endpoint: Par
     return service.store.load(batchIdOf(req), actor.master ? { master: true } : { sessionToken: actor.sessionToken });
   }
 
-  router.use((error: unknown, _req: express.Request, res: express.Response, next: express.NextFunction) => {
-    if (res.headersSent) return next(error);
-    if (error instanceof BatchError) return sendError(res, error);
-    const httpError = error as { type?: string; status?: number; limit?: number; message?: string };
-    if (httpError.type === 'entity.too.large') {
-      return sendError(res, new BatchError(413, 'too_large', `request body exceeds REST_MAX_JSON_BYTES = ${config.REST_MAX_JSON_BYTES} bytes`, [{ path: 'body', message: 'is too large', limit: config.REST_MAX_JSON_BYTES }]));
-    }
-    if (httpError.type === 'entity.parse.failed' || httpError.type === 'encoding.unsupported' || httpError.type === 'charset.unsupported') {
-      return sendError(res, new BatchError(400, 'invalid_request', `request body is not valid JSON: ${httpError.message}`, [{ path: 'body', message: 'is not valid JSON' }]));
-    }
-    if ((error as { code?: string }).code === 'Z_DATA_ERROR' || (error as { code?: string }).code === 'Z_BUF_ERROR') {
-      return sendError(res, new BatchError(400, 'invalid_request', `request body is not valid gzip: ${(error as Error).message}`, [{ path: 'body', message: 'is not valid gzip' }]));
-    }
-    log.error('REST route failed', { error, stack: (error as Error).stack });
-    res.status(500).json({ error: { code: 'internal', message: 'internal error', details: [] } });
-  });
+  router.use(jsonErrorHandler(log));
 
   return router;
 }

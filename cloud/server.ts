@@ -18,6 +18,7 @@ import { BatchMetrics } from './metrics';
 import { RouteAuthentication, safeEqual } from './auth';
 import { type ParseDatabase, bulkWriteRoute } from './bulkWriter';
 import { RateLimits } from './rateLimits';
+import { jsonErrorHandler, notFound } from './httpErrors';
 import { batchRouter } from './router';
 import { type OwnershipResolver, defaultOwnershipResolver } from './organizations';
 import { ParseLogAdapter } from './parseLogger';
@@ -113,8 +114,14 @@ export async function startParseApp(config: Config, options: ParseAppOptions = {
   app.use('/api/v1', batchRouter(service, config, endpoint, log, authentication));
   app.get('/metrics', metricsHandler(metrics, config.METRICS_TOKEN));
   app.use('/dashboard', ...dashboardHandlers(config));
+  // Whatever no route answered, and any error no route handled: JSON, never Express's HTML page or a stack trace.
+  app.use(notFound);
+  app.use(jsonErrorHandler(log));
 
   const httpServer = http.createServer(app);
+  // Node's own cut-off for a request that has not fully arrived (a bare 408 on any route), kept behind
+  // REST_BODY_TIMEOUT so that the REST route answers first, in JSON, and an upload may use the whole of it.
+  httpServer.requestTimeout = config.REST_BODY_TIMEOUT + 5_000;
   await new Promise<void>((resolve, reject) => {
     httpServer.once('error', reject);
     httpServer.listen(config.PORT, config.HOST, () => resolve());

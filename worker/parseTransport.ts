@@ -16,12 +16,15 @@ interface AjaxAnswer {
 
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Parse's error answer (`{ code, error }`, `error` a string), or a connection failure naming what came back instead. */
 function errorBody(body: Buffer): unknown {
   try {
-    return JSON.parse(body.toString());
+    const answer = JSON.parse(body.toString()) as { error?: unknown } | null;
+    if (typeof answer?.error === 'string') return answer;
   } catch {
-    return { code: Parse.Error.CONNECTION_FAILED, error: body.toString().slice(0, 200) };
+    // not JSON: below
   }
+  return { code: Parse.Error.CONNECTION_FAILED, error: body.toString().slice(0, 200) };
 }
 
 export function useNodeHttpForParse(endpoint: ParseEndpoint): void {
