@@ -232,21 +232,23 @@ test('every read path: another user and an anonymous client get the exact refusa
   P.liveQueryServerURL = stackInfo().serverURL.replace(/^http/, 'ws');
   const otherSaw: string[] = [];
   const ownerSaw: Record<string, unknown>[] = [];
-  const subscription = await new P.Query('BatchMemoryRequest').subscribe(other.sessionToken);
-  for (const event of ['create', 'update', 'enter', 'leave', 'delete']) subscription.on(event, (object: Parse.Object) => otherSaw.push(object.id as string));
-  const ownerSubscription = await new P.Query('BatchMemoryRequest').equalTo('objectId', batchId).subscribe(owner.sessionToken);
-  ownerSubscription.on('update', (object: Parse.Object) => ownerSaw.push(object.toJSON()));
-  batch.set('expiresAt', new Date(Date.now() + 86_400_000));
-  await batch.save(null, master);
-  await waitFor('the owner to see the update of their batch', async () => ownerSaw.length > 0, 20_000);
-  // Saved after the owner's batch: once the other user sees this, any event of the owner's batch would have arrived first.
-  const otherBatch = await getBatch(otherBatchId);
-  otherBatch.set('expiresAt', new Date(Date.now() + 86_400_000));
-  await otherBatch.save(null, master);
-  await waitFor('the other user to see the update of their own batch', async () => otherSaw.includes(otherBatchId), 20_000);
-  subscription.unsubscribe();
-  ownerSubscription.unsubscribe();
-  await P.LiveQuery.close();
+  // Closed whatever happens: an open socket would keep jest from exiting.
+  try {
+    const subscription = await new P.Query('BatchMemoryRequest').subscribe(other.sessionToken);
+    for (const event of ['create', 'update', 'enter', 'leave', 'delete']) subscription.on(event, (object: Parse.Object) => otherSaw.push(object.id as string));
+    const ownerSubscription = await new P.Query('BatchMemoryRequest').equalTo('objectId', batchId).subscribe(owner.sessionToken);
+    ownerSubscription.on('update', (object: Parse.Object) => ownerSaw.push(object.toJSON()));
+    batch.set('expiresAt', new Date(Date.now() + 86_400_000));
+    await batch.save(null, master);
+    await waitFor('the owner to see the update of their batch', async () => ownerSaw.length > 0, 20_000);
+    // Saved after the owner's batch: once the other user sees this, any event of the owner's batch would have arrived first.
+    const otherBatch = await getBatch(otherBatchId);
+    otherBatch.set('expiresAt', new Date(Date.now() + 86_400_000));
+    await otherBatch.save(null, master);
+    await waitFor('the other user to see the update of their own batch', async () => otherSaw.includes(otherBatchId), 20_000);
+  } finally {
+    await P.LiveQuery.close();
+  }
   attempts++;
   if (otherSaw.some((id) => id !== otherBatchId)) wrong.push(`LiveQuery as another user saw ${otherSaw.filter((id) => id !== otherBatchId).join(', ')}`);
   for (const object of ownerSaw) {
