@@ -2,6 +2,9 @@
  * The coverage gate of `npm test`: which files count, how c8 is asked, and what its summary means.
  * Kept apart from the runner so that the decision can be tested with made-up summaries.
  */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 
 export const COVERAGE_THRESHOLD = 80;
 export const COVERED = ['cloud', 'schema', 'worker', 'config', 'client'];
@@ -51,6 +54,15 @@ export function coverageVerdict(rawFiles: number, summary: CoverageSummary | und
   const figure = `${scope} is ${lines.pct}% (${lines.covered} of ${lines.total} lines)`;
   if (lines.pct < threshold) return { ok: false, reason: `${figure}, below the ${threshold}% threshold` };
   return { ok: true, reason: `${figure}; threshold ${threshold}%` };
+}
+
+/** Runs c8 over the V8 coverage files in `rawDir` (reports into `reportDir`) and decides. */
+export function checkCoverage(rawDir: string, reportDir: string, projectRoot: string): CoverageVerdict {
+  spawnSync(process.execPath, [require.resolve('c8/bin/c8'), ...c8ReportArgs(rawDir, reportDir)], { cwd: projectRoot, stdio: 'inherit' });
+  const summaryFile = path.join(reportDir, 'coverage-summary.json');
+  const summary = fs.existsSync(summaryFile) ? (JSON.parse(fs.readFileSync(summaryFile, 'utf8')) as CoverageSummary) : undefined;
+  const rawFiles = fs.existsSync(rawDir) ? fs.readdirSync(rawDir).filter((name) => name.endsWith('.json')).length : 0;
+  return coverageVerdict(rawFiles, summary);
 }
 
 /**

@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { type CoverageSummary, c8ReportArgs, closingLine, coverageVerdict } from './coverageGate';
+import { checkCoverage, closingLine } from './coverageGate';
 import { reliabilityMarkdown, reliabilityReport } from './reliabilityReport';
 import { PROJECT_ROOT } from './stack';
 
@@ -46,10 +46,7 @@ function main(): number {
   // A failed gate is named just above the closing line, and counts in it as one failure.
   const failedGates: string[] = [];
   if (args.length === 0) {
-    spawnSync(process.execPath, [require.resolve('c8/bin/c8'), ...c8ReportArgs(rawCoverage, coverageRoot)], { cwd: PROJECT_ROOT, stdio: 'inherit' });
-    const summaryFile = path.join(coverageRoot, 'coverage-summary.json');
-    const summary = fs.existsSync(summaryFile) ? (JSON.parse(fs.readFileSync(summaryFile, 'utf8')) as CoverageSummary) : undefined;
-    const verdict = coverageVerdict(fs.readdirSync(rawCoverage).filter((name) => name.endsWith('.json')).length, summary);
+    const verdict = checkCoverage(rawCoverage, coverageRoot, PROJECT_ROOT);
     if (verdict.ok) process.stdout.write(`Coverage: ${verdict.reason}.\n`);
     else failedGates.push(`coverage: ${verdict.reason}`);
   }
