@@ -31,13 +31,30 @@ export async function batchWorkflowRuns(client: Client, batchId: string): Promis
   return runs;
 }
 
-/** Sizes of every payload anywhere in an event (inputs, results, failures, heartbeat details, memo). */
-export function payloadSizes(value: unknown, sizes: number[] = []): number[] {
-  if (value instanceof Uint8Array || value === null || typeof value !== 'object') return sizes;
+export interface FoundPayload {
+  data: Uint8Array;
+  /** The payload's `encoding` metadata (`json/plain`, `binary/null`, …). */
+  encoding: string;
+}
+
+/** Every payload anywhere in an event or answer (inputs, results, failures, heartbeat details, memo, search attributes). */
+export function payloadsIn(value: unknown, found: FoundPayload[] = []): FoundPayload[] {
+  if (value instanceof Uint8Array || value === null || typeof value !== 'object') return found;
   const record = value as Record<string, unknown>;
-  if (record.data instanceof Uint8Array && 'metadata' in record) sizes.push(record.data.byteLength);
-  for (const child of Object.values(record)) payloadSizes(child, sizes);
-  return sizes;
+  if (record.data instanceof Uint8Array && 'metadata' in record) {
+    const encoding = (record.metadata as Record<string, Uint8Array> | null)?.encoding;
+    found.push({ data: record.data, encoding: encoding ? Buffer.from(encoding).toString('utf8') : '' });
+  }
+  for (const child of Object.values(record)) payloadsIn(child, found);
+  return found;
+}
+
+/** Every string an event or answer holds, payload bytes decoded: what a search for leaked batch data reads. */
+export function textsIn(value: unknown, texts: string[] = []): string[] {
+  if (typeof value === 'string') texts.push(value);
+  else if (value instanceof Uint8Array) texts.push(Buffer.from(value).toString('utf8'));
+  else if (value !== null && typeof value === 'object') for (const child of Object.values(value)) textsIn(child, texts);
+  return texts;
 }
 
 export interface HistoryFigures {
@@ -50,7 +67,7 @@ export interface HistoryFigures {
 }
 
 export function historyFigures(runs: WorkflowRun[]): HistoryFigures {
-  const sizes = runs.flatMap((run) => run.events.flatMap((event) => payloadSizes(event)));
+  const sizes = runs.flatMap((run) => run.events.flatMap((event) => payloadsIn(event).map((payload) => payload.data.byteLength)));
   return {
     runs: runs.length,
     longestHistory: Math.max(...runs.map((run) => run.events.length)),
