@@ -401,7 +401,13 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
         completedAt: new Date(),
         ...(error ? { error } : {}),
       });
-      await batch.save(null, master);
+      try {
+        await batch.save(null, master);
+      } catch (saveError) {
+        // Refused (a cancel landed since the read) or lost: the retry uploads its own results file, so this one goes.
+        await deleteFile(endpoint, name).catch(() => undefined);
+        throw saveError;
+      }
       log.info('batch finished', { batchId, workflowId: workflowIdFor(batchId), status: finalStatus, ...counts, total: batch.get('totalMemories') });
       return { ...counts, webhook };
     },
