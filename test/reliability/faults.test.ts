@@ -4,10 +4,11 @@
  * Every batch completes with exact counts, nothing lost and nothing written twice.
  */
 import { Client } from 'pg';
+import { loadConfig } from '../../config';
 import { waitFor } from '../../scripts/processes';
-import { memories } from '../support/helpers';
+import { memories, preparedItems } from '../support/helpers';
 import { type PrivateStack, startPrivateStack } from '../support/privateStack';
-import { recordScenario, stackApi } from './stackApi';
+import { recordScenario, stackApi, tally } from './stackApi';
 
 let stack: PrivateStack;
 let api: ReturnType<typeof stackApi>;
@@ -23,9 +24,32 @@ afterAll(async () => {
   await stack?.shutdown();
 });
 
-/** Items take 4 ms each to prepare (as an embedding call would take longer), so that every fault lands in a running batch. */
+// Every HTTP request of a scenario (the submission, the status and progress polls during the faults, the
+// row counts) goes through fetch: its answers are counted, and a 5xx among them fails the scenario.
+const requests = jest.spyOn(globalThis, 'fetch');
+beforeEach(() => requests.mockClear());
+
+/** Every answer the scenario received so far: its status (`network error` when there was none) and request. */
+async function answersReceived(): Promise<{ status: number | 'network error'; request: string }[]> {
+  return Promise.all(
+    requests.mock.results.map(async (result, k) => {
+      const [input, init] = requests.mock.calls[k];
+      const request = `${init?.method ?? 'GET'} ${String(input).replace(/^https?:\/\/[^/]+/, '').slice(0, 120)}`;
+      try {
+        return { status: (await (result.value as Promise<Response>)).status, request };
+      } catch {
+        return { status: 'network error' as const, request };
+      }
+    }),
+  );
+}
+
+/**
+ * Items take 4 ms each to prepare (as an embedding call would take longer), so that every fault lands in a
+ * running batch; the test processor records each preparation (see preparedItems).
+ */
 async function submit(count: number, slowMs = 4): Promise<string> {
-  const items = memories(count, 150, (index) => ({ metadata: { index, test_slow_ms: slowMs } }));
+  const items = memories(count, 150, (index) => ({ metadata: { index, test_slow_ms: slowMs, test_record: true } }));
   const answer = await api.call('/api/v1/memory/batch?wait=false', { body: { memories: items }, token: user.token });
   expect(answer.status).toBe(202);
   return answer.body.batch_id;
@@ -72,23 +96,66 @@ async function expectExact(scenario: string, batchId: string, total: number, fau
     return current.status === 'completed' ? current : undefined;
   }, 300_000, 250);
   const { rows, duplicates } = await api.memoryRows(batchId);
-  recordScenario({ scenario, faults, badInputs: 0, serverErrors: 0, lost: total - (rows - duplicates), duplicated: duplicates });
+  const received = await answersReceived();
+  const answers = tally(received.map(({ status }) => status));
+  const failures = received.filter(({ status }) => typeof status === 'number' && status >= 500);
+  const serverErrors = failures.length;
+  recordScenario({ scenario, faults, badInputs: 0, serverErrors, lost: total - (rows - duplicates), duplicated: duplicates });
   expect(batch).toMatchObject({ totalMemories: total, processedMemories: total, failedMemories: 0 });
   expect(rows).toBe(total);
   expect(duplicates).toBe(0);
+  expect(answers['200']).toBeGreaterThan(0);
+  expect({ answers, failures }).toEqual({ answers, failures: [] });
+}
+
+/** A SIGKILL of the worker: the chunks recorded just before it, and how many preparations the log held after it. */
+interface Kill {
+  recorded: number[];
+  preparedBefore: number;
+}
+
+async function killWorker(batchId: string): Promise<Kill> {
+  const recorded = (await api.chunkRows(batchId)).map((chunk) => chunk.first);
+  await stack.stop('worker', 'SIGKILL');
+  const kill = { recorded, preparedBefore: preparedItems(batchId, stack.info.env.DATA_DIR).length };
+  await stack.start('worker');
+  return kill;
+}
+
+/**
+ * Resumed, not redone, from what the processor prepared: after each kill no item of a chunk recorded
+ * before it was prepared again, and each part prepared again at most the items of its write in flight
+ * (BATCH_WRITE_MAX_ITEMS).
+ */
+function expectResumedAfterEachKill(batchId: string, kills: Kill[]): void {
+  const { BATCH_CHUNK_SIZE: chunkSize, BATCH_WRITE_MAX_ITEMS: writeItems, BATCH_PART_MAX_ITEMS: partItems } = loadConfig(stack.info.env);
+  const prepared = preparedItems(batchId, stack.info.env.DATA_DIR);
+  kills.forEach(({ recorded, preparedBefore }, k) => {
+    const after = prepared.slice(preparedBefore);
+    const finished = new Set(recorded.flatMap((first) => Array.from({ length: chunkSize }, (_, offset) => first + offset)));
+    expect({ kill: k + 1, preparedAgain: after.filter(({ i }) => finished.has(i)).map(({ i }) => i) }).toEqual({ kill: k + 1, preparedAgain: [] });
+    const inFlight = new Set(prepared.slice(k === 0 ? 0 : kills[k - 1].preparedBefore, preparedBefore).map(({ i }) => i));
+    const repeatedPerPart = new Map<number, Set<number>>();
+    for (const { i } of after.filter(({ i }) => inFlight.has(i))) {
+      const part = Math.floor(i / partItems);
+      repeatedPerPart.set(part, (repeatedPerPart.get(part) ?? new Set()).add(i));
+    }
+    for (const [part, repeated] of repeatedPerPart) expect({ kill: k + 1, part, repeated: repeated.size <= writeItems ? 'at most one write' : [...repeated] }).toEqual({ kill: k + 1, part, repeated: 'at most one write' });
+  });
 }
 
 test('the worker killed with SIGKILL three times at random points of a 5,000-memory batch: exact, and resumed from the last finished chunk', async () => {
   const total = 5000;
   const batchId = await submit(total);
   const killPoints = Array.from({ length: 3 }, () => 300 + Math.floor(Math.random() * 3900)).sort((a, b) => a - b);
+  const kills: Kill[] = [];
   for (const point of killPoints) {
     await untilProcessed(batchId, point);
     await untilPartHalfDone(batchId);
-    await stack.stop('worker', 'SIGKILL');
-    await stack.start('worker');
+    kills.push(await killWorker(batchId));
   }
   await expectExact('worker killed (SIGKILL) ×3 during 5,000 memories', batchId, total, killPoints.length);
+  expectResumedAfterEachKill(batchId, kills);
 
   // One row per chunk, and retried parts kept the chunks their first attempt had finished.
   const chunks = await api.chunkRows(batchId);
@@ -107,9 +174,10 @@ test('the worker killed with SIGKILL in the middle of a batch of one part (a loc
   await untilProcessedChunks(batchId, 3);
   const before = await api.chunkRows(batchId);
   expect(before.length).toBeLessThan(10);
-  await stack.stop('worker', 'SIGKILL');
-  await stack.start('worker');
+  const kill = await killWorker(batchId);
+  expect(kill.recorded.length).toBeGreaterThanOrEqual(before.length);
   await expectExact('worker killed (SIGKILL) during a local part of 100 memories', batchId, 100, 1);
+  expectResumedAfterEachKill(batchId, [kill]);
   // The chunks recorded before the kill stand as they were: the re-run found them and went on from there.
   const after = await api.chunkRows(batchId);
   expect(after).toHaveLength(10);
