@@ -53,11 +53,12 @@ const WORDS =
   'the user mentioned that their team prefers morning meetings and wants summaries sent by email after each call about the project roadmap budget review customer feedback release plan design notes and travel schedule for next quarter'.split(' ');
 
 /**
- * Memories that take `slowMs` each to prepare. At 50 ms a part of 100 takes 5 s, longer than a cancellation
- * takes to reach a running activity (its next heartbeat, sent at most every 80% of BATCH_HEARTBEAT_TIMEOUT,
- * 4 s in the test stack): a cancel lands in the middle of parts.
+ * Memories that take `slowMs` each to prepare. At 150 ms a part of 100 takes 15 s and a write of 30 takes
+ * 4.5 s: a cancel sent once the first rows are written reaches the running activities (at their next
+ * heartbeat, sent at most every 80% of BATCH_HEARTBEAT_TIMEOUT, 4 s in the test stack) and stops them
+ * at a write boundary in the middle of their parts.
  */
-export function slowMemories(count: number, slowMs = 50): MemoryItem[] {
+export function slowMemories(count: number, slowMs = 150): MemoryItem[] {
   return memories(count, 300, (index) => ({ metadata: { index, kind: 'note', test_slow_ms: slowMs } }));
 }
 
