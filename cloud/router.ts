@@ -24,7 +24,7 @@ import {
   validationDetails,
 } from '../schema/memory';
 import { type Actor, type BatchService, filesExpiredError, isTerminal } from './batchService';
-import { BatchError } from './errors';
+import { BatchError, retryRead } from './errors';
 import { openApiDocument } from './openapi';
 
 const master = { useMasterKey: true };
@@ -222,8 +222,9 @@ export function batchRouter(service: BatchService, config: Config, endpoint: Par
   const json = express.json({ limit: config.REST_MAX_JSON_BYTES, type: ['application/json', 'application/*+json'] });
   const base = '/api/v1/memory/batch';
 
+  // A read whose database connection dropped under it is tried again rather than answered with a 500.
   const handle = (handler: Handler): express.RequestHandler => (req, res, next) => {
-    handler(req, res).catch(next);
+    (req.method === 'GET' ? retryRead(() => handler(req, res), () => !res.headersSent) : handler(req, res)).catch(next);
   };
 
   const authenticate: express.RequestHandler = (req, _res, next) => {
@@ -242,7 +243,7 @@ export function batchRouter(service: BatchService, config: Config, endpoint: Par
       const bearer = /^Bearer\s+(\S+)$/i.exec(req.get('Authorization') ?? '')?.[1];
       const token = req.get('X-Parse-Session-Token') ?? bearer;
       if (!token) throw new BatchError(401, 'unauthorized', 'authentication required: send X-Parse-Session-Token or Authorization: Bearer <session token>');
-      const user = await service.parse.userOfSession(token);
+      const user = await retryRead(() => service.parse.userOfSession(token));
       if (!user) throw new BatchError(401, 'unauthorized', 'the session token is invalid or expired');
       request.actor = { master: false, user, sessionToken: token };
       limit(`user:${idOf(user)}`);

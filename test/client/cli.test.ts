@@ -58,8 +58,8 @@ test('resume: an import interrupted after the upload, run again with the same id
   first.child.kill('SIGTERM');
   // Interrupted, it exits 1 (as any unfinished run: README's exit codes), not killed by the signal.
   const interrupted = await first.exit;
-  expect(interrupted.stderr).toContain('memory-batch: interrupted (SIGTERM); a batch already accepted keeps running');
   expect(interrupted.code).toBe(1);
+  expect(interrupted.stderr).toContain('memory-batch: interrupted (SIGTERM); a batch already accepted keeps running');
 
   const second = await runCli(args);
   expect(second.stderr).toContain(`batch ${accepted} matched by its idempotency key (no new batch): 3000 memories`);
