@@ -1,7 +1,9 @@
 /**
  * Faults on a private stack: the worker killed with SIGKILL three times, Parse Server and the
  * Temporal dev server restarted, PostgreSQL connections terminated, each in the middle of a batch.
- * Every batch completes with exact counts, nothing lost and nothing written twice.
+ * Every batch completes with exact counts, nothing lost and nothing written twice, and no answer of the
+ * REST route is a 5xx; a killed worker's parts resume after their recorded chunks (what the processor
+ * prepared shows it).
  */
 import { Client } from 'pg';
 import { loadConfig } from '../../config';
@@ -184,7 +186,6 @@ test('the worker killed with SIGKILL in the middle of a batch of one part (a loc
   const before = await api.chunkRows(batchId);
   expect(before.length).toBeLessThan(10);
   const kill = await killWorker(batchId);
-  expect(kill.recorded.length).toBeGreaterThanOrEqual(before.length);
   await expectExact('worker killed (SIGKILL) during a local part of 100 memories', batchId, 100, 1);
   expectResumedAfterEachKill(batchId, [kill]);
   // The chunks recorded before the kill stand as they were: the re-run found them and went on from there.
