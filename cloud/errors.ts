@@ -16,13 +16,15 @@ export class BatchError extends Error {
   }
 }
 
-/** Attempts of a read that Parse Server failed with INTERNAL_SERVER_ERROR. */
+/** Attempts of a read that Parse Server failed with INTERNAL_SERVER_ERROR, and the pause before each retry. */
 const READ_ATTEMPTS = 3;
+const READ_RETRY_DELAY_MS = 100;
 
 /**
  * Runs a read again when Parse Server failed it with INTERNAL_SERVER_ERROR (code 1), which is what it
- * answers when the database dropped the connection under the query (a failover, a terminated backend):
- * the next attempt gets another connection from the pool. `retryable` says whether nothing was sent yet.
+ * answers when the database dropped the connection under the query (a failover, a terminated backend).
+ * The pause lets the pool notice its other dropped connections, so that the retry gets a live one.
+ * `retryable` says whether nothing was sent yet.
  */
 export async function retryRead<T>(read: () => Promise<T>, retryable: () => boolean = () => true): Promise<T> {
   for (let attempt = 1; ; attempt++) {
@@ -30,6 +32,7 @@ export async function retryRead<T>(read: () => Promise<T>, retryable: () => bool
       return await read();
     } catch (error) {
       if (attempt >= READ_ATTEMPTS || (error as Parse.Error).code !== Parse.Error.INTERNAL_SERVER_ERROR || !retryable()) throw error;
+      await new Promise((resolve) => setTimeout(resolve, READ_RETRY_DELAY_MS));
     }
   }
 }

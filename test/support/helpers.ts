@@ -197,14 +197,19 @@ export async function untilActivitiesClosed(batchId: string, timeoutMs = 120_000
     async () => {
       const runs = await batchWorkflowRuns(client, batchId);
       if (!isClosed(runs.at(-1)?.events.at(-1))) return undefined;
+      // Event ids count within a run: match each run's activities with that run's closing events.
+      const open = runs.flatMap(({ events }) => {
+        const closed = new Set(
+          events
+            .map((e) => e.activityTaskCompletedEventAttributes ?? e.activityTaskFailedEventAttributes ?? e.activityTaskTimedOutEventAttributes ?? e.activityTaskCanceledEventAttributes)
+            .filter((attributes) => attributes)
+            .map((attributes) => Number(attributes?.scheduledEventId)),
+        );
+        return events.filter((e) => e.activityTaskScheduledEventAttributes && !closed.has(Number(e.eventId)));
+      });
+      if (open.length) return undefined;
       const events = runs.flatMap((run) => run.events);
-      const scheduled = events.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => Number(e.eventId));
-      const closing = events.map(
-        (e) => e.activityTaskCompletedEventAttributes ?? e.activityTaskFailedEventAttributes ?? e.activityTaskTimedOutEventAttributes ?? e.activityTaskCanceledEventAttributes,
-      );
-      const closed = new Set(closing.filter((attributes) => attributes).map((attributes) => Number(attributes?.scheduledEventId)));
-      if (!scheduled.every((id) => closed.has(id))) return undefined;
-      return { activities: scheduled.length, cancelled: events.filter((e) => e.activityTaskCanceledEventAttributes).length };
+      return { activities: events.filter((e) => e.activityTaskScheduledEventAttributes).length, cancelled: events.filter((e) => e.activityTaskCanceledEventAttributes).length };
     },
     timeoutMs,
     250,
