@@ -348,6 +348,15 @@ process.stdout.on('error', (error: NodeJS.ErrnoException) => {
   if (error.code === 'EPIPE') process.exit(EXIT.success);
   throw error;
 });
+// Interrupted (Ctrl-C, a supervisor's SIGTERM): exit 1 like any unfinished run rather than die of the signal.
+// A batch already accepted keeps running; the same import with its --idempotency-key follows it again.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    if (process.stderr.isTTY) process.stderr.write('\x1B[?25h\n'); // the progress bar hid the cursor
+    process.stderr.write(`memory-batch: interrupted (${signal}); a batch already accepted keeps running\n`);
+    process.exit(EXIT.failure);
+  });
+}
 void main(process.argv).then((code) => {
   process.exitCode = code;
 });

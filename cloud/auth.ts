@@ -10,7 +10,7 @@ import type express from 'express';
 import type { Config } from '../config';
 import { idOf } from '../schema/classes';
 import type { Actor } from './batchService';
-import { BatchError } from './errors';
+import { BatchError, retryRead } from './errors';
 import { sendError } from './httpErrors';
 import type { InProcessParse } from './inProcess';
 import type { RateLimits } from './rateLimits';
@@ -78,7 +78,7 @@ export class RouteAuthentication {
       const bearer = /^Bearer\s+(\S+)$/i.exec(req.get('Authorization') ?? '')?.[1];
       const token = req.get('X-Parse-Session-Token') ?? bearer;
       if (!token) throw new BatchError(401, 'unauthorized', 'authentication required: send X-Parse-Session-Token or Authorization: Bearer <session token>');
-      const user = await this.parse.userOfSession(token);
+      const user = await retryRead(() => this.parse.userOfSession(token));
       if (!user) {
         this.countFailure(req, res);
         throw new BatchError(401, 'unauthorized', 'the session token is invalid or expired');

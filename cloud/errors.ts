@@ -1,3 +1,4 @@
+import Parse from 'parse/node';
 import type { ValidationDetail } from '../schema/memory';
 
 export type BatchErrorCode = 'invalid_request' | 'unauthorized' | 'forbidden' | 'not_found' | 'conflict' | 'too_large' | 'rate_limited' | 'unavailable' | 'expired' | 'timeout' | 'internal';
@@ -14,5 +15,26 @@ export class BatchError extends Error {
   ) {
     super(message);
     this.name = 'BatchError';
+  }
+}
+
+/** Attempts of a read that Parse Server failed with INTERNAL_SERVER_ERROR, and the pause before each retry. */
+const READ_ATTEMPTS = 3;
+const READ_RETRY_DELAY_MS = 100;
+
+/**
+ * Runs a read again when Parse Server failed it with INTERNAL_SERVER_ERROR (code 1), which is what it
+ * answers when the database dropped the connection under the query (a failover, a terminated backend).
+ * The pause lets the pool notice its other dropped connections, so that the retry gets a live one.
+ * `retryable` says whether nothing was sent yet.
+ */
+export async function retryRead<T>(read: () => Promise<T>, retryable: () => boolean = () => true): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await read();
+    } catch (error) {
+      if (attempt >= READ_ATTEMPTS || (error as Parse.Error).code !== Parse.Error.INTERNAL_SERVER_ERROR || !retryable()) throw error;
+      await new Promise((resolve) => setTimeout(resolve, READ_RETRY_DELAY_MS));
+    }
   }
 }

@@ -24,7 +24,7 @@ import {
 } from '../schema/memory';
 import type { AuthedRequest, RouteAuthentication } from './auth';
 import { type Actor, type BatchService, filesExpiredError, isTerminal } from './batchService';
-import { BatchError } from './errors';
+import { BatchError, retryRead } from './errors';
 import { jsonErrorHandler } from './httpErrors';
 import { type BodyBounds, ConcurrencyBound, boundedBody, readJsonBody } from './inputBounds';
 import { openApiDocument } from './openapi';
@@ -205,8 +205,9 @@ export function batchRouter(service: BatchService, config: Config, endpoint: Par
   };
   const base = '/api/v1/memory/batch';
 
+  // A read whose database connection dropped under it is tried again rather than answered with a 500.
   const handle = (handler: Handler): express.RequestHandler => (req, res, next) => {
-    handler(req, res).catch(next);
+    (req.method === 'GET' ? retryRead(() => handler(req, res), () => !res.headersSent) : handler(req, res)).catch(next);
   };
 
   router.get('/openapi.json', (_req, res) => {

@@ -325,9 +325,10 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
       };
       const chunkStarts: number[] = [];
       for (let first = stored.first; first < stored.first + stored.count; first += chunkSize) chunkStarts.push(first);
-      // A retry skips the chunks earlier attempts finished. A first attempt looks them up only once a write
-      // finds its chunks recorded already (a reset workflow; a local activity re-run after its worker died).
-      const pending = ctx.info.attempt > 1 ? await unfinished(chunkStarts) : chunkStarts;
+      // A retry skips the chunks earlier attempts finished, and so does a local part: a local activity re-run
+      // after its worker died starts again at attempt 1. A first attempt of an activity task looks them up only
+      // once a write finds its chunks recorded already (a reset workflow).
+      const pending = ctx.info.attempt > 1 || ctx.info.isLocal ? await unfinished(chunkStarts) : chunkStarts;
       if (pending.length === 0) return totals;
 
       const partLog = log.child({ batchId, workflowId: workflowIdFor(batchId), part, attempt: ctx.info.attempt });

@@ -1,5 +1,6 @@
 /** The PRD's workflow cases, end to end: Cloud Function → Parse Files → Temporal → worker → Memory rows. */
-import { addMemoryBatch, closeTemporal, countMemories, duplicateMemories, getBatch, master, memories, newUser, parse, temporal } from '../support/helpers';
+import { addMemoryBatch, closeTemporal, countMemories, duplicateMemories, getBatch, master, memories, newUser, parse, preparedItems, repeatedIndexes, temporal } from '../support/helpers';
+import { stackInfo } from '../support/stackInfo';
 import { batchMemoryResponseSchema } from '../../schema/memory';
 import { workflowIdFor } from '../../schema/workflow';
 import { progressQuery } from '../../worker/workflows';
@@ -49,7 +50,8 @@ describe('batch memory workflow', () => {
   ])('survives retries of a part (%s): a failure after a chunk was written duplicates nothing', async (_kind, count) => {
     const { sessionToken } = await newUser();
     // Writes of 30 (the test stack's BATCH_WRITE_MAX_ITEMS): the failure is in the second write, chunk 30.
-    const items = memories(count, 200, (i) => (i === 34 ? { metadata: { test_fail_after_persist: true } } : {}));
+    const write = Number(stackInfo().env.BATCH_WRITE_MAX_ITEMS);
+    const items = memories(count, 200, (i) => ({ metadata: { index: i, test_record: true, ...(i === 34 ? { test_fail_after_persist: true } : {}) } }));
     const response = await addMemoryBatch(sessionToken, { memories: items });
     expect(response).toMatchObject({ success: true, status: 'completed', total: count, processed: count, failed: 0 });
     expect(await countMemories(response.batch_id)).toBe(count);
@@ -57,9 +59,14 @@ describe('batch memory workflow', () => {
     const P = parse();
     const chunk = await new P.Query('BatchMemoryChunk').equalTo('key', `${response.batch_id}:30`).first(master);
     expect(chunk?.get('attempt')).toBe(2);
-    // Chunks of the write before the failure were not redone: progress resumed from the last finished write.
-    const before = await new P.Query('BatchMemoryChunk').equalTo('key', `${response.batch_id}:0`).first(master);
-    expect(before?.get('attempt')).toBe(1);
+    // What the processor prepared (chunk rows are insert-only, so they cannot show a redone chunk): every
+    // item, the first write's once only; the retry began at the failed write, so exactly that write's
+    // items were prepared twice.
+    const prepared = preparedItems(response.batch_id);
+    const range = (from: number, to: number) => Array.from({ length: to - from }, (_, k) => from + k);
+    expect([...new Set(prepared.map((p) => p.i))].sort((a, b) => a - b)).toEqual(range(0, count));
+    expect(repeatedIndexes(prepared)).toEqual(range(write, Math.min(count, 2 * write)));
+    expect(prepared.filter((p) => p.a > 1).map((p) => p.i)).toEqual(range(write, Math.min(count, 100)));
     const events = (await (await temporal()).workflow.getHandle(workflowIdFor(response.batch_id)).fetchHistory()).events ?? [];
     const partActivities = events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'processPart');
     if (count <= 100) {

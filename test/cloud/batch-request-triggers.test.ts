@@ -1,5 +1,5 @@
 /** BatchMemoryRequest is guarded: master-key writes only, legal status moves only, owner and organization reads only. */
-import { addMemoryBatch, closeTemporal, countMemories, getBatch, master, memories, newUser, parse, temporal, waitFor } from '../support/helpers';
+import { addMemoryBatch, closeTemporal, countMemories, getBatch, master, memories, newUser, parse, slowMemories, temporal, untilActivitiesClosed, waitFor } from '../support/helpers';
 import { workflowIdFor } from '../../schema/workflow';
 
 afterAll(closeTemporal);
@@ -77,16 +77,20 @@ describe('BatchMemoryRequest triggers and permissions', () => {
     await expect(P.Cloud.run('addMemoryBatch', { memories: memories(2) })).rejects.toMatchObject({ code: P.Error.INVALID_SESSION_TOKEN });
   });
 
-  test('cancelling a running batch ends it as cancelled and writes nothing after the cancel is acknowledged', async () => {
+  test('cancelling a running batch ends it as cancelled, stops its running parts, and nothing is written after the cancel is acknowledged', async () => {
     const P = parse();
     const { sessionToken } = await newUser();
-    const { batch_id } = await addMemoryBatch(sessionToken, { memories: memories(3000, 300), wait: false });
-    await waitFor('the batch to make progress', async () => ((await getBatch(batch_id)).get('processedMemories') > 0 ? true : undefined), 60_000);
+    const { batch_id } = await addMemoryBatch(sessionToken, { memories: slowMemories(3000), wait: false });
+    await waitFor('the first memories to be written', async () => (await countMemories(batch_id)) > 0, 60_000);
     const cancelled = (await P.Cloud.run('cancelMemoryBatch', { batch_id }, { sessionToken })) as { status: string; processed: number };
     expect(cancelled.status).toBe('cancelled');
     const rowsAtCancel = await countMemories(batch_id);
     const description = await (await temporal()).workflow.getHandle(workflowIdFor(batch_id)).describe();
     expect(description.status.name).toBe('CANCELLED');
+    // No part can write once Temporal's history shows every activity closed: count again only then. Some
+    // ended cancelled: the cancel reached parts in the middle and they stopped there.
+    const activities = await untilActivitiesClosed(batch_id);
+    expect(activities.cancelled).toBeGreaterThan(0);
     expect(rowsAtCancel).toBeLessThan(3000);
     expect(await countMemories(batch_id)).toBe(rowsAtCancel);
     const batch = await getBatch(batch_id);
@@ -98,8 +102,8 @@ describe('BatchMemoryRequest triggers and permissions', () => {
 
   test('setting status = cancelled with the master key (what the Dashboard does) cancels the workflow; nothing is written after', async () => {
     const { sessionToken } = await newUser();
-    const { batch_id } = await addMemoryBatch(sessionToken, { memories: memories(3000, 300), wait: false });
-    await waitFor('the batch to make progress', async () => ((await getBatch(batch_id)).get('processedMemories') > 0 ? true : undefined), 60_000);
+    const { batch_id } = await addMemoryBatch(sessionToken, { memories: slowMemories(3000), wait: false });
+    await waitFor('the first memories to be written', async () => (await countMemories(batch_id)) > 0, 60_000);
     const batch = await getBatch(batch_id);
     batch.set('status', 'cancelled');
     await batch.save(null, master);
@@ -114,6 +118,8 @@ describe('BatchMemoryRequest triggers and permissions', () => {
     expect(finished.get('status')).toBe('cancelled');
     expect(finished.get('processedMemories')).toBe(rows);
     expect(rows).toBeLessThan(3000);
+    const activities = await untilActivitiesClosed(batch_id);
+    expect(activities.cancelled).toBeGreaterThan(0);
     expect(await countMemories(batch_id)).toBe(rows);
 
     // A late count increment (an attempt that outlived the batch) leaves the final counts as they are.

@@ -35,7 +35,6 @@ beforeAll(async () => {
   stack = await startPrivateStack('bounds', {
     ...Object.fromEntries(Object.entries(LIMITS).map(([key, value]) => [key, String(value)])),
     REST_BODY_TIMEOUT: String(BODY_TIMEOUT_MS),
-    REST_RATE_LIMIT: '1000000',
   });
   api = stackApi(stack.info);
   origin = stack.info.serverURL.replace(/\/parse$/, '');

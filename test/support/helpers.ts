@@ -7,6 +7,7 @@ import Parse from 'parse/node';
 import { waitFor } from '../../scripts/processes';
 import type { BatchMemoryResponse, MemoryItem } from '../../schema/memory';
 import { stackInfo } from './stackInfo';
+import { batchWorkflowRuns, type HistoryEvent } from './workflowHistory';
 
 export { waitFor };
 export const master = { useMasterKey: true };
@@ -50,6 +51,16 @@ export function memories(count: number, bytes = 200, extra: (index: number) => P
 
 const WORDS =
   'the user mentioned that their team prefers morning meetings and wants summaries sent by email after each call about the project roadmap budget review customer feedback release plan design notes and travel schedule for next quarter'.split(' ');
+
+/**
+ * Memories that take `slowMs` each to prepare. At 150 ms a part of 100 takes 15 s and a write of 30 takes
+ * 4.5 s: a cancel sent once the first rows are written reaches the running activities (at their next
+ * heartbeat, sent at most every 80% of BATCH_HEARTBEAT_TIMEOUT, 4 s in the test stack) and stops them
+ * at a write boundary in the middle of their parts.
+ */
+export function slowMemories(count: number, slowMs = 150): MemoryItem[] {
+  return memories(count, 300, (index) => ({ metadata: { index, kind: 'note', test_slow_ms: slowMs } }));
+}
 
 export function englishText(bytes: number, seed: number): string {
   const parts: string[] = [`Memory ${seed}:`];
@@ -146,4 +157,72 @@ export async function http(path: string, init: RequestInit & { headers?: Record<
   const info = stackInfo();
   const url = path.startsWith('http') ? path : `${info.serverURL}${path}`;
   return fetch(url, { ...init, headers: { 'X-Parse-Application-Id': info.appId, ...init.headers } });
+}
+
+/** One call of the test processor's `prepare` (items with `test_record: true`), in the order the worker made them. */
+export interface PreparedItem {
+  /** Index of the memory in its batch. */
+  i: number;
+  /** The activity attempt that prepared it. */
+  a: number;
+}
+
+/** What the worker of the stack with this DATA_DIR prepared for a batch so far (see testProcessor.ts). */
+export function preparedItems(batchId: string, dataDir = stackInfo().env.DATA_DIR): PreparedItem[] {
+  const file = path.join(dataDir, 'prepared', `${batchId}.jsonl`);
+  if (!fs.existsSync(file)) return [];
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as PreparedItem);
+}
+
+/** Indexes prepared more than once, ascending. */
+export function repeatedIndexes(prepared: PreparedItem[]): number[] {
+  const seen = new Map<number, number>();
+  for (const { i } of prepared) seen.set(i, (seen.get(i) ?? 0) + 1);
+  return [...seen].filter(([, times]) => times > 1).map(([i]) => i).sort((a, b) => a - b);
+}
+
+/**
+ * Waits until a batch's workflow has closed and its history (every run) shows each activity it scheduled
+ * closed too (completed, failed, timed out or cancelled): no part can write any more. Answers how many
+ * activities ended cancelled, that is were stopped in the middle of a part.
+ */
+export async function untilActivitiesClosed(batchId: string, timeoutMs = 120_000): Promise<{ activities: number; cancelled: number }> {
+  const client = await temporal();
+  return waitFor(
+    `every activity of batch ${batchId} to be closed in its workflow history`,
+    async () => {
+      const runs = await batchWorkflowRuns(client, batchId);
+      if (!isClosed(runs.at(-1)?.events.at(-1))) return undefined;
+      // Event ids count within a run: match each run's activities with that run's closing events.
+      const open = runs.flatMap(({ events }) => {
+        const closed = new Set(
+          events
+            .map((e) => e.activityTaskCompletedEventAttributes ?? e.activityTaskFailedEventAttributes ?? e.activityTaskTimedOutEventAttributes ?? e.activityTaskCanceledEventAttributes)
+            .filter((attributes) => attributes)
+            .map((attributes) => Number(attributes?.scheduledEventId)),
+        );
+        return events.filter((e) => e.activityTaskScheduledEventAttributes && !closed.has(Number(e.eventId)));
+      });
+      if (open.length) return undefined;
+      const events = runs.flatMap((run) => run.events);
+      return { activities: events.filter((e) => e.activityTaskScheduledEventAttributes).length, cancelled: events.filter((e) => e.activityTaskCanceledEventAttributes).length };
+    },
+    timeoutMs,
+    250,
+  );
+}
+
+function isClosed(event: HistoryEvent | undefined): boolean {
+  return Boolean(
+    event &&
+      (event.workflowExecutionCompletedEventAttributes ||
+        event.workflowExecutionFailedEventAttributes ||
+        event.workflowExecutionCanceledEventAttributes ||
+        event.workflowExecutionTerminatedEventAttributes ||
+        event.workflowExecutionTimedOutEventAttributes),
+  );
 }

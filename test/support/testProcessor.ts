@@ -5,16 +5,28 @@
  * - `test_fail_after_persist: true` fails the chunk once, after its memories were
  *   written and before the chunk was recorded (the retry must not duplicate them);
  * - `test_slow_ms: n` makes that item take n ms to prepare (a batch that stays running
- *   long enough to be acted on).
+ *   long enough to be acted on);
+ * - `test_record: true` appends `{"i": index, "a": attempt}` to `DATA_DIR/prepared/<batch id>.jsonl`
+ *   each time the item is prepared (read with `preparedItems`): what a retry really processed again,
+ *   which the insert-only chunk rows cannot show. Written synchronously, so a SIGKILL loses none.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { type MemoryProcessor, MemoryRejectedError } from '../../worker/processor';
 
 const armed = new Set<string>();
 const fired = new Set<string>();
 
+function recordPrepared(batchId: string, index: number, attempt: number): void {
+  const dir = path.join(process.env.DATA_DIR as string, 'prepared');
+  fs.mkdirSync(dir, { recursive: true });
+  fs.appendFileSync(path.join(dir, `${batchId}.jsonl`), `${JSON.stringify({ i: index, a: attempt })}\n`);
+}
+
 const testProcessor: MemoryProcessor = {
   async prepare(item, context) {
     const metadata = item.metadata ?? {};
+    if (metadata.test_record === true) recordPrepared(context.batchId, context.index, context.attempt);
     if (typeof metadata.test_slow_ms === 'number') await new Promise((resolve) => setTimeout(resolve, metadata.test_slow_ms as number));
     if (typeof metadata.test_reject === 'string') throw new MemoryRejectedError(metadata.test_reject);
     if (metadata.test_fail_after_persist === true) armed.add(`${context.batchId}:${context.index}`);
