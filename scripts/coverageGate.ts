@@ -56,9 +56,9 @@ export function coverageVerdict(rawFiles: number, summary: CoverageSummary | und
   return { ok: true, reason: `${figure}; threshold ${threshold}%` };
 }
 
-/** Runs c8 over the V8 coverage files in `rawDir` (reports into `reportDir`) and decides. */
-export function checkCoverage(rawDir: string, reportDir: string, projectRoot: string): CoverageVerdict {
-  spawnSync(process.execPath, [require.resolve('c8/bin/c8'), ...c8ReportArgs(rawDir, reportDir)], { cwd: projectRoot, stdio: 'inherit' });
+/** Runs c8 over the V8 coverage files in `rawDir` (reports into `reportDir`; its text summary to the output unless `quiet`) and decides. */
+export function checkCoverage(rawDir: string, reportDir: string, projectRoot: string, quiet = false): CoverageVerdict {
+  spawnSync(process.execPath, [require.resolve('c8/bin/c8'), ...c8ReportArgs(rawDir, reportDir)], { cwd: projectRoot, stdio: quiet ? 'ignore' : 'inherit' });
   const summaryFile = path.join(reportDir, 'coverage-summary.json');
   const summary = fs.existsSync(summaryFile) ? (JSON.parse(fs.readFileSync(summaryFile, 'utf8')) as CoverageSummary) : undefined;
   const rawFiles = fs.existsSync(rawDir) ? fs.readdirSync(rawDir).filter((name) => name.endsWith('.json')).length : 0;
