@@ -6,12 +6,11 @@
  */
 import { createHmac, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { REDACTED } from '../../cloud/parseLogger';
 import { parse, waitFor } from '../support/helpers';
 import { type PrivateStack, startPrivateStack } from '../support/privateStack';
-import { recordAttack, stackApi, tally } from './stackApi';
+import { recordAttack, requestFrom, stackApi, tally, type WireAnswer, type WireOptions } from './stackApi';
 
 // ws (Parse Server's and the Parse SDK's WebSocket client) has no type declarations here.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -40,28 +39,13 @@ afterAll(async () => {
   await stack?.shutdown();
 });
 
-interface HttpAnswer {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: string;
-}
-
-/** One HTTP request from a chosen loopback source address. */
-function request(route: string, options: { method?: string; headers?: Record<string, string>; body?: string; from?: string } = {}): Promise<HttpAnswer> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(`${origin}${route}`, { method: options.method ?? 'GET', headers: options.headers, localAddress: options.from ?? OPERATOR }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => resolve({ status: res.statusCode as number, headers: res.headers, body: Buffer.concat(chunks).toString() }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(options.body);
-  });
+/** One HTTP request to the stack from a chosen loopback source address. */
+function request(route: string, options: WireOptions = {}): Promise<WireAnswer> {
+  return requestFrom(`${origin}${route}`, { from: OPERATOR, ...options });
 }
 
 /** The Dashboard's session cookie (`parse_dash=s:<id>.<signature>`) an answer sets, if any. */
-function sessionCookie(answer: HttpAnswer): string | undefined {
+function sessionCookie(answer: WireAnswer): string | undefined {
   return answer.headers['set-cookie']?.map((cookie) => cookie.split(';')[0]).find((cookie) => cookie.startsWith('parse_dash='));
 }
 
@@ -76,13 +60,13 @@ async function loginPage(from: string): Promise<DashboardSession> {
   const page = await request('/dashboard/login', { from });
   expect(page.status).toBe(200);
   const cookie = sessionCookie(page);
-  const csrf = /<script id="csrf" type="application\/json">"([^"]+)"<\/script>/.exec(page.body)?.[1];
+  const csrf = /<script id="csrf" type="application\/json">"([^"]+)"<\/script>/.exec(page.text)?.[1];
   if (!cookie || !csrf) throw new Error('the login page set no session cookie or CSRF token');
   return { cookie, csrf, from };
 }
 
 /** Submits the login form; a successful login's answer carries the session's new cookie. */
-async function logIn(session: DashboardSession, password: string): Promise<HttpAnswer> {
+async function logIn(session: DashboardSession, password: string): Promise<WireAnswer> {
   const answer = await request('/dashboard/login', {
     method: 'POST',
     from: session.from,
@@ -93,7 +77,7 @@ async function logIn(session: DashboardSession, password: string): Promise<HttpA
   return answer;
 }
 
-function dashboardConfig(cookie?: string, from = OPERATOR): Promise<HttpAnswer> {
+function dashboardConfig(cookie?: string, from = OPERATOR): Promise<WireAnswer> {
   return request('/dashboard/parse-dashboard-config.json', { from, headers: cookie ? { Cookie: cookie } : {} });
 }
 
@@ -129,7 +113,7 @@ test(`Dashboard logins: after ${MAX_FAILURES} wrong passwords an address gets 42
     const answer = await logIn(guesser, guess);
     statuses.push(answer.status);
     expect(answer.status).toBe(429);
-    expect(JSON.parse(answer.body)).toMatchObject({ error: { code: 'rate_limited' } });
+    expect(JSON.parse(answer.text)).toMatchObject({ error: { code: 'rate_limited' } });
     expect(Number(answer.headers['retry-after'])).toBeGreaterThan(0);
     expect(Number(answer.headers['retry-after'])).toBeLessThanOrEqual(15 * 60);
   }
@@ -142,7 +126,7 @@ test(`Dashboard logins: after ${MAX_FAILURES} wrong passwords an address gets 42
   const granted = await dashboardConfig(guesser.cookie, GUESSER);
   statuses.push(granted.status);
   expect(granted.status).toBe(401);
-  expect(granted.body).not.toContain(stack.info.masterKey);
+  expect(granted.text).not.toContain(stack.info.masterKey);
 
   // Guesses sent at once count as they arrive: no more than the limit reach the password check.
   const concurrent = await loginPage(CONCURRENT_GUESSER);
@@ -159,7 +143,7 @@ test(`Dashboard logins: after ${MAX_FAILURES} wrong passwords an address gets 42
   expect(login.headers.location).toBe('/dashboard/apps');
   const config = await dashboardConfig(operator.cookie);
   expect(config.status).toBe(200);
-  expect(JSON.parse(config.body).apps[0].masterKey).toBe(stack.info.masterKey);
+  expect(JSON.parse(config.text).apps[0].masterKey).toBe(stack.info.masterKey);
 
   recordAttack({
     attack: `Dashboard password guessing from one address (${MAX_FAILURES} allowed, then the right password; ${4 * MAX_FAILURES} at once from another)`,
@@ -174,7 +158,7 @@ test('the master key only after a login: the Dashboard config answers 401 withou
   const anonymous = await dashboardConfig();
   statuses.push(anonymous.status);
   expect(anonymous.status).toBe(401);
-  expect(anonymous.body).not.toContain(stack.info.masterKey);
+  expect(anonymous.text).not.toContain(stack.info.masterKey);
 
   // The cookie an unauthenticated visitor gets: its signature does not verify with the master key, so it
   // cannot serve to test master-key guesses offline.
@@ -194,11 +178,11 @@ test('the master key only after a login: the Dashboard config answers 401 withou
   const withForgedCookie = await dashboardConfig(forged);
   statuses.push(withForgedCookie.status);
   expect(withForgedCookie.status).toBe(401);
-  expect(withForgedCookie.body).not.toContain(stack.info.masterKey);
+  expect(withForgedCookie.text).not.toContain(stack.info.masterKey);
   // The genuine cookie of that session does get the key: the forged one failed on its signature alone.
   const genuine = await dashboardConfig(operator.cookie);
   expect(genuine.status).toBe(200);
-  expect(JSON.parse(genuine.body).apps[0].masterKey).toBe(stack.info.masterKey);
+  expect(JSON.parse(genuine.text).apps[0].masterKey).toBe(stack.info.masterKey);
 
   recordAttack({ attack: 'Dashboard config (master key) without a login, with a visitor cookie, and with a cookie signed with the master key', requests: statuses.length, answers: tally(statuses), refused: true });
 });
@@ -218,11 +202,11 @@ test('/metrics refuses a request without the token or with a wrong one', async (
     const answer = await request('/metrics', { headers: authorization === undefined ? {} : { Authorization: authorization } });
     statuses.push(answer.status);
     expect(answer.status).toBe(401);
-    expect(JSON.parse(answer.body)).toEqual({ error: { code: 'unauthorized', message: 'metrics need Authorization: Bearer METRICS_TOKEN' } });
+    expect(JSON.parse(answer.text)).toEqual({ error: { code: 'unauthorized', message: 'metrics need Authorization: Bearer METRICS_TOKEN' } });
   }
   const scraped = await request('/metrics', { headers: { Authorization: `Bearer ${METRICS_TOKEN}` } });
   expect(scraped.status).toBe(200);
-  expect(scraped.body).toMatch(/^batch_memory_batches_submitted_total \d+$/m);
+  expect(scraped.text).toMatch(/^batch_memory_batches_submitted_total \d+$/m);
   recordAttack({ attack: '/metrics without its token, with wrong tokens and schemes', requests: statuses.length, answers: tally(statuses), refused: statuses.every((status) => status === 401) });
 });
 

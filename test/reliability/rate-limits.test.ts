@@ -11,7 +11,7 @@ import http from 'node:http';
 import { BULK_WRITE_PATH } from '../../schema/batchFile';
 import { type PrivateStack, startPrivateStack } from '../support/privateStack';
 import { stackInfo } from '../support/stackInfo';
-import { recordAttack, stackApi, tally } from './stackApi';
+import { recordAttack, requestFrom, stackApi, tally, type WireAnswer } from './stackApi';
 
 const LIMITS = { USER_RATE_LIMIT: 5, SIGNUP_RATE_LIMIT: 10, LOGIN_RATE_LIMIT: 6, AUTH_FAILURE_LIMIT: 6 };
 const REQUEST_LIMIT_EXCEEDED = 155;
@@ -40,15 +40,6 @@ afterAll(async () => {
   await stack?.shutdown();
 });
 
-interface Sent {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  text: string;
-  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
-  /** Whether the request went over a connection an earlier answer left open. */
-  reusedSocket: boolean;
-}
-
 interface SendOptions {
   method?: string;
   body?: unknown;
@@ -60,7 +51,7 @@ interface SendOptions {
 }
 
 /** One request from a chosen loopback address. */
-function send(from: string, route: string, options: SendOptions = {}): Promise<Sent> {
+function send(from: string, route: string, options: SendOptions = {}): Promise<WireAnswer> {
   const { port } = new URL(options.serverURL ?? stack.info.serverURL);
   const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
   const headers: Record<string, string> = {
@@ -70,54 +61,37 @@ function send(from: string, route: string, options: SendOptions = {}): Promise<S
     ...(options.masterKey !== undefined ? { 'X-Parse-Master-Key': options.masterKey } : {}),
     ...options.headers,
   };
-  return new Promise((resolve, reject) => {
-    const request = http.request({ host: '127.0.0.1', port, path: route, method: options.method ?? (payload === undefined ? 'GET' : 'POST'), headers, localAddress: from, agent: options.agent }, (response) => {
-      const chunks: Buffer[] = [];
-      response.on('data', (chunk: Buffer) => chunks.push(chunk));
-      response.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let body: unknown;
-        try {
-          body = JSON.parse(text);
-        } catch {
-          body = undefined;
-        }
-        resolve({ status: response.statusCode ?? 0, headers: response.headers, text, body, reusedSocket: request.reusedSocket });
-      });
-    });
-    request.on('error', reject);
-    request.end(payload);
-  });
+  return requestFrom(`http://127.0.0.1:${port}${route}`, { method: options.method, headers, body: payload, from, agent: options.agent });
 }
 
 const oneMemory = (label: string) => ({ memories: [{ content: `rate limit test ${label}` }], wait: false });
 const batchesOf = (userId: string) => api.count('BatchMemoryRequest', { user: { __type: 'Pointer', className: '_User', objectId: userId } });
 const sessionsOf = (userId: string) => api.count('_Session', { user: { __type: 'Pointer', className: '_User', objectId: userId } });
 
-function expectRetryAfter(answer: Sent): void {
+function expectRetryAfter(answer: WireAnswer): void {
   expect(Number(answer.headers['retry-after'])).toBeGreaterThan(0);
 }
 
-function expectParseLimited(answer: Sent, setting: string): void {
+function expectParseLimited(answer: WireAnswer, setting: string): void {
   expect(answer.status).toBe(429);
   expect(answer.body).toMatchObject({ code: REQUEST_LIMIT_EXCEEDED, error: expect.stringContaining(setting) });
   expectRetryAfter(answer);
 }
 
-function expectRestLimited(answer: Sent, setting: string): void {
+function expectRestLimited(answer: WireAnswer, setting: string): void {
   expect(answer.status).toBe(429);
   expect(answer.body).toMatchObject({ error: { code: 'rate_limited', message: expect.stringContaining(setting) } });
   expectRetryAfter(answer);
 }
 
-async function signUp(from: string, prefix: string): Promise<Sent> {
+async function signUp(from: string, prefix: string): Promise<WireAnswer> {
   return send(from, '/parse/users', { body: { username: `${prefix}-${randomUUID()}`, password: 'test-password-123' } });
 }
 
 describe('USER_RATE_LIMIT: one count per user over Cloud Functions and the REST route', () => {
   test('one user calling addMemoryBatch through /parse/functions past the limit: exactly the calls over it get 429 (155), none of them stores a batch', async () => {
     const user = await api.signUp('caller');
-    const answers: Sent[] = [];
+    const answers: WireAnswer[] = [];
     for (let call = 0; call < LIMITS.USER_RATE_LIMIT + 3; call++) answers.push(await send('127.0.0.1', '/parse/functions/addMemoryBatch', { token: user.token, body: oneMemory(`call ${call}`) }));
     const statuses = answers.map((answer) => answer.status);
     expect(statuses).toEqual([...Array(LIMITS.USER_RATE_LIMIT).fill(200), 429, 429, 429]);
@@ -129,7 +103,7 @@ describe('USER_RATE_LIMIT: one count per user over Cloud Functions and the REST 
 
   test('mixing the REST route and the Cloud Function does not double the allowance', async () => {
     const user = await api.signUp('mixer');
-    const answers: Sent[] = [];
+    const answers: WireAnswer[] = [];
     for (let call = 0; call < LIMITS.USER_RATE_LIMIT * 2; call++) {
       answers.push(
         call % 2 === 0
@@ -159,7 +133,7 @@ describe('AUTH_FAILURE_LIMIT: failed authentications of one address, counted bef
   test('bad session tokens on both doors; then even a valid token from that address is refused unread', async () => {
     const from = '127.0.0.11';
     const user = await api.signUp('victim');
-    const answers: Sent[] = [];
+    const answers: WireAnswer[] = [];
     for (let attempt = 0; attempt < LIMITS.AUTH_FAILURE_LIMIT; attempt++) {
       const token = `r:${randomUUID().replace(/-/g, '')}`;
       answers.push(attempt % 2 === 0 ? await send(from, '/api/v1/memory/batch', { token, body: oneMemory('guess') }) : await send(from, '/parse/functions/addMemoryBatch', { token, body: oneMemory('guess') }));
@@ -186,7 +160,7 @@ describe('AUTH_FAILURE_LIMIT: failed authentications of one address, counted bef
       () => send(MASTER_KEY_GUESSER, `${BULK_WRITE_PATH}/Memory`, { masterKey: wrong(), body: { objects: [] } }),
       () => send(MASTER_KEY_GUESSER, '/parse/classes/BatchMemoryRequest', { masterKey: wrong() }),
     ];
-    const answers: Sent[] = [];
+    const answers: WireAnswer[] = [];
     for (let attempt = 0; attempt < LIMITS.AUTH_FAILURE_LIMIT; attempt++) answers.push(await guesses[attempt % guesses.length]());
     expect(answers.map((answer) => answer.status)).toEqual([401, 401, 403, 401, 401, 403]);
     const rest = await send(MASTER_KEY_GUESSER, '/api/v1/memory/batch/unknown00001', { masterKey: stack.info.masterKey });
@@ -202,7 +176,7 @@ describe('AUTH_FAILURE_LIMIT: failed authentications of one address, counted bef
     const username = `owner-${randomUUID()}`;
     const created = await send('127.0.0.1', '/parse/users', { body: { username, password: 'the-right-password' } });
     expect(created.status).toBe(201);
-    const answers: Sent[] = [];
+    const answers: WireAnswer[] = [];
     for (let attempt = 0; attempt < LIMITS.AUTH_FAILURE_LIMIT; attempt++) {
       const password = `guess-${attempt}`;
       answers.push(attempt % 2 === 0 ? await send(from, '/parse/login', { body: { username, password } }) : await send(from, `/parse/login?${new URLSearchParams({ username, password })}`));
@@ -221,7 +195,7 @@ describe("sign-up and log-in floods: Parse Server's own rateLimit per address", 
   test('a sign-up flood: the sign-ups over SIGNUP_RATE_LIMIT get 429 and create nobody', async () => {
     const from = '127.0.0.15';
     const prefix = `flood${randomUUID().slice(0, 8)}`;
-    const answers: Sent[] = [];
+    const answers: WireAnswer[] = [];
     for (let attempt = 0; attempt < LIMITS.SIGNUP_RATE_LIMIT + 3; attempt++) answers.push(await signUp(from, prefix));
     expect(answers.map((answer) => answer.status)).toEqual([...Array(LIMITS.SIGNUP_RATE_LIMIT).fill(201), 429, 429, 429]);
     for (const answer of answers.slice(LIMITS.SIGNUP_RATE_LIMIT)) {
@@ -238,7 +212,7 @@ describe("sign-up and log-in floods: Parse Server's own rateLimit per address", 
     const from = '127.0.0.16';
     const username = `login-${randomUUID()}`;
     const created = await send('127.0.0.1', '/parse/users', { body: { username, password: 'test-password-123' } });
-    const answers: Sent[] = [];
+    const answers: WireAnswer[] = [];
     for (let attempt = 0; attempt < LIMITS.LOGIN_RATE_LIMIT + 2; attempt++) answers.push(await send(from, '/parse/login', { body: { username, password: 'test-password-123' } }));
     expect(answers.map((answer) => answer.status)).toEqual([...Array(LIMITS.LOGIN_RATE_LIMIT).fill(200), 429, 429]);
     for (const answer of answers.slice(LIMITS.LOGIN_RATE_LIMIT)) {
@@ -287,7 +261,7 @@ test('from an address outside PARSE_MASTER_KEY_IPS the right and a wrong master 
     parse: (masterKey: string, agent?: http.Agent) => send(DISALLOWED, '/parse/classes/BatchMemoryRequest', { masterKey, agent }),
   };
   const probes: Record<string, string> = { rest: '/api/v1/openapi.json', bulk: '/api/v1/openapi.json', parse: '/parse/health' };
-  const answers: Sent[] = [];
+  const answers: WireAnswer[] = [];
   for (const [name, door] of Object.entries(doors)) {
     // Each key on a connection of its own, then a probe on it: whether the answer kept it open must not tell the keys apart either.
     const attempt = async (masterKey: string) => {
@@ -299,7 +273,7 @@ test('from an address outside PARSE_MASTER_KEY_IPS the right and a wrong master 
     };
     const right = await attempt(stack.info.masterKey);
     const wrong = await attempt(`wrong-${randomUUID()}`);
-    const comparable = (answer: Sent) => ({ status: answer.status, text: answer.text, headers: { ...answer.headers, date: undefined } });
+    const comparable = (answer: WireAnswer) => ({ status: answer.status, text: answer.text, headers: { ...answer.headers, date: undefined } });
     expect(comparable(wrong.answer)).toEqual(comparable(right.answer));
     expect([401, 403]).toContain(right.answer.status);
     expect(wrong.connectionKept).toBe(right.connectionKept);

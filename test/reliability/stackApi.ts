@@ -1,5 +1,6 @@
 /** Raw HTTP against a private stack (the Parse SDK of a test file points at the shared one), and the scenario record. */
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import type { AttackRecord, ScenarioRecord } from '../../scripts/reliabilityReport';
 import type { TestStackInfo } from '../support/stackInfo';
@@ -100,4 +101,45 @@ export function tally(statuses: (number | string)[]): Record<string, number> {
   const counts: Record<string, number> = {};
   for (const status of statuses) counts[String(status)] = (counts[String(status)] ?? 0) + 1;
   return counts;
+}
+
+/** An answer as it came over the wire: headers, text, the JSON body when it is JSON, and whether the connection was one an earlier answer left open. */
+export interface WireAnswer {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  text: string;
+  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  reusedSocket: boolean;
+}
+
+export interface WireOptions {
+  method?: string;
+  headers?: Record<string, string>;
+  body?: string;
+  /** Source address (a loopback address: per-address limits and PARSE_MASTER_KEY_IPS see it). */
+  from?: string;
+  agent?: http.Agent;
+}
+
+/** One request with node:http, for what fetch cannot do: choose the source address and the connection. */
+export function requestFrom(url: string, options: WireOptions = {}): Promise<WireAnswer> {
+  return new Promise((resolve, reject) => {
+    const request = http.request(url, { method: options.method ?? (options.body === undefined ? 'GET' : 'POST'), headers: options.headers, localAddress: options.from, agent: options.agent }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('error', reject);
+      response.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let body: unknown;
+        try {
+          body = JSON.parse(text);
+        } catch {
+          body = undefined;
+        }
+        resolve({ status: response.statusCode ?? 0, headers: response.headers, text, body, reusedSocket: request.reusedSocket });
+      });
+    });
+    request.on('error', reject);
+    request.end(options.body);
+  });
 }
