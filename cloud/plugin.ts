@@ -114,6 +114,13 @@ export function createBatchMemory(options: BatchMemoryOptions = {}): BatchMemory
     start(parseServer) {
       started ??= (async () => {
         if (!parseServer) throw new Error('batch.start(parseServer): pass the started ParseServer instance');
+        if (!service.parse.serving) {
+          // A second copy of parse-server (the plugin's own next to the app's) keeps its own, empty, registry of apps.
+          throw new Error(
+            `batch.start: no started Parse Server serves app ${config.PARSE_APP_ID} in the parse-server package this plugin loads (${require.resolve('parse-server')}). ` +
+              'Start Parse Server first; if it is started, your app has two copies of parse-server: it is a peer dependency of the plugin, so keep one (npm ls parse-server).',
+          );
+        }
         await checkBatchEndpoint(endpoint);
         await ensureUniqueKeys(service.parse.database);
         maintenance.start();

@@ -62,10 +62,8 @@ async function startHostProcess(command: string, args: string[], ready: RegExp):
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  await waitFor(`${command} ${args.join(' ')} to be ready`, async () => {
-    if (child.exitCode !== null) throw new Error(`${command} ${args.join(' ')} exited with code ${child.exitCode}:\n${output.slice(-3000)}`);
-    return ready.test(output);
-  }, 120_000, 100);
+  const outcome = await waitFor(`${command} ${args.join(' ')} to be ready`, async () => (child.exitCode !== null ? 'exited' : ready.test(output) && 'ready'), 120_000, 100);
+  if (outcome === 'exited') throw new Error(`${command} ${args.join(' ')} exited with code ${child.exitCode}:\n${output.slice(-3000)}`);
   return { child, output: () => output };
 }
 

@@ -115,3 +115,7 @@ test("the start-up check refuses a Parse Server whose /batch is broken (router 2
     await healthy.close();
   }
 });
+
+test('start refuses, saying why, when the parse-server the plugin loads serves no such app (not started, or a second copy in the host)', async () => {
+  await expect(batch.start({})).rejects.toThrow(/no started Parse Server serves app host-app in the parse-server package this plugin loads .*two copies of parse-server.*npm ls parse-server/);
+});
