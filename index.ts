@@ -4,6 +4,7 @@
  */
 export { type Config, ConfigError, configVariables, databaseURI, loadConfig } from './config';
 export { createLogger, type Logger } from './config/log';
+export { type BatchMemory, type BatchMemoryOptions, type HostParseServerOptions, type ParseServerOptions, checkBatchEndpoint, createBatchMemory, mergeClassDefinitions } from './cloud/plugin';
 export { type ParseApp, type ParseAppOptions, startParseApp } from './cloud/server';
 export { registerCloudCode } from './cloud/main';
 export { BatchService, type Actor } from './cloud/batchService';
@@ -22,6 +23,7 @@ export { type IpNetwork, parseNetwork } from './schema/network';
 export { BATCH_WORKFLOW_TYPE, EXPIRY_SCHEDULE_ID, workflowIdFor, type BatchProgress } from './schema/workflow';
 export { WEBHOOK_HEADERS, type WebhookEvent, type WebhookVerification, signWebhook, verifyWebhookSignature, webhookEventSchema } from './schema/webhook';
 export { createBatchWorker, type BatchWorkerOptions } from './worker/worker';
+export { runWorker } from './worker/main';
 export { type MemoryProcessor, MemoryRejectedError, type MemoryContext, type PersistedMemory } from './worker/processor';
 export { type LocalStack, type LocalStackOptions, startLocalStack } from './scripts/stack';
 export {

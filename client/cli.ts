@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * `memory-batch`: imports a memories file of any size through the REST route (streamed as gzip
- * NDJSON), follows the batch with a progress bar, and reads its per-item results.
+ * NDJSON), follows the batch with a progress bar, and reads its per-item results; `memory-batch worker`
+ * runs a batch worker.
  * Exit codes: 0 success, 1 finished with failures or an error, 2 usage error.
  */
 import { once } from 'node:events';
@@ -312,6 +313,20 @@ function buildProgram(done: (exitCode: number) => void): Command {
     .description('cancel a batch; memories written so far stay')
     .argument('<id>', 'batch id')
     .action(run((id: string, _options: ConnectionOptions, command: Command) => cancelBatch(id, command.optsWithGlobals<ConnectionOptions>())));
+
+  program
+    .command('worker')
+    .description('run a batch worker until SIGINT or SIGTERM, configured as the server is (PARSE_*, TEMPORAL_*, MEMORY_PROCESSOR_MODULE, ...)')
+    .action(
+      run(async () => {
+        // Loaded on demand: the other commands need neither Temporal's worker nor its native runtime.
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        const { runWorker } = require('../worker/main') as typeof import('../worker/main');
+        await runWorker();
+        // Temporal's native runtime keeps the process alive after the worker stopped.
+        return process.exit(EXIT.success);
+      }),
+    );
 
   return program;
 }

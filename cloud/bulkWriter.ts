@@ -129,8 +129,11 @@ async function createOne(database: ParseDatabase, className: string, object: Par
   }
 }
 
-/** Mounted at BULK_WRITE_PATH, next to the REST route: `POST …/:className { objects }`, master key only. */
-export function bulkWriteRoute(database: ParseDatabase, authentication: RouteAuthentication): express.Router {
+/**
+ * Mounted at BULK_WRITE_PATH, next to the REST route: `POST …/:className { objects }`, master key only.
+ * `parse.database` is read per request: the route is built before Parse Server has started.
+ */
+export function bulkWriteRoute(parse: { database: ParseDatabase }, authentication: RouteAuthentication): express.Router {
   const router = express.Router();
   // The key and its address are checked before the body is read: a refused request costs no parsing,
   // and its connection closes after the answer instead of reading the rest.
@@ -144,7 +147,7 @@ export function bulkWriteRoute(database: ParseDatabase, authentication: RouteAut
       sendError(res, new BatchError(400, 'invalid_request', `objects must be an array, for one of ${BULK_CLASSES.join(', ')}`));
       return;
     }
-    createObjects(database, className, objects)
+    createObjects(parse.database, className, objects)
       .then((answers) => res.json(answers))
       .catch(next);
   });

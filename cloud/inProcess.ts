@@ -9,7 +9,7 @@ import { type CreateAnswer, type ParseDatabase, createObjects } from './bulkWrit
 
 // Plain CommonJS modules of Parse Server without type declarations.
 /* eslint-disable @typescript-eslint/no-require-imports */
-const ParseServerConfig = require('parse-server/lib/Config') as { get(appId: string): AppConfig };
+const ParseServerConfig = require('parse-server/lib/Config') as { get(appId: string): AppConfig | undefined };
 const { getAuthForSessionToken } = require('parse-server/lib/Auth') as {
   getAuthForSessionToken(options: { config: AppConfig; sessionToken: string }): Promise<{ user?: Parse.User }>;
 };
@@ -34,7 +34,12 @@ export class InProcessParse {
   constructor(private readonly appId: string) {}
 
   private get config(): AppConfig {
-    return ParseServerConfig.get(this.appId);
+    return ParseServerConfig.get(this.appId) as AppConfig;
+  }
+
+  /** Whether a started Parse Server serves this app id through the copy of parse-server this package loads. */
+  get serving(): boolean {
+    return ParseServerConfig.get(this.appId) !== undefined;
   }
 
   /** Parse Server's database controller. */

@@ -1,10 +1,11 @@
-/** Worker process entry: `npm run worker`. Stops gracefully on SIGINT / SIGTERM. */
+/** Worker process entry: `npm run worker`, or `memory-batch worker` from the installed package. Stops gracefully on SIGINT / SIGTERM. */
 import { ConfigError, loadConfig } from '../config';
 import { createLogger } from '../config/log';
 import { createBatchWorker } from './worker';
 
-async function main(): Promise<void> {
-  const config = loadConfig();
+/** Runs one worker with the configuration of the environment until it is told to stop. */
+export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  const config = loadConfig(env);
   const log = createLogger(config.LOG_LEVEL, { component: 'worker' });
   const worker = await createBatchWorker(config, { logger: log });
   // The parent (npm start, tests) may die without signalling: stop with it.
@@ -14,10 +15,14 @@ async function main(): Promise<void> {
   log.info('worker polling', { taskQueue: config.TEMPORAL_TASK_QUEUE, namespace: config.TEMPORAL_NAMESPACE, pid: process.pid });
   await worker.run();
   log.info('worker stopped');
-  process.exit(0);
 }
 
-main().catch((error: unknown) => {
-  process.stderr.write(`${error instanceof ConfigError ? error.message : (error as Error).stack ?? String(error)}\n`);
-  process.exit(1);
-});
+if (require.main === module) {
+  runWorker().then(
+    () => process.exit(0),
+    (error: unknown) => {
+      process.stderr.write(`${error instanceof ConfigError ? error.message : (error as Error).stack ?? String(error)}\n`);
+      process.exit(1);
+    },
+  );
+}

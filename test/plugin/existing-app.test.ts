@@ -1,0 +1,278 @@
+/**
+ * A Parse Server app of its own (examples/existing-app) adopts the plugin as a host would: from the
+ * `npm pack` tarball installed into a fresh copy of the app, mounted through the entry point, on a
+ * PostgreSQL database of its own (in the test stack's embedded cluster) and the test stack's Temporal
+ * with a task queue of its own, with workers started from the installed package (`npx memory-batch worker`).
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import Parse from 'parse/node';
+import { Client as PgClient } from 'pg';
+import { freePort, waitFor } from '../../scripts/processes';
+import { PROJECT_ROOT } from '../../scripts/stack';
+import { stackInfo } from '../support/stackInfo';
+
+const info = stackInfo();
+const EXAMPLE_DIR = path.join(PROJECT_ROOT, 'examples/existing-app');
+const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'existing-app-'));
+const appDir = path.join(workDir, 'app');
+const APP_ID = 'existing-app';
+const MASTER_KEY = `existing-app-master-key-${process.pid}`;
+const DATABASE = `existing_app_${process.pid}`;
+const TOTAL = 100;
+/** The Mongo run (TEST_DATABASE=mongo): the host gets a database of its own on the test stack's MongoDB. */
+const onMongo = info.databaseURI.startsWith('mongodb');
+
+interface PackResult {
+  filename: string;
+  size: number;
+  unpackedSize: number;
+  entryCount: number;
+  files: { path: string }[];
+}
+
+interface Running {
+  child: ChildProcess;
+  output: () => string;
+}
+
+let packed: PackResult;
+let env: NodeJS.ProcessEnv;
+let serverURL: string;
+let app: Running | undefined;
+let worker: Running | undefined;
+let user: { id: string; token: string };
+
+/** Runs npm in a folder and answers its standard output. */
+function npm(args: string[], cwd: string, timeout = 240_000): string {
+  return execFileSync('npm', args, { cwd, env: hostEnvironment(), encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout });
+}
+
+/** The environment of a host's shell: none of the npm_* variables of the `npm test` that runs this file, no coverage. */
+function hostEnvironment(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('npm_') && name !== 'NODE_V8_COVERAGE' && name !== 'TEST_STACK'));
+  return { ...clean, ...extra };
+}
+
+/** Starts a process of the host app in a process group of its own (npx runs the worker as its child), collecting its output. */
+async function startHostProcess(command: string, args: string[], ready: RegExp): Promise<Running> {
+  const child = spawn(command, args, { cwd: appDir, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  let output = '';
+  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const outcome = await waitFor(`${command} ${args.join(' ')} to be ready`, async () => (child.exitCode !== null ? 'exited' : ready.test(output) && 'ready'), 120_000, 100);
+  if (outcome === 'exited') throw new Error(`${command} ${args.join(' ')} exited with code ${child.exitCode}:\n${output.slice(-3000)}`);
+  return { child, output: () => output };
+}
+
+async function stopGroup(running: Running | undefined, signal: NodeJS.Signals): Promise<void> {
+  const pid = running?.child.pid;
+  if (!running || !pid || running.child.exitCode !== null || running.child.signalCode !== null) return;
+  const exited = new Promise((resolve) => running.child.once('exit', resolve));
+  process.kill(-pid, signal);
+  await exited;
+}
+
+/** Parse Server's REST API of the host app. */
+async function parseApi(method: string, route: string, options: { body?: unknown; token?: string; master?: boolean } = {}): Promise<{ status: number; body: any }> {
+  const headers: Record<string, string> = { 'X-Parse-Application-Id': APP_ID, 'Content-Type': 'application/json' };
+  if (options.token) headers['X-Parse-Session-Token'] = options.token;
+  if (options.master) headers['X-Parse-Master-Key'] = MASTER_KEY;
+  const response = await fetch(`${serverURL}${route}`, { method, headers, body: options.body === undefined ? undefined : JSON.stringify(options.body) });
+  return { status: response.status, body: await response.json() };
+}
+
+const batchPointer = (batchId: string) => ({ __type: 'Pointer', className: 'BatchMemoryRequest', objectId: batchId });
+
+async function rowsOf(className: string, where: object): Promise<Record<string, unknown>[]> {
+  const answer = await parseApi('GET', `/classes/${className}?where=${encodeURIComponent(JSON.stringify(where))}&limit=10000`, { master: true });
+  expect(answer.status).toBe(200);
+  return answer.body.results;
+}
+
+async function completedBatch(batchId: string): Promise<Record<string, any>> {
+  return waitFor(`batch ${batchId} to complete`, async () => {
+    const answer = await parseApi('GET', `/classes/BatchMemoryRequest/${batchId}`, { master: true });
+    if (['failed', 'cancelled'].includes(answer.body.status)) throw new Error(`batch ${batchId} ended ${answer.body.status}: ${answer.body.error}`);
+    return answer.body.status === 'completed' ? answer.body : undefined;
+  }, 120_000, 200);
+}
+
+/** Memories of a batch: rows, and how many distinct items they are. */
+async function memoriesOf(batchId: string): Promise<{ rows: number; items: number }> {
+  const rows = await rowsOf('Memory', { batch: batchPointer(batchId) });
+  return { rows: rows.length, items: new Set(rows.map((row) => row.batchIndex)).size };
+}
+
+beforeAll(async () => {
+  // The package as a registry would serve it (dist/ is built by `npm test`).
+  [packed] = JSON.parse(npm(['pack', '--json', '--ignore-scripts', '--pack-destination', workDir], PROJECT_ROOT)) as PackResult[];
+  process.stdout.write(`npm pack: ${packed.filename}, ${packed.entryCount} files, ${(packed.size / 1024).toFixed(0)} kB (${(packed.unpackedSize / 1024).toFixed(0)} kB unpacked)\n`);
+
+  fs.cpSync(EXAMPLE_DIR, appDir, { recursive: true, filter: (source) => !/node_modules|\.tgz$/.test(path.relative(EXAMPLE_DIR, source)) });
+  fs.copyFileSync(path.join(workDir, packed.filename), path.join(appDir, 'parse-temporal-batch-memory.tgz'));
+  // A memory processor of the host's: items may ask to be slow, so that a worker can be killed mid-batch.
+  fs.writeFileSync(
+    path.join(appDir, 'slowProcessor.js'),
+    'module.exports = { async prepare(item) { const ms = item.metadata && item.metadata.slow_ms; if (ms) await new Promise((r) => setTimeout(r, ms)); return item; } };\n',
+  );
+  npm(['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error'], appDir);
+
+  // A database of its own; MongoDB creates it on first write.
+  if (!onMongo) {
+    const pg = new PgClient({ connectionString: info.databaseURI });
+    await pg.connect();
+    await pg.query(`CREATE DATABASE ${DATABASE}`);
+    await pg.end();
+  }
+  const databaseURI = new URL(info.databaseURI);
+  databaseURI.pathname = `/${DATABASE}`;
+
+  const port = await freePort();
+  serverURL = `http://127.0.0.1:${port}/parse`;
+  env = hostEnvironment({
+    NODE_ENV: 'test',
+    PORT: String(port),
+    PARSE_APP_ID: APP_ID,
+    PARSE_MASTER_KEY: MASTER_KEY,
+    FILES_ENCRYPTION_KEY: `existing-app-files-key-${process.pid}`,
+    DATABASE_URI: databaseURI.toString(),
+    DATA_DIR: path.join(appDir, '.data'),
+    TEMPORAL_ADDRESS: info.temporalAddress,
+    TEMPORAL_NAMESPACE: info.namespace,
+    TEMPORAL_TASK_QUEUE: `existing-app-${process.pid}`,
+    MEMORY_PROCESSOR_MODULE: path.join(appDir, 'slowProcessor.js'),
+    // Parts of 100 memories written 30 at a time, and a lost worker noticed within 5 s (as in the test stack).
+    BATCH_PART_MAX_ITEMS: '100',
+    BATCH_WRITE_MAX_ITEMS: '30',
+    BATCH_HEARTBEAT_TIMEOUT: '5s',
+    LOG_LEVEL: 'info',
+    PARSE_SERVER_LOGS_FOLDER: 'null',
+  });
+  app = await startHostProcess(process.execPath, ['app.js'], /existing app listening/);
+  worker = await startHostProcess('npx', ['--no-install', 'memory-batch', 'worker'], /worker polling/);
+
+  Parse.initialize(APP_ID);
+  Parse.serverURL = serverURL;
+  const signUp = await parseApi('POST', '/users', { body: { username: `alice-${process.pid}`, password: 'alice-password', nickname: 'Alice' } });
+  expect(signUp.status).toBe(201);
+  user = { id: signUp.body.objectId, token: signUp.body.sessionToken };
+}, 300_000);
+
+afterAll(async () => {
+  await stopGroup(worker, 'SIGTERM');
+  await stopGroup(app, 'SIGTERM');
+  if (!onMongo) {
+    const pg = new PgClient({ connectionString: info.databaseURI });
+    await pg.connect();
+    await pg.query(`DROP DATABASE IF EXISTS ${DATABASE} WITH (FORCE)`);
+    await pg.end();
+  }
+  fs.rmSync(workDir, { recursive: true, force: true });
+}, 60_000);
+
+test('the tarball holds what a host needs and no tests, benchmarks or TypeScript sources', () => {
+  const files = packed.files.map((file) => file.path);
+  expect(files).toEqual(expect.arrayContaining(['package.json', 'README.md', 'dist/index.js', 'dist/index.d.ts', 'dist/client/cli.js', 'dist/worker/workflow-bundle.js', 'dist/cloud/plugin.js']));
+  expect(files.filter((file) => /(^|\/)(test|bench|examples)\//.test(file) || /\.test\./.test(file) || (/\.ts$/.test(file) && !/\.d\.ts$/.test(file)))).toEqual([]);
+  const manifest = JSON.parse(fs.readFileSync(path.join(appDir, 'node_modules/parse-temporal-batch-memory/package.json'), 'utf8'));
+  expect(manifest.private).toBeUndefined();
+  expect(Object.keys(manifest.peerDependencies).sort()).toEqual(['express', 'parse', 'parse-server']);
+  for (const name of ['express', 'parse', 'parse-server']) expect(manifest.dependencies[name]).toBeUndefined();
+});
+
+test('the host mounts the plugin through the entry point in at most 15 lines', () => {
+  const lines = fs.readFileSync(path.join(EXAMPLE_DIR, 'app.js'), 'utf8').split('\n').filter((line) => line.includes('// batch memory'));
+  expect(lines.length).toBeGreaterThan(0);
+  expect(lines.length).toBeLessThanOrEqual(15);
+});
+
+test('npm ls parse-server in the host shows one copy: the host\'s own', () => {
+  const tree = npm(['ls', 'parse-server', '--all'], appDir);
+  process.stdout.write(`npm ls parse-server (host):\n${tree}`);
+  const copies = new Set(tree.split('\n').filter((line) => /parse-server@/.test(line) && !/deduped/.test(line)).map((line) => line.replace(/^[\s│├└─┬]+/, '')));
+  expect([...copies]).toEqual(['parse-server@9.10.0']);
+  const installed = execFileSync('find', ['node_modules', '-path', '*/parse-server/package.json', '-not', '-path', '*/parse-server/*/*'], { cwd: appDir, encoding: 'utf8' }).trim().split('\n');
+  expect(installed).toEqual(['node_modules/parse-server/package.json']);
+  // The host's own overrides pin router (as the README tells hosts): no copy of the version that breaks /batch.
+  expect(npm(['ls', 'router', '--all'], appDir)).not.toMatch(/router@2\.3\./);
+});
+
+test("the host's own Cloud Function, class, _User field and permissions work next to the plugin's", async () => {
+  expect(await Parse.Cloud.run('hello', {}, { sessionToken: user.token })).toBe('hello Alice');
+
+  // Note: signed-in users create and read, anonymous clients do neither, only the master key deletes.
+  const note = await parseApi('POST', '/classes/Note', { body: { text: 'first note' }, token: user.token });
+  expect(note.status).toBe(201);
+  const anonymous = await parseApi('POST', '/classes/Note', { body: { text: 'anonymous note' } });
+  expect(anonymous).toMatchObject({ status: 404, body: { code: Parse.Error.OBJECT_NOT_FOUND } });
+  const deleted = await parseApi('DELETE', `/classes/Note/${note.body.objectId}`, { token: user.token });
+  expect(deleted).toMatchObject({ status: 400, body: { code: Parse.Error.OPERATION_FORBIDDEN } });
+  const notes = await rowsOf('Note', {});
+  expect(notes).toEqual([expect.objectContaining({ text: 'first note', author: expect.objectContaining({ objectId: user.id }) })]);
+
+  // _User keeps the host's field and its find permission (the plugin alone lets nobody list users) and gains the plugin's field.
+  const schema = await parseApi('GET', '/schemas/_User', { master: true });
+  expect(schema.body.fields).toMatchObject({ nickname: { type: 'String' }, organization: { type: 'Pointer', targetClass: 'Organization' } });
+  expect(schema.body.classLevelPermissions).toMatchObject({ find: { requiresAuthentication: true }, count: { requiresAuthentication: true }, create: { '*': true } });
+  const users = await parseApi('GET', '/users', { token: user.token });
+  expect(users.status).toBe(200);
+  expect(await parseApi('GET', '/users')).toMatchObject({ status: 404, body: { code: Parse.Error.OBJECT_NOT_FOUND } });
+  // The plugin's protections hold in the host: a user may not set their own organization.
+  const organization = await parseApi('PUT', `/users/${user.id}`, { body: { organization: { __type: 'Pointer', className: 'Organization', objectId: 'x' } }, token: user.token });
+  expect(organization).toMatchObject({ status: 400, body: { code: Parse.Error.OPERATION_FORBIDDEN } });
+});
+
+test("Parse.Cloud.run('addMemoryBatch') and the REST route take batches that a worker from the package completes", async () => {
+  const submitted = await Parse.Cloud.run('addMemoryBatch', { memories: [{ content: 'first memory' }, { content: 'second memory', tags: ['host'] }] }, { sessionToken: user.token });
+  const viaCloud = await completedBatch(submitted.batch_id);
+  expect(viaCloud).toMatchObject({ totalMemories: 2, processedMemories: 2, failedMemories: 0 });
+  expect(await memoriesOf(submitted.batch_id)).toEqual({ rows: 2, items: 2 });
+
+  const response = await fetch(`${serverURL.replace(/\/parse$/, '')}/api/v1/memory/batch?wait=false`, {
+    method: 'POST',
+    headers: { 'X-Parse-Session-Token': user.token, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ memories: [{ content: 'third memory' }, { content: 'fourth memory' }, { content: 'fifth memory' }] }),
+  });
+  expect(response.status).toBe(202);
+  const viaRest = (await response.json()) as { batch_id: string };
+  expect(await completedBatch(viaRest.batch_id)).toMatchObject({ totalMemories: 3, processedMemories: 3 });
+  expect(await memoriesOf(viaRest.batch_id)).toEqual({ rows: 3, items: 3 });
+});
+
+test('the unique indexes exist in the host database: a second Memory with the same batchItem is refused (137)', async () => {
+  const memory = { content: 'unique item', batchItem: `unique-check-${process.pid}:0`, user: { __type: 'Pointer', className: '_User', objectId: user.id } };
+  expect((await parseApi('POST', '/classes/Memory', { body: memory, master: true })).status).toBe(201);
+  expect(await parseApi('POST', '/classes/Memory', { body: memory, master: true })).toMatchObject({ status: 400, body: { code: Parse.Error.DUPLICATE_VALUE } });
+  if (onMongo) return;
+  const pg = new PgClient({ connectionString: env.DATABASE_URI });
+  await pg.connect();
+  try {
+    const { rows } = await pg.query<{ tablename: string; indexdef: string }>("SELECT tablename, indexdef FROM pg_indexes WHERE indexdef LIKE 'CREATE UNIQUE INDEX%' AND indexname LIKE '%unique%'");
+    const unique = rows.map((row) => `${row.tablename}.${/\("?(\w+)"?\)/.exec(row.indexdef)?.[1]}`).sort();
+    expect(unique).toEqual(expect.arrayContaining(['BatchMemoryChunk.key', 'BatchMemoryPart.key', 'BatchMemoryRequest.idempotencyKey', 'Memory.batchItem', 'Namespace.key', 'Organization.key']));
+  } finally {
+    await pg.end();
+  }
+});
+
+test('a worker killed with SIGKILL mid-batch: a new worker from the package ends the batch exact', async () => {
+  // 60 ms per memory keeps the batch running for about 6 s.
+  const memories = Array.from({ length: TOTAL }, (_, index) => ({ content: `memory ${index}`, metadata: { slow_ms: 60 } }));
+  const answer = await parseApi('POST', '/functions/addMemoryBatch', { body: { memories, wait: false }, token: user.token });
+  expect(answer.status).toBe(200);
+  const batchId: string = answer.body.result.batch_id;
+  // Some chunks written, not all: the kill lands inside the batch.
+  const before = await waitFor(`batch ${batchId} to record chunks`, async () => {
+    const chunks = await rowsOf('BatchMemoryChunk', { batch: batchPointer(batchId) });
+    return chunks.length >= 1 ? chunks : undefined;
+  }, 60_000, 50);
+  await stopGroup(worker, 'SIGKILL');
+  worker = await startHostProcess('npx', ['--no-install', 'memory-batch', 'worker'], /worker polling/);
+  expect(await completedBatch(batchId)).toMatchObject({ totalMemories: TOTAL, processedMemories: TOTAL, failedMemories: 0 });
+  expect(await memoriesOf(batchId)).toEqual({ rows: TOTAL, items: TOTAL });
+  const after = await rowsOf('BatchMemoryChunk', { batch: batchPointer(batchId) });
+  expect(before.length).toBeLessThan(after.length);
+});
