@@ -19,6 +19,7 @@ import {
   isFinished,
   jsonDocumentToNdjson,
 } from '.';
+import { serveMcpOverStdio } from './mcp';
 
 const EXIT = { success: 0, failure: 1, usage: 2 } as const;
 /** Without a terminal, a progress line at most this often (and at every status change). */
@@ -312,6 +313,16 @@ function buildProgram(done: (exitCode: number) => void): Command {
     .description('cancel a batch; memories written so far stay')
     .argument('<id>', 'batch id')
     .action(run((id: string, _options: ConnectionOptions, command: Command) => cancelBatch(id, command.optsWithGlobals<ConnectionOptions>())));
+
+  program
+    .command('mcp')
+    .description('serve the Model Context Protocol on standard input and output, for an agent on this machine (tools: import_memories, get_batch, list_batches, get_batch_failures, cancel_batch, retry_failed)')
+    .action(
+      run(async (_options: ConnectionOptions, command: Command) => {
+        await serveMcpOverStdio(clientOf(command.optsWithGlobals<ConnectionOptions>(), true));
+        return EXIT.success;
+      }),
+    );
 
   return program;
 }

@@ -106,7 +106,7 @@ export class RateLimits {
     private readonly parseMount: string,
   ) {
     const window = config.RATE_LIMIT_WINDOW;
-    this.perUser = new Limit((limit, span) => `rate limit of ${limit} requests per ${span} exceeded (USER_RATE_LIMIT, Cloud Functions and the REST route together)`, config.USER_RATE_LIMIT, window);
+    this.perUser = new Limit((limit, span) => `rate limit of ${limit} requests per ${span} exceeded (USER_RATE_LIMIT, Cloud Functions, the REST route and the MCP door together)`, config.USER_RATE_LIMIT, window);
     this.authFailures = new Limit((limit, span) => `too many failed authentications from this address (AUTH_FAILURE_LIMIT: ${limit} per ${span})`, config.AUTH_FAILURE_LIMIT, window);
   }
 

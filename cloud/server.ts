@@ -1,6 +1,6 @@
 /**
  * One Express app on one port: Parse Server (with this plugin's Cloud Code and
- * class definitions), LiveQuery, Parse Dashboard and the REST route.
+ * class definitions), LiveQuery, Parse Dashboard, the REST route and the MCP door.
  */
 import http from 'node:http';
 import path from 'node:path';
@@ -17,6 +17,8 @@ import { registerCloudCode } from './main';
 import { BatchMetrics } from './metrics';
 import { RouteAuthentication, safeEqual } from './auth';
 import { type ParseDatabase, bulkWriteRoute } from './bulkWriter';
+import { concurrencySlots } from './inputBounds';
+import { MCP_PATH, mcpRoute } from './mcpRoute';
 import { RateLimits } from './rateLimits';
 import { jsonErrorHandler, notFound } from './httpErrors';
 import { batchRouter } from './router';
@@ -74,6 +76,7 @@ export async function startParseApp(config: Config, options: ParseAppOptions = {
   const metrics = new BatchMetrics();
   const limits = new RateLimits(config, PARSE_MOUNT);
   const authentication = new RouteAuthentication(config, service.parse, limits);
+  const slots = concurrencySlots(config);
 
   const parseServer = new ParseServer({
     appId: config.PARSE_APP_ID,
@@ -111,7 +114,8 @@ export async function startParseApp(config: Config, options: ParseAppOptions = {
   // final handler would then drop the connection, which would tell that answer apart from any other.
   app.use(PARSE_MOUNT, (error: unknown, _req: express.Request, res: express.Response, next: express.NextFunction) => (res.headersSent ? undefined : next(error)));
   app.use(BULK_WRITE_PATH, bulkWriteRoute(service.parse.database, authentication));
-  app.use('/api/v1', batchRouter(service, config, endpoint, log, authentication));
+  app.use('/api/v1', batchRouter(service, config, endpoint, log, authentication, slots));
+  app.use(MCP_PATH, mcpRoute(service, config, log, authentication, slots));
   app.get('/metrics', metricsHandler(metrics, config.METRICS_TOKEN));
   app.use('/dashboard', ...dashboardHandlers(config));
   // Whatever no route answered, and any error no route handled: JSON, never Express's HTML page or a stack trace.

@@ -10,7 +10,7 @@ import { reliabilityMarkdown, reliabilityReport } from './reliabilityReport';
 import { PROJECT_ROOT } from './stack';
 
 const COVERAGE_THRESHOLD = 80;
-const COVERED = ['cloud', 'schema', 'worker', 'config', 'client'];
+const COVERED = ['cloud', 'schema', 'worker', 'config', 'client', 'mcp'];
 
 function mongodAvailable(): boolean {
   if (process.env.MONGOMS_SYSTEM_BINARY) return true;
