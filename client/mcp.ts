@@ -7,9 +7,12 @@
  */
 import fs from 'node:fs';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import { configVariables } from '../config';
 import { createLogger } from '../config/log';
 import { type BatchAccess, ToolRefusal, batchMcpServer } from '../mcp/server';
 import { type BatchMemoryClient, BatchWaitTimeoutError, jsonDocumentToNdjson } from '.';
+
+const DEFAULT_REST_MAX_JSON_BYTES = configVariables.REST_MAX_JSON_BYTES.schema.parse(undefined);
 
 /** The REST route as the client's user may use it. */
 function restAccess(client: BatchMemoryClient): BatchAccess {
@@ -49,7 +52,10 @@ export async function serveMcpOverStdio(client: BatchMemoryClient): Promise<void
   // Warnings and errors only: they go to standard error, where they cannot mix with the protocol.
   const log = createLogger('warn', { component: 'memory-batch-mcp' });
   const server = batchMcpServer(restAccess(client), { log });
-  const transport = new StdioServerTransport();
+  // The SDK drops a message over its buffer (10 MiB by default), which would leave the agent waiting:
+  // room for any inline batch the REST route's default JSON bound takes, with JSON-RPC framing around it.
+  const transport = new StdioServerTransport(process.stdin, process.stdout, { maxBufferSize: 2 * DEFAULT_REST_MAX_JSON_BYTES });
+  server.server.onerror = (error) => log.warn('MCP message refused', { error: error.message });
   const closed = new Promise<void>((resolve) => (server.server.onclose = resolve));
   await server.connect(transport);
   // The agent ends the session by closing our standard input.

@@ -49,12 +49,14 @@ function checkMetadata(value: unknown, path: (string | number)[], depth: number,
   ctx.addIssue({ code: 'custom', path, message: 'must contain only JSON values' });
 }
 
-/** Metadata: a JSON object, checked on the raw value (a parsed record would silently drop a `__proto__` key instead of refusing it). */
-function metadataSchema() {
+/** Optional metadata: a JSON object, checked on the raw value (a parsed record would silently drop a `__proto__` key instead of refusing it). */
+function optionalMetadataSchema() {
   const schema = z
     .custom<Record<string, unknown>>((m) => typeof m === 'object' && m !== null && !Array.isArray(m), { error: 'must be an object' })
-    .superRefine((m, ctx) => checkMetadata(m, [], 1, ctx));
-  // A custom type has no JSON Schema of its own; tool and API descriptions need one.
+    .superRefine((m, ctx) => checkMetadata(m, [], 1, ctx))
+    .optional();
+  // A custom type has no JSON Schema of its own; tool and API descriptions need one. Set on the outermost
+  // schema, whose JSON Schema is then this alone.
   schema._zod.toJSONSchema = () => ({ type: 'object', description: `JSON values, nested at most ${MAX_METADATA_DEPTH} levels` });
   return schema;
 }
@@ -62,7 +64,7 @@ function metadataSchema() {
 /** One memory as a client sends it (the PRD's MemoryItem). */
 export const memoryItemSchema = z.strictObject({
   content: text(Number.MAX_SAFE_INTEGER).refine((s) => s.trim().length > 0, { error: 'must not be empty' }),
-  metadata: metadataSchema().optional(),
+  metadata: optionalMetadataSchema(),
   embedding: z
     .array(z.number({ error: 'must be a finite number' }), { error: 'must be an array of numbers' })
     .max(MAX_EMBEDDING_LENGTH, { error: `must have at most ${MAX_EMBEDDING_LENGTH} dimensions` })
