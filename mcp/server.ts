@@ -148,6 +148,8 @@ export function batchMcpServer(access: BatchAccess, options: McpServerOptions): 
           if (!input.wait || TERMINAL_STATUSES.includes(accepted.status)) return summaryOf(accepted);
           const token = extra._meta?.progressToken;
           let sent = -1;
+          // Notifications go out in order, and all before the answer: a client stops listening for progress once answered.
+          let notified = Promise.resolve();
           const final = await access.follow(
             accepted.batch_id,
             (status) => {
@@ -155,12 +157,12 @@ export function batchMcpServer(access: BatchAccess, options: McpServerOptions): 
               // Progress must rise from one notification to the next.
               if (token === undefined || done <= sent) return;
               sent = done;
-              extra
-                .sendNotification({ method: 'notifications/progress', params: { progressToken: token, progress: done, total: status.total, message: status.status } })
-                .catch(() => undefined);
+              const progress = { progressToken: token, progress: done, total: status.total, message: status.status };
+              notified = notified.then(() => extra.sendNotification({ method: 'notifications/progress', params: progress })).catch(() => undefined);
             },
             extra.signal,
           );
+          await notified;
           return summaryOf(final);
         },
         describe,
