@@ -51,7 +51,7 @@ function restAccess(client: BatchMemoryClient): BatchAccess {
 export async function serveMcpOverStdio(client: BatchMemoryClient): Promise<void> {
   // Warnings and errors only: they go to standard error, where they cannot mix with the protocol.
   const log = createLogger('warn', { component: 'memory-batch-mcp' });
-  const server = batchMcpServer(restAccess(client), { log });
+  const server = batchMcpServer(restAccess(client), { log, confirmProgress: true });
   // The SDK drops a message over its buffer (10 MiB by default), which would leave the agent waiting:
   // room for any inline batch the REST route's default JSON bound takes, with JSON-RPC framing around it.
   const transport = new StdioServerTransport(process.stdin, process.stdout, { maxBufferSize: 2 * DEFAULT_REST_MAX_JSON_BYTES });

@@ -5,7 +5,7 @@
  * validation, limits and access rules decide, and its error messages are what the agent reads.
  */
 import { McpServer, ResourceTemplate } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
+import { EmptyResultSchema, ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import { BatchApiError, MemoriesDocumentError } from '../client';
 import { BatchError } from '../cloud/errors';
@@ -114,6 +114,12 @@ function resourceError(error: unknown, log: Logger): McpError {
 export interface McpServerOptions {
   /** MAX_BATCH_SIZE, declared in the tool's schema when the door knows it (the server checks it in any case). */
   maxBatchSize?: number;
+  /**
+   * Before answering a call that sent progress, pings the agent: the SDK's client handles a notification
+   * after a response it read in the same chunk, and would drop the last progress notification. Only on a
+   * connection that carries the ping's answer back to this server (stdio, not stateless HTTP).
+   */
+  confirmProgress?: boolean;
   log: Logger;
 }
 
@@ -163,6 +169,7 @@ export function batchMcpServer(access: BatchAccess, options: McpServerOptions): 
             extra.signal,
           );
           await notified;
+          if (options.confirmProgress && token !== undefined) await extra.sendRequest({ method: 'ping' }, EmptyResultSchema).catch(() => undefined);
           return summaryOf(final);
         },
         describe,

@@ -245,6 +245,35 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
   }, 5 * 60_000);
 });
 
+test.each(TRANSPORTS)('over %s, idempotency_key: a repeat answers with the same batch and stores nothing twice', async (transport) => {
+  const { user, sessionToken } = await newUser(`mcp-idempotent-${transport}`);
+  const client = await connect(transport, sessionToken);
+  const args = { memories: memories(3, 60), idempotency_key: `mcp-key-${transport}`, wait: true };
+  const first = await call(client, 'import_memories', args);
+  const again = await call(client, 'import_memories', args);
+  expect(again.structuredContent).toEqual(first.structuredContent);
+  expect(await batchesOf(user)).toBe(1);
+  expect(await countMemories(first.structuredContent?.batch_id as string)).toBe(3);
+  const other = await call(client, 'import_memories', { ...args, memories: memories(2, 60) });
+  expect([other.isError, textOf(other)]).toEqual([true, 'this idempotency key was already used with a different request body; use a new key for a new batch']);
+});
+
+test('over stdio, a JSON document file is converted as it streams; a missing file is refused naming the path', async () => {
+  const { sessionToken } = await newUser('mcp-json-file');
+  const client = await connect('stdio', sessionToken);
+  const file = path.join(dir, 'document.json');
+  fs.writeFileSync(file, JSON.stringify({ memories: memories(25, 60) }));
+  const answer = await call(client, 'import_memories', { path: file, wait: true });
+  expect(answer.structuredContent).toMatchObject({ status: 'completed', total: 25, processed: 25 });
+  expect(await countMemories(answer.structuredContent?.batch_id as string)).toBe(25);
+
+  const missing = path.join(dir, 'no-such-file.jsonl');
+  const refused = await call(client, 'import_memories', { path: missing });
+  expect([refused.isError, textOf(refused)]).toEqual([true, `path: cannot read ${missing}: ENOENT`]);
+  const both = await call(client, 'import_memories', { path: file, memories: memories(1) });
+  expect([both.isError, textOf(both)]).toEqual([true, 'give either memories (inline) or path (a file, over stdio), not both or neither']);
+});
+
 describe('refusals of the HTTP door', () => {
   test('no token and a bad token: 401 before any MCP message is read, with WWW-Authenticate', async () => {
     const answers = [await rawMcp({}), await rawMcp({ Authorization: 'Bearer r:0123456789abcdef0123456789abcdef' }), await rawMcp({ Authorization: 'Basic dXNlcjpwYXNz' })];
