@@ -10,7 +10,7 @@ import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js'
 import { configVariables } from '../config';
 import { createLogger } from '../config/log';
 import { type BatchAccess, ToolRefusal, batchMcpServer } from '../mcp/server';
-import { type BatchMemoryClient, BatchWaitTimeoutError, jsonDocumentToNdjson } from '.';
+import { type BatchMemoryClient, jsonDocumentToNdjson } from '.';
 
 const DEFAULT_REST_MAX_JSON_BYTES = configVariables.REST_MAX_JSON_BYTES.schema.parse(undefined);
 
@@ -36,14 +36,8 @@ function restAccess(client: BatchMemoryClient): BatchAccess {
     results: (batchId) => client.results(batchId),
     cancel: (batchId) => client.cancel(batchId),
     retryFailed: (batchId) => client.retryFailed(batchId),
-    async follow(batchId, onStatus, signal) {
-      try {
-        return await client.wait(batchId, { onProgress: onStatus, signal });
-      } catch (error) {
-        if (error instanceof BatchWaitTimeoutError && error.lastStatus) return error.lastStatus;
-        throw error;
-      }
-    },
+    // The events stream, until the batch ends; the server bounds how many streams a user holds open.
+    follow: (batchId, onStatus, signal) => client.wait(batchId, { onProgress: onStatus, signal }),
   };
 }
 
@@ -55,7 +49,7 @@ export async function serveMcpOverStdio(client: BatchMemoryClient): Promise<void
   // The SDK drops a message over its buffer (10 MiB by default), which would leave the agent waiting:
   // room for any inline batch the REST route's default JSON bound takes, with JSON-RPC framing around it.
   const transport = new StdioServerTransport(process.stdin, process.stdout, { maxBufferSize: 2 * DEFAULT_REST_MAX_JSON_BYTES });
-  server.server.onerror = (error) => log.warn('MCP message refused', { error: error.message });
+  server.server.onerror = (error) => log.warn('MCP transport error', { error: error.message });
   const closed = new Promise<void>((resolve) => (server.server.onclose = resolve));
   await server.connect(transport);
   // The agent ends the session by closing our standard input.
