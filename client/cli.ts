@@ -20,6 +20,7 @@ import {
   isFinished,
   jsonDocumentToNdjson,
 } from '.';
+import { serveMcpOverStdio } from './mcp';
 
 const EXIT = { success: 0, failure: 1, usage: 2 } as const;
 /** Without a terminal, a progress line at most this often (and at every status change). */
@@ -325,6 +326,16 @@ function buildProgram(done: (exitCode: number) => void): Command {
         await runWorker();
         // Temporal's native runtime keeps the process alive after the worker stopped.
         return process.exit(EXIT.success);
+      }),
+    );
+
+  program
+    .command('mcp')
+    .description('serve the Model Context Protocol on standard input and output, for an agent on this machine (tools: import_memories, get_batch, list_batches, get_batch_failures, cancel_batch, retry_failed)')
+    .action(
+      run(async (_options: ConnectionOptions, command: Command) => {
+        await serveMcpOverStdio(clientOf(command.optsWithGlobals<ConnectionOptions>(), true));
+        return EXIT.success;
       }),
     );
 

@@ -10,11 +10,13 @@ import zlib from 'node:zlib';
 import type { z } from 'zod';
 import { configVariables } from '../config';
 import {
+  type BatchListResponse,
   type BatchMemoryResponse,
   type BatchStatusResponse,
   type MemoryProcessingResult,
   TERMINAL_STATUSES,
   type batchOptionsFields,
+  batchListResponseSchema,
   batchMemoryResponseSchema,
   batchStatusResponseSchema,
   describeDetails,
@@ -207,6 +209,20 @@ export class BatchMemoryClient {
   async get(batchId: string, options: { signal?: AbortSignal } = {}): Promise<BatchStatusResponse> {
     const response = await this.request(`/${encodeURIComponent(batchId)}`, { signal: options.signal });
     return this.parsed(batchStatusResponseSchema, await this.json(response), `GET ${REST_PATH}/:id`, response.status);
+  }
+
+  /** A page of the user's own batches (the master key's acting user), newest first. */
+  async list(page: { offset?: number; limit?: number } = {}): Promise<BatchListResponse> {
+    const query = new URLSearchParams();
+    for (const [key, value] of Object.entries({ ...page, user_id: this.actingUserId })) if (value !== undefined) query.set(key, String(value));
+    const response = await this.request(query.size ? `?${query}` : '', {});
+    return this.parsed(batchListResponseSchema, await this.json(response), `GET ${REST_PATH}`, response.status);
+  }
+
+  /** Starts a new batch of the items a finished batch did not store. */
+  async retryFailed(batchId: string): Promise<BatchMemoryResponse> {
+    const response = await this.request(`/${encodeURIComponent(batchId)}/retry`, { method: 'POST' });
+    return this.parsed(batchMemoryResponseSchema, await this.json(response), `POST ${REST_PATH}/:id/retry`, response.status);
   }
 
   /** Stops a batch; memories written so far stay. Answers once the batch has stopped. */

@@ -1,5 +1,5 @@
 /**
- * Authentication of the routes beside Parse Server (the REST route and the bulk write route): a Parse
+ * Authentication of the routes beside Parse Server (the REST route, the bulk write route and the MCP door): a Parse
  * session token, or the master key from an address in PARSE_MASTER_KEY_IPS. Every refused credential
  * counts toward its address's AUTH_FAILURE_LIMIT, and a refused master key gets one answer whatever the
  * reason, so that the answer tells a guesser nothing.
@@ -21,6 +21,10 @@ export interface AuthedRequest extends express.Request {
 
 /** The one answer to a refused master key: a wrong key, or the right one from an address outside PARSE_MASTER_KEY_IPS. */
 export const MASTER_KEY_REFUSED = 'the master key is not accepted (it must be PARSE_MASTER_KEY, sent from an address in PARSE_MASTER_KEY_IPS)';
+
+function bearerToken(req: express.Request): string | undefined {
+  return /^Bearer\s+(\S+)$/i.exec(req.get('Authorization') ?? '')?.[1];
+}
 
 export function safeEqual(a: string, b: string): boolean {
   const left = Buffer.from(a);
@@ -75,19 +79,41 @@ export class RouteAuthentication {
         request.actor = { master: true };
         return true;
       }
-      const bearer = /^Bearer\s+(\S+)$/i.exec(req.get('Authorization') ?? '')?.[1];
-      const token = req.get('X-Parse-Session-Token') ?? bearer;
+      const token = req.get('X-Parse-Session-Token') ?? bearerToken(req);
       if (!token) throw new BatchError(401, 'unauthorized', 'authentication required: send X-Parse-Session-Token or Authorization: Bearer <session token>');
-      const user = await retryRead(() => this.parse.userOfSession(token));
-      if (!user) {
-        this.countFailure(req, res);
-        throw new BatchError(401, 'unauthorized', 'the session token is invalid or expired');
-      }
-      request.actor = { master: false, user, sessionToken: token };
-      await this.limits.countRestRequest(idOf(user));
+      await this.sessionActor(request, res, token);
       return true;
     })().then((authenticated) => authenticated && next(), next);
   };
+
+  /**
+   * The MCP door's authentication, on every request: `Authorization: Bearer <session token>` only. A missing
+   * token counts as a failed authentication too, since an MCP client that sends none is not configured for
+   * this server; the user's request counts toward USER_RATE_LIMIT as on the REST route.
+   */
+  readonly mcp: express.RequestHandler = (req, res, next) => {
+    (async () => {
+      const token = bearerToken(req);
+      if (!token) {
+        this.countFailure(req, res);
+        res.setHeader('WWW-Authenticate', 'Bearer');
+        throw new BatchError(401, 'unauthorized', 'authentication required: send Authorization: Bearer <session token>');
+      }
+      await this.sessionActor(req as AuthedRequest, res, token);
+    })().then(() => next(), next);
+  };
+
+  /** Sets the actor of a session token and counts the user's request; an unknown or expired token is a counted 401. */
+  private async sessionActor(req: AuthedRequest, res: express.Response, token: string): Promise<void> {
+    const user = await retryRead(() => this.parse.userOfSession(token));
+    if (!user) {
+      this.countFailure(req, res);
+      res.setHeader('WWW-Authenticate', 'Bearer error="invalid_token"');
+      throw new BatchError(401, 'unauthorized', 'the session token is invalid or expired');
+    }
+    req.actor = { master: false, user, sessionToken: token };
+    await this.limits.countRestRequest(idOf(user));
+  }
 
   private countFailure(req: express.Request, res: express.Response): void {
     // Counted in memory (or a shared store) while the answer goes out; a store error must not fail the request.

@@ -14,6 +14,7 @@ import {
   type BatchStatus,
   type MemoryItem,
   type MemoryProcessingResult,
+  type Page,
   TERMINAL_STATUSES,
   batchRequestSchema,
   describeDetails,
@@ -263,6 +264,19 @@ export class BatchService {
     return decodeLines<MemoryProcessingResult>(await this.parse.downloadFile(file.name()));
   }
 
+  /** A page of the acting user's own batches, newest first (the master key names the user with `userId`); one more is read to tell whether another page follows. */
+  async list(actor: Actor, page: Page, userId?: string): Promise<{ batches: Parse.Object[]; nextOffset?: number }> {
+    const user = await this.actingUser(actor, userId);
+    const found = await new Parse.Query(CLASS.batch)
+      .equalTo('user', user)
+      .descending('createdAt')
+      .skip(page.offset)
+      .limit(page.limit + 1)
+      .find(actor.master ? master : { sessionToken: this.auth(actor).sessionToken });
+    const more = found.length > page.limit;
+    return { batches: found.slice(0, page.limit), ...(more ? { nextOffset: page.offset + page.limit } : {}) };
+  }
+
   async get(actor: Actor, batchId: string): Promise<BatchMemoryResponse> {
     return this.response(await this.store.load(batchId, this.auth(actor)));
   }
@@ -370,6 +384,11 @@ export class BatchService {
 export function filesExpiredError(batch: Parse.Object): BatchError {
   const at = (batch.get('filesExpiredAt') as Date).toISOString();
   return new BatchError(410, 'expired', `the stored memories and per-item results of batch ${idOf(batch)} were deleted on ${at} (BATCH_FILE_EXPIRY_DAYS); its counts remain`);
+}
+
+/** The answer for the results of a batch that has not finished (no results file yet). */
+export function resultsNotReady(batch: Parse.Object): BatchError {
+  return new BatchError(409, 'conflict', `batch ${idOf(batch)} has not finished (status ${batch.get('status')}); its results are written when it ends`);
 }
 
 export function isTerminal(status: unknown): boolean {

@@ -7,6 +7,9 @@
 import type http from 'node:http';
 import { type Readable, Transform } from 'node:stream';
 import zlib from 'node:zlib';
+import type { Config } from '../config';
+import { idOf } from '../schema/classes';
+import type { Actor } from './batchService';
 import { BatchError } from './errors';
 
 /** Below this many inflated bytes the ratio is never checked: a short, repetitive body may compress very well and still cost nothing. */
@@ -142,4 +145,33 @@ export class ConcurrencyBound {
   private busy(message: string): BatchError {
     return new BatchError(429, 'rate_limited', `too many ${this.what} at once: ${message}; retry after the Retry-After seconds`, [], this.retryAfterSeconds);
   }
+}
+
+/** Retry-After of a 429 for a full upload or event-stream bound: slots free up as batches are stored and streams end. */
+const BUSY_RETRY_AFTER_SECONDS = 5;
+
+/** The slots every door shares: uploads (held while a batch is read and stored) and event streams (held while a batch is followed). */
+export interface ConcurrencySlots {
+  uploads: ConcurrencyBound;
+  eventStreams: ConcurrencyBound;
+}
+
+export function concurrencySlots(config: Config): ConcurrencySlots {
+  return {
+    uploads: new ConcurrencyBound(
+      'uploads',
+      { total: config.REST_MAX_UPLOADS, totalSetting: 'REST_MAX_UPLOADS', perUser: config.REST_MAX_UPLOADS_PER_USER, perUserSetting: 'REST_MAX_UPLOADS_PER_USER' },
+      BUSY_RETRY_AFTER_SECONDS,
+    ),
+    eventStreams: new ConcurrencyBound(
+      'event streams',
+      { total: config.REST_MAX_EVENT_STREAMS, totalSetting: 'REST_MAX_EVENT_STREAMS', perUser: config.REST_MAX_EVENT_STREAMS_PER_USER, perUserSetting: 'REST_MAX_EVENT_STREAMS_PER_USER' },
+      BUSY_RETRY_AFTER_SECONDS,
+    ),
+  };
+}
+
+/** Whose slot a request takes: its user's, or the master key's one pool. */
+export function slotHolder(actor: Actor): string {
+  return actor.user ? `user:${idOf(actor.user)}` : 'master';
 }

@@ -1,6 +1,8 @@
 /** OpenAPI 3.1 document of the REST route, generated from the zod schemas that validate it. */
 import { z } from 'zod';
 import {
+  MAX_PAGE_SIZE,
+  batchListResponseSchema,
   batchMemoryResponseSchema,
   batchOptionsFields,
   batchStatusResponseSchema,
@@ -45,6 +47,7 @@ export function openApiDocument(): Record<string, unknown> {
         BatchOptions: schema(batchOptionsFields, 'input'),
         BatchMemoryResponse: schema(batchMemoryResponseSchema, 'output'),
         BatchStatusResponse: schema(batchStatusResponseSchema, 'output'),
+        BatchListResponse: schema(batchListResponseSchema, 'output'),
         MemoryProcessingResult: schema(memoryProcessingResultSchema, 'output'),
         ErrorResponse: schema(errorResponseSchema, 'output'),
       },
@@ -73,6 +76,15 @@ export function openApiDocument(): Record<string, unknown> {
             '207': { description: 'finished with item failures, or failed or cancelled', content: jsonContent('BatchMemoryResponse') },
             ...errors(400, 401, 409, 413, 415, 429),
           },
+        },
+        get: {
+          summary: "The caller's own batches, newest first, a page at a time",
+          parameters: [
+            { name: 'offset', in: 'query', schema: { type: 'integer', minimum: 0 }, description: 'batches to skip (default 0)' },
+            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: MAX_PAGE_SIZE }, description: 'batches per page (default 20)' },
+            { name: 'user_id', in: 'query', schema: { type: 'string' }, description: 'with the master key: whose batches' },
+          ],
+          responses: { '200': { description: 'a page; next_offset when more follow', content: jsonContent('BatchListResponse') }, ...errors(400, 401, 429) },
         },
       },
       '/api/v1/memory/batch/{id}': {

@@ -28,6 +28,8 @@ import { BatchMaintenance } from './maintenance';
 import { BatchMetrics } from './metrics';
 import { type OwnershipResolver, defaultOwnershipResolver } from './organizations';
 import { ParseLogAdapter } from './parseLogger';
+import { concurrencySlots } from './inputBounds';
+import { MCP_PATH, mcpRoute } from './mcpRoute';
 import { RateLimits } from './rateLimits';
 import { batchRouter } from './router';
 import { BatchWorkflows } from './temporal';
@@ -96,7 +98,10 @@ export function createBatchMemory(options: BatchMemoryOptions = {}): BatchMemory
   const router = express.Router();
   router.use(limits.authFailureGuard);
   router.use(BULK_WRITE_PATH, bulkWriteRoute(service.parse, authentication));
-  router.use('/api/v1', batchRouter(service, config, endpoint, log, authentication));
+  // Upload and event-stream slots, shared by the REST route and the MCP door.
+  const slots = concurrencySlots(config);
+  router.use('/api/v1', batchRouter(service, config, endpoint, log, authentication, slots));
+  router.use(MCP_PATH, mcpRoute(service, config, log, authentication, slots));
   if (options.metrics) router.get('/metrics', metricsHandler(metrics, config.METRICS_TOKEN));
   // Under the plugin's path, whatever no route answered and any error: JSON, never Express's HTML page.
   router.use('/api/v1', notFound);

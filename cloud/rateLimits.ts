@@ -3,8 +3,8 @@
  *
  * - Sign-up and log-in, per client address: Parse Server's own `rateLimit` option, which counts before
  *   authentication and also covers those routes inside `/parse/batch`.
- * - Cloud Functions and the REST route, per user: one count for both doors, so that switching between
- *   them does not double the allowance. Parse Server's option cannot share a count with a route outside
+ * - Cloud Functions, the REST route and the MCP door, per user: one count for all three, so that switching between
+ *   doors does not multiply the allowance. Parse Server's option cannot share a count with a route outside
  *   `/parse` (each of its limits keeps its own store) nor answer Parse's REQUEST_LIMIT_EXCEEDED, so this
  *   count is kept here and applied inside Parse Server through its `requestContextMiddleware` option.
  * - Failed authentications, per client address, on every door: an address past the limit is answered 429
@@ -106,7 +106,7 @@ export class RateLimits {
     private readonly parseMount: string,
   ) {
     const window = config.RATE_LIMIT_WINDOW;
-    this.perUser = new Limit((limit, span) => `rate limit of ${limit} requests per ${span} exceeded (USER_RATE_LIMIT, Cloud Functions and the REST route together)`, config.USER_RATE_LIMIT, window);
+    this.perUser = new Limit((limit, span) => `rate limit of ${limit} requests per ${span} exceeded (USER_RATE_LIMIT, Cloud Functions, the REST route and the MCP door together)`, config.USER_RATE_LIMIT, window);
     this.authFailures = new Limit((limit, span) => `too many failed authentications from this address (AUTH_FAILURE_LIMIT: ${limit} per ${span})`, config.AUTH_FAILURE_LIMIT, window);
   }
 

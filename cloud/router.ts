@@ -12,6 +12,8 @@ import type { Logger } from '../config/log';
 import { fileURL, masterHeaders, type ParseEndpoint } from '../schema/batchFile';
 import { idOf } from '../schema/classes';
 import {
+  BATCH_ID_PATTERN,
+  type BatchListResponse,
   type BatchMemoryResponse,
   type BatchStatusResponse,
   type MemoryItem,
@@ -20,21 +22,20 @@ import {
   forbiddenKeyPath,
   formatPath,
   limitedMemoryItemSchema,
+  pageFields,
   validationDetails,
 } from '../schema/memory';
 import type { AuthedRequest, RouteAuthentication } from './auth';
-import { type Actor, type BatchService, filesExpiredError, isTerminal } from './batchService';
+import { type Actor, type BatchService, filesExpiredError, isTerminal, resultsNotReady } from './batchService';
 import { BatchError, retryRead } from './errors';
 import { jsonErrorHandler } from './httpErrors';
-import { type BodyBounds, ConcurrencyBound, boundedBody, readJsonBody } from './inputBounds';
+import { type BodyBounds, type ConcurrencyBound, type ConcurrencySlots, boundedBody, readJsonBody, slotHolder } from './inputBounds';
 import { openApiDocument } from './openapi';
 
 const master = { useMasterKey: true };
-const BATCH_ID = /^[A-Za-z0-9]{1,64}$/;
+const BATCH_ROUTE = '/api/v1/memory/batch';
 const EVENTS_POLL_MS = 500;
 const EVENTS_KEEPALIVE_MS = 15_000;
-/** Retry-After of a 429 for a full upload or event-stream bound: slots free up as batches are stored and streams end. */
-const BUSY_RETRY_AFTER_SECONDS = 5;
 
 type Handler = (req: express.Request, res: express.Response) => Promise<void>;
 
@@ -134,7 +135,8 @@ function wantsToWait(req: express.Request, bodyWait?: boolean): boolean | undefi
   return bodyWait;
 }
 
-function statusResponse(batch: Parse.Object, base: string): BatchStatusResponse {
+/** A batch's status as the REST route and the MCP door answer it; `base` is the REST route's path, for `results_url`. */
+export function statusResponse(batch: Parse.Object, base = BATCH_ROUTE): BatchStatusResponse {
   const iso = (value: unknown) => (value instanceof Date ? value.toISOString() : undefined);
   const id = idOf(batch);
   return {
@@ -164,7 +166,23 @@ function statusResponse(batch: Parse.Object, base: string): BatchStatusResponse 
   };
 }
 
-export function batchRouter(service: BatchService, config: Config, endpoint: ParseEndpoint, log: Logger, authentication: RouteAuthentication): express.Router {
+/**
+ * A batch's status at each change, until it ends or `signal` aborts; `undefined` for a poll that found no
+ * change. Polls the request: cheap, and it works across Parse Server instances.
+ */
+export async function* statusChanges(batch: Parse.Object, signal: AbortSignal): AsyncGenerator<BatchStatusResponse | undefined> {
+  let last = '';
+  while (!signal.aborted) {
+    const status = statusResponse(await batch.fetch(master));
+    const data = JSON.stringify(status);
+    yield data === last ? undefined : status;
+    last = data;
+    if (isTerminal(status.status)) return;
+    await new Promise((resolve) => setTimeout(resolve, EVENTS_POLL_MS));
+  }
+}
+
+export function batchRouter(service: BatchService, config: Config, endpoint: ParseEndpoint, log: Logger, authentication: RouteAuthentication, slots: ConcurrencySlots): express.Router {
   const router = express.Router();
   const optionsSchema = batchOptionsSchema(config.WEBHOOK_ALLOWED_NETWORKS ?? []);
   // A JSON body is bounded by REST_MAX_JSON_BYTES after decompression, which already bounds what inflating it costs.
@@ -181,20 +199,10 @@ export function batchRouter(service: BatchService, config: Config, endpoint: Par
     maxInflateRatio: { ratio: config.REST_MAX_INFLATE_RATIO, afterBytes: maxNdjsonLineBytes(config) },
     timeoutMs: config.REST_BODY_TIMEOUT,
   };
-  const uploads = new ConcurrencyBound(
-    'uploads',
-    { total: config.REST_MAX_UPLOADS, totalSetting: 'REST_MAX_UPLOADS', perUser: config.REST_MAX_UPLOADS_PER_USER, perUserSetting: 'REST_MAX_UPLOADS_PER_USER' },
-    BUSY_RETRY_AFTER_SECONDS,
-  );
-  const eventStreams = new ConcurrencyBound(
-    'event streams',
-    { total: config.REST_MAX_EVENT_STREAMS, totalSetting: 'REST_MAX_EVENT_STREAMS', perUser: config.REST_MAX_EVENT_STREAMS_PER_USER, perUserSetting: 'REST_MAX_EVENT_STREAMS_PER_USER' },
-    BUSY_RETRY_AFTER_SECONDS,
-  );
+  const { uploads, eventStreams } = slots;
   /** A slot of `bound` for the caller, released on every way the answer ends (sent, failed, client gone) or earlier by the handler. */
   const slotFor = (bound: ConcurrencyBound, req: express.Request, res: express.Response): (() => void) => {
-    const actor = (req as AuthedRequest).actor as Actor;
-    const release = bound.take(actor.user ? `user:${idOf(actor.user)}` : 'master');
+    const release = bound.take(slotHolder((req as AuthedRequest).actor as Actor));
     // A client gone while it was authenticated has closed already: no 'close' would come to release the slot.
     if (req.socket.destroyed) {
       release();
@@ -203,7 +211,7 @@ export function batchRouter(service: BatchService, config: Config, endpoint: Par
     res.once('close', release);
     return release;
   };
-  const base = '/api/v1/memory/batch';
+  const base = BATCH_ROUTE;
 
   // A read whose database connection dropped under it is tried again rather than answered with a 500.
   const handle = (handler: Handler): express.RequestHandler => (req, res, next) => {
@@ -254,6 +262,24 @@ export function batchRouter(service: BatchService, config: Config, endpoint: Par
   );
 
   router.get(
+    '/memory/batch',
+    handle(async (req, res) => {
+      const actor = (req as AuthedRequest).actor as Actor;
+      const { user_id: userId, ...query } = req.query as Record<string, string | undefined>;
+      // Query strings are text: numbers are read as numbers, anything else is left for the schema to name.
+      const numbers = Object.fromEntries(Object.entries(query).map(([key, value]) => [key, value !== undefined && /^\d+$/.test(value) ? Number(value) : value]));
+      const page = pageFields.safeParse(numbers);
+      if (!page.success) {
+        const details = validationDetails(page.error);
+        throw new BatchError(400, 'invalid_request', `invalid page: ${describeDetails(details)}`, details);
+      }
+      const { batches, nextOffset } = await service.list(actor, page.data, userId);
+      const answer: BatchListResponse = { batches: batches.map((batch) => statusResponse(batch, base)), ...(nextOffset === undefined ? {} : { next_offset: nextOffset }) };
+      res.json(answer);
+    }),
+  );
+
+  router.get(
     '/memory/batch/:id',
     handle(async (req, res) => {
       const batch = await loadFor(req);
@@ -267,7 +293,7 @@ export function batchRouter(service: BatchService, config: Config, endpoint: Par
       const batch = await loadFor(req);
       if (batch.get('filesExpiredAt')) throw filesExpiredError(batch);
       const file = batch.get('resultsFile') as Parse.File | undefined;
-      if (!file) throw new BatchError(409, 'conflict', `batch ${idOf(batch)} has not finished (status ${batch.get('status')}); poll ${base}/${idOf(batch)}`);
+      if (!file) throw resultsNotReady(batch);
       // Streamed from file storage through gunzip: a large result set is never built in memory.
       const download = await fetch(fileURL(endpoint, file.name()), { headers: masterHeaders(endpoint) });
       if (!download.ok || !download.body) throw new Error(`results file of batch ${idOf(batch)} could not be read: HTTP ${download.status}`);
@@ -283,25 +309,18 @@ export function batchRouter(service: BatchService, config: Config, endpoint: Par
       const batch = await loadFor(req);
       res.status(200).set({ 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive' });
       res.flushHeaders();
-      let closed = false;
-      req.on('close', () => (closed = true));
-      let last = '';
+      const gone = new AbortController();
+      req.on('close', () => gone.abort());
       let lastWrite = Date.now();
-      // Polls the request (cheap, and works across Parse Server instances) and sends each change.
-      while (!closed) {
-        const status = statusResponse(await batch.fetch(master), base);
-        const data = JSON.stringify(status);
-        if (data !== last) {
-          res.write(`event: progress\ndata: ${data}\n\n`);
-          last = data;
+      for await (const status of statusChanges(batch, gone.signal)) {
+        if (status) {
+          res.write(`event: progress\ndata: ${JSON.stringify(status)}\n\n`);
           lastWrite = Date.now();
         } else if (Date.now() - lastWrite >= EVENTS_KEEPALIVE_MS) {
           // A comment line keeps proxies with idle timeouts from closing a quiet stream.
           res.write(': keepalive\n\n');
           lastWrite = Date.now();
         }
-        if (isTerminal(status.status)) break;
-        await new Promise((resolve) => setTimeout(resolve, EVENTS_POLL_MS));
       }
       res.end();
     }),
@@ -337,7 +356,7 @@ export function batchRouter(service: BatchService, config: Config, endpoint: Par
 
 function batchIdOf(req: express.Request): string {
   const id = String(req.params.id);
-  if (!BATCH_ID.test(id)) throw new BatchError(404, 'not_found', `batch ${id} not found`);
+  if (!BATCH_ID_PATTERN.test(id)) throw new BatchError(404, 'not_found', `batch ${id} not found`);
   return id;
 }
 

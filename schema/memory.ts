@@ -49,14 +49,22 @@ function checkMetadata(value: unknown, path: (string | number)[], depth: number,
   ctx.addIssue({ code: 'custom', path, message: 'must contain only JSON values' });
 }
 
+/** Optional metadata: a JSON object, checked on the raw value (a parsed record would silently drop a `__proto__` key instead of refusing it). */
+function optionalMetadataSchema() {
+  const schema = z
+    .custom<Record<string, unknown>>((m) => typeof m === 'object' && m !== null && !Array.isArray(m), { error: 'must be an object' })
+    .superRefine((m, ctx) => checkMetadata(m, [], 1, ctx))
+    .optional();
+  // A custom type has no JSON Schema of its own; tool and API descriptions need one. Set on the outermost
+  // schema, whose JSON Schema is then this alone.
+  schema._zod.toJSONSchema = () => ({ type: 'object', description: `JSON values, nested at most ${MAX_METADATA_DEPTH} levels` });
+  return schema;
+}
+
 /** One memory as a client sends it (the PRD's MemoryItem). */
 export const memoryItemSchema = z.strictObject({
   content: text(Number.MAX_SAFE_INTEGER).refine((s) => s.trim().length > 0, { error: 'must not be empty' }),
-  // Checked on the raw value: a parsed record would silently drop a `__proto__` key instead of refusing it.
-  metadata: z
-    .custom<Record<string, unknown>>((m) => typeof m === 'object' && m !== null && !Array.isArray(m), { error: 'must be an object' })
-    .superRefine((m, ctx) => checkMetadata(m, [], 1, ctx))
-    .optional(),
+  metadata: optionalMetadataSchema(),
   embedding: z
     .array(z.number({ error: 'must be a finite number' }), { error: 'must be an array of numbers' })
     .max(MAX_EMBEDDING_LENGTH, { error: `must have at most ${MAX_EMBEDDING_LENGTH} dimensions` })
@@ -201,6 +209,9 @@ export function describeDetails(details: ValidationDetail[]): string {
   return details.map((d) => `${d.path || 'request'} ${d.message}`).join('; ');
 }
 
+/** What a batch id looks like (Parse object ids); anything else is not found without a lookup. */
+export const BATCH_ID_PATTERN = /^[A-Za-z0-9]{1,64}$/;
+
 export const BATCH_STATUSES = ['pending', 'processing', 'completed', 'failed', 'cancelled'] as const;
 export const batchStatusSchema = z.enum(BATCH_STATUSES);
 export type BatchStatus = z.infer<typeof batchStatusSchema>;
@@ -255,6 +266,28 @@ export const batchStatusResponseSchema = z.strictObject({
     .optional(),
 });
 export type BatchStatusResponse = z.infer<typeof batchStatusResponseSchema>;
+
+export const MAX_PAGE_SIZE = 100;
+
+/** A page of a list: `limit` entries from `offset` on. */
+export const pageFields = z.strictObject({
+  offset: z.number({ error: 'must be a number' }).int({ error: 'must be an integer' }).min(0, { error: 'must be at least 0' }).default(0).describe('entries to skip'),
+  limit: z
+    .number({ error: 'must be a number' })
+    .int({ error: 'must be an integer' })
+    .min(1, { error: 'must be at least 1' })
+    .max(MAX_PAGE_SIZE, { error: `must be at most ${MAX_PAGE_SIZE}` })
+    .default(20)
+    .describe(`entries per page, at most ${MAX_PAGE_SIZE}`),
+});
+export type Page = z.infer<typeof pageFields>;
+
+/** GET /api/v1/memory/batch: the caller's batches, newest first; `next_offset` when there are more. */
+export const batchListResponseSchema = z.strictObject({
+  batches: z.array(batchStatusResponseSchema),
+  next_offset: z.number().int().nonnegative().optional(),
+});
+export type BatchListResponse = z.infer<typeof batchListResponseSchema>;
 
 /** Every error answer of the REST route. */
 export const errorResponseSchema = z.strictObject({

@@ -1,0 +1,296 @@
+/**
+ * The Model Context Protocol door: the tools and resources an agent sees, over one `BatchAccess`.
+ * Streamable HTTP at /mcp reaches the BatchService in the server's process (cloud/mcpRoute.ts); stdio
+ * (`memory-batch mcp`) reaches it through the REST route (client/mcp.ts). Either way the product's own
+ * validation, limits and access rules decide, and its error messages are what the agent reads.
+ */
+import { McpServer, ResourceTemplate } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { EmptyResultSchema, ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
+import { z } from 'zod';
+import { BatchApiError, MemoriesDocumentError } from '../client';
+import { BatchError } from '../cloud/errors';
+import type { Logger } from '../config/log';
+import {
+  BATCH_ID_PATTERN,
+  type BatchListResponse,
+  type BatchMemoryResponse,
+  type BatchStatusResponse,
+  type MemoryItem,
+  type MemoryProcessingResult,
+  type Page,
+  TERMINAL_STATUSES,
+  batchListResponseSchema,
+  batchOptionsFields,
+  batchStatusResponseSchema,
+  memoryItemSchema,
+  memoryProcessingResultSchema,
+  pageFields,
+} from '../schema/memory';
+
+/** The settings of an import an agent may give. */
+export type ImportSettings = { namespace?: string; workspace_id?: string };
+
+/** What the tools do, whichever way the door reaches the product. Every method acts as the connected user. */
+export interface BatchAccess {
+  /** Inline memories as one batch; answers once it is stored, without waiting for it. */
+  submit(settings: ImportSettings, memories: MemoryItem[], idempotencyKey?: string): Promise<BatchMemoryResponse>;
+  /** A JSON Lines or JSON file of this machine, streamed as NDJSON; only a door on the agent's machine (stdio) has one. */
+  submitFile?(path: string, format: 'jsonl' | 'json', settings: ImportSettings, idempotencyKey?: string): Promise<BatchMemoryResponse>;
+  status(batchId: string): Promise<BatchStatusResponse>;
+  list(page: Page): Promise<BatchListResponse>;
+  /** Per-item results of a finished batch, in batch order. */
+  results(batchId: string): AsyncIterable<MemoryProcessingResult>;
+  cancel(batchId: string): Promise<BatchMemoryResponse>;
+  retryFailed(batchId: string): Promise<BatchMemoryResponse>;
+  /** Follows a batch until it ends (or the door's wait bound passes), calling `onStatus` at each change; answers the last status. */
+  follow(batchId: string, onStatus: (status: BatchStatusResponse) => void, signal: AbortSignal): Promise<BatchStatusResponse>;
+}
+
+/** A refusal the door itself makes, shown to the agent as it is. */
+export class ToolRefusal extends Error {}
+
+const batchId = z.string({ error: 'must be a string' }).regex(BATCH_ID_PATTERN, { error: 'is not a batch id' }).describe('id of a batch, as import_memories answered it');
+
+/** A batch's id, status and counts: what import, cancel and retry answer. */
+const batchSummarySchema = batchStatusResponseSchema.pick({ batch_id: true, status: true, total: true, processed: true, failed: true, error: true });
+type BatchSummary = z.infer<typeof batchSummarySchema>;
+
+const failuresSchema = z.strictObject({
+  batch_id: z.string(),
+  failures: z.array(memoryProcessingResultSchema),
+  next_offset: z.number().int().nonnegative().optional(),
+});
+
+function importInputSchema(maxBatchSize: number | undefined) {
+  const memories = z.array(memoryItemSchema, { error: 'must be an array of memories' }).min(1, { error: 'must contain at least 1 memory' });
+  return batchOptionsFields.pick({ namespace: true, workspace_id: true, idempotency_key: true, wait: true }).extend({
+    memories: (maxBatchSize ? memories.max(maxBatchSize, { error: `must contain at most MAX_BATCH_SIZE = ${maxBatchSize} memories` }) : memories)
+      .optional()
+      .describe(`the memories, inline${maxBatchSize ? ` (at most MAX_BATCH_SIZE = ${maxBatchSize})` : ''}; or give path instead`),
+    path: z
+      .string({ error: 'must be a string' })
+      .min(1, { error: 'must not be empty' })
+      .optional()
+      .describe('stdio only (memory-batch mcp): a JSON Lines file, or a JSON file (an array, or {"memories": [...]}), on the machine the MCP server runs on; streamed as NDJSON, any size the REST route takes'),
+    format: z.enum(['jsonl', 'json'], { error: 'must be jsonl or json' }).optional().describe('format of the file at path (default: json for *.json, jsonl otherwise)'),
+  });
+}
+
+function summaryOf(batch: BatchMemoryResponse | BatchStatusResponse): BatchSummary {
+  const error = 'results' in batch ? batch.errors?.find((e) => !e.startsWith('memories[')) : batch.error;
+  return { batch_id: batch.batch_id, status: batch.status, total: batch.total, processed: batch.processed, failed: batch.failed, ...(error ? { error } : {}) };
+}
+
+function describe(batch: BatchSummary): string {
+  return `batch ${batch.batch_id}: ${batch.status}, ${batch.processed} of ${batch.total} stored, ${batch.failed} failed${batch.error ? ` (${batch.error})` : ''}`;
+}
+
+/** The message an agent may read: the product's own (index, field, limit), never a stack trace or an internal detail. */
+function shownMessage(error: unknown, log: Logger): string {
+  if (error instanceof BatchError || error instanceof BatchApiError) return error.message;
+  if (error instanceof MemoriesDocumentError) return `the file ${error.message}`;
+  if (error instanceof ToolRefusal) return error.message;
+  log.error('MCP call failed', { error: (error as Error)?.message, stack: (error as Error)?.stack });
+  return 'internal error';
+}
+
+/** A tool's answer: structured content with a short text, or the refusal as a tool error. */
+async function answer<T extends Record<string, unknown>>(log: Logger, work: () => Promise<T>, text: (result: T) => string) {
+  try {
+    const result = await work();
+    return { structuredContent: result, content: [{ type: 'text' as const, text: text(result) }] };
+  } catch (error) {
+    return { isError: true, content: [{ type: 'text' as const, text: shownMessage(error, log) }] };
+  }
+}
+
+/** A resource read that failed: the product's message as a JSON-RPC error (not found for another user's batch). */
+function resourceError(error: unknown, log: Logger): McpError {
+  const status = error instanceof BatchError || error instanceof BatchApiError ? error.status : undefined;
+  // -32002: the MCP specification's code for a resource that is not there.
+  return new McpError(status === 404 ? -32002 : ErrorCode.InvalidRequest, shownMessage(error, log));
+}
+
+export interface McpServerOptions {
+  /** MAX_BATCH_SIZE, declared in the tool's schema when the door knows it (the server checks it in any case). */
+  maxBatchSize?: number;
+  /**
+   * Before answering a call that sent progress, pings the agent: the SDK's client handles a notification
+   * after a response it read in the same chunk, and would drop the last progress notification. Only on a
+   * connection that carries the ping's answer back to this server (stdio, not stateless HTTP).
+   */
+  confirmProgress?: boolean;
+  log: Logger;
+}
+
+/** An MCP server (one per stdio process, one per HTTP request) whose tools and resources act through `access`. */
+export function batchMcpServer(access: BatchAccess, options: McpServerOptions): McpServer {
+  const { log } = options;
+  const server = new McpServer({ name: 'memory-batch', version: '1.0.0' });
+
+  server.registerTool(
+    'import_memories',
+    {
+      title: 'Import memories',
+      description:
+        'Stores memories as one durable batch for the connected user and answers its id, status and counts. With wait, answers once the batch has ended, sending progress (processed / total) when the call carries a progress token.',
+      inputSchema: importInputSchema(options.maxBatchSize),
+      outputSchema: batchSummarySchema,
+    },
+    (input, extra) =>
+      answer(
+        log,
+        async () => {
+          const settings: ImportSettings = { ...(input.namespace ? { namespace: input.namespace } : {}), ...(input.workspace_id ? { workspace_id: input.workspace_id } : {}) };
+          if ((input.memories === undefined) === (input.path === undefined)) throw new ToolRefusal('give either memories (inline) or path (a file, over stdio), not both or neither');
+          let accepted: BatchMemoryResponse;
+          if (input.path !== undefined) {
+            if (!access.submitFile) throw new ToolRefusal('path: files are read only by the stdio server (memory-batch mcp) on their own machine; over HTTP send the memories inline');
+            const format = input.format ?? (input.path.toLowerCase().endsWith('.json') ? 'json' : 'jsonl');
+            accepted = await access.submitFile(input.path, format, settings, input.idempotency_key);
+          } else {
+            accepted = await access.submit(settings, input.memories as MemoryItem[], input.idempotency_key);
+          }
+          if (!input.wait || TERMINAL_STATUSES.includes(accepted.status)) return summaryOf(accepted);
+          const token = extra._meta?.progressToken;
+          let sent = -1;
+          // Notifications go out in order, and all before the answer: a client stops listening for progress once answered.
+          let notified = Promise.resolve();
+          const final = await access.follow(
+            accepted.batch_id,
+            (status) => {
+              const done = status.processed + status.failed;
+              // Progress must rise from one notification to the next.
+              if (token === undefined || done <= sent) return;
+              sent = done;
+              const progress = { progressToken: token, progress: done, total: status.total, message: status.status };
+              notified = notified.then(() => extra.sendNotification({ method: 'notifications/progress', params: progress })).catch(() => undefined);
+            },
+            extra.signal,
+          );
+          await notified;
+          if (options.confirmProgress && token !== undefined) await extra.sendRequest({ method: 'ping' }, EmptyResultSchema).catch(() => undefined);
+          return summaryOf(final);
+        },
+        describe,
+      ),
+  );
+
+  server.registerTool(
+    'get_batch',
+    {
+      title: 'Get a batch',
+      description: "A batch's status, counts and timestamps.",
+      inputSchema: { batch_id: batchId },
+      outputSchema: batchStatusResponseSchema,
+      annotations: { readOnlyHint: true },
+    },
+    ({ batch_id }) => answer(log, () => access.status(batch_id), (batch) => describe(summaryOf(batch))),
+  );
+
+  server.registerTool(
+    'list_batches',
+    {
+      title: 'List batches',
+      description: "The connected user's own batches, newest first, a page at a time (next_offset when more follow).",
+      inputSchema: pageFields,
+      outputSchema: batchListResponseSchema,
+      annotations: { readOnlyHint: true },
+    },
+    (page) =>
+      answer(
+        log,
+        () => access.list(page),
+        (list) => `${list.batches.length} batches${list.batches.length ? `: ${list.batches.map((b) => `${b.batch_id} ${b.status}`).join(', ')}` : ''}${list.next_offset === undefined ? '' : `; more from offset ${list.next_offset}`}`,
+      ),
+  );
+
+  server.registerTool(
+    'get_batch_failures',
+    {
+      title: 'Failed items of a batch',
+      description: 'The items of a finished batch that were not stored, with their index and error, a page at a time.',
+      inputSchema: pageFields.extend({ batch_id: batchId }),
+      outputSchema: failuresSchema,
+      annotations: { readOnlyHint: true },
+    },
+    ({ batch_id, offset, limit }) =>
+      answer(
+        log,
+        async () => {
+          const failures: MemoryProcessingResult[] = [];
+          let skipped = 0;
+          // One more than the page tells whether another follows; reading stops there.
+          for await (const result of access.results(batch_id)) {
+            if (result.success) continue;
+            if (skipped < offset) skipped++;
+            else if (failures.push(result) > limit) break;
+          }
+          const more = failures.length > limit;
+          return { batch_id, failures: failures.slice(0, limit), ...(more ? { next_offset: offset + limit } : {}) };
+        },
+        (page) => `${page.failures.length} failed items${page.failures.length ? `: ${page.failures.map((f) => `[${f.index}] ${f.error}`).join('; ')}` : ''}${page.next_offset === undefined ? '' : `; more from offset ${page.next_offset}`}`,
+      ),
+  );
+
+  server.registerTool(
+    'cancel_batch',
+    {
+      title: 'Cancel a batch',
+      description: 'Stops a batch of your own; memories stored so far stay. Answers once it has stopped.',
+      inputSchema: { batch_id: batchId },
+      outputSchema: batchSummarySchema,
+      annotations: { destructiveHint: true, idempotentHint: true },
+    },
+    ({ batch_id }) => answer(log, async () => summaryOf(await access.cancel(batch_id)), describe),
+  );
+
+  server.registerTool(
+    'retry_failed',
+    {
+      title: 'Retry failed items',
+      description: 'A new batch of the items a finished batch of your own did not store (failed, or never reached); answers the new batch.',
+      inputSchema: { batch_id: batchId },
+      outputSchema: batchSummarySchema,
+    },
+    ({ batch_id }) => answer(log, async () => summaryOf(await access.retryFailed(batch_id)), describe),
+  );
+
+  server.registerResource(
+    'batch',
+    new ResourceTemplate('batch://{id}', { list: undefined }),
+    { title: 'Batch status', description: "A batch's status, counts and timestamps (JSON)", mimeType: 'application/json' },
+    async (uri, { id }) => {
+      try {
+        const status = await access.status(checkedId(id));
+        return { contents: [{ uri: uri.href, mimeType: 'application/json', text: JSON.stringify(status) }] };
+      } catch (error) {
+        throw resourceError(error, log);
+      }
+    },
+  );
+
+  server.registerResource(
+    'batch-results',
+    new ResourceTemplate('batch://{id}/results', { list: undefined }),
+    { title: 'Batch results', description: 'Per-item results of a finished batch, one JSON object per line', mimeType: 'application/x-ndjson' },
+    async (uri, { id }) => {
+      try {
+        const lines: string[] = [];
+        for await (const result of access.results(checkedId(id))) lines.push(JSON.stringify(result));
+        return { contents: [{ uri: uri.href, mimeType: 'application/x-ndjson', text: lines.map((line) => `${line}\n`).join('') }] };
+      } catch (error) {
+        throw resourceError(error, log);
+      }
+    },
+  );
+
+  return server;
+}
+
+/** A batch id from a resource URI: anything that is not one is not found. */
+function checkedId(id: string | string[]): string {
+  const value = Array.isArray(id) ? id.join(',') : id;
+  if (!BATCH_ID_PATTERN.test(value)) throw new BatchError(404, 'not_found', `batch ${value} not found`);
+  return value;
+}
