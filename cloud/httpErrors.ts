@@ -3,14 +3,46 @@
  * outside Parse Server's own (which answer in Parse's shape): never Express's HTML page, a stack trace
  * or a server path.
  */
+import type http from 'node:http';
 import type express from 'express';
 import type { Logger } from '../config/log';
 import { BatchError } from './errors';
 
-/** Answers a BatchError; a request whose body was not read to the end closes its connection after the answer, so the rest is never read. */
+/**
+ * The rest of a refused request's body is read and dropped, unparsed, up to this many bytes and this long,
+ * so that a client still sending it receives the answer instead of a reset; past either bound the
+ * connection is cut.
+ */
+const DRAIN_MAX_BYTES = 64 * 1024 * 1024;
+const DRAIN_MAX_MS = 10_000;
+
+function discardRestOfBody(req: http.IncomingMessage): void {
+  req.unpipe();
+  let discarded = 0;
+  const cut = () => req.socket.destroy();
+  const deadline = setTimeout(cut, DRAIN_MAX_MS);
+  req.on('data', (chunk: Buffer) => {
+    discarded += chunk.length;
+    if (discarded > DRAIN_MAX_BYTES) {
+      clearTimeout(deadline);
+      cut();
+    }
+  });
+  req.once('close', () => clearTimeout(deadline));
+  req.once('end', () => clearTimeout(deadline));
+  req.resume();
+}
+
+/**
+ * Answers a BatchError. A body not read to its end is drained within bounds (see DRAIN_MAX_BYTES), except
+ * one that arrives too slowly (408): its connection closes after the answer.
+ */
 export function sendError(res: express.Response, error: BatchError): void {
   if (error.status === 429) res.setHeader('Retry-After', String(error.retryAfterSeconds ?? 60));
-  if (!res.req.complete) res.setHeader('Connection', 'close');
+  if (!res.req.complete) {
+    if (error.status === 408) res.setHeader('Connection', 'close');
+    else discardRestOfBody(res.req);
+  }
   res.status(error.status).json({ error: { code: error.code, message: error.message, details: error.details } });
 }
 

@@ -1,8 +1,9 @@
 /**
  * Bounds on what one request may cost before any work is done for it: the bytes of its body after
  * decompression, how much a gzip body inflates, how long it takes to arrive, and how many uploads and
- * event streams run at once. A bound hit answers at once with 4xx and stops reading: the streams are
- * destroyed, the rest of the body is never read, and the connection closes after the answer.
+ * event streams run at once. A bound hit answers at once with 4xx and stops the work: the streams are
+ * destroyed and nothing more is inflated or parsed (the answer drops the rest of the body unread, within
+ * bounds, or closes the connection: see sendError).
  */
 import type http from 'node:http';
 import { type Readable, Transform } from 'node:stream';
