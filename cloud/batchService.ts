@@ -234,11 +234,11 @@ export class BatchService {
   }
 
   /** The PRD's BatchMemoryResponse for a batch; per-item results once it has finished. */
-  async response(batch: Parse.Object): Promise<BatchMemoryResponse> {
+  async response(batch: Parse.Object, withResults = true): Promise<BatchMemoryResponse> {
     const status = batch.get('status') as BatchStatus;
     const failed = (batch.get('failedMemories') as number) ?? 0;
     const expired = batch.get('filesExpiredAt') as Date | undefined;
-    const results = isTerminal(status) && !expired ? await this.results(batch) : [];
+    const results = withResults && isTerminal(status) && !expired ? await this.results(batch) : [];
     const errors = [
       ...(batch.get('error') ? [String(batch.get('error'))] : []),
       ...(expired ? [filesExpiredError(batch).message] : []),
@@ -277,17 +277,23 @@ export class BatchService {
     return { batches: found.slice(0, page.limit), ...(more ? { nextOffset: page.offset + page.limit } : {}) };
   }
 
+  /** Status and counts for whoever may read the batch; the per-item results for its owner (or the master key) only. */
   async get(actor: Actor, batchId: string): Promise<BatchMemoryResponse> {
-    return this.response(await this.store.load(batchId, this.auth(actor)));
+    const batch = await this.store.load(batchId, this.auth(actor));
+    return this.response(batch, this.owns(actor, batch));
+  }
+
+  private owns(actor: Actor, batch: Parse.Object): boolean {
+    return actor.master || actor.user?.id === (batch.get('user') as Parse.User).id;
   }
 
   /**
    * A batch the caller may act on: the owner's, or any with the master key. Members of its organization
    * read its status but get 403 here; anyone else: not found.
    */
-  private async ownBatch(actor: Actor, batchId: string, action: string): Promise<Parse.Object> {
+  async ownBatch(actor: Actor, batchId: string, action: string): Promise<Parse.Object> {
     const batch = await this.store.load(batchId, this.auth(actor));
-    if (!actor.master && actor.user?.id !== (batch.get('user') as Parse.User).id) {
+    if (!this.owns(actor, batch)) {
       throw new BatchError(403, 'forbidden', `only the owner of batch ${batchId} can ${action} it; members of its organization read its status`);
     }
     return batch;

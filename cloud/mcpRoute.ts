@@ -39,7 +39,7 @@ function inProcessAccess(service: BatchService, config: Config, actor: Actor, sl
       return { batches: batches.map((batch) => statusResponse(batch)), ...(nextOffset === undefined ? {} : { next_offset: nextOffset }) };
     },
     async *results(batchId) {
-      const batch = await load(batchId);
+      const batch = await service.ownBatch(actor, batchId, 'read the per-item results of');
       if (batch.get('filesExpiredAt')) throw filesExpiredError(batch);
       if (!batch.get('resultsFile')) throw resultsNotReady(batch);
       yield* await service.results(batch);

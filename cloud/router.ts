@@ -290,7 +290,7 @@ export function batchRouter(service: BatchService, config: Config, endpoint: Par
   router.get(
     '/memory/batch/:id/results',
     handle(async (req, res) => {
-      const batch = await loadFor(req);
+      const batch = await service.ownBatch((req as AuthedRequest).actor as Actor, batchIdOf(req), 'read the per-item results of');
       if (batch.get('filesExpiredAt')) throw filesExpiredError(batch);
       const file = batch.get('resultsFile') as Parse.File | undefined;
       if (!file) throw resultsNotReady(batch);

@@ -46,7 +46,7 @@ describe('BatchMemoryRequest triggers and permissions', () => {
     await expect(P.Cloud.run('getMemoryBatch', { batch_id: 'not an id!' }, master)).rejects.toMatchObject({ message: 'batch_id must be a batch id' });
   });
 
-  test('the owner and members of the owner organization can read a batch; nobody else can', async () => {
+  test('the owner and members of the owner organization can read a batch (members: its status, not its per-item results); nobody else can', async () => {
     const P = parse();
     const { owner, batch } = await completedBatch();
     const stranger = await newUser('stranger');
@@ -61,9 +61,11 @@ describe('BatchMemoryRequest triggers and permissions', () => {
     await role?.save(null, master);
     const seen = await new P.Query('BatchMemoryRequest').get(batch.id as string, { sessionToken: colleague.sessionToken });
     expect(seen.get('totalMemories')).toBe(3);
-    const status = (await P.Cloud.run('getMemoryBatch', { batch_id: batch.id }, { sessionToken: colleague.sessionToken })) as { status: string; results: unknown[] };
-    expect(status.status).toBe('completed');
-    expect(status.results).toHaveLength(3);
+    // A member reads the status and counts; the per-item results (memory ids) are the owner's.
+    const status = (await P.Cloud.run('getMemoryBatch', { batch_id: batch.id }, { sessionToken: colleague.sessionToken })) as { status: string; total: number; results: unknown[] };
+    expect(status).toMatchObject({ status: 'completed', total: 3, results: [] });
+    const ownStatus = (await P.Cloud.run('getMemoryBatch', { batch_id: batch.id }, { sessionToken: owner.sessionToken })) as { results: unknown[] };
+    expect(ownStatus.results).toHaveLength(3);
     await expect(P.Cloud.run('getMemoryBatch', { batch_id: batch.id }, { sessionToken: stranger.sessionToken })).rejects.toMatchObject({ code: P.Error.OBJECT_NOT_FOUND });
   });
 

@@ -274,7 +274,7 @@ test("item 3: _Role is closed to clients; a planted org_<id> role gives no membe
   expect(attackerInB).toBe(false);
 });
 
-test("item 8: an organization member reads a batch's status but cannot cancel, retry or read the stored memories of another member's batch", async () => {
+test("item 8: an organization member reads a batch's status but cannot cancel, retry or read the stored memories or per-item results of another member's batch", async () => {
   const P = parse();
   const running = await submit(victim.token, { memories: memories(30, 200, () => ({ metadata: { test_slow_ms: 500 } })) }, { Prefer: 'respond-async' });
   expect(running.status).toBe(202);
@@ -291,6 +291,7 @@ test("item 8: an organization member reads a batch's status but cannot cancel, r
   const finishedData = await send(api.call('/parse/functions/getMemoryBatchData', { token: colleague.token, body: { batch_id: finishedId } }));
   const retryFunction = await send(api.call('/parse/functions/retryMemoryBatch', { token: colleague.token, body: { batch_id: finishedId } }));
   const retryRest = await send(api.call(`/api/v1/memory/batch/${finishedId}/retry`, { method: 'POST', token: colleague.token }));
+  const resultsRest = await send(api.call(`/api/v1/memory/batch/${finishedId}/results`, { token: colleague.token }));
   // What a member may do: read the status.
   const status = await api.call(`/api/v1/memory/batch/${batchId}`, { token: colleague.token });
   const statusFunction = await api.call('/parse/functions/getMemoryBatch', { token: colleague.token, body: { batch_id: finishedId } });
@@ -302,9 +303,9 @@ test("item 8: an organization member reads a batch's status but cannot cancel, r
   const forbiddenFunction = (answer: Answer) => answer.status === 400 && answer.body.code === 119;
   const refused =
     [cancelFunction, dataFunction, finishedData, retryFunction].every(forbiddenFunction) &&
-    cancelRest.status === 403 && retryRest.status === 403 &&
+    cancelRest.status === 403 && retryRest.status === 403 && resultsRest.status === 403 && statusFunction.body.result?.results?.length === 0 &&
     stillRunning !== 'cancelled' && retriesAfter === retriesBefore && !leakedContent && memoriesReadable === 0;
-  recordAttack({ attack: "organization member cancels, retries and reads the stored memories of another member's batch (item 8)", requests: answers.length, answers: tally(answers.map((a) => a.status)), refused });
+  recordAttack({ attack: "organization member cancels, retries and reads the stored memories or per-item results of another member's batch (item 8)", requests: answers.length, answers: tally(answers.map((a) => a.status)), refused });
 
   // The owner still can (and stops the long batch).
   const ownerCancel = await api.call(`/api/v1/memory/batch/${batchId}/cancel`, { method: 'POST', token: victim.token });
@@ -313,12 +314,13 @@ test("item 8: an organization member reads a batch's status but cannot cancel, r
   for (const answer of [cancelFunction, dataFunction, finishedData, retryFunction]) expect(answer).toMatchObject({ status: 400, body: { code: 119 } });
   expect(cancelRest).toMatchObject({ status: 403, body: { error: { code: 'forbidden' } } });
   expect(retryRest).toMatchObject({ status: 403, body: { error: { code: 'forbidden' } } });
+  expect(resultsRest).toMatchObject({ status: 403, body: { error: { code: 'forbidden' } } });
   expect(stillRunning).not.toBe('cancelled');
   expect(retriesAfter).toBe(retriesBefore);
   expect(leakedContent).toBe(false);
   expect(memoriesReadable).toBe(0);
   expect(status).toMatchObject({ status: 200, body: { batch_id: batchId, total: 30 } });
-  expect(statusFunction).toMatchObject({ status: 200, body: { result: { batch_id: finishedId, status: 'completed', failed: 1 } } });
+  expect(statusFunction).toMatchObject({ status: 200, body: { result: { batch_id: finishedId, status: 'completed', failed: 1, results: [] } } });
   expect(ownerCancel).toMatchObject({ status: 200, body: { status: 'cancelled' } });
   expect(ownerData.status).toBe(200);
   expect(ownerData.body.result.memories).toHaveLength(4);
