@@ -63,7 +63,7 @@ async function cancelThen<T>(batchId: string, other: () => Promise<T>): Promise<
   return Promise.allSettled([cancel, write]);
 }
 
-describe('a cancel is never overwritten (compare-and-set on the status)', () => {
+describe('a cancel is never overwritten (compare-and-set on the status; PostgreSQL-only: a row lock holds the writes)', () => {
   test('beginBatch that read pending does not overwrite a cancel saved in between; the workflow ends with the batch cancelled', async () => {
     const batch = await pendingBatch();
     const batchId = batch.id as string;
