@@ -27,15 +27,18 @@ function statusRefused(from: BatchStatus, to: BatchStatus): Parse.Error {
   return new Parse.Error(Parse.Error.VALIDATION_ERROR, statusRefusalMessage(from, to));
 }
 
+const COUNT_FIELDS = ['processedMemories', 'failedMemories'];
 const guarded = new WeakSet<StorageAdapter>();
 /**
- * Makes every write of a request's status a compare-and-set. The beforeSave check reads the status
- * Parse Server loaded before the write (request.original): two writes that both loaded `pending` both
- * pass it, and the later one would win. So Parse Server's own UPDATE of the row, whoever sends it (the
+ * Makes every write of a request's status a compare-and-set. The beforeSave checks read the row as
+ * Parse Server loaded it before the write (request.original): two writes that both loaded `pending` both
+ * pass, and the later one would win. So Parse Server's own UPDATE of the row, whoever sends it (the
  * worker over HTTP, the Dashboard, a Cloud Function), carries the condition `status IN (legal
  * predecessors)`, which the database applies atomically to the stored row (PostgreSQL's UPDATE … WHERE,
- * MongoDB's findOneAndUpdate). This sits on the storage adapter, the one object every request's
- * database controller shares. A write that no longer matches is refused as a move from the stored status.
+ * MongoDB's findOneAndUpdate). A write that no longer matches is refused as a move from the stored
+ * status. Likewise a count increment carries `completedAt` unset: once finalizeBatch has written the
+ * final counts, a late increment is dropped and the rest of its write goes ahead. This sits on the
+ * storage adapter, the one object every request's database controller shares.
  */
 export function guardStatusWrites(adapter: StorageAdapter): void {
   if (guarded.has(adapter)) return;
@@ -43,12 +46,19 @@ export function guardStatusWrites(adapter: StorageAdapter): void {
   const findOneAndUpdate = adapter.findOneAndUpdate.bind(adapter);
   adapter.findOneAndUpdate = async (className, schema, query, update, ...rest) => {
     const status = update.status as BatchStatus | undefined;
-    if (className !== CLASS.batch || typeof status !== 'string' || typeof query.objectId !== 'string') return findOneAndUpdate(className, schema, query, update, ...rest);
-    const updated = await findOneAndUpdate(className, schema, { ...query, status: { $in: predecessorsOf(status) } }, update, ...rest);
+    const increments = COUNT_FIELDS.filter((field) => (update[field] as { __op?: string } | undefined)?.__op === 'Increment');
+    const conditions = {
+      ...(typeof status === 'string' ? { status: { $in: predecessorsOf(status) } } : {}),
+      ...(increments.length > 0 && !('completedAt' in update) ? { completedAt: { $exists: false } } : {}),
+    };
+    if (className !== CLASS.batch || typeof query.objectId !== 'string' || Object.keys(conditions).length === 0) return findOneAndUpdate(className, schema, query, update, ...rest);
+    const updated = await findOneAndUpdate(className, schema, { ...query, ...conditions }, update, ...rest);
     if (updated) return updated;
     const [stored] = await adapter.find(className, schema, { objectId: query.objectId }, { limit: 1 });
     if (!stored) return updated;
-    throw statusRefused(stored.status as BatchStatus, status);
+    if (typeof status === 'string' && !predecessorsOf(status).includes(stored.status as BatchStatus)) throw statusRefused(stored.status as BatchStatus, status);
+    const withoutIncrements = Object.fromEntries(Object.entries(update).filter(([field]) => !increments.includes(field)));
+    return adapter.findOneAndUpdate(className, schema, query, withoutIncrements, ...rest);
   };
 }
 

@@ -47,20 +47,34 @@ async function waitingWrites(): Promise<number> {
 }
 
 /**
- * Runs `cancel`, then `other`, each held inside Parse Server between its read of the row and its write,
+ * Runs `first`, then `second`, each held inside Parse Server between its read of the row and its write,
  * and releases them in that order. Answers both outcomes.
  */
-async function cancelThen<T>(batchId: string, other: () => Promise<T>): Promise<[PromiseSettledResult<string>, PromiseSettledResult<T>]> {
+async function heldInOrder<A, B>(batchId: string, first: () => Promise<A>, second: () => Promise<B>): Promise<[PromiseSettledResult<A>, PromiseSettledResult<B>]> {
   await locker.query('BEGIN');
   await locker.query('SELECT 1 FROM "BatchMemoryRequest" WHERE "objectId" = $1 FOR UPDATE', [batchId]);
-  const cancel = parse().Cloud.run('dashboardCancelBatch', { object: { objectId: batchId } }, master) as Promise<string>;
-  cancel.catch(() => undefined);
-  await waitFor('the cancel to wait for the row', async () => (await waitingWrites()) === 1, 30_000);
-  const write = other();
-  write.catch(() => undefined);
-  await waitFor('the second write to wait behind the cancel', async () => (await waitingWrites()) === 2, 30_000);
+  const one = first();
+  one.catch(() => undefined);
+  await waitFor('the first write to wait for the row', async () => (await waitingWrites()) === 1, 30_000);
+  const two = second();
+  two.catch(() => undefined);
+  await waitFor('the second write to wait behind the first', async () => (await waitingWrites()) === 2, 30_000);
   await locker.query('COMMIT');
-  return Promise.allSettled([cancel, write]);
+  return Promise.allSettled([one, two]);
+}
+
+/** The Dashboard's Cancel batch script, then `other`, in the order that lost the cancel. */
+function cancelThen<T>(batchId: string, other: () => Promise<T>): Promise<[PromiseSettledResult<string>, PromiseSettledResult<T>]> {
+  return heldInOrder(batchId, () => parse().Cloud.run('dashboardCancelBatch', { object: { objectId: batchId } }, master) as Promise<string>, other);
+}
+
+/** What a part's counts flush sends: increments of the counts on a pointer to the request. */
+function progressWrite(batchId: string, processed: number): Promise<Parse.Object> {
+  const counts = new (parse().Object)('BatchMemoryRequest');
+  counts.id = batchId;
+  counts.increment('processedMemories', processed);
+  counts.increment('failedMemories', 0);
+  return counts.save(null, master);
 }
 
 describe('a cancel is never overwritten (compare-and-set on the status; PostgreSQL-only: a row lock holds the writes)', () => {
@@ -102,20 +116,25 @@ describe('a cancel is never overwritten (compare-and-set on the status; PostgreS
   });
 
   test('a progress write (counts a part flushes) that read processing leaves a cancel saved in between in place', async () => {
-    const P = parse();
     const batch = await pendingBatch();
     const batchId = batch.id as string;
     batch.set('status', 'processing');
     await batch.save(null, master);
-    const [cancel, progress] = await cancelThen(batchId, () => {
-      // What a part's counts flush sends: increments of the counts on a pointer to the request.
-      const counts = new P.Object('BatchMemoryRequest');
-      counts.id = batchId;
-      counts.increment('processedMemories', 0);
-      counts.increment('failedMemories', 0);
-      return counts.save(null, master);
-    });
+    const [cancel, progress] = await cancelThen(batchId, () => progressWrite(batchId, 0));
     expect(cancel.status).toBe('fulfilled');
+    expect(progress.status).toBe('fulfilled');
+    const stored = await getBatch(batchId);
+    expect(stored.get('status')).toBe('cancelled');
+    expect(stored.get('processedMemories')).toBe(await countMemories(batchId));
+  });
+
+  test('a progress write that read the batch before finalizeBatch recorded its final counts does not change them', async () => {
+    const batch = await pendingBatch();
+    const batchId = batch.id as string;
+    batch.set('status', 'processing');
+    await batch.save(null, master);
+    const [finalize, progress] = await heldInOrder(batchId, () => activities.finalizeBatch({ batchId, status: 'cancelled' }), () => progressWrite(batchId, 2));
+    expect(finalize.status).toBe('fulfilled');
     expect(progress.status).toBe('fulfilled');
     const stored = await getBatch(batchId);
     expect(stored.get('status')).toBe('cancelled');
