@@ -45,13 +45,14 @@ export function guardStatusWrites(adapter: StorageAdapter): void {
   guarded.add(adapter);
   const findOneAndUpdate = adapter.findOneAndUpdate.bind(adapter);
   adapter.findOneAndUpdate = async (className, schema, query, update, ...rest) => {
+    if (className !== CLASS.batch || typeof query.objectId !== 'string') return findOneAndUpdate(className, schema, query, update, ...rest);
     const status = update.status as BatchStatus | undefined;
     const increments = COUNT_FIELDS.filter((field) => (update[field] as { __op?: string } | undefined)?.__op === 'Increment');
     const conditions = {
       ...(typeof status === 'string' ? { status: { $in: predecessorsOf(status) } } : {}),
       ...(increments.length > 0 && !('completedAt' in update) ? { completedAt: { $exists: false } } : {}),
     };
-    if (className !== CLASS.batch || typeof query.objectId !== 'string' || Object.keys(conditions).length === 0) return findOneAndUpdate(className, schema, query, update, ...rest);
+    if (Object.keys(conditions).length === 0) return findOneAndUpdate(className, schema, query, update, ...rest);
     const updated = await findOneAndUpdate(className, schema, { ...query, ...conditions }, update, ...rest);
     if (updated) return updated;
     const [stored] = await adapter.find(className, schema, { objectId: query.objectId }, { limit: 1 });
