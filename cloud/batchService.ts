@@ -18,6 +18,7 @@ import {
   TERMINAL_STATUSES,
   batchRequestSchema,
   describeDetails,
+  isStatusRefusal,
   validationDetails,
 } from '../schema/memory';
 import { workflowIdFor } from '../schema/workflow';
@@ -323,7 +324,15 @@ export class BatchService {
   async requestCancel(batch: Parse.Object): Promise<boolean> {
     if (isTerminal(batch.get('status'))) return false;
     batch.set('status', 'cancelled');
-    await batch.save(null, master);
+    try {
+      await batch.save(null, master);
+    } catch (error) {
+      // The batch finished since it was read: the compare-and-set on the status kept its end.
+      if (!isStatusRefusal(error)) throw error;
+      batch.revert('status');
+      await batch.fetch(master);
+      return false;
+    }
     return true;
   }
 

@@ -30,6 +30,9 @@ export interface ParseDatabase {
 }
 export interface StorageAdapter {
   ensureUniqueness(className: string, schema: unknown, fieldNames: string[]): Promise<void>;
+  /** Updates the one object the query (Parse's query format) matches; answers it as stored after, or nothing when none matched. */
+  findOneAndUpdate(className: string, schema: unknown, query: ParseObjectBody, update: ParseObjectBody, ...rest: unknown[]): Promise<ParseObjectBody | null | undefined>;
+  find(className: string, schema: unknown, query: ParseObjectBody, options: { limit?: number }): Promise<ParseObjectBody[]>;
   /** Set on PostgresStorageAdapter: its pg-promise database and library. */
   _client?: { any(query: unknown): Promise<{ objectId: string }[]> };
   _pgp?: { ParameterizedQuery: new (query: { text: string; values: unknown[] }) => unknown };

@@ -2,11 +2,12 @@
 import Parse from 'parse/node';
 import { isBatchFileName } from '../schema/batchFile';
 import { CLASS } from '../schema/classes';
-import { BATCH_STATUSES, type BatchStatus } from '../schema/memory';
+import { BATCH_STATUSES, type BatchStatus, statusRefusalMessage } from '../schema/memory';
 import type { Actor, BatchService } from './batchService';
 import type { Logger } from '../config/log';
 import { BatchError } from './errors';
 import type { BatchMetrics } from './metrics';
+import type { StorageAdapter } from './bulkWriter';
 
 /** Legal status moves; nothing leaves a terminal status. */
 const TRANSITIONS: Record<BatchStatus, readonly BatchStatus[]> = {
@@ -16,6 +17,51 @@ const TRANSITIONS: Record<BatchStatus, readonly BatchStatus[]> = {
   failed: [],
   cancelled: [],
 };
+
+/** The statuses a write of `status` may find stored: those it is a legal move from, and itself (no change). */
+function predecessorsOf(status: BatchStatus): BatchStatus[] {
+  return BATCH_STATUSES.filter((from) => from === status || TRANSITIONS[from].includes(status));
+}
+
+function statusRefused(from: BatchStatus, to: BatchStatus): Parse.Error {
+  return new Parse.Error(Parse.Error.VALIDATION_ERROR, statusRefusalMessage(from, to));
+}
+
+const COUNT_FIELDS = ['processedMemories', 'failedMemories'];
+const guarded = new WeakSet<StorageAdapter>();
+/**
+ * Makes every write of a request's status a compare-and-set. The beforeSave checks read the row as
+ * Parse Server loaded it before the write (request.original): two writes that both loaded `pending` both
+ * pass, and the later one would win. So Parse Server's own UPDATE of the row, whoever sends it (the
+ * worker over HTTP, the Dashboard, a Cloud Function), carries the condition `status IN (legal
+ * predecessors)`, which the database applies atomically to the stored row (PostgreSQL's UPDATE … WHERE,
+ * MongoDB's findOneAndUpdate). A write that no longer matches is refused as a move from the stored
+ * status. Likewise a count increment carries `completedAt` unset: once finalizeBatch has written the
+ * final counts, a late increment is dropped and the rest of its write goes ahead. This sits on the
+ * storage adapter, the one object every request's database controller shares.
+ */
+export function guardStatusWrites(adapter: StorageAdapter): void {
+  if (guarded.has(adapter)) return;
+  guarded.add(adapter);
+  const findOneAndUpdate = adapter.findOneAndUpdate.bind(adapter);
+  adapter.findOneAndUpdate = async (className, schema, query, update, ...rest) => {
+    if (className !== CLASS.batch || typeof query.objectId !== 'string') return findOneAndUpdate(className, schema, query, update, ...rest);
+    const status = update.status as BatchStatus | undefined;
+    const increments = COUNT_FIELDS.filter((field) => (update[field] as { __op?: string } | undefined)?.__op === 'Increment');
+    const conditions = {
+      ...(typeof status === 'string' ? { status: { $in: predecessorsOf(status) } } : {}),
+      ...(increments.length > 0 && !('completedAt' in update) ? { completedAt: { $exists: false } } : {}),
+    };
+    if (Object.keys(conditions).length === 0) return findOneAndUpdate(className, schema, query, update, ...rest);
+    const updated = await findOneAndUpdate(className, schema, { ...query, ...conditions }, update, ...rest);
+    if (updated) return updated;
+    const [stored] = await adapter.find(className, schema, { objectId: query.objectId }, { limit: 1 });
+    if (!stored) return updated;
+    if (typeof status === 'string' && !predecessorsOf(status).includes(stored.status as BatchStatus)) throw statusRefused(stored.status as BatchStatus, status);
+    const withoutIncrements = Object.fromEntries(Object.entries(update).filter(([field]) => !increments.includes(field)));
+    return adapter.findOneAndUpdate(className, schema, query, withoutIncrements, ...rest);
+  };
+}
 
 const PARSE_CODE: Record<number, number> = {
   400: Parse.Error.VALIDATION_ERROR,
@@ -69,6 +115,7 @@ function selectedBatchId(request: FunctionRequest): string {
 }
 
 export function registerCloudCode(service: BatchService, log: Logger, metrics?: BatchMetrics): void {
+  guardStatusWrites(service.parse.database.adapter);
   // Where a user writes is the server's record: a client may not set or clear its own organization, on sign-up or later.
   Parse.Cloud.beforeSave(Parse.User, (request) => {
     if (!request.master && request.object.dirtyKeys().includes('organization')) {
@@ -86,9 +133,8 @@ export function registerCloudCode(service: BatchService, log: Logger, metrics?: 
     if (!BATCH_STATUSES.includes(status)) throw new Parse.Error(Parse.Error.VALIDATION_ERROR, `status must be one of ${BATCH_STATUSES.join(', ')}`);
     const previous = request.original?.get('status') as BatchStatus | undefined;
     if (!previous && status !== 'pending') throw new Parse.Error(Parse.Error.VALIDATION_ERROR, 'a new batch starts as pending');
-    if (previous && previous !== status && !TRANSITIONS[previous].includes(status)) {
-      throw new Parse.Error(Parse.Error.VALIDATION_ERROR, `status cannot change from ${previous} to ${status}`);
-    }
+    // A fast refusal only: the status may change between this read and the write (guardStatusWrites).
+    if (previous && previous !== status && !TRANSITIONS[previous].includes(status)) throw statusRefused(previous, status);
     const total = requireCount(batch.get('totalMemories'), 'totalMemories');
     const processed = requireCount(batch.get('processedMemories'), 'processedMemories');
     const failed = requireCount(batch.get('failedMemories'), 'failedMemories');

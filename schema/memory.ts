@@ -217,6 +217,15 @@ export const batchStatusSchema = z.enum(BATCH_STATUSES);
 export type BatchStatus = z.infer<typeof batchStatusSchema>;
 export const TERMINAL_STATUSES: readonly BatchStatus[] = ['completed', 'failed', 'cancelled'];
 
+/** The message of a refused status move (Parse error VALIDATION_ERROR), from the beforeSave check or the compare-and-set on the status. */
+export function statusRefusalMessage(from: BatchStatus, to: BatchStatus): string {
+  return `status cannot change from ${from} to ${to}`;
+}
+
+export function isStatusRefusal(error: unknown): boolean {
+  return /^status cannot change from /.test((error as Error | undefined)?.message ?? '');
+}
+
 /** Result of one memory: its index in the batch and the memory id, or the error. */
 export const memoryProcessingResultSchema = z.strictObject({
   index: z.number().int().nonnegative(),

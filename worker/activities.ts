@@ -11,7 +11,7 @@ import { type Config, publicServerURL } from '../config';
 import type { Logger } from '../config/log';
 import { CorruptFileError, type ParseEndpoint, STORED_FILE_PREFIX, bulkWriteURL, chunkRows, deleteFile, encodeLines, fileField, findPart, masterRequest, readPart, uploadFile } from '../schema/batchFile';
 import { CLASS, type ChunkResult, idOf } from '../schema/classes';
-import { type BatchStatus, type MemoryItem, type MemoryProcessingResult, TERMINAL_STATUSES } from '../schema/memory';
+import { type BatchStatus, type MemoryItem, type MemoryProcessingResult, TERMINAL_STATUSES, isStatusRefusal } from '../schema/memory';
 import { type BatchManifest, type Counts, type ExpiryOutcome, type FinalizeInput, type FinalizeOutcome, type PartInput, workflowIdFor } from '../schema/workflow';
 import { WEBHOOK_HEADERS, type WebhookEvent, signWebhook } from '../schema/webhook';
 import { type MemoryContext, type MemoryProcessor, MemoryRejectedError } from './processor';
@@ -270,14 +270,19 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
   return {
     /** Marks the batch processing and returns the small manifest the workflow needs. */
     async beginBatch(batchId: string): Promise<BatchManifest> {
-      const batch = await loadBatch(batchId);
-      let status = batch.get('status') as BatchStatus;
-      if (status === 'pending') {
+      let batch = await loadBatch(batchId);
+      if (batch.get('status') === 'pending') {
         batch.set({ status: 'processing', startedAt: new Date(), workflowId: workflowIdFor(batchId) });
-        await batch.save(null, master);
-        status = 'processing';
-        log.info('batch processing', { batchId, workflowId: workflowIdFor(batchId), total: batch.get('totalMemories') });
+        try {
+          await batch.save(null, master);
+          log.info('batch processing', { batchId, workflowId: workflowIdFor(batchId), total: batch.get('totalMemories') });
+        } catch (error) {
+          // The status changed since the read (a cancel landed): the stored status stands.
+          if (!isStatusRefusal(error)) throw error;
+          batch = await loadBatch(batchId);
+        }
       }
+      const status = batch.get('status') as BatchStatus;
       const total = batch.get('totalMemories') as number;
       const partCount = batch.get('partCount') as number;
       return {
