@@ -11,6 +11,8 @@ export interface TestStackInfo {
   databaseURI: string;
   serverPid: number;
   workerPid: number;
+  /** Each Parse Server instance's own URL, bypassing the proxy of a cluster. */
+  instanceURLs: string[];
 }
 
 /** Temporal's payload limit in the test stack: nothing proportional to a batch may cross it. */
