@@ -30,7 +30,8 @@ export async function startRoundRobinProxy(port: number, host: string, backendPo
   const server = http.createServer((req, res) => {
     const backend = pick();
     const upstream = http.request({ host: '127.0.0.1', port: backend, method: req.method, path: req.url, headers: req.headers }, (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.rawHeaders as unknown as http.OutgoingHttpHeaders);
+      // Which instance answered (its port), for whoever follows a request through the cluster.
+      res.writeHead(answer.statusCode ?? 502, [...answer.rawHeaders, 'X-Served-By', String(backend)] as unknown as http.OutgoingHttpHeaders);
       answer.pipe(res);
       answer.on('error', () => res.destroy());
     });

@@ -95,5 +95,6 @@ export function describeStack(stack: LocalStack, logDir: string): TestStackInfo 
     workerPid: stack.processes.get('worker')?.pid as number,
     databaseURI: databaseURI(stack.config),
     instanceURLs: stack.instanceURLs,
+    pids: Object.fromEntries([...stack.processes].map(([name, child]) => [name, child.pid as number])),
   };
 }
