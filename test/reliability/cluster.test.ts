@@ -6,6 +6,7 @@
  */
 import { Connection, Client } from '@temporalio/client';
 import Parse from 'parse/node';
+import { workflowIdFor } from '../../schema/workflow';
 import { waitFor } from '../../scripts/processes';
 import { memories } from '../support/helpers';
 import { type PrivateStack, startPrivateStack } from '../support/privateStack';
@@ -171,11 +172,17 @@ test('instance A killed (SIGKILL) in the middle of an NDJSON upload: the retry w
   );
   await waitFor('half the upload to be sent', async () => sent >= bytes.length / 2, 60_000, 50);
   await stack.stop(receiverName, 'SIGKILL');
-  const firstOutcome = await first;
-  release();
-  // The upload died with its instance: no answer, or the proxy's 502.
-  expect(['network error', 502]).toContain(firstOutcome);
+  try {
+    const firstOutcome = await first;
+    release();
+    // The upload died with its instance: no answer, or the proxy's 502.
+    expect(['network error', 502]).toContain(firstOutcome);
+    await retryUntilExact();
+  } finally {
+    await stack.start(receiverName);
+  }
 
+  async function retryUntilExact(): Promise<void> {
   // The client retries the whole body with the same key until an instance accepts it.
   const retries: number[] = [];
   const accepted = await waitFor('the retried upload to be accepted', async () => {
@@ -192,37 +199,37 @@ test('instance A killed (SIGKILL) in the middle of an NDJSON upload: the retry w
   expect(await api.count('BatchMemoryRequest', { user: { __type: 'Pointer', className: '_User', objectId: user.id } })).toBe(1);
   // The proxy's 502 for the dead instance is the load balancer's answer, not the product's.
   recordScenario({ scenario: 'cluster: Parse Server instance SIGKILLed mid NDJSON upload, retried with the same Idempotency-Key through the proxy', faults: 1, badInputs: 0, serverErrors: retries.filter((status) => status >= 500 && status !== 502).length, lost: count - rows.rows, duplicated: rows.duplicates });
-  await stack.start(receiverName);
+  }
 });
 
 test('two workers, the one running a part killed (SIGKILL): the other finishes the batch exactly', async () => {
   const user = await api.signUp('killed-worker');
   const count = 800;
-  const items = memories(count, 150, (index) => ({ metadata: { index, test_slow_ms: 8 } }));
+  const items = memories(count, 150, (index) => ({ metadata: { index, test_slow_ms: 20 } }));
   const accepted = await api.call('/api/v1/memory/batch?wait=false', { body: { memories: items }, token: user.token });
   expect(accepted.status).toBe(202);
   const batchId: string = accepted.body.batch_id;
   const pids = stack.info.pids;
   // The worker running one of the batch's parts right now (Temporal names it pid@host).
   const running = await waitFor('a part of the batch to run on a worker', async () => {
-    const executions = temporal.workflow.list({ query: `WorkflowId STARTS_WITH "${batchId}" AND ExecutionStatus = "Running"` });
-    for await (const execution of executions) {
-      const description = await temporal.workflow.getHandle(execution.workflowId, execution.runId).describe();
-      for (const activity of description.raw.pendingActivities ?? []) {
-        const pid = Number(activity.lastWorkerIdentity?.split('@')[0]);
-        const name = Object.keys(pids).find((process) => process.startsWith('worker') && pids[process] === pid);
-        if (name && (await api.batch(batchId)).processedMemories > 0) return name as 'worker' | 'worker-2';
-      }
+    const description = await temporal.workflow.getHandle(workflowIdFor(batchId)).describe();
+    for (const activity of description.raw.pendingActivities ?? []) {
+      const pid = Number(activity.lastWorkerIdentity?.split('@')[0]);
+      const name = Object.keys(pids).find((process) => process.startsWith('worker') && pids[process] === pid);
+      if (name && (await api.batch(batchId)).processedMemories > 0) return name as 'worker' | 'worker-2';
     }
     return undefined;
   }, 120_000, 100);
   await stack.stop(running, 'SIGKILL');
-  const finished = await untilFinished(batchId);
-  expect(finished).toMatchObject({ status: 'completed', processedMemories: count, failedMemories: 0 });
-  const rows = await api.memoryRows(batchId);
-  expect(rows).toEqual({ rows: count, duplicates: 0 });
-  recordScenario({ scenario: 'cluster: one of two workers SIGKILLed mid part', faults: 1, badInputs: 0, serverErrors: 0, lost: count - rows.rows, duplicated: rows.duplicates });
-  stack.info.pids[running] = await stack.start(running);
+  try {
+    const finished = await untilFinished(batchId);
+    expect(finished).toMatchObject({ status: 'completed', processedMemories: count, failedMemories: 0 });
+    const rows = await api.memoryRows(batchId);
+    expect(rows).toEqual({ rows: count, duplicates: 0 });
+    recordScenario({ scenario: 'cluster: one of two workers SIGKILLed mid part', faults: 1, badInputs: 0, serverErrors: 0, lost: count - rows.rows, duplicated: rows.duplicates });
+  } finally {
+    stack.info.pids[running] = await stack.start(running);
+  }
 });
 
 test('10 users × 100 memories spread over both instances: every batch exact', async () => {
