@@ -248,3 +248,24 @@ test('10 users × 100 memories spread over both instances: every batch exact', a
   const byInstance = await Promise.all(users.map((user, k) => ownerMemoryCount(k % 2 === 0 ? onB : onA, user.token, batches[k])));
   expect(byInstance).toEqual(Array(10).fill(100));
 });
+
+test('a class-level-permission change made on instance A holds on B at once, and so does a log-out', async () => {
+  const user = await onA.signUp('schema');
+  const className = `ClusterProbe${Date.now()}`;
+  const open = { find: { '*': true }, get: { '*': true }, count: { '*': true }, create: {}, update: {}, delete: {}, addField: {}, protectedFields: {} };
+  expect((await onA.call(`/parse/schemas/${className}`, { method: 'POST', master: true, body: { className, fields: { label: { type: 'String' } }, classLevelPermissions: open } })).status).toBe(200);
+  // B reads the class once, and so holds its schema (and the user's session) in its caches.
+  expect((await onB.call(`/parse/classes/${className}`, { token: user.token })).status).toBe(200);
+  expect((await onA.call(`/parse/schemas/${className}`, { method: 'PUT', master: true, body: { classLevelPermissions: { ...open, find: {}, get: {}, count: {} } } })).status).toBe(200);
+  const refused = await waitFor('B to refuse the find the permission change forbids', async () => {
+    const answer = await onB.call(`/parse/classes/${className}`, { token: user.token });
+    return answer.status === 200 ? undefined : answer;
+  }, 10_000, 100);
+  expect(refused).toMatchObject({ status: 400, body: { code: Parse.Error.OPERATION_FORBIDDEN } });
+
+  // The session ends on A; B must not keep it alive from its cache (Parse Server's cache lives in Redis).
+  expect((await onB.call('/parse/users/me', { token: user.token })).status).toBe(200);
+  expect((await onA.call('/parse/logout', { method: 'POST', token: user.token, body: {} })).status).toBe(200);
+  const afterLogout = await onB.call('/parse/users/me', { token: user.token });
+  expect(afterLogout).toMatchObject({ status: 400, body: { code: Parse.Error.INVALID_SESSION_TOKEN } });
+});
