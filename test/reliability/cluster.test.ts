@@ -202,6 +202,30 @@ test('instance A killed (SIGKILL) in the middle of an NDJSON upload: the retry w
   }
 });
 
+test('a batch instance A stored while Temporal was unreachable, A then killed: B\'s reconciler starts it and it ends exact', async () => {
+  const user = await onA.signUp('reconciled');
+  const count = 150;
+  await stack.stop('temporal');
+  let accepted;
+  try {
+    accepted = await onA.call('/api/v1/memory/batch?wait=false', { body: { memories: memories(count, 150) }, token: user.token });
+    expect(accepted).toMatchObject({ status: 202, body: { status: 'pending', total: count } });
+    await stack.stop('server', 'SIGKILL');
+  } finally {
+    await stack.start('temporal');
+  }
+  try {
+    // Only B is left to find the pending batch (RECONCILE_INTERVAL) and start its workflow.
+    const finished = await untilFinished(accepted.body.batch_id);
+    expect(finished).toMatchObject({ status: 'completed', processedMemories: count });
+    const rows = await api.memoryRows(accepted.body.batch_id);
+    expect(rows).toEqual({ rows: count, duplicates: 0 });
+    recordScenario({ scenario: 'cluster: batch stored by an instance during a Temporal outage, that instance SIGKILLed, started by the other', faults: 2, badInputs: 0, serverErrors: 0, lost: count - rows.rows, duplicated: rows.duplicates });
+  } finally {
+    await stack.start('server');
+  }
+});
+
 test('two workers, the one running a part killed (SIGKILL): the other finishes the batch exactly', async () => {
   const user = await api.signUp('killed-worker');
   const count = 800;
