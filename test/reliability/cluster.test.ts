@@ -166,39 +166,38 @@ test('instance A killed (SIGKILL) in the middle of an NDJSON upload: the retry w
       sent += CHUNK;
     },
   });
-  const first = fetch(`${origin}/api/v1/memory/batch?wait=false`, { method: 'POST', headers, body: upload, duplex: 'half' } as RequestInit).then(
-    (response) => response.status,
-    () => 'network error' as const,
+  let firstOutcome: number | 'network error' | undefined;
+  void fetch(`${origin}/api/v1/memory/batch?wait=false`, { method: 'POST', headers, body: upload, duplex: 'half' } as RequestInit).then(
+    (response) => (firstOutcome = response.status),
+    () => (firstOutcome = 'network error'),
   );
   await waitFor('half the upload to be sent', async () => sent >= bytes.length / 2, 60_000, 50);
   await stack.stop(receiverName, 'SIGKILL');
   try {
-    const firstOutcome = await first;
+    // The upload dies with its instance: no answer, or the proxy's 502 (an upload still open was elsewhere).
+    await waitFor('the cut upload to end', async () => firstOutcome !== undefined, 30_000, 50);
     release();
-    // The upload died with its instance: no answer, or the proxy's 502.
     expect(['network error', 502]).toContain(firstOutcome);
-    await retryUntilExact();
-  } finally {
-    await stack.start(receiverName);
-  }
 
-  async function retryUntilExact(): Promise<void> {
-  // The client retries the whole body with the same key until an instance accepts it.
-  const retries: number[] = [];
-  const accepted = await waitFor('the retried upload to be accepted', async () => {
-    const answer = await fetch(`${origin}/api/v1/memory/batch?wait=false`, { method: 'POST', headers, body: bytes });
-    retries.push(answer.status);
-    return answer.status === 202 || answer.status === 200 ? { servedBy: Number(answer.headers.get('x-served-by')), body: await answer.json() } : undefined;
-  }, 60_000, 250);
-  expect(accepted.servedBy).not.toBe(receiver);
-  const batchId: string = accepted.body.batch_id;
-  const finished = await untilFinished(batchId);
-  expect(finished.status).toBe('completed');
-  const rows = await api.memoryRows(batchId);
-  expect(rows).toEqual({ rows: count, duplicates: 0 });
-  expect(await api.count('BatchMemoryRequest', { user: { __type: 'Pointer', className: '_User', objectId: user.id } })).toBe(1);
-  // The proxy's 502 for the dead instance is the load balancer's answer, not the product's.
-  recordScenario({ scenario: 'cluster: Parse Server instance SIGKILLed mid NDJSON upload, retried with the same Idempotency-Key through the proxy', faults: 1, badInputs: 0, serverErrors: retries.filter((status) => status >= 500 && status !== 502).length, lost: count - rows.rows, duplicated: rows.duplicates });
+    // The client retries the whole body with the same key until an instance accepts it.
+    const retries: number[] = [];
+    const accepted = await waitFor('the retried upload to be accepted', async () => {
+      const answer = await fetch(`${origin}/api/v1/memory/batch?wait=false`, { method: 'POST', headers, body: bytes });
+      retries.push(answer.status);
+      return answer.status === 202 || answer.status === 200 ? { servedBy: Number(answer.headers.get('x-served-by')), body: await answer.json() } : undefined;
+    }, 60_000, 250);
+    expect(accepted.servedBy).not.toBe(receiver);
+    const batchId: string = accepted.body.batch_id;
+    expect((await untilFinished(batchId)).status).toBe('completed');
+    const rows = await api.memoryRows(batchId);
+    expect(rows).toEqual({ rows: count, duplicates: 0 });
+    // Nothing of the cut upload was kept: the user has the one batch.
+    expect(await api.count('BatchMemoryRequest', { user: { __type: 'Pointer', className: '_User', objectId: user.id } })).toBe(1);
+    // The proxy's 502 for the dead instance is the load balancer's answer, not the product's.
+    recordScenario({ scenario: 'cluster: Parse Server instance SIGKILLed mid NDJSON upload, retried with the same Idempotency-Key through the proxy', faults: 1, badInputs: 0, serverErrors: retries.filter((status) => status >= 500 && status !== 502).length, lost: count - rows.rows, duplicated: rows.duplicates });
+  } finally {
+    release();
+    await stack.start(receiverName);
   }
 });
 
@@ -206,7 +205,7 @@ test('a batch instance A stored while Temporal was unreachable, A then killed: B
   const user = await onA.signUp('reconciled');
   const count = 150;
   await stack.stop('temporal');
-  let accepted;
+  let accepted: Awaited<ReturnType<typeof api.call>>;
   try {
     accepted = await onA.call('/api/v1/memory/batch?wait=false', { body: { memories: memories(count, 150) }, token: user.token });
     expect(accepted).toMatchObject({ status: 202, body: { status: 'pending', total: count } });
