@@ -221,7 +221,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       const pidFile = path.join(dataDir, 'redis.pid');
       await stopStaleProcess(pidFile);
       // Nothing in it needs to outlive the stack: counts, cached users and pub/sub only.
-      const args = ['--port', String(config.LOCAL_REDIS_PORT), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dataDir];
+      const args = ['--port', String(config.LOCAL_REDIS_PORT), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dataDir, '--loglevel', 'warning'];
       const redis = spawn('redis-server', args, { stdio: outputOf(options.output, 'redis') });
       let spawnError: Error | undefined;
       redis.once('error', (error) => (spawnError = error));
