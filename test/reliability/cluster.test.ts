@@ -2,7 +2,9 @@
  * Several instances behind one address, on a private cluster stack (`npm run cluster`'s shape): two Parse
  * Server instances behind the round-robin proxy, two workers, Redis, one PostgreSQL and one Temporal. A batch
  * is followed through the other instance than the one it was submitted to; the rate limits keep one count;
- * an instance killed in the middle of an upload and a worker killed in the middle of a part lose nothing.
+ * an instance killed in the middle of an upload, an instance killed holding a pending batch and a worker
+ * killed in the middle of a part lose nothing; a log-out and a permission change on one instance hold on the
+ * other at once.
  */
 import { Connection, Client } from '@temporalio/client';
 import Parse from 'parse/node';
