@@ -34,6 +34,10 @@ import { RateLimits } from './rateLimits';
 import { batchRouter } from './router';
 import { BatchWorkflows } from './temporal';
 
+// A plain CommonJS module of Parse Server, without type declarations.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { RedisCacheAdapter } = require('parse-server/lib/Adapters/Cache/RedisCacheAdapter') as { RedisCacheAdapter: new (options: { url: string }) => object };
+
 export interface BatchMemoryOptions {
   /** The plugin's configuration; defaults to `loadConfig()` (the environment, as the workers read it). */
   config?: Config;
@@ -57,6 +61,8 @@ export interface BatchMemory {
   maintenance: BatchMaintenance;
   /** The host's options with what the plugin needs merged in; the host's own classes, fields and permissions win. */
   parseServerOptions(hostOptions?: HostParseServerOptions): ParseServerOptions;
+  /** Options of the LiveQuery server (`ParseServer.createLiveQueryServer`): with REDIS_URL, its events come through Redis. */
+  liveQueryServerOptions(hostOptions?: Record<string, unknown>): Record<string, unknown>;
   /** Parse Server's `cloud` option: the plugin's Cloud Code, then the host's (a function, or a file path as Parse Server takes it). */
   cloud(hostCloud?: CloudCode): (parse: typeof Parse) => Promise<void>;
   /** The REST route, its events and OpenAPI document, the worker's bulk route (and `/metrics` when asked): mount at the app's root, before Parse Server. */
@@ -114,6 +120,7 @@ export function createBatchMemory(options: BatchMemoryOptions = {}): BatchMemory
     metrics,
     maintenance,
     parseServerOptions: (hostOptions = {}) => mergeParseServerOptions(config, hostOptions, { cloud, limits, log }),
+    liveQueryServerOptions: (hostOptions = {}) => ({ ...(config.REDIS_URL ? { redisURL: config.REDIS_URL } : {}), ...hostOptions }),
     cloud,
     router,
     start(parseServer) {
@@ -134,7 +141,10 @@ export function createBatchMemory(options: BatchMemoryOptions = {}): BatchMemory
       })();
       return started;
     },
-    close: () => workflows.close(),
+    close: async () => {
+      await limits.close();
+      await workflows.close();
+    },
   };
 }
 
@@ -177,6 +187,7 @@ function mergeParseServerOptions(
     enforcePrivateUsers: true,
     maxUploadSize: '64mb',
     ...hardenedParseServerOptions(config),
+    ...sharedStateOptions(config),
     // Parse Server's warnings and errors, LiveQuery's included, in the structured log with session tokens and secrets redacted.
     loggerAdapter: new ParseLogAdapter(plugin.log, secretsOf(config)),
     logLevel: 'warn',
@@ -190,7 +201,7 @@ function mergeParseServerOptions(
       ...host.schema,
       definitions: mergeClassDefinitions(classDefinitions as ClassDefinition[], host.schema?.definitions ?? []),
     },
-    liveQuery: { ...host.liveQuery, classNames: [...new Set([...(host.liveQuery?.classNames ?? []), CLASS.batch])] },
+    liveQuery: { ...(config.REDIS_URL ? { redisURL: config.REDIS_URL } : {}), ...host.liveQuery, classNames: [...new Set([...(host.liveQuery?.classNames ?? []), CLASS.batch])] },
     rateLimit: [...plugin.limits.parseServerRateLimits(), ...hostRateLimits],
     // Not in Parse Server's option types, but read by ParseServer.app: runs once a request is authenticated.
     requestContextMiddleware: gate,
@@ -241,6 +252,18 @@ function describeType(field: { type: string; targetClass?: string }): string {
  * Parse Server options whose insecure default Parse Server itself will change (each was a
  * DeprecationWarning at start-up), set now to the secure value.
  */
+/**
+ * With REDIS_URL, what several instances must share beyond the database: Parse Server's cache of users,
+ * roles and sessions in Redis (a log-out or a role change on one instance holds on the others), and schema
+ * and class-level-permission changes announced to every instance (PostgreSQL LISTEN/NOTIFY, MongoDB change
+ * streams) instead of each keeping its own copy forever. LiveQuery and the rate limits take REDIS_URL where
+ * they are set up.
+ */
+function sharedStateOptions(config: Config): Record<string, unknown> {
+  if (!config.REDIS_URL) return {};
+  return { cacheAdapter: new RedisCacheAdapter({ url: config.REDIS_URL }), databaseOptions: { enableSchemaHooks: true } };
+}
+
 function hardenedParseServerOptions(config: Config): Record<string, unknown> {
   return {
     fileUpload: {

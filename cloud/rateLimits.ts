@@ -11,7 +11,8 @@
  *   before any credential it sends is looked at, so it learns nothing more until its window ends.
  *
  * Every count lives in an express-rate-limit store, the library Parse Server's limiter is built on: in
- * memory, per process, today; a shared store (rate-limit-redis, beside it) would cover several instances.
+ * memory, per process, without REDIS_URL; in Redis (rate-limit-redis, as Parse Server's own limits with
+ * `redisUrl`) with it, so that several instances keep one count.
  */
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -23,8 +24,12 @@ import type { Config } from '../config';
 import { BatchError } from './errors';
 import { sendError } from './httpErrors';
 
-// The copy Parse Server itself loads, so that both limiters are the same library and version.
-const { MemoryStore, ipKeyGenerator } = createRequire(require.resolve('parse-server'))('express-rate-limit') as typeof import('express-rate-limit');
+// The copies Parse Server itself loads, so that both limiters are the same libraries and versions.
+const requireFromParseServer = createRequire(require.resolve('parse-server'));
+const { MemoryStore, ipKeyGenerator } = requireFromParseServer('express-rate-limit') as typeof import('express-rate-limit');
+const { RedisStore } = requireFromParseServer('rate-limit-redis') as typeof import('rate-limit-redis');
+const { createClient } = requireFromParseServer('redis') as typeof import('redis');
+type RedisClient = ReturnType<typeof createClient>;
 
 /** Over a limit: which one, and how long until its window ends. */
 export interface Refusal {
@@ -34,9 +39,8 @@ export interface Refusal {
 
 /** One limit: `limit` hits per key and window, counted in an express-rate-limit store. */
 class Limit {
-  private readonly store: Store = new MemoryStore();
-
   constructor(
+    private readonly store: Store,
     private readonly describe: (limit: number, window: string) => string,
     private readonly limit: number,
     private readonly windowMs: number,
@@ -99,6 +103,8 @@ const FAILED = 'authenticationFailed';
 export class RateLimits {
   private readonly perUser: Limit;
   private readonly authFailures: Limit;
+  /** The connection the counts are kept through when REDIS_URL is set. */
+  private readonly redis?: RedisClient;
 
   constructor(
     private readonly config: Config,
@@ -106,15 +112,26 @@ export class RateLimits {
     private readonly parseMount: string,
   ) {
     const window = config.RATE_LIMIT_WINDOW;
-    this.perUser = new Limit((limit, span) => `rate limit of ${limit} requests per ${span} exceeded (USER_RATE_LIMIT, Cloud Functions, the REST route and the MCP door together)`, config.USER_RATE_LIMIT, window);
-    this.authFailures = new Limit((limit, span) => `too many failed authentications from this address (AUTH_FAILURE_LIMIT: ${limit} per ${span})`, config.AUTH_FAILURE_LIMIT, window);
+    let store: (name: string) => Store = () => new MemoryStore();
+    if (config.REDIS_URL) {
+      const redis = createClient({ url: config.REDIS_URL });
+      this.redis = redis;
+      // Reported to the caller by the command that fails; the client reconnects on its own.
+      redis.on('error', () => undefined);
+      const connected = redis.connect();
+      connected.catch(() => undefined);
+      // Each limit under its own prefix: Parse Server's limits use rate-limit-redis's default, `rl:`.
+      store = (name) => new RedisStore({ prefix: `batch-memory:${name}:`, sendCommand: async (...args: string[]) => (await connected, redis.sendCommand(args)) });
+    }
+    this.perUser = new Limit(store('user'), (limit, span) => `rate limit of ${limit} requests per ${span} exceeded (USER_RATE_LIMIT, Cloud Functions, the REST route and the MCP door together)`, config.USER_RATE_LIMIT, window);
+    this.authFailures = new Limit(store('auth-failures'), (limit, span) => `too many failed authentications from this address (AUTH_FAILURE_LIMIT: ${limit} per ${span})`, config.AUTH_FAILURE_LIMIT, window);
   }
 
   /** Parse Server's `rateLimit` option: sign-ups and log-ins per client address. */
   parseServerRateLimits(): RateLimitOptions[] {
     const { RATE_LIMIT_WINDOW: window, SIGNUP_RATE_LIMIT: signUps, LOGIN_RATE_LIMIT: logIns } = this.config;
     // Counted for loopback clients too: a reverse proxy on the same host would otherwise exempt everyone.
-    const common = { requestTimeWindow: window, includeInternalRequests: true, zone: 'ip' };
+    const common = { requestTimeWindow: window, includeInternalRequests: true, zone: 'ip', ...(this.config.REDIS_URL ? { redisUrl: this.config.REDIS_URL } : {}) };
     const span = `${window / 1000} s`;
     return [
       { ...common, requestPath: '/users', requestMethods: ['POST'], requestCount: signUps, errorResponseMessage: `too many sign-ups from this address (SIGNUP_RATE_LIMIT: ${signUps} per ${span})` },
@@ -170,6 +187,11 @@ export class RateLimits {
   async countRestRequest(userId: string): Promise<void> {
     const refusal = await this.perUser.count(`user:${userId}`);
     if (refusal) throw new BatchError(429, 'rate_limited', refusal.message, [], refusal.retryAfterSeconds);
+  }
+
+  /** Closes the Redis connection, if any. */
+  async close(): Promise<void> {
+    if (this.redis?.isOpen) await this.redis.close();
   }
 
   /** The route inside Parse Server (doubled slashes folded, as Parse Server does), or undefined for another door. */

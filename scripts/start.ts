@@ -1,13 +1,16 @@
 /**
  * `npm start`: the whole product locally on embedded defaults. Data persists
  * under DATA_DIR; DATABASE_URI or TEMPORAL_ADDRESS replace the embedded parts.
+ * `npm run cluster` (`--cluster`): two Parse Server instances behind a round-robin
+ * proxy on PORT, two workers and Redis, on the same URLs.
  */
 import { ConfigError } from '../config';
 import { startLocalStack } from './stack';
 import { TemporalCliNotFoundError } from './temporalCli';
 
 async function main(): Promise<void> {
-  const stack = await startLocalStack({ output: 'inherit', onStatus: (message) => process.stdout.write(`[stack] ${message}\n`) });
+  const cluster = process.argv.includes('--cluster') ? { instances: 2, workers: 2 } : {};
+  const stack = await startLocalStack({ ...cluster, output: 'inherit', onStatus: (message) => process.stdout.write(`[stack] ${message}\n`) });
   const { urls, config } = stack;
   process.stdout.write(
     [
@@ -17,6 +20,7 @@ async function main(): Promise<void> {
       `  REST       http://localhost:${config.PORT}/api/v1/memory/batch`,
       `  Dashboard  ${urls.dashboard}  (user ${config.DASHBOARD_USER})`,
       ...(urls.temporalUI ? [`  Temporal   ${urls.temporalUI}`] : [`  Temporal   ${urls.temporal}`]),
+      ...(stack.instanceURLs.length > 1 ? [`  Instances  ${stack.instanceURLs.join(', ')} (round-robin on port ${config.PORT})`, `  Redis      ${urls.redis}`] : []),
       '',
       'Try it (sign up a user, then submit a batch through the Cloud Function):',
       `  TOKEN=$(curl -s -X POST ${urls.api}/users -H 'X-Parse-Application-Id: ${config.PARSE_APP_ID}' -H 'Content-Type: application/json' \\`,

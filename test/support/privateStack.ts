@@ -7,7 +7,7 @@ import { type ChildProcess, fork } from 'node:child_process';
 import path from 'node:path';
 import { PROJECT_ROOT, type StackProcess } from '../../scripts/stack';
 import type { TestStackInfo } from './stackInfo';
-import { bootTestStack } from './testStack';
+import { type ClusterShape, bootTestStack } from './testStack';
 
 type CommandBody = { op: 'start' | 'stop'; name: StackProcess; signal?: NodeJS.Signals } | { op: 'shutdown' };
 type Command = CommandBody & { id: number };
@@ -22,8 +22,8 @@ export interface PrivateStack {
   shutdown(): Promise<void>;
 }
 
-export async function startPrivateStack(name: string, overrides: NodeJS.ProcessEnv = {}): Promise<PrivateStack> {
-  const child: ChildProcess = fork(path.join(PROJECT_ROOT, 'dist/test/support/privateStack.js'), [name, JSON.stringify(overrides)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+export async function startPrivateStack(name: string, overrides: NodeJS.ProcessEnv = {}, shape: ClusterShape = {}): Promise<PrivateStack> {
+  const child: ChildProcess = fork(path.join(PROJECT_ROOT, 'dist/test/support/privateStack.js'), [name, JSON.stringify(overrides), JSON.stringify(shape)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const info = await new Promise<TestStackInfo>((resolve, reject) => {
     child.once('message', (message: Ready) => ('ready' in message ? resolve(message.ready) : reject(new Error(message.failed))));
     child.once('exit', (code) => reject(new Error(`the private stack exited with code ${code}`)));
@@ -56,14 +56,14 @@ export async function startPrivateStack(name: string, overrides: NodeJS.ProcessE
   };
 }
 
-async function serve(name: string, overrides: NodeJS.ProcessEnv): Promise<void> {
+async function serve(name: string, overrides: NodeJS.ProcessEnv, shape: ClusterShape): Promise<void> {
   const send = (message: Ready | Reply) => process.send?.(message);
   let booted;
   // Several stacks boot at once when a run starts: one that failed (a port taken between choosing and
   // binding it) boots once more, on fresh ports.
   for (let attempt = 1; !booted; attempt++) {
     try {
-      booted = await bootTestStack(name, overrides);
+      booted = await bootTestStack(name, overrides, shape);
     } catch (error) {
       if (attempt === 1) {
         process.stderr.write(`private stack ${name} failed to boot; booting it again: ${(error as Error).message}\n`);
@@ -94,4 +94,4 @@ async function serve(name: string, overrides: NodeJS.ProcessEnv): Promise<void> 
   send({ ready: info });
 }
 
-if (require.main === module) void serve(process.argv[2], JSON.parse(process.argv[3] ?? '{}'));
+if (require.main === module) void serve(process.argv[2], JSON.parse(process.argv[3] ?? '{}'), JSON.parse(process.argv[4] ?? '{}'));

@@ -11,6 +11,10 @@ export interface TestStackInfo {
   databaseURI: string;
   serverPid: number;
   workerPid: number;
+  /** Each Parse Server instance's own URL, bypassing the proxy of a cluster. */
+  instanceURLs: string[];
+  /** The pid of each process the stack started, by name (`server-2`, `worker-2`… in a cluster). */
+  pids: Record<string, number>;
 }
 
 /** Temporal's payload limit in the test stack: nothing proportional to a batch may cross it. */

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { databaseURI } from '../../config';
 import { freePort } from '../../scripts/processes';
-import { type LocalStack, PROJECT_ROOT, startLocalStack, temporaryDataDir } from '../../scripts/stack';
+import { type LocalStack, type LocalStackOptions, PROJECT_ROOT, startLocalStack, temporaryDataDir } from '../../scripts/stack';
 import { PAYLOAD_LIMIT_BYTES, type TestStackInfo, WEBHOOK_TEST_HOST } from './stackInfo';
 
 export interface TestStack {
@@ -15,7 +15,10 @@ export interface TestStack {
   info: TestStackInfo;
 }
 
-export async function bootTestStack(name: string, overrides: NodeJS.ProcessEnv = {}): Promise<TestStack> {
+/** A cluster's shape: Parse Server instances and workers (Redis comes with more than one instance). */
+export type ClusterShape = Pick<LocalStackOptions, 'instances' | 'workers'>;
+
+export async function bootTestStack(name: string, overrides: NodeJS.ProcessEnv = {}, shape: ClusterShape = {}): Promise<TestStack> {
   const dataDir = temporaryDataDir(`batch-memory-${name}-`);
   const logDir = path.join(dataDir, 'logs');
   fs.mkdirSync(logDir, { recursive: true });
@@ -24,6 +27,7 @@ export async function bootTestStack(name: string, overrides: NodeJS.ProcessEnv =
     NODE_ENV: 'test',
     DATA_DIR: dataDir,
     PORT: String(await freePort()),
+    LOCAL_REDIS_PORT: String(await freePort()),
     TEMPORAL_PORT: String(await freePort()),
     EMBEDDED_POSTGRES_PORT: String(await freePort()),
     WORKER_METRICS_PORT: String(await freePort()),
@@ -59,6 +63,7 @@ export async function bootTestStack(name: string, overrides: NodeJS.ProcessEnv =
     (globalThis as Record<string, unknown>).__MONGO__ = mongo;
   }
   const stack = await startLocalStack({
+    ...shape,
     env,
     ephemeral: true,
     temporalUI: false,
@@ -66,7 +71,7 @@ export async function bootTestStack(name: string, overrides: NodeJS.ProcessEnv =
     output: { logDir },
   }).catch((error: unknown) => {
     // Why a process died while booting is in its log, which goes with the data directory.
-    const logs = ['server', 'worker']
+    const logs = ['server', 'worker', 'server-2', 'worker-2', 'redis']
       .map((name) => path.join(logDir, `${name}.log`))
       .filter((file) => fs.existsSync(file))
       .map((file) => `--- ${path.basename(file)}\n${fs.readFileSync(file, 'utf8').split('\n').slice(-15).join('\n')}`);
@@ -89,5 +94,7 @@ export function describeStack(stack: LocalStack, logDir: string): TestStackInfo 
     serverPid: stack.processes.get('server')?.pid as number,
     workerPid: stack.processes.get('worker')?.pid as number,
     databaseURI: databaseURI(stack.config),
+    instanceURLs: stack.instanceURLs,
+    pids: Object.fromEntries([...stack.processes].map(([name, child]) => [name, child.pid as number])),
   };
 }
