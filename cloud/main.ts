@@ -37,7 +37,8 @@ const guarded = new WeakSet<StorageAdapter>();
  * predecessors)`, which the database applies atomically to the stored row (PostgreSQL's UPDATE … WHERE,
  * MongoDB's findOneAndUpdate). A write that no longer matches is refused as a move from the stored
  * status. Likewise a count increment carries `completedAt` unset: once finalizeBatch has written the
- * final counts, a late increment is dropped and the rest of its write goes ahead. This sits on the
+ * final counts, a late increment is dropped and the rest of its write goes ahead; and a write that records
+ * the end (`completedAt`) is refused once one has. This sits on the
  * storage adapter, the one object every request's database controller shares.
  */
 export function guardStatusWrites(adapter: StorageAdapter): void {
@@ -48,9 +49,12 @@ export function guardStatusWrites(adapter: StorageAdapter): void {
     if (className !== CLASS.batch || typeof query.objectId !== 'string') return findOneAndUpdate(className, schema, query, update, ...rest);
     const status = update.status as BatchStatus | undefined;
     const increments = COUNT_FIELDS.filter((field) => (update[field] as { __op?: string } | undefined)?.__op === 'Increment');
+    // A write that records the end (finalizeBatch; a cancel with no workflow) is the only one: a second
+    // finalize that raced the first (a local activity run twice) is refused instead of replacing its results file.
+    const finishing = 'completedAt' in update;
     const conditions = {
       ...(typeof status === 'string' ? { status: { $in: predecessorsOf(status) } } : {}),
-      ...(increments.length > 0 && !('completedAt' in update) ? { completedAt: { $exists: false } } : {}),
+      ...(increments.length > 0 || finishing ? { completedAt: { $exists: false } } : {}),
     };
     if (Object.keys(conditions).length === 0) return findOneAndUpdate(className, schema, query, update, ...rest);
     const updated = await findOneAndUpdate(className, schema, { ...query, ...conditions }, update, ...rest);
@@ -58,6 +62,7 @@ export function guardStatusWrites(adapter: StorageAdapter): void {
     const [stored] = await adapter.find(className, schema, { objectId: query.objectId }, { limit: 1 });
     if (!stored) return updated;
     if (typeof status === 'string' && !predecessorsOf(status).includes(stored.status as BatchStatus)) throw statusRefused(stored.status as BatchStatus, status);
+    if (finishing && stored.completedAt) throw new Parse.Error(Parse.Error.VALIDATION_ERROR, `batch ${query.objectId} has already finished: its end is recorded once`);
     const withoutIncrements = Object.fromEntries(Object.entries(update).filter(([field]) => !increments.includes(field)));
     return adapter.findOneAndUpdate(className, schema, query, withoutIncrements, ...rest);
   };
