@@ -279,8 +279,13 @@ export class BatchService {
   }
 
   /** Status and counts for whoever may read the batch; the per-item results for its owner (or the master key) only. */
+  /** A batch as `actor` may read it (the owner, members of its organization, or the master key); anyone else: not found. */
+  load(actor: Actor, batchId: string): Promise<Parse.Object> {
+    return this.store.load(batchId, this.auth(actor));
+  }
+
   async get(actor: Actor, batchId: string): Promise<BatchMemoryResponse> {
-    const batch = await this.store.load(batchId, this.auth(actor));
+    const batch = await this.load(actor, batchId);
     return this.response(batch, this.owns(actor, batch));
   }
 
@@ -293,7 +298,7 @@ export class BatchService {
    * read its status but get 403 here; anyone else: not found.
    */
   async ownBatch(actor: Actor, batchId: string, action: string): Promise<Parse.Object> {
-    const batch = await this.store.load(batchId, this.auth(actor));
+    const batch = await this.load(actor, batchId);
     if (!this.owns(actor, batch)) {
       throw new BatchError(403, 'forbidden', `only the owner of batch ${batchId} can ${action} it; members of its organization read its status`);
     }

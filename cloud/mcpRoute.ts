@@ -19,7 +19,7 @@ export const MCP_PATH = '/mcp';
 
 /** The BatchService as `actor` (a session's user) may use it. */
 function inProcessAccess(service: BatchService, config: Config, actor: Actor, slots: ConcurrencySlots): BatchAccess {
-  const load = (batchId: string) => service.store.load(batchId, { sessionToken: actor.sessionToken });
+  const load = (batchId: string) => service.load(actor, batchId);
   return {
     async submit(settings, memories, idempotencyKey) {
       // Held while the batch is validated and stored, as a REST upload's slot is.

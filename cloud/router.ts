@@ -346,7 +346,7 @@ export function batchRouter(service: BatchService, config: Config, endpoint: Par
 
   async function loadFor(req: express.Request): Promise<Parse.Object> {
     const actor = (req as AuthedRequest).actor as Actor;
-    return service.store.load(batchIdOf(req), actor.master ? { master: true } : { sessionToken: actor.sessionToken });
+    return service.load(actor, batchIdOf(req));
   }
 
   router.use(jsonErrorHandler(log));
