@@ -7,19 +7,16 @@ cd "$(dirname "$0")/.."
 
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r requirements.txt
 npm ci --no-audit --no-fund
-if ! command -v redis-server >/dev/null; then
+# Debian packages: redis-server (npm run cluster and its test), chromium (the Dashboard browser test);
+# whatever is missing is installed in one go.
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v chromium >/dev/null || missing+=(chromium)
+if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
-    echo "redis-server is missing (npm run cluster and test/reliability/cluster.test.ts need it): sudo apt-get install redis-server" >&2
-  fi
-fi
-if ! command -v chromium >/dev/null; then
-  if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
-  else
-    echo "Chromium is missing (only the Dashboard browser test needs it): sudo apt-get install chromium" >&2
+    echo "missing: ${missing[*]} (redis-server for npm run cluster and its test, chromium for the Dashboard browser test): sudo apt-get install ${missing[*]}" >&2
   fi
 fi
