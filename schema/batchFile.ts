@@ -6,6 +6,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
+import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import Parse from 'parse/node';
@@ -102,7 +103,8 @@ const agents = { 'http:': new http.Agent(agentOptions), 'https:': new https.Agen
 
 export interface MasterRequestInit {
   method?: string;
-  body?: Buffer | string;
+  /** A stream goes with chunked transfer encoding, as it is produced, and is never sent twice. */
+  body?: Buffer | string | Readable;
   contentType?: string;
   /** Safe to send twice (GET and DELETE are): then a request whose connection was reset is sent once more. */
   idempotent?: boolean;
@@ -116,15 +118,20 @@ export async function masterRequest(endpoint: ParseEndpoint, url: string, init: 
   try {
     return await sendOnce(endpoint, url, method, init);
   } catch (error) {
-    if ((error as { code?: string }).code !== 'ECONNRESET' || !(init.idempotent ?? (method === 'GET' || method === 'DELETE'))) throw error;
+    const resendable = !isStream(init.body) && (init.idempotent ?? (method === 'GET' || method === 'DELETE'));
+    if ((error as { code?: string }).code !== 'ECONNRESET' || !resendable) throw error;
     return sendOnce(endpoint, url, method, init);
   }
+}
+
+function isStream(body: MasterRequestInit['body']): body is Readable {
+  return typeof body === 'object' && !Buffer.isBuffer(body);
 }
 
 function sendOnce(endpoint: ParseEndpoint, url: string, method: string, { body, contentType, keyInBody }: MasterRequestInit): Promise<MasterResponse> {
   const target = new URL(url);
   const headers: Record<string, string | number> = { ...(keyInBody ? {} : masterHeaders(endpoint)), ...(contentType ? { 'Content-Type': contentType } : {}) };
-  if (body !== undefined) headers['Content-Length'] = Buffer.byteLength(body);
+  if (body !== undefined && !isStream(body)) headers['Content-Length'] = Buffer.byteLength(body);
   const transport = target.protocol === 'https:' ? https : http;
   return new Promise((resolve, reject) => {
     const request = transport.request(target, { method, headers, agent: agents[target.protocol as keyof typeof agents] }, (response) => {
@@ -137,12 +144,18 @@ function sendOnce(endpoint: ParseEndpoint, url: string, method: string, { body, 
       });
     });
     request.on('error', reject);
-    request.end(body);
+    if (!isStream(body)) {
+      request.end(body);
+      return;
+    }
+    // A body that fails mid-way aborts the request: the server stores nothing of it.
+    body.on('error', (error) => request.destroy(error));
+    body.pipe(request);
   });
 }
 
-/** Uploads raw bytes through Parse Server's files route; returns the stored name. */
-export async function uploadFile(endpoint: ParseEndpoint, name: string, data: Buffer, contentType = 'application/gzip'): Promise<string> {
+/** Uploads raw bytes, or a stream of them, through Parse Server's files route; returns the stored name. */
+export async function uploadFile(endpoint: ParseEndpoint, name: string, data: Buffer | Readable, contentType = 'application/gzip'): Promise<string> {
   const response = await masterRequest(endpoint, `${endpoint.serverURL}/files/${encodeURIComponent(name)}`, { method: 'POST', body: data, contentType });
   if (!response.ok) throw new FileStorageError(`upload of ${name} failed: HTTP ${response.status} ${response.body.toString()}`, response.status);
   return (JSON.parse(response.body.toString()) as { name: string }).name;
@@ -174,19 +187,28 @@ export interface ChunkRow {
   results: ChunkResult[];
 }
 
-/** The recorded chunks of a batch (of one part, when given), in batch order, read with the master key. */
-export async function chunkRows(batchId: string, part?: number): Promise<ChunkRow[]> {
+/**
+ * The recorded chunks of a batch (of one part, when given), in batch order, read with the master key
+ * `pageSize` rows at a time: a caller that handles each page before the next holds one page only.
+ */
+export async function* chunkRowPages(batchId: string, part?: number, pageSize = 1000): AsyncGenerator<ChunkRow[]> {
   const batch = Parse.Object.fromJSON({ className: CLASS.batch, objectId: batchId });
-  const rows: ChunkRow[] = [];
   let after = -1;
   for (;;) {
-    const query = new Parse.Query(CLASS.chunk).equalTo('batch', batch).greaterThan('first', after).ascending('first').select('first', 'processed', 'failed', 'results').limit(1000);
+    const query = new Parse.Query(CLASS.chunk).equalTo('batch', batch).greaterThan('first', after).ascending('first').select('first', 'processed', 'failed', 'results').limit(pageSize);
     if (part !== undefined) query.equalTo('part', part);
-    const page = await query.find({ useMasterKey: true });
-    for (const row of page) rows.push({ first: row.get('first'), processed: row.get('processed'), failed: row.get('failed'), results: row.get('results') });
-    if (page.length < 1000) return rows;
-    after = rows[rows.length - 1].first;
+    const page = (await query.find({ useMasterKey: true })).map((row): ChunkRow => ({ first: row.get('first'), processed: row.get('processed'), failed: row.get('failed'), results: row.get('results') }));
+    if (page.length > 0) yield page;
+    if (page.length < pageSize) return;
+    after = page[page.length - 1].first;
   }
+}
+
+/** Every recorded chunk of a batch (of one part, when given), in batch order. */
+export async function chunkRows(batchId: string, part?: number): Promise<ChunkRow[]> {
+  const rows: ChunkRow[] = [];
+  for await (const page of chunkRowPages(batchId, part)) rows.push(...page);
+  return rows;
 }
 
 /** The items of one stored part (master key: callers check access first). */

@@ -5,11 +5,13 @@
  * so a retried or re-delivered activity finds what it already wrote.
  */
 import { randomUUID } from 'node:crypto';
+import { Readable, pipeline } from 'node:stream';
+import zlib from 'node:zlib';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import Parse from 'parse/node';
 import { type Config, publicServerURL } from '../config';
 import type { Logger } from '../config/log';
-import { CorruptFileError, type ParseEndpoint, STORED_FILE_PREFIX, bulkWriteURL, chunkRows, deleteFile, encodeLines, fileField, findPart, masterRequest, readPart, uploadFile } from '../schema/batchFile';
+import { CorruptFileError, type ParseEndpoint, STORED_FILE_PREFIX, bulkWriteURL, chunkRowPages, chunkRows, deleteFile, fileField, findPart, masterRequest, readPart, uploadFile } from '../schema/batchFile';
 import { CLASS, type ChunkResult, idOf } from '../schema/classes';
 import { type BatchStatus, type MemoryItem, type MemoryProcessingResult, TERMINAL_STATUSES, isStatusRefusal } from '../schema/memory';
 import { type BatchManifest, type Counts, type ExpiryOutcome, type FinalizeInput, type FinalizeOutcome, type PartInput, workflowIdFor } from '../schema/workflow';
@@ -19,6 +21,8 @@ import { postWebhook } from './webhookDelivery';
 
 const master = { useMasterKey: true };
 const COUNTS_FLUSH_MS = 1000;
+/** Per-item results finalizeBatch reads (whole chunk rows) before writing them on into the results file. */
+const RESULTS_PER_PAGE = 10_000;
 /** The only webhook error a batch records, whatever the cause (a refused address, a status, a connection error). */
 const WEBHOOK_FAILED = 'webhook delivery failed';
 
@@ -387,18 +391,25 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
       // A status set from outside (the Dashboard cancelling) stands; the counts and results are still written.
       const current = batch.get('status') as BatchStatus;
       const finalStatus = TERMINAL_STATUSES.includes(current) ? current : status;
-      const rows = await chunkRows(batchId);
-      const lines: string[] = [];
       const counts: Counts = { processed: 0, failed: 0 };
-      for (const row of rows) {
-        counts.processed += row.processed;
-        counts.failed += row.failed;
-        for (const r of row.results) {
-          const result: MemoryProcessingResult = r.id ? { index: r.i, success: true, memory_id: r.id } : { index: r.i, success: false, error: r.e };
-          lines.push(JSON.stringify(result));
+      // The results stream into the file a page of chunk rows at a time: the worker's memory stays the same
+      // whatever the batch's size.
+      async function* resultLines(): AsyncGenerator<string> {
+        for await (const page of chunkRowPages(batchId, undefined, Math.max(1, Math.floor(RESULTS_PER_PAGE / config.BATCH_CHUNK_SIZE)))) {
+          let text = '';
+          for (const row of page) {
+            counts.processed += row.processed;
+            counts.failed += row.failed;
+            for (const r of row.results) {
+              const result: MemoryProcessingResult = r.id ? { index: r.i, success: true, memory_id: r.id } : { index: r.i, success: false, error: r.e };
+              text += `${JSON.stringify(result)}\n`;
+            }
+          }
+          yield text;
         }
       }
-      const name = await uploadFile(endpoint, `${STORED_FILE_PREFIX}${randomUUID()}-results.jsonl.gz`, await encodeLines(lines, config.BATCH_GZIP_LEVEL));
+      const compressed = pipeline(Readable.from(resultLines()), zlib.createGzip({ level: config.BATCH_GZIP_LEVEL }), () => undefined);
+      const name = await uploadFile(endpoint, `${STORED_FILE_PREFIX}${randomUUID()}-results.jsonl.gz`, compressed);
       batch.set({
         status: finalStatus,
         processedMemories: counts.processed,
