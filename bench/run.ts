@@ -13,7 +13,7 @@ import { type LocalStack, PROJECT_ROOT, startLocalStack, temporaryDataDir } from
 import { stackApi } from '../test/reliability/stackApi';
 import type { TestStackInfo } from '../test/support/stackInfo';
 import { describeStack } from '../test/support/testStack';
-import { postgresFloorRate, saveAllRate } from './baselines';
+import { postgresCopyRate, postgresFloorRate, saveAllRate } from './baselines';
 import { type BaselineRow, type BenchReport, type BenchResults, type ScalingRow, benchmarkMarkdown, formatNumber as f, judgeTargets, nodeFlagsOf, stackSettings, unmeasuredFigures, verdictText } from './report';
 import { type BenchContext, backToBack, benchUser, claimCheck, concurrentBatches, scaling, singleBatch, warmUp } from './scenarios';
 
@@ -86,18 +86,21 @@ async function measure(context: BenchContext, sizes: Sizes): Promise<BenchResult
     scalingRows.push(ours);
     const saveAllPerSecond = await saveAllRate(context.info, user.id, memories);
     const floorPerSecond = await postgresFloorRate(context.info.databaseURI, memories);
+    const copyPerSecond = await postgresCopyRate(context.info.databaseURI, memories);
     const row: BaselineRow = {
       memories,
       oursPerSecond: ours.perSecond,
       saveAllPerSecond,
       floorPerSecond,
+      copyPerSecond,
       vsSaveAll: ours.perSecond / saveAllPerSecond,
       vsFloor: ours.perSecond / floorPerSecond,
+      vsCopy: ours.perSecond / copyPerSecond,
     };
     baselineRows.push(row);
     say(
-      `6. ${memories} memories: saveAll ${f(saveAllPerSecond)} /s, PostgreSQL INSERT ${f(floorPerSecond)} /s; ` +
-        `this product ${f(row.vsSaveAll)} × saveAll, ${f(row.vsFloor)} × the floor`,
+      `6. ${memories} memories: saveAll ${f(saveAllPerSecond)} /s, PostgreSQL INSERT ${f(floorPerSecond)} /s, COPY ${f(copyPerSecond)} /s; ` +
+        `this product ${f(row.vsSaveAll)} × saveAll, ${f(row.vsFloor)} × INSERT, ${f(row.vsCopy)} × COPY`,
     );
   }
   return { concurrent, single, sequence, claimCheck: claimCheckRows, scaling: scalingRows, baselines: baselineRows };

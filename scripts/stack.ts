@@ -42,6 +42,8 @@ export interface LocalStackOptions {
   workers?: number;
   /** Start a local redis-server on LOCAL_REDIS_PORT unless REDIS_URL is set (default: when instances > 1). */
   redis?: boolean;
+  /** Extra command-line flags of the embedded PostgreSQL server (e.g. `-c shared_preload_libraries=pg_stat_statements`). */
+  postgresFlags?: string[];
 }
 
 /** The first instance and worker are `server` and `worker`; the next ones `server-2`, `worker-2`… */
@@ -157,6 +159,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         password: 'postgres',
         persistent: true,
         createPostgresUser: true,
+        postgresFlags: options.postgresFlags ?? [],
         onLog: () => undefined,
         onError: () => undefined,
       });
