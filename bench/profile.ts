@@ -8,8 +8,8 @@ import path from 'node:path';
 import pg from 'pg';
 
 /** The flags that make the stack's Node.js processes write a CPU profile into `dir` when they exit. */
-export function cpuProfileOptions(dir: string): string {
-  return `--cpu-prof --cpu-prof-dir=${dir}`;
+export function cpuProfileFlags(dir: string): string[] {
+  return ['--cpu-prof', `--cpu-prof-dir=${dir}`];
 }
 
 /** PostgreSQL flags that load pg_stat_statements. */
@@ -22,8 +22,15 @@ interface CpuProfileNode {
 }
 interface CpuProfile {
   nodes: CpuProfileNode[];
+  /** Microseconds of the system's monotonic clock (as `monotonicMicroseconds()` reads it in any process). */
+  startTime: number;
   samples: number[];
   timeDeltas: number[];
+}
+
+/** Now on the clock CPU profiles' timestamps use. */
+export function monotonicMicroseconds(): number {
+  return Number(process.hrtime.bigint() / 1000n);
 }
 
 /** What a sampled function is, from its script and name; the first rule that matches names it. */
@@ -49,24 +56,30 @@ export interface CpuShare {
   category: string;
   /** CPU seconds the process spent in it. */
   seconds: number;
-  /** Its share of the process's CPU time, in %. */
+  /** Its share of the process's samples, in %. */
   percent: number;
 }
 
-/** CPU seconds by category for one profile, largest first. */
-export function cpuByCategory(profile: CpuProfile): CpuShare[] {
+/**
+ * Each category's share of a profile's samples taken within `window` (monotonic microseconds), largest first, with its part of `cpuSeconds`: a profile's
+ * samples are spaced in wall time, which counts the time the process waited for a core on a busy machine,
+ * so the seconds come from the CPU time the kernel counted and the profile gives only the shares.
+ */
+export function cpuByCategory(profile: CpuProfile, cpuSeconds: number, window: { from: number; to: number }): CpuShare[] {
   const byNode = new Map(profile.nodes.map((node) => [node.id, node]));
   const seconds = new Map<string, number>();
+  let at = profile.startTime;
   profile.samples.forEach((id, k) => {
+    at += profile.timeDeltas[k] ?? 0;
     const node = byNode.get(id);
-    if (!node || NOT_CPU.has(node.callFrame.functionName)) return;
+    if (at < window.from || at > window.to || !node || NOT_CPU.has(node.callFrame.functionName)) return;
     const { url, functionName } = node.callFrame;
     const category = (CATEGORIES.find(([, matches]) => matches(url, functionName)) as (typeof CATEGORIES)[number])[0];
     seconds.set(category, (seconds.get(category) ?? 0) + (profile.timeDeltas[k] ?? 0) / 1e6);
   });
   const total = [...seconds.values()].reduce((sum, value) => sum + value, 0);
   return [...seconds]
-    .map(([category, value]) => ({ category, seconds: value, percent: (100 * value) / total }))
+    .map(([category, value]) => ({ category, seconds: (cpuSeconds * value) / total, percent: (100 * value) / total }))
     .sort((a, b) => b.seconds - a.seconds);
 }
 

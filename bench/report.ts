@@ -7,6 +7,7 @@ import { type Config, configVariables } from '../config';
 import { type Machine, machineLine } from '../scripts/machine';
 import { COPY_ROWS_PER_WRITE, INSERT_ROWS, SAVE_ALL_OBJECTS } from './baselines';
 import { MEMORY_BYTES, SAMPLE_INTERVAL_MS, WARM_UP_BATCHES, WARM_UP_MEMORIES } from './measure';
+import type { CpuShare, StatementTime } from './profile';
 
 export interface ConcurrentResult {
   batches: number;
@@ -47,6 +48,10 @@ export interface ScalingRow {
   memories: number;
   seconds: number;
   perSecond: number;
+  /** From the start of the upload until the server answered that the batch is stored. */
+  uploadSeconds: number;
+  /** From that answer until the batch completed. */
+  processingSeconds: number;
   serverPeakMb: number;
   workerPeakMb: number;
   largestPayloadBytes: number;
@@ -91,6 +96,16 @@ export interface TargetVerdict {
   limitedBy: string;
 }
 
+/** Where the CPU and the database's time went during one profiled upload. */
+export interface ProfileReport {
+  memories: number;
+  seconds: number;
+  perSecond: number;
+  cpu: { server: CpuShare[]; worker: CpuShare[] };
+  cpuSeconds: { server: number; worker: number };
+  database: { totalMs: number; statements: StatementTime[] };
+}
+
 export interface BenchReport {
   mode: 'full' | 'smoke';
   date: string;
@@ -98,6 +113,7 @@ export interface BenchReport {
   /** Settings of the measured stack that bear on the figures. */
   settings: Record<string, number | string>;
   results: BenchResults;
+  profile: ProfileReport;
   targets: TargetVerdict[];
 }
 
@@ -171,6 +187,7 @@ export function judgeTargets(results: BenchResults): TargetVerdict[] {
     verdict(`${largest.memories} memories: worker peak RSS`, 'at most', 300, largest.workerPeakMb, 'MB', 'the worker holds each running part (up to BATCH_PART_MAX_ITEMS memories) parsed, for BATCH_PART_CONCURRENCY parts'),
     ...twoLargest.map((row) => verdict(`${row.memories} memories: throughput relative to saveAll`, 'at least', 1, row.vsSaveAll, '×', SERVER_CPU)),
     verdict(`${largestBaseline.memories} memories: throughput relative to the multi-row INSERT floor`, 'at least', 0.5, largestBaseline.vsFloor, '×', FLOOR_GAP),
+    ...millionTargets(results.scaling),
     verdict(
       `${sequence.batches} batches back to back: RSS drift, last ${sequence.windowBatches} against first ${sequence.windowBatches}`,
       'at most',
@@ -179,6 +196,21 @@ export function judgeTargets(results: BenchResults): TargetVerdict[] {
       '%',
       "the growth of the two processes' V8 heaps and native memory over the run, which this benchmark does not break down further",
     ),
+  ];
+}
+
+/** The targets of a batch of a million memories (`npm run bench -- --million`), against the largest size below it. */
+function millionTargets(scaling: ScalingRow[]): TargetVerdict[] {
+  const million = scaling.find((row) => row.memories >= 1_000_000);
+  if (!million) return [];
+  const below = scaling.filter((row) => row.memories < million.memories).reduce((a, b) => (b.memories > a.memories ? b : a));
+  const name = `${formatNumber(million.memories)} memories in one batch`;
+  return [
+    verdict(`${name}: throughput relative to ${formatNumber(below.memories)}`, 'at least', 1, million.perSecond / below.perSecond, '×', 'the same bounds as at smaller sizes, plus the longer upload'),
+    verdict(`${name}: Parse Server peak RSS`, 'at most', 300, million.serverPeakMb, 'MB', 'the upload held while it is stored, and the results file of the batch as the files route buffers it'),
+    verdict(`${name}: worker peak RSS`, 'at most', 300, million.workerPeakMb, 'MB', 'the parts in flight, parsed'),
+    verdict(`${name}: largest Temporal payload`, 'at most', 65_535, million.largestPayloadBytes, 'bytes', 'the manifest and part inputs, which carry ids and counts only'),
+    verdict(`${name}: events of the longest workflow run`, 'at most', 4095, million.longestHistoryEvents, 'events', 'BATCH_PARTS_PER_RUN parts per run before it continues as new'),
   ];
 }
 
@@ -308,14 +340,17 @@ export function benchmarkMarkdown(report: BenchReport): string {
     '## 5. Scaling',
     '',
     'One upload of gzip NDJSON through `BatchMemoryClient.addNdjson`, not waiting, then followed to its end. Throughput runs from the start of',
-    "the upload to the batch's completion time; the history figures cover every continue-as-new run of its workflow.",
+    "the upload to the batch's completion time, split at the server's answer that the batch is stored; the history figures cover every",
+    'continue-as-new run of its workflow (longest history: the most events of one run).',
     '',
     table(
-      ['memories', 'end to end', 'throughput', 'worker peak RSS', 'Parse Server peak RSS', 'workflow runs', 'longest history', 'largest payload'],
+      ['memories', 'end to end', 'throughput', 'upload and store', 'processing after it', 'worker peak RSS', 'Parse Server peak RSS', 'workflow runs', 'longest history', 'largest payload'],
       results.scaling.map((row) => [
         row.memories,
         `${formatNumber(row.seconds)} s`,
         `${formatNumber(row.perSecond)} memories/s`,
+        `${formatNumber(row.uploadSeconds)} s`,
+        `${formatNumber(row.processingSeconds)} s`,
         `${formatNumber(row.workerPeakMb)} MB`,
         `${formatNumber(row.serverPeakMb)} MB`,
         row.runs,
@@ -345,6 +380,41 @@ export function benchmarkMarkdown(report: BenchReport): string {
       ]),
     ),
     '',
+    ...profileSection(report.profile),
     ...defaultsSection(report.settings),
   ].join('\n');
+}
+
+/** The CPU of each process by what the code is, and the statements that took the database the most time. */
+export function profileSection(profile: ProfileReport): string[] {
+  const categories = [...new Set([...profile.cpu.server, ...profile.cpu.worker].map((share) => share.category))];
+  const cell = (shares: CpuShare[], category: string) => {
+    const share = shares.find((s) => s.category === category);
+    return share ? `${formatNumber(share.seconds)} s (${formatNumber(share.percent)} %)` : '–';
+  };
+  const bySum = (category: string) => -[...profile.cpu.server, ...profile.cpu.worker].filter((s) => s.category === category).reduce((sum, s) => sum + s.seconds, 0);
+  return [
+    '## 7. Where the time goes',
+    '',
+    `One upload of ${formatNumber(profile.memories)} memories as in section 5, on a stack of its own whose Parse Server and worker run with \`--cpu-prof\``,
+    `and whose PostgreSQL keeps \`pg_stat_statements\`: ${formatNumber(profile.seconds)} s, ${formatNumber(profile.perSecond)} memories/s (profiling slows both processes a little).`,
+    "Each process's CPU time during the upload is the kernel's count (/proc/<pid>/stat), split by the shares of its profile's samples",
+    'taken during the upload by what the sampled code is; the database time is the execution time of its statements during the upload.',
+    '',
+    table(
+      ['CPU spent in', 'Parse Server', 'worker'],
+      [
+        ...categories.sort((a, b) => bySum(a) - bySum(b)).map((category) => [category, cell(profile.cpu.server, category), cell(profile.cpu.worker, category)]),
+        ['all', `${formatNumber(profile.cpuSeconds.server)} s`, `${formatNumber(profile.cpuSeconds.worker)} s`],
+      ],
+    ),
+    '',
+    `The database spent ${formatNumber(profile.database.totalMs / 1000)} s executing statements; the most costly:`,
+    '',
+    table(
+      ['statement', 'calls', 'rows', 'time'],
+      profile.database.statements.map((s) => [`\`${s.statement.replace(/\|/g, '\\|')}\``, s.calls, s.rows, `${formatNumber(s.totalMs / 1000)} s`]),
+    ),
+    '',
+  ];
 }
