@@ -16,6 +16,7 @@ import { CLASS, type ChunkResult, idOf } from '../schema/classes';
 import { type BatchStatus, type MemoryItem, type MemoryProcessingResult, TERMINAL_STATUSES, isStatusRefusal } from '../schema/memory';
 import { type BatchManifest, type Counts, type ExpiryOutcome, type FinalizeInput, type FinalizeOutcome, type PartInput, workflowIdFor } from '../schema/workflow';
 import { WEBHOOK_HEADERS, type WebhookEvent, signWebhook } from '../schema/webhook';
+import type { BulkCreateBody } from '../cloud/bulkWriter';
 import { type MemoryContext, type MemoryProcessor, MemoryRejectedError } from './processor';
 import { postWebhook } from './webhookDelivery';
 
@@ -114,16 +115,17 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
    * Creates objects through the app's bulk write route (Parse Server's database controller), or through
    * Parse Server's /batch endpoint where the app does not mount that route. One answer per object.
    */
-  async function createObjects(className: string, objects: Record<string, unknown>[]): Promise<BatchResponseItem[]> {
+  async function createObjects(className: string, objects: Record<string, unknown>[], shared: Record<string, unknown> = {}): Promise<BatchResponseItem[]> {
     if (bulkWrites) {
-      // Idempotent: unique keys answer a repeated create as a duplicate.
-      const response = await masterRequest(endpoint, bulkWriteURL(endpoint, className), { method: 'POST', body: JSON.stringify({ objects }), contentType: 'application/json', idempotent: true });
+      // Idempotent: unique keys answer a repeated create as a duplicate. The fields every object shares go once.
+      const body: BulkCreateBody = { objects, shared };
+      const response = await masterRequest(endpoint, bulkWriteURL(endpoint, className), { method: 'POST', body: JSON.stringify(body), contentType: 'application/json', idempotent: true });
       if (response.ok) return JSON.parse(response.body.toString()) as BatchResponseItem[];
       if (response.status !== 404) throw new Error(`bulk create of ${className} answered HTTP ${response.status}: ${response.body.toString().slice(0, 200)}`);
       bulkWrites = false;
       log.warn('no bulk write route beside Parse Server; writing through /batch', { url: bulkWriteURL(endpoint, className) });
     }
-    const requests = objects.map((body) => ({ method: 'POST', path: `${mountPath}/classes/${className}`, body }));
+    const requests = objects.map((object) => ({ method: 'POST', path: `${mountPath}/classes/${className}`, body: { ...shared, ...object } }));
     const response = await masterRequest(endpoint, `${endpoint.serverURL}/batch`, { method: 'POST', body: JSON.stringify({ requests }), contentType: 'application/json', idempotent: true });
     if (!response.ok) throw new Error(`Parse /batch answered HTTP ${response.status}: ${response.body.toString().slice(0, 200)}`);
     return JSON.parse(response.body.toString()) as BatchResponseItem[];
@@ -160,18 +162,21 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
           ...(prepared.embedding ? { embedding: prepared.embedding } : {}),
           ...(prepared.source ? { source: prepared.source } : {}),
           ...(prepared.tags ? { tags: prepared.tags } : {}),
-          user: pointer('_User', context.userId),
-          organization: pointer(CLASS.organization, context.organizationId),
-          ...(context.workspaceId ? { workspace: pointer(CLASS.workspace, context.workspaceId) } : {}),
-          ...(context.namespaceId ? { namespace: pointer(CLASS.namespace, context.namespaceId) } : {}),
-          batch: pointer(CLASS.batch, batchId),
           batchIndex: index,
           batchItem: `${batchId}:${index}`,
-          ACL: { [context.userId]: { read: true } },
         });
       }
     }
-    const answers = bodies.length ? await createObjects(CLASS.memory, bodies) : [];
+    // What every memory of the batch shares: its owner, where it belongs, and the owner-only ACL.
+    const shared = {
+      user: pointer('_User', context.userId),
+      organization: pointer(CLASS.organization, context.organizationId),
+      ...(context.workspaceId ? { workspace: pointer(CLASS.workspace, context.workspaceId) } : {}),
+      ...(context.namespaceId ? { namespace: pointer(CLASS.namespace, context.namespaceId) } : {}),
+      batch: pointer(CLASS.batch, batchId),
+      ACL: { [context.userId]: { read: true } },
+    };
+    const answers = bodies.length ? await createObjects(CLASS.memory, bodies, shared) : [];
     const duplicates: { chunk: number; index: number }[] = [];
     answers.forEach((answer, k) => {
       const { chunk, index } = written[k];
@@ -199,8 +204,8 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
 
   /** Records finished chunks in one write; for each, false when an earlier attempt had recorded it. */
   async function recordChunks(batchId: string, part: number, chunks: { first: number; results: ChunkResult[] }[], attempt: number): Promise<boolean[]> {
-    const rows = chunks.map(({ first, results }) => ({ batch: pointer(CLASS.batch, batchId), key: `${batchId}:${first}`, part, first, count: results.length, ...countsOf(results), results, attempt, ACL: {} }));
-    const answers = await createObjects(CLASS.chunk, rows);
+    const rows = chunks.map(({ first, results }) => ({ key: `${batchId}:${first}`, first, count: results.length, ...countsOf(results), results }));
+    const answers = await createObjects(CLASS.chunk, rows, { batch: pointer(CLASS.batch, batchId), part, attempt, ACL: {} });
     return answers.map((answer, k) => {
       if (answer.success) return true;
       if (answer.error?.code === Parse.Error.DUPLICATE_VALUE) return false;
