@@ -8,13 +8,13 @@ import { pipeline } from 'node:stream/promises';
 import Parse from 'parse/node';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { copyLine } from '../cloud/pgCopy';
 import type { TestStackInfo } from '../test/support/stackInfo';
 import { memoriesFrom, since } from './measure';
 
 export const SAVE_ALL_OBJECTS = 100;
 export const INSERT_ROWS = 1000;
 export const COPY_ROWS_PER_WRITE = 1000;
+const COPY_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
 const FLOOR_TABLE = 'bench_memory_floor';
 const FLOOR_COLUMNS = '(id text PRIMARY KEY, content text NOT NULL, metadata jsonb)';
 
@@ -58,6 +58,11 @@ export async function postgresFloorRate(databaseURI: string, count: number): Pro
   } finally {
     await db.end();
   }
+}
+
+/** One row in COPY's text format: tab-separated columns, backslash, tab, newline and carriage return escaped. */
+export function copyLine(values: string[]): string {
+  return `${values.map((value) => value.replace(/[\\\t\n\r]/g, (character) => COPY_ESCAPES[character])).join('\t')}\n`;
 }
 
 /**

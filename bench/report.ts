@@ -54,6 +54,8 @@ export interface ScalingRow {
   processingSeconds: number;
   serverPeakMb: number;
   workerPeakMb: number;
+  /** Parse Server's peak while the upload was received and stored. */
+  serverUploadPeakMb: number;
   largestPayloadBytes: number;
   longestHistoryEvents: number;
   runs: number;
@@ -352,7 +354,7 @@ export function benchmarkMarkdown(report: BenchReport): string {
         `${formatNumber(row.uploadSeconds)} s`,
         `${formatNumber(row.processingSeconds)} s`,
         `${formatNumber(row.workerPeakMb)} MB`,
-        `${formatNumber(row.serverPeakMb)} MB`,
+        `${formatNumber(row.serverPeakMb)} MB (${formatNumber(row.serverUploadPeakMb)} MB uploading)`,
         row.runs,
         `${formatNumber(row.longestHistoryEvents)} events`,
         `${formatNumber(row.largestPayloadBytes)} bytes`,

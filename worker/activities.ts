@@ -23,7 +23,7 @@ import { postWebhook } from './webhookDelivery';
 const master = { useMasterKey: true };
 const COUNTS_FLUSH_MS = 1000;
 /** Per-item results finalizeBatch reads (whole chunk rows) before writing them on into the results file. */
-const RESULTS_PER_PAGE = 10_000;
+const RESULTS_PER_PAGE = 2000;
 /** The only webhook error a batch records, whatever the cause (a refused address, a status, a connection error). */
 const WEBHOOK_FAILED = 'webhook delivery failed';
 
