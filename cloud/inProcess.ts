@@ -4,7 +4,8 @@
  * same adapter, cache and schema as Parse Server's routes.
  */
 import Parse from 'parse/node';
-import { FileStorageError, type StoredPart, decodeLines } from '../schema/batchFile';
+import { FileStorageError, decodeLines } from '../schema/batchFile';
+import type { StoredPart } from '../schema/records';
 import { type CreateAnswer, type ParseDatabase, createObjects } from './bulkWriter';
 
 // Plain CommonJS modules of Parse Server without type declarations.

@@ -10,11 +10,10 @@ import express from 'express';
 import type { Config } from '../config';
 import type { Logger } from '../config/log';
 import { fileURL, masterHeaders, type ParseEndpoint } from '../schema/batchFile';
-import { idOf } from '../schema/classes';
+import { BATCH_ROUTE, httpStatusOf, isTerminal, statusResponse } from '../schema/answers';
 import {
   BATCH_ID_PATTERN,
   type BatchListResponse,
-  type BatchMemoryResponse,
   type BatchStatusResponse,
   type MemoryItem,
   batchOptionsSchema,
@@ -25,25 +24,19 @@ import {
   pageFields,
   validationDetails,
 } from '../schema/memory';
+import { batchRecordOf } from '../schema/records';
 import type { AuthedRequest, RouteAuthentication } from './auth';
-import { type Actor, type BatchService, filesExpiredError, isTerminal, resultsNotReady } from './batchService';
+import { type Actor, type BatchService, filesExpiredError, resultsNotReady } from './batchService';
 import { BatchError, retryRead } from './errors';
 import { jsonErrorHandler } from './httpErrors';
 import { type BodyBounds, type ConcurrencyBound, type ConcurrencySlots, boundedBody, readJsonBody, slotHolder } from './inputBounds';
 import { openApiDocument } from './openapi';
 
 const master = { useMasterKey: true };
-const BATCH_ROUTE = '/api/v1/memory/batch';
 const EVENTS_POLL_MS = 500;
 const EVENTS_KEEPALIVE_MS = 15_000;
 
 type Handler = (req: express.Request, res: express.Response) => Promise<void>;
-
-/** HTTP status of a batch answer: 200 all done and well, 207 finished with problems, 202 still running. */
-export function httpStatusOf(response: BatchMemoryResponse): number {
-  if (response.status === 'pending' || response.status === 'processing') return 202;
-  return response.status === 'completed' && response.failed === 0 ? 200 : 207;
-}
 
 /**
  * Memories of an NDJSON body, validated one line at a time; the body is never held in memory whole.
@@ -135,37 +128,6 @@ function wantsToWait(req: express.Request, bodyWait?: boolean): boolean | undefi
   return bodyWait;
 }
 
-/** A batch's status as the REST route and the MCP door answer it; `base` is the REST route's path, for `results_url`. */
-export function statusResponse(batch: Parse.Object, base = BATCH_ROUTE): BatchStatusResponse {
-  const iso = (value: unknown) => (value instanceof Date ? value.toISOString() : undefined);
-  const id = idOf(batch);
-  return {
-    batch_id: id,
-    status: batch.get('status'),
-    total: batch.get('totalMemories'),
-    processed: batch.get('processedMemories') ?? 0,
-    failed: batch.get('failedMemories') ?? 0,
-    ...(batch.get('error') ? { error: String(batch.get('error')) } : {}),
-    created_at: iso(batch.createdAt) as string,
-    updated_at: iso(batch.updatedAt) as string,
-    ...(iso(batch.get('startedAt')) ? { started_at: iso(batch.get('startedAt')) } : {}),
-    ...(iso(batch.get('completedAt')) ? { completed_at: iso(batch.get('completedAt')) } : {}),
-    ...(batch.get('resultsFile') ? { results_url: `${base}/${id}/results` } : {}),
-    ...(iso(batch.get('filesExpiredAt')) ? { files_expired_at: iso(batch.get('filesExpiredAt')) } : {}),
-    ...(batch.get('retryOf') ? { retry_of: idOf(batch.get('retryOf')) } : {}),
-    ...(batch.get('webhookUrl')
-      ? {
-          webhook: {
-            status: batch.get('webhookStatus') ?? 'pending',
-            attempts: batch.get('webhookAttempts') ?? 0,
-            ...(iso(batch.get('webhookDeliveredAt')) ? { delivered_at: iso(batch.get('webhookDeliveredAt')) } : {}),
-            ...(batch.get('webhookError') ? { error: String(batch.get('webhookError')) } : {}),
-          },
-        }
-      : {}),
-  };
-}
-
 /**
  * A batch's status at each change, until it ends or `signal` aborts; `undefined` for a poll that found no
  * change. Polls the request: cheap, and it works across Parse Server instances.
@@ -173,7 +135,7 @@ export function statusResponse(batch: Parse.Object, base = BATCH_ROUTE): BatchSt
 export async function* statusChanges(batch: Parse.Object, signal: AbortSignal): AsyncGenerator<BatchStatusResponse | undefined> {
   let last = '';
   while (!signal.aborted) {
-    const status = statusResponse(await batch.fetch(master));
+    const status = statusResponse(batchRecordOf(await batch.fetch(master)));
     const data = JSON.stringify(status);
     yield data === last ? undefined : status;
     last = data;
@@ -283,20 +245,19 @@ export function batchRouter(service: BatchService, config: Config, endpoint: Par
     '/memory/batch/:id',
     handle(async (req, res) => {
       const batch = await loadFor(req);
-      res.json(statusResponse(batch, base));
+      res.json(statusResponse(batchRecordOf(batch), base));
     }),
   );
 
   router.get(
     '/memory/batch/:id/results',
     handle(async (req, res) => {
-      const batch = await service.ownBatch((req as AuthedRequest).actor as Actor, batchIdOf(req), 'read the per-item results of');
-      if (batch.get('filesExpiredAt')) throw filesExpiredError(batch);
-      const file = batch.get('resultsFile') as Parse.File | undefined;
-      if (!file) throw resultsNotReady(batch);
+      const batch = batchRecordOf(await service.ownBatch((req as AuthedRequest).actor as Actor, batchIdOf(req), 'read the per-item results of'));
+      if (batch.filesExpiredAt) throw filesExpiredError(batch);
+      if (!batch.resultsFileName) throw resultsNotReady(batch);
       // Streamed from file storage through gunzip: a large result set is never built in memory.
-      const download = await fetch(fileURL(endpoint, file.name()), { headers: masterHeaders(endpoint) });
-      if (!download.ok || !download.body) throw new Error(`results file of batch ${idOf(batch)} could not be read: HTTP ${download.status}`);
+      const download = await fetch(fileURL(endpoint, batch.resultsFileName), { headers: masterHeaders(endpoint) });
+      if (!download.ok || !download.body) throw new Error(`results file of batch ${batch.id} could not be read: HTTP ${download.status}`);
       res.status(200).type('application/x-ndjson');
       await pipeline(Readable.fromWeb(download.body as import('node:stream/web').ReadableStream), zlib.createGunzip(), res);
     }),

@@ -9,20 +9,11 @@ import https from 'node:https';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import Parse from 'parse/node';
-import { CLASS, type ChunkResult, partKey } from './classes';
+import { CLASS, partKey } from './classes';
+import { type ChunkRow, CHUNK_ROW_FIELDS, type StoredPart, chunkRowOf, partRecordOf } from './records';
 
 const gzip = promisify(zlib.gzip);
 const gunzip = promisify(zlib.gunzip);
-
-export interface StoredPart {
-  /** Parse file name as stored (with Parse's random prefix). */
-  name: string;
-  /** Index of the part's first memory in the batch. */
-  first: number;
-  count: number;
-  rawBytes: number;
-  storedBytes: number;
-}
 
 /** gzip at `level` (BATCH_GZIP_LEVEL): any level reads back the same way. */
 export function encodeLines(lines: readonly string[], level: number): Promise<Buffer> {
@@ -162,16 +153,7 @@ export async function deleteFile(endpoint: ParseEndpoint, name: string): Promise
 /** The index row of part `index` of a batch, read with the master key. */
 export async function findPart(partsKey: string, index: number): Promise<StoredPart | undefined> {
   const row = await new Parse.Query(CLASS.part).equalTo('key', partKey(partsKey, index)).first({ useMasterKey: true });
-  if (!row) return undefined;
-  return { name: row.get('name'), first: row.get('first'), count: row.get('count'), rawBytes: row.get('rawBytes'), storedBytes: row.get('storedBytes') };
-}
-
-/** A finished chunk as recorded in BatchMemoryChunk. */
-export interface ChunkRow {
-  first: number;
-  processed: number;
-  failed: number;
-  results: ChunkResult[];
+  return row && partRecordOf(row);
 }
 
 /** The recorded chunks of a batch (of one part, when given), in batch order, read with the master key. */
@@ -180,10 +162,10 @@ export async function chunkRows(batchId: string, part?: number): Promise<ChunkRo
   const rows: ChunkRow[] = [];
   let after = -1;
   for (;;) {
-    const query = new Parse.Query(CLASS.chunk).equalTo('batch', batch).greaterThan('first', after).ascending('first').select('first', 'processed', 'failed', 'results').limit(1000);
+    const query = new Parse.Query(CLASS.chunk).equalTo('batch', batch).greaterThan('first', after).ascending('first').select(...CHUNK_ROW_FIELDS).limit(1000);
     if (part !== undefined) query.equalTo('part', part);
     const page = await query.find({ useMasterKey: true });
-    for (const row of page) rows.push({ first: row.get('first'), processed: row.get('processed'), failed: row.get('failed'), results: row.get('results') });
+    for (const row of page) rows.push(chunkRowOf(row));
     if (page.length < 1000) return rows;
     after = rows[rows.length - 1].first;
   }

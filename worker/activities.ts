@@ -10,10 +10,12 @@ import Parse from 'parse/node';
 import { type Config, publicServerURL } from '../config';
 import type { Logger } from '../config/log';
 import { CorruptFileError, type ParseEndpoint, STORED_FILE_PREFIX, bulkWriteURL, chunkRows, deleteFile, encodeLines, fileField, findPart, masterRequest, readPart, uploadFile } from '../schema/batchFile';
-import { CLASS, type ChunkResult, idOf } from '../schema/classes';
-import { type BatchStatus, type MemoryItem, type MemoryProcessingResult, TERMINAL_STATUSES, isStatusRefusal } from '../schema/memory';
+import { isTerminal, webhookEvent } from '../schema/answers';
+import { CLASS } from '../schema/classes';
+import { type MemoryItem, type MemoryProcessingResult, TERMINAL_STATUSES, isStatusRefusal } from '../schema/memory';
+import { type ChunkResult, batchRecordOf, memoryKeyOf, partRecordOf } from '../schema/records';
 import { type BatchManifest, type Counts, type ExpiryOutcome, type FinalizeInput, type FinalizeOutcome, type PartInput, workflowIdFor } from '../schema/workflow';
-import { WEBHOOK_HEADERS, type WebhookEvent, signWebhook } from '../schema/webhook';
+import { WEBHOOK_HEADERS, signWebhook } from '../schema/webhook';
 import { type MemoryContext, type MemoryProcessor, MemoryRejectedError } from './processor';
 import { postWebhook } from './webhookDelivery';
 
@@ -127,7 +129,7 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
 
   async function existingMemoryIds(keys: string[]): Promise<Map<string, string>> {
     const found = await new Parse.Query(CLASS.memory).containedIn('batchItem', keys).select('batchItem').limit(keys.length).find(master);
-    return new Map(found.map((m) => [m.get('batchItem') as string, idOf(m)]));
+    return new Map(found.map((memory) => memoryKeyOf(memory)).map(({ batchItem, id }) => [batchItem, id]));
   }
 
   /**
@@ -232,69 +234,49 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
     };
   }
 
-  /** The event a webhook receiver gets; its id is stable across attempts. */
-  function webhookEvent(batch: Parse.Object): WebhookEvent {
-    const status = batch.get('status') as 'completed' | 'failed' | 'cancelled';
-    const failed = (batch.get('failedMemories') as number) ?? 0;
-    return {
-      id: `${idOf(batch)}:${status}`,
-      type: `batch.${status}`,
-      created_at: ((batch.get('completedAt') as Date | undefined) ?? new Date()).toISOString(),
-      batch: {
-        batch_id: idOf(batch),
-        status,
-        success: status === 'completed' && failed === 0,
-        total: batch.get('totalMemories'),
-        processed: batch.get('processedMemories') ?? 0,
-        failed,
-        ...(batch.get('error') ? { error: String(batch.get('error')) } : {}),
-        results_url: new URL(`/api/v1/memory/batch/${idOf(batch)}/results`, publicServerURL(config)).toString(),
-      },
-    };
-  }
-
   /** Deletes one batch's part files, their index rows and its results file; marks the request. */
   async function expireFiles(batch: Parse.Object): Promise<number> {
-    const parts = await new Parse.Query(CLASS.part).equalTo('partsKey', batch.get('partsKey')).limit(1_000_000).find(master);
-    const results = batch.get('resultsFile') as Parse.File | undefined;
-    const names = [...parts.map((part) => part.get('name') as string), ...(results ? [results.name()] : [])];
+    const record = batchRecordOf(batch);
+    const parts = await new Parse.Query(CLASS.part).equalTo('partsKey', record.partsKey).limit(1_000_000).find(master);
+    const names = [...parts.map((part) => partRecordOf(part).name), ...(record.resultsFileName ? [record.resultsFileName] : [])];
     for (const name of names) await deleteFile(endpoint, name);
     await Parse.Object.destroyAll(parts, master);
     batch.unset('resultsFile');
     batch.set('filesExpiredAt', new Date());
     await batch.save(null, master);
-    log.info('batch files deleted', { batchId: idOf(batch), files: names.length });
+    log.info('batch files deleted', { batchId: record.id, files: names.length });
     return names.length;
   }
 
   return {
     /** Marks the batch processing and returns the small manifest the workflow needs. */
     async beginBatch(batchId: string): Promise<BatchManifest> {
-      let batch = await loadBatch(batchId);
-      if (batch.get('status') === 'pending') {
-        batch.set({ status: 'processing', startedAt: new Date(), workflowId: workflowIdFor(batchId) });
+      const object = await loadBatch(batchId);
+      let batch = batchRecordOf(object);
+      if (batch.status === 'pending') {
+        object.set({ status: 'processing', startedAt: new Date(), workflowId: workflowIdFor(batchId) });
         try {
-          await batch.save(null, master);
-          log.info('batch processing', { batchId, workflowId: workflowIdFor(batchId), total: batch.get('totalMemories') });
+          await object.save(null, master);
+          batch = batchRecordOf(object);
+          log.info('batch processing', { batchId, workflowId: workflowIdFor(batchId), total: batch.totalMemories });
         } catch (error) {
           // The status changed since the read (a cancel landed): the stored status stands.
           if (!isStatusRefusal(error)) throw error;
-          batch = await loadBatch(batchId);
+          batch = batchRecordOf(await loadBatch(batchId));
         }
       }
-      const status = batch.get('status') as BatchStatus;
-      const total = batch.get('totalMemories') as number;
-      const partCount = batch.get('partCount') as number;
+      const { status, totalMemories: total, partsKey, partCount, batchFileName } = batch;
+      if (partsKey === undefined || partCount === undefined || batchFileName === undefined) throw batchDataError(`batch ${batchId} has no stored parts (batchFile, partsKey, partCount)`);
       return {
         total,
         partCount,
-        ...(partCount === 1 ? { onlyPart: { name: (batch.get('batchFile') as Parse.File).name(), first: 0, count: total } } : {}),
-        partsKey: batch.get('partsKey'),
+        ...(partCount === 1 ? { onlyPart: { name: batchFileName, first: 0, count: total } } : {}),
+        partsKey,
         owner: {
-          userId: batch.get('user').id,
-          organizationId: batch.get('organization').id,
-          ...(batch.get('workspace') ? { workspaceId: batch.get('workspace').id } : {}),
-          ...(batch.get('namespace') ? { namespaceId: batch.get('namespace').id } : {}),
+          userId: batch.userId,
+          organizationId: batch.organizationId,
+          ...(batch.workspaceId ? { workspaceId: batch.workspaceId } : {}),
+          ...(batch.namespaceId ? { namespaceId: batch.namespaceId } : {}),
         },
         status,
         settings: {
@@ -382,11 +364,11 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
     /** Writes the results file and the terminal status, with counts recomputed from the recorded chunks. */
     async finalizeBatch({ batchId, status, error }: FinalizeInput): Promise<FinalizeOutcome> {
       const batch = await loadBatch(batchId);
-      const webhook = Boolean(batch.get('webhookUrl'));
-      if (batch.get('completedAt')) return { processed: batch.get('processedMemories'), failed: batch.get('failedMemories'), webhook };
+      const record = batchRecordOf(batch);
+      const webhook = Boolean(record.webhookUrl);
+      if (record.completedAt) return { processed: record.processedMemories, failed: record.failedMemories, webhook };
       // A status set from outside (the Dashboard cancelling) stands; the counts and results are still written.
-      const current = batch.get('status') as BatchStatus;
-      const finalStatus = TERMINAL_STATUSES.includes(current) ? current : status;
+      const finalStatus = isTerminal(record.status) ? record.status : status;
       const rows = await chunkRows(batchId);
       const lines: string[] = [];
       const counts: Counts = { processed: 0, failed: 0 };
@@ -414,7 +396,7 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
         await deleteFile(endpoint, name).catch(() => undefined);
         throw saveError;
       }
-      log.info('batch finished', { batchId, workflowId: workflowIdFor(batchId), status: finalStatus, ...counts, total: batch.get('totalMemories') });
+      log.info('batch finished', { batchId, workflowId: workflowIdFor(batchId), status: finalStatus, ...counts, total: record.totalMemories });
       return { ...counts, webhook };
     },
 
@@ -424,10 +406,11 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
      */
     async deliverWebhook(batchId: string): Promise<void> {
       const batch = await loadBatch(batchId);
-      const url = batch.get('webhookUrl') as string | undefined;
-      if (!url || batch.get('webhookStatus') === 'delivered' || batch.get('webhookStatus') === 'failed') return;
+      const record = batchRecordOf(batch);
+      const url = record.webhookUrl;
+      if (!url || record.webhookStatus === 'delivered' || record.webhookStatus === 'failed') return;
       const { attempt } = Context.current().info;
-      const event = webhookEvent(batch);
+      const event = webhookEvent(record, publicServerURL(config));
       const body = JSON.stringify(event);
       const hookLog = log.child({ batchId, workflowId: workflowIdFor(batchId), attempt });
       let failure: string;
@@ -438,7 +421,7 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
             'Content-Type': 'application/json',
             [WEBHOOK_HEADERS.event]: event.type,
             [WEBHOOK_HEADERS.delivery]: event.id,
-            ...signWebhook(batch.get('webhookSecret') ?? '', body, Math.floor(Date.now() / 1000)),
+            ...signWebhook(record.webhookSecret ?? '', body, Math.floor(Date.now() / 1000)),
           },
           body,
           allowedNetworks: config.WEBHOOK_ALLOWED_NETWORKS ?? [],
