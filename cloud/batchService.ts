@@ -6,13 +6,14 @@ import { createHash, randomUUID } from 'node:crypto';
 import Parse from 'parse/node';
 import type { Config } from '../config';
 import type { Logger } from '../config/log';
-import { type ParseEndpoint, chunkRows, decodeLines, findPart } from '../schema/batchFile';
-import { batchMemoryResponse, filesExpiredMessage, isTerminal } from '../schema/answers';
+import type { ParseEndpoint } from '../schema/batchFile';
+import { batchMemoryResponse, filesExpiredMessage, isTerminal, statusResponse } from '../schema/answers';
 import { CLASS, idOf } from '../schema/classes';
 import {
   type BatchMemoryResponse,
   type BatchOptions,
   type BatchStatus,
+  type BatchStatusResponse,
   type MemoryItem,
   type MemoryProcessingResult,
   type Page,
@@ -23,20 +24,17 @@ import {
 } from '../schema/memory';
 import { type BatchRecord, batchRecordOf } from '../schema/records';
 import { workflowIdFor } from '../schema/workflow';
+import { BatchStorage } from '../storage/batchStorage';
+import type { Actor } from './auth';
 import { BatchStore, type StoredParts } from './batchStore';
 import { BatchError } from './errors';
-import { InProcessParse } from './inProcess';
+import { InProcessParse, InProcessStorage } from './inProcess';
 import type { BatchOwnership, OwnershipResolver } from './organizations';
 import type { BatchWorkflows } from './temporal';
 
 const master = { useMasterKey: true };
-
-/** Who is asking: a user with a session, or the master key (acting for a user when one is named). */
-export interface Actor {
-  user?: Parse.User;
-  sessionToken?: string;
-  master: boolean;
-}
+/** How often an event stream reads the batch again. */
+const EVENTS_POLL_MS = 500;
 
 export interface SubmitOptions {
   /** Idempotency key from a header, when the transport has one. */
@@ -63,8 +61,10 @@ function sha256(text: string): string {
 
 export class BatchService {
   readonly store: BatchStore;
-  /** Parse Server's controllers in this process: files, sessions, bulk creates. */
+  /** Parse Server in this process: its database controller and sessions. */
   readonly parse: InProcessParse;
+  /** Batch files and bulk rows, through Parse Server's controllers in this process. */
+  readonly storage: BatchStorage;
 
   constructor(
     private readonly config: Config,
@@ -74,7 +74,8 @@ export class BatchService {
     private readonly log: Logger,
   ) {
     this.parse = new InProcessParse(config.PARSE_APP_ID);
-    this.store = new BatchStore(config, endpoint, this.parse, log);
+    this.storage = new BatchStorage(new InProcessStorage(this.parse, endpoint));
+    this.store = new BatchStore(config, endpoint, this.storage, log);
   }
 
   private readonly requestSchema = () => batchRequestSchema({ maxBatchSize: this.config.MAX_BATCH_SIZE, maxMemorySize: this.config.MAX_MEMORY_SIZE, webhookAllowedNetworks: this.config.WEBHOOK_ALLOWED_NETWORKS ?? [] });
@@ -247,7 +248,7 @@ export class BatchService {
   async results(batch: BatchRecord): Promise<MemoryProcessingResult[]> {
     if (batch.filesExpiredAt) throw filesExpiredError(batch);
     if (!batch.resultsFileName) return [];
-    return decodeLines<MemoryProcessingResult>(await this.parse.downloadFile(batch.resultsFileName));
+    return this.storage.readLines<MemoryProcessingResult>(batch.resultsFileName);
   }
 
   /** A page of the acting user's own batches, newest first (the master key names the user with `userId`); one more is read to tell whether another page follows. */
@@ -263,15 +264,31 @@ export class BatchService {
     return { batches: found.slice(0, page.limit).map(batchRecordOf), ...(more ? { nextOffset: page.offset + page.limit } : {}) };
   }
 
-  /** Status and counts for whoever may read the batch; the per-item results for its owner (or the master key) only. */
   /** A batch as `actor` may read it (the owner, members of its organization, or the master key); anyone else: not found. */
   load(actor: Actor, batchId: string): Promise<Parse.Object> {
     return this.store.load(batchId, this.auth(actor));
   }
 
+  /** Status and counts for whoever may read the batch; the per-item results for its owner (or the master key) only. */
   async get(actor: Actor, batchId: string): Promise<BatchMemoryResponse> {
     const batch = await this.load(actor, batchId);
     return this.response(batch, this.owns(actor, batch));
+  }
+
+  /**
+   * A batch's status at each change, until it ends or `signal` aborts; `undefined` for a poll that found no
+   * change. Polls the request: cheap, and it works across Parse Server instances.
+   */
+  async *statusChanges(batch: Parse.Object, signal: AbortSignal): AsyncGenerator<BatchStatusResponse | undefined> {
+    let last = '';
+    while (!signal.aborted) {
+      const status = statusResponse(batchRecordOf(await batch.fetch(master)));
+      const data = JSON.stringify(status);
+      yield data === last ? undefined : status;
+      last = data;
+      if (isTerminal(status.status)) return;
+      await new Promise((resolve) => setTimeout(resolve, EVENTS_POLL_MS));
+    }
   }
 
   private owns(actor: Actor, batch: Parse.Object): boolean {
@@ -295,9 +312,9 @@ export class BatchService {
     const batch = batchRecordOf(await this.ownBatch(actor, batchId, 'read the stored memories of'));
     if (batch.filesExpiredAt) throw filesExpiredError(batch);
     const { partsKey, partCount } = storedParts(batch);
-    const stored = part < partCount ? await findPart(partsKey, part) : undefined;
+    const stored = part < partCount ? await this.storage.findPart(partsKey, part) : undefined;
     if (!stored) throw new BatchError(400, 'invalid_request', `part must be below ${partCount}`, [{ path: 'part', field: 'part', message: `must be below ${partCount}` }]);
-    return { batch_id: batchId, part, parts: partCount, first: stored.first, memories: await this.parse.readPart<MemoryItem>(stored) };
+    return { batch_id: batchId, part, parts: partCount, first: stored.first, memories: await this.storage.readLines<MemoryItem>(stored.name) };
   }
 
   /**
@@ -338,13 +355,13 @@ export class BatchService {
     if (batch.filesExpiredAt) throw filesExpiredError(batch);
     const stored = await this.storedIndexes(batchId);
     if (stored.size === batch.totalMemories) throw new BatchError(409, 'conflict', `batch ${batchId} has no failed items to retry`);
-    const parse = this.parse;
+    const { storage } = this;
     const { partsKey, partCount } = storedParts(batch);
     async function* unstored(): AsyncIterable<MemoryItem> {
       for (let index = 0; index < partCount; index++) {
-        const part = await findPart(partsKey, index);
+        const part = await storage.findPart(partsKey, index);
         if (!part) throw new BatchError(410, 'expired', `part ${index} of batch ${batchId} is no longer stored`);
-        const items = await parse.readPart<MemoryItem>(part);
+        const items = await storage.readLines<MemoryItem>(part.name);
         for (const [offset, item] of items.entries()) if (!stored.has(part.first + offset)) yield item;
       }
     }
@@ -361,7 +378,7 @@ export class BatchService {
 
   /** Indexes of the memories a batch stored, from its chunk rows (the record the worker writes as it goes). */
   private async storedIndexes(batchId: string): Promise<Set<number>> {
-    const rows = await chunkRows(batchId);
+    const rows = await this.storage.chunkRows(batchId);
     return new Set(rows.flatMap((row) => row.results.filter((result) => result.id).map((result) => result.i)));
   }
 

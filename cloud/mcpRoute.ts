@@ -11,11 +11,10 @@ import type { Logger } from '../config/log';
 import { type BatchAccess, batchMcpServer } from '../mcp/server';
 import { statusResponse } from '../schema/answers';
 import { batchRecordOf } from '../schema/records';
-import type { AuthedRequest, RouteAuthentication } from './auth';
-import { type Actor, type BatchService, filesExpiredError, resultsNotReady } from './batchService';
+import type { Actor, AuthedRequest, RouteAuthentication } from './auth';
+import { type BatchService, filesExpiredError, resultsNotReady } from './batchService';
 import { jsonErrorHandler } from './httpErrors';
 import { type BodyBounds, type ConcurrencySlots, readJsonBody, slotHolder } from './inputBounds';
-import { statusChanges } from './router';
 
 export const MCP_PATH = '/mcp';
 
@@ -56,7 +55,7 @@ function inProcessAccess(service: BatchService, config: Config, actor: Actor, sl
       const release = slots.eventStreams.take(slotHolder(actor));
       let last = statusResponse(batchRecordOf(batch));
       try {
-        for await (const status of statusChanges(batch, AbortSignal.any([signal, AbortSignal.timeout(config.BATCH_WAIT_TIMEOUT)]))) {
+        for await (const status of service.statusChanges(batch, AbortSignal.any([signal, AbortSignal.timeout(config.BATCH_WAIT_TIMEOUT)]))) {
           if (!status) continue;
           last = status;
           onStatus(status);

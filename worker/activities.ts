@@ -9,13 +9,15 @@ import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activ
 import Parse from 'parse/node';
 import { type Config, publicServerURL } from '../config';
 import type { Logger } from '../config/log';
-import { CorruptFileError, type ParseEndpoint, STORED_FILE_PREFIX, bulkWriteURL, chunkRows, deleteFile, encodeLines, fileField, findPart, masterRequest, readPart, uploadFile } from '../schema/batchFile';
+import { CorruptFileError, type ParseEndpoint, STORED_FILE_PREFIX, encodeLines, fileField } from '../schema/batchFile';
 import { isTerminal, webhookEvent } from '../schema/answers';
 import { CLASS } from '../schema/classes';
 import { type MemoryItem, type MemoryProcessingResult, TERMINAL_STATUSES, isStatusRefusal } from '../schema/memory';
 import { type ChunkResult, batchRecordOf, memoryKeyOf, partRecordOf } from '../schema/records';
 import { type BatchManifest, type Counts, type ExpiryOutcome, type FinalizeInput, type FinalizeOutcome, type PartInput, workflowIdFor } from '../schema/workflow';
 import { WEBHOOK_HEADERS, signWebhook } from '../schema/webhook';
+import { BatchStorage } from '../storage/batchStorage';
+import { HttpStorage } from '../storage/http';
 import { type MemoryContext, type MemoryProcessor, MemoryRejectedError } from './processor';
 import { postWebhook } from './webhookDelivery';
 
@@ -34,11 +36,6 @@ const ITEM_ERROR_CODES = new Set([
   Parse.Error.INVALID_NESTED_KEY,
   Parse.Error.SCRIPT_FAILED,
 ]);
-
-interface BatchResponseItem {
-  success?: { objectId: string };
-  error?: { code: number; error: string };
-}
 
 export interface ActivityDeps {
   config: Config;
@@ -91,7 +88,7 @@ export function writesOf(chunks: Chunk[], limits: Pick<Config, 'BATCH_WRITE_MAX_
 }
 
 export function createActivities({ config, endpoint, processor, log }: ActivityDeps) {
-  const mountPath = new URL(endpoint.serverURL).pathname.replace(/\/$/, '');
+  const storage = new BatchStorage(new HttpStorage(endpoint, log));
   const batchPointer = (batchId: string) => {
     const batch = new Parse.Object(CLASS.batch);
     batch.id = batchId;
@@ -105,26 +102,6 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
       if ((error as Parse.Error).code === Parse.Error.OBJECT_NOT_FOUND) throw batchDataError(`batch ${batchId} does not exist`);
       throw error;
     }
-  }
-
-  let bulkWrites = true;
-  /**
-   * Creates objects through the app's bulk write route (Parse Server's database controller), or through
-   * Parse Server's /batch endpoint where the app does not mount that route. One answer per object.
-   */
-  async function createObjects(className: string, objects: Record<string, unknown>[]): Promise<BatchResponseItem[]> {
-    if (bulkWrites) {
-      // Idempotent: unique keys answer a repeated create as a duplicate.
-      const response = await masterRequest(endpoint, bulkWriteURL(endpoint, className), { method: 'POST', body: JSON.stringify({ objects }), contentType: 'application/json', idempotent: true });
-      if (response.ok) return JSON.parse(response.body.toString()) as BatchResponseItem[];
-      if (response.status !== 404) throw new Error(`bulk create of ${className} answered HTTP ${response.status}: ${response.body.toString().slice(0, 200)}`);
-      bulkWrites = false;
-      log.warn('no bulk write route beside Parse Server; writing through /batch', { url: bulkWriteURL(endpoint, className) });
-    }
-    const requests = objects.map((body) => ({ method: 'POST', path: `${mountPath}/classes/${className}`, body }));
-    const response = await masterRequest(endpoint, `${endpoint.serverURL}/batch`, { method: 'POST', body: JSON.stringify({ requests }), contentType: 'application/json', idempotent: true });
-    if (!response.ok) throw new Error(`Parse /batch answered HTTP ${response.status}: ${response.body.toString().slice(0, 200)}`);
-    return JSON.parse(response.body.toString()) as BatchResponseItem[];
   }
 
   async function existingMemoryIds(keys: string[]): Promise<Map<string, string>> {
@@ -169,14 +146,14 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
         });
       }
     }
-    const answers = bodies.length ? await createObjects(CLASS.memory, bodies) : [];
+    const answers = bodies.length ? await storage.createObjects(CLASS.memory, bodies) : [];
     const duplicates: { chunk: number; index: number }[] = [];
     answers.forEach((answer, k) => {
       const { chunk, index } = written[k];
-      if (answer.success) results[chunk].push({ i: index, id: answer.success.objectId });
-      else if (answer.error?.code === Parse.Error.DUPLICATE_VALUE) duplicates.push(written[k]);
-      else if (answer.error && ITEM_ERROR_CODES.has(answer.error.code)) results[chunk].push({ i: index, e: answer.error.error });
-      else throw new Error(`memory ${index} could not be saved: ${answer.error?.code} ${answer.error?.error}`);
+      if ('success' in answer) results[chunk].push({ i: index, id: answer.success.objectId });
+      else if (answer.error.code === Parse.Error.DUPLICATE_VALUE) duplicates.push(written[k]);
+      else if (ITEM_ERROR_CODES.has(answer.error.code)) results[chunk].push({ i: index, e: answer.error.error });
+      else throw new Error(`memory ${index} could not be saved: ${answer.error.code} ${answer.error.error}`);
     });
     if (duplicates.length) {
       // Written by an earlier attempt of this chunk: take the existing memory.
@@ -198,11 +175,11 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
   /** Records finished chunks in one write; for each, false when an earlier attempt had recorded it. */
   async function recordChunks(batchId: string, part: number, chunks: { first: number; results: ChunkResult[] }[], attempt: number): Promise<boolean[]> {
     const rows = chunks.map(({ first, results }) => ({ batch: pointer(CLASS.batch, batchId), key: `${batchId}:${first}`, part, first, count: results.length, ...countsOf(results), results, attempt, ACL: {} }));
-    const answers = await createObjects(CLASS.chunk, rows);
+    const answers = await storage.createObjects(CLASS.chunk, rows);
     return answers.map((answer, k) => {
-      if (answer.success) return true;
-      if (answer.error?.code === Parse.Error.DUPLICATE_VALUE) return false;
-      throw new Error(`chunk ${chunks[k].first} of batch ${batchId} could not be recorded: ${answer.error?.code} ${answer.error?.error}`);
+      if ('success' in answer) return true;
+      if (answer.error.code === Parse.Error.DUPLICATE_VALUE) return false;
+      throw new Error(`chunk ${chunks[k].first} of batch ${batchId} could not be recorded: ${answer.error.code} ${answer.error.error}`);
     });
   }
 
@@ -239,7 +216,7 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
     const record = batchRecordOf(batch);
     const parts = await new Parse.Query(CLASS.part).equalTo('partsKey', record.partsKey).limit(1_000_000).find(master);
     const names = [...parts.map((part) => partRecordOf(part).name), ...(record.resultsFileName ? [record.resultsFileName] : [])];
-    for (const name of names) await deleteFile(endpoint, name);
+    for (const name of names) await storage.deleteFile(name);
     await Parse.Object.destroyAll(parts, master);
     batch.unset('resultsFile');
     batch.set('filesExpiredAt', new Date());
@@ -292,7 +269,7 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
     /** Processes one stored part chunk by chunk, skipping chunks an earlier attempt finished. */
     async processPart({ batchId, part, partsKey, owner, onlyPart }: PartInput): Promise<Counts> {
       const ctx = Context.current();
-      const stored = onlyPart ?? (await findPart(partsKey, part));
+      const stored = onlyPart ?? (await storage.findPart(partsKey, part));
       if (!stored) throw batchDataError(`batch ${batchId} has no part ${part}`);
       const chunkSize = config.BATCH_CHUNK_SIZE;
       const totals: Counts = { processed: 0, failed: 0 };
@@ -307,7 +284,7 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
       /** Counts the chunks an earlier attempt recorded; answers the chunks still to do. */
       const unfinished = async (starts: number[]): Promise<number[]> => {
         lookedUp = true;
-        for (const row of await chunkRows(batchId, part)) count(row.first, row);
+        for (const row of await storage.chunkRows(batchId, part)) count(row.first, row);
         return starts.filter((first) => !counted.has(first));
       };
       const chunkStarts: number[] = [];
@@ -319,7 +296,7 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
       if (pending.length === 0) return totals;
 
       const partLog = log.child({ batchId, workflowId: workflowIdFor(batchId), part, attempt: ctx.info.attempt });
-      const items = await readPart<MemoryItem>(endpoint, stored).catch((error: unknown) => {
+      const items = await storage.readLines<MemoryItem>(stored.name).catch((error: unknown) => {
         // File storage answers 404 for a file it cannot decrypt as well (altered, or another FILES_ENCRYPTION_KEY).
         if ((error as { status?: number }).status === 404) throw batchDataError(`part ${part} of batch ${batchId} is missing from file storage or does not decrypt with FILES_ENCRYPTION_KEY`);
         if (error instanceof CorruptFileError) throw batchDataError(`part ${part} of batch ${batchId} is corrupt: ${error.message}`);
@@ -369,7 +346,7 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
       if (record.completedAt) return { processed: record.processedMemories, failed: record.failedMemories, webhook };
       // A status set from outside (the Dashboard cancelling) stands; the counts and results are still written.
       const finalStatus = isTerminal(record.status) ? record.status : status;
-      const rows = await chunkRows(batchId);
+      const rows = await storage.chunkRows(batchId);
       const lines: string[] = [];
       const counts: Counts = { processed: 0, failed: 0 };
       for (const row of rows) {
@@ -380,7 +357,7 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
           lines.push(JSON.stringify(result));
         }
       }
-      const name = await uploadFile(endpoint, `${STORED_FILE_PREFIX}${randomUUID()}-results.jsonl.gz`, await encodeLines(lines, config.BATCH_GZIP_LEVEL));
+      const name = await storage.uploadFile(`${STORED_FILE_PREFIX}${randomUUID()}-results.jsonl.gz`, await encodeLines(lines, config.BATCH_GZIP_LEVEL));
       batch.set({
         status: finalStatus,
         processedMemories: counts.processed,
@@ -393,7 +370,7 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
         await batch.save(null, master);
       } catch (saveError) {
         // Refused (a cancel landed since the read) or lost: the retry uploads its own results file, so this one goes.
-        await deleteFile(endpoint, name).catch(() => undefined);
+        await storage.deleteFile(name).catch(() => undefined);
         throw saveError;
       }
       log.info('batch finished', { batchId, workflowId: workflowIdFor(batchId), status: finalStatus, ...counts, total: record.totalMemories });

@@ -10,7 +10,7 @@ import { classDefinitions } from '../../schema/classes';
 import { RECORD_COLUMNS, batchRecordOf } from '../../schema/records';
 
 const ROOT = path.join(__dirname, '..', '..');
-const SOURCE_DIRS = ['cloud', 'worker', 'schema', 'config', 'client', 'mcp', 'scripts', 'bench'];
+const SOURCE_DIRS = ['cloud', 'worker', 'schema', 'storage', 'config', 'client', 'mcp', 'scripts', 'bench'];
 const READERS = [path.join('schema', 'records.ts')];
 
 function sourceFiles(dir: string): string[] {
