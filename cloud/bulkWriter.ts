@@ -8,8 +8,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import express from 'express';
-import { z } from 'zod';
-import { BULK_CLASSES } from '../schema/batchFile';
+import { BULK_CLASSES, bulkCreateBody } from '../schema/batchFile';
+import type { CreateAnswer } from '../storage/batchStorage';
 import type { RouteAuthentication } from './auth';
 import { BatchError } from './errors';
 import { sendError } from './httpErrors';
@@ -39,18 +39,6 @@ const MAX_PARAMETERS = 65_535;
 
 type ParseObjectBody = Record<string, unknown>;
 
-/**
- * The bulk route's body: the objects, and the fields they all share (owner pointers, the batch, the ACL)
- * once rather than in every object; an object's own field wins over a shared one.
- */
-// Each object is checked to be one, not copied key by key: its fields are Parse Server's to check as it stores them.
-const parseObjectBody = z.custom<ParseObjectBody>((value) => typeof value === 'object' && value !== null && !Array.isArray(value), { error: 'must be an object' });
-export const bulkCreateBody = z.object({
-  objects: z.array(parseObjectBody),
-  shared: parseObjectBody.optional(),
-});
-export type BulkCreateBody = z.infer<typeof bulkCreateBody>;
-
 /** The parts of Parse Server's database controller (not in its typed API) that the plugin uses. */
 export interface ParseDatabase {
   adapter: StorageAdapter;
@@ -69,9 +57,6 @@ export interface StorageAdapter {
 interface SchemaController {
   getOneSchema(className: string, allowVolatileClasses?: boolean): Promise<{ fields: Record<string, { type: string }> }>;
 }
-
-/** The answer for one object, in the shape of Parse Server's /batch answers. */
-export type CreateAnswer = { success: { objectId: string } } | { error: { code: number; error: string } };
 
 const duplicate: CreateAnswer = { error: { code: DUPLICATE_VALUE, error: 'A duplicate value for a field with unique values was provided' } };
 
