@@ -81,7 +81,6 @@ async function bootStack(logDir: string, profiling?: Profiling): Promise<{ stack
     TEMPORAL_TASK_QUEUE: 'batch-memory-bench',
     LOG_LEVEL: 'warn',
     MAX_BATCH_SIZE: '100000',
-    MAX_STREAM_BATCH_SIZE: String(MILLION),
     // The per-user and per-address limits would shape the scenarios (every bench user signs up and
     // submits from 127.0.0.1) instead of the product's own speed.
     USER_RATE_LIMIT: '1000000',
