@@ -3,10 +3,10 @@
  * it in .cache/) and a worker of the real workflow code with activities the test supplies.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, Worker, bundleWorkflowCode, makeTelemetryFilterString } from '@temporalio/worker';
+import { WORKFLOW_BUNDLE_PREFIX } from '../../../scripts/coverageGate';
 
 const PROJECT_ROOT = path.resolve(__dirname, '../../..');
 const TEST_SERVER = path.join(PROJECT_ROOT, 'scripts/temporalTestServer/run.sh');
@@ -26,18 +26,18 @@ export async function timeSkippingEnvironment(): Promise<TestWorkflowEnvironment
 }
 
 /**
- * The workflow code bundled into a file: a worker that loads it from a path runs it under that file name,
- * so that V8 coverage (NODE_V8_COVERAGE, set by `npm test` for the unit tier) maps back to worker/workflows.ts
- * through the bundle's inline source map. The bundle is kept beside the coverage it explains.
+ * The workflow code, bundled once per test file. Under V8 coverage (NODE_V8_COVERAGE, which `npm test` sets
+ * for its jest run) the bundle is written beside the coverage files: a worker that loads it from a path runs
+ * it under that file name, so that the coverage maps back to worker/workflows.ts through the bundle's inline
+ * source map.
  */
-export async function workflowBundlePath(): Promise<string> {
-  const dir = process.env.NODE_V8_COVERAGE ? path.dirname(process.env.NODE_V8_COVERAGE) : fs.mkdtempSync(path.join(os.tmpdir(), 'workflow-bundle-'));
-  const codePath = path.join(dir, `workflow-bundle-${process.pid}.js`);
-  if (!fs.existsSync(codePath)) {
-    const { code } = await bundleWorkflowCode({ workflowsPath: require.resolve('../../../worker/workflows'), logger: quietLogger });
-    fs.writeFileSync(codePath, code);
-  }
-  return codePath;
+async function workflowBundle(): Promise<{ code: string } | { codePath: string }> {
+  const { code } = await bundleWorkflowCode({ workflowsPath: require.resolve('../../../worker/workflows'), logger: quietLogger });
+  const coverage = process.env.NODE_V8_COVERAGE;
+  if (!coverage) return { code };
+  const codePath = path.join(path.dirname(coverage), `${WORKFLOW_BUNDLE_PREFIX}${process.pid}.js`);
+  fs.writeFileSync(codePath, code);
+  return { codePath };
 }
 
 const ignore = () => undefined;
@@ -51,7 +51,7 @@ export async function workflowWorker(env: TestWorkflowEnvironment, taskQueue: st
   return Worker.create({
     connection: env.nativeConnection,
     taskQueue,
-    workflowBundle: { codePath: await workflowBundlePath() },
+    workflowBundle: await workflowBundle(),
     activities,
     maxHeartbeatThrottleInterval: '50 ms',
   });
