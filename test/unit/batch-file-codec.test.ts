@@ -6,7 +6,10 @@ import { CorruptFileError, decodeLines, encodeLines } from '../../schema/batchFi
 test('lines read back as written, at every gzip level', async () => {
   await fc.assert(
     fc.asyncProperty(fc.array(fc.jsonValue(), { maxLength: 20 }), fc.integer({ min: 0, max: 9 }), async (values, level) => {
-      const stored = await encodeLines(values.map((value) => JSON.stringify(value)), level);
+      const stored = await encodeLines(
+        values.map((value) => JSON.stringify(value)),
+        level,
+      );
       expect(await decodeLines(stored)).toEqual(values.map((value) => JSON.parse(JSON.stringify(value))));
     }),
   );

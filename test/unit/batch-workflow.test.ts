@@ -124,11 +124,14 @@ function startBatch(batchId: string, taskQueue: string, input: Partial<BatchWork
 
 test('every part is processed once and the batch is finalized completed, with the counts the parts returned', async () => {
   const seen = recorder();
-  const progress = await withBatch(activities(async () => manifest(), tenEach, seen), async (batchId, taskQueue) => {
-    const handle = await startBatch(batchId, taskQueue);
-    await handle.result();
-    return handle.query<BatchProgress>(PROGRESS_QUERY);
-  });
+  const progress = await withBatch(
+    activities(async () => manifest(), tenEach, seen),
+    async (batchId, taskQueue) => {
+      const handle = await startBatch(batchId, taskQueue);
+      await handle.result();
+      return handle.query<BatchProgress>(PROGRESS_QUERY);
+    },
+  );
   expect(seen.parts.sort()).toEqual([0, 1, 2, 3, 4]);
   expect(seen.finalized).toEqual([{ batchId: expect.any(String), status: 'completed' }]);
   expect(progress).toMatchObject({ total: 500, partCount: 5, partsDone: 5, processed: 50, failed: 5, status: 'completed' });
@@ -136,21 +139,24 @@ test('every part is processed once and the batch is finalized completed, with th
 
 test('continue-as-new carries the parts done, the counts and the deadline into the next run', async () => {
   const seen = recorder();
-  const { progress, carried } = await withBatch(activities(async () => manifest({}, { partsPerRun: 2, partConcurrency: 1 }), tenEach, seen), async (batchId, taskQueue) => {
-    const handle = await startBatch(batchId, taskQueue);
-    await handle.result();
-    // Each run's last history event hands the next run its input.
-    const carried: BatchWorkflowInput[] = [];
-    for (let runId: string | undefined = handle.firstExecutionRunId; runId; ) {
-      const history: History = await env.client.workflow.getHandle(handle.workflowId, runId).fetchHistory();
-      const last = history.events?.[history.events.length - 1]?.workflowExecutionContinuedAsNewEventAttributes;
-      const payload = last?.input?.payloads?.[0];
-      if (!last || !payload) break;
-      carried.push(defaultPayloadConverter.fromPayload(payload));
-      runId = last.newExecutionRunId ?? undefined;
-    }
-    return { progress: await handle.query<BatchProgress>(PROGRESS_QUERY), carried };
-  });
+  const { progress, carried } = await withBatch(
+    activities(async () => manifest({}, { partsPerRun: 2, partConcurrency: 1 }), tenEach, seen),
+    async (batchId, taskQueue) => {
+      const handle = await startBatch(batchId, taskQueue);
+      await handle.result();
+      // Each run's last history event hands the next run its input.
+      const carried: BatchWorkflowInput[] = [];
+      for (let runId: string | undefined = handle.firstExecutionRunId; runId;) {
+        const history: History = await env.client.workflow.getHandle(handle.workflowId, runId).fetchHistory();
+        const last = history.events?.[history.events.length - 1]?.workflowExecutionContinuedAsNewEventAttributes;
+        const payload = last?.input?.payloads?.[0];
+        if (!last || !payload) break;
+        carried.push(defaultPayloadConverter.fromPayload(payload));
+        runId = last.newExecutionRunId ?? undefined;
+      }
+      return { progress: await handle.query<BatchProgress>(PROGRESS_QUERY), carried };
+    },
+  );
   expect(carried.map(({ resume }) => resume && { nextPart: resume.nextPart, processed: resume.processed, failed: resume.failed })).toEqual([
     { nextPart: 2, processed: 20, failed: 2 },
     { nextPart: 4, processed: 40, failed: 4 },
@@ -164,7 +170,11 @@ test('continue-as-new carries the parts done, the counts and the deadline into t
 test('a cancel from the client stops every running part before the batch is finalized cancelled', async () => {
   const seen = recorder();
   const failure = await withBatch(
-    activities(async () => manifest(), (input) => runUntilCancelled(seen.log, input.part), seen),
+    activities(
+      async () => manifest(),
+      (input) => runUntilCancelled(seen.log, input.part),
+      seen,
+    ),
     async (batchId, taskQueue) => {
       const handle = await startBatch(batchId, taskQueue);
       // Cancel once both lanes run a part.
@@ -188,7 +198,11 @@ test('a batch past its deadline stops its parts and is finalized failed with the
   const seen = recorder();
   // The test server skips no time while an activity runs, so the deadline is one the parts outlive.
   await withBatch(
-    activities(async () => manifest({}, { timeoutMs: 1000 }), (input) => runUntilCancelled(seen.log, input.part), seen),
+    activities(
+      async () => manifest({}, { timeoutMs: 1000 }),
+      (input) => runUntilCancelled(seen.log, input.part),
+      seen,
+    ),
     async (batchId, taskQueue) => (await startBatch(batchId, taskQueue)).result(),
   );
   expect(seen.finalized).toEqual([{ batchId: expect.any(String), status: 'failed', error: 'batch did not finish within BATCH_WORKFLOW_TIMEOUT (1000 ms)' }]);
@@ -210,7 +224,10 @@ test('a part that fails for good fails the batch only after the other lane has f
     await new Promise((resolve) => setTimeout(resolve, 1000));
     return { processed: 100, failed: 0 };
   };
-  await withBatch(activities(async () => manifest(), processPart, seen), async (batchId, taskQueue) => (await startBatch(batchId, taskQueue)).result());
+  await withBatch(
+    activities(async () => manifest(), processPart, seen),
+    async (batchId, taskQueue) => (await startBatch(batchId, taskQueue)).result(),
+  );
   expect(seen.finalized).toEqual([{ batchId: expect.any(String), status: 'failed', error: 'part 1 is corrupt' }]);
   expect(seen.log.slice(-2)).toEqual(['part 0 done', 'finalize failed']);
   // No lane took another part once one had failed.
@@ -229,7 +246,10 @@ test('a batch that cannot be read is finalized failed with the reason, and runs 
 
 test('a batch no longer processing (cancelled before it began) runs no part and is not finalized again', async () => {
   const seen = recorder();
-  await withBatch(activities(async () => manifest({ status: 'cancelled' }), tenEach, seen), async (batchId, taskQueue) => (await startBatch(batchId, taskQueue)).result());
+  await withBatch(
+    activities(async () => manifest({ status: 'cancelled' }), tenEach, seen),
+    async (batchId, taskQueue) => (await startBatch(batchId, taskQueue)).result(),
+  );
   expect(seen.parts).toEqual([]);
   expect(seen.finalized).toEqual([]);
 });
