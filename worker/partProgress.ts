@@ -4,7 +4,7 @@
  * chunk rows must be read back, and which writes are left to do.
  */
 import type { Config } from '../config';
-import type { ChunkResult } from '../schema/classes';
+import type { ChunkResult } from '../schema/records';
 import type { MemoryItem } from '../schema/memory';
 import type { Counts, PartFile } from '../schema/workflow';
 

@@ -1,6 +1,6 @@
 /** PartProgress: what one attempt of processPart counts, looks up and writes, whatever earlier attempts left. */
 import { PartProgress, writesOf } from '../../worker/partProgress';
-import type { ChunkResult } from '../../schema/classes';
+import type { ChunkResult } from '../../schema/records';
 import type { MemoryItem } from '../../schema/memory';
 
 const LIMITS = { BATCH_WRITE_MAX_ITEMS: 1000, BATCH_WRITE_MAX_BYTES: 10_000_000 };
