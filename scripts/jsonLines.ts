@@ -1,13 +1,13 @@
 /**
  * `npm start` prints one JSON object per line: the product's processes already log that way; whatever
  * else they or the third-party processes (Temporal's dev server, Redis, Node's own warnings, a crash's
- * stack) print as plain text is wrapped into one, with the process it came from. Lines indented under a
- * plain-text line (a stack trace, an inspected object) stay with it in one entry.
+ * stack) print as plain text is wrapped into one, with the process it came from. Plain-text lines that
+ * follow one another at once (a stack trace, an inspected object, a banner) stay together in one entry.
  */
 
 export type OutputStream = 'stdout' | 'stderr';
 
-/** How long an entry waits for indented continuation lines before it is written. */
+/** How long a plain-text entry waits for the lines that continue it before it is written. */
 const CONTINUATION_WAIT_MS = 25;
 
 const WARNING = /\b(warn(ing)?|deprecat(ed|ion))\b/i;
@@ -26,13 +26,13 @@ export class JsonLineWriter {
   line(process: string, stream: OutputStream, text: string): void {
     const key = `${process}\0${stream}`;
     const open = this.pending.get(key);
-    if (open && /^\s/.test(text) && text.trim()) {
+    const structured = parseObject(text);
+    if (open && !structured && text.trim()) {
       open.entry.msg += `\n${text}`;
       return;
     }
     if (open) this.flush(key);
     if (!text.trim()) return;
-    const structured = parseObject(text);
     if (structured) {
       const { time, level, msg, ...fields } = structured;
       this.write(JSON.stringify({ time, level, msg, process, ...fields }));

