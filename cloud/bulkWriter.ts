@@ -8,6 +8,7 @@
  */
 import express from 'express';
 import { BULK_CLASSES } from '../schema/batchFile';
+import type { CreateAnswer } from '../storage/batchStorage';
 import type { RouteAuthentication } from './auth';
 import { BatchError } from './errors';
 import { sendError } from './httpErrors';
@@ -40,9 +41,6 @@ export interface StorageAdapter {
 interface SchemaController {
   getOneSchema(className: string, allowVolatileClasses?: boolean): Promise<{ fields: Record<string, { type: string }> }>;
 }
-
-/** The answer for one object, in the shape of Parse Server's /batch answers. */
-export type CreateAnswer = { success: { objectId: string } } | { error: { code: number; error: string } };
 
 const duplicate: CreateAnswer = { error: { code: DUPLICATE_VALUE, error: 'A duplicate value for a field with unique values was provided' } };
 

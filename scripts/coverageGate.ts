@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 export const COVERAGE_THRESHOLD = 80;
-export const COVERED = ['cloud', 'schema', 'worker', 'config', 'client', 'mcp'];
+export const COVERED = ['cloud', 'schema', 'storage', 'worker', 'config', 'client', 'mcp'];
 
 /**
  * c8 arguments that report the V8 coverage in `rawDir` into `reportDir` (text summary, and the JSON
