@@ -129,7 +129,10 @@ async function measureShape(shape: ClusterShape, users: number, memoriesPerUser:
     const info = describeStack(stack, shapeLogs);
     const context: BenchContext = { info, api: stackApi(info), temporal: new Client({ connection, namespace: info.namespace }), pids: { server: info.serverPid, worker: info.workerPid }, say };
     await warmUp(context);
-    const named = (prefix: string) => Object.entries(info.pids).filter(([name]) => name === prefix || name.startsWith(`${prefix}-`)).map(([, pid]) => pid);
+    const named = (prefix: string) =>
+      Object.entries(info.pids)
+        .filter(([name]) => name === prefix || name.startsWith(`${prefix}-`))
+        .map(([, pid]) => pid);
     const postgresPid = stack.pids().find((pid) => !Object.values(info.pids).includes(pid));
     const pids = () => ({ parseServer: named('server'), workers: named('worker'), temporal: named('temporal'), postgres: postgresPid ? withChildren(postgresPid) : [] });
 
@@ -158,7 +161,10 @@ async function measureShape(shape: ClusterShape, users: number, memoriesPerUser:
       wallMs,
       memoriesPerSecond: (users * memoriesPerUser) / (wallMs / 1000),
       averageMs: mean(outcomes.map((outcome) => outcome.ms)),
-      p95Ms: percentile(outcomes.map((outcome) => outcome.ms), 95),
+      p95Ms: percentile(
+        outcomes.map((outcome) => outcome.ms),
+        95,
+      ),
       machineBusyPercent: (100 * (machineAfter.busy - machineBefore.busy)) / (machineAfter.total - machineBefore.total),
       cpuSeconds: {
         parseServer: seconds('parseServer'),
@@ -211,11 +217,11 @@ export function clusterMarkdown(rows: ClusterRow[]): string {
     '',
     `Written by \`npm run bench -- --cluster\` (and by a full \`npm run bench\`, \`bench/cluster.ts\`): ${one.users} users each submit a batch of ${one.memoriesPerUser}`,
     'at the same moment through the public port (signed up beforehand), on two stacks booted in turn on this machine with the default settings:',
-    'one Parse Server and one worker, then `npm run cluster`\'s shape (two Parse Server instances behind the round-robin proxy, two',
+    "one Parse Server and one worker, then `npm run cluster`'s shape (two Parse Server instances behind the round-robin proxy, two",
     'workers, Redis), each with one embedded PostgreSQL and one Temporal dev server, warmed up the same way first. Wall time runs from',
-    'the first submit until every batch\'s per-item results are in hand; exact: every batch completed with every memory stored once',
+    "the first submit until every batch's per-item results are in hand; exact: every batch completed with every memory stored once",
     '(memory rows added against users × memories). CPU seconds are read from `/proc` over the same span: Parse Server / workers /',
-    'Temporal / PostgreSQL / the benchmark\'s own process (its clients, and the proxy, which runs in it).',
+    "Temporal / PostgreSQL / the benchmark's own process (its clients, and the proxy, which runs in it).",
     '',
     `- date: ${new Date().toISOString()}`,
     `- machine: ${machineLine(machine)}`,
@@ -226,7 +232,9 @@ export function clusterMarkdown(rows: ClusterRow[]): string {
       rows.map((row) => [
         `${row.instances} instance${row.instances === 1 ? '' : 's'}, ${row.workers} worker${row.workers === 1 ? '' : 's'}`,
         `${row.users} × ${row.memoriesPerUser}`,
-        row.successRate === 100 && row.storedMemories === row.users * row.memoriesPerUser ? `yes (${f(row.storedMemories)} stored)` : `no (${f(row.successRate)} % completed, ${f(row.storedMemories)} stored)`,
+        row.successRate === 100 && row.storedMemories === row.users * row.memoriesPerUser
+          ? `yes (${f(row.storedMemories)} stored)`
+          : `no (${f(row.successRate)} % completed, ${f(row.storedMemories)} stored)`,
         `${f(row.wallMs)} ms`,
         `${f(row.memoriesPerSecond)} memories/s`,
         `${f(row.averageMs)} ms`,

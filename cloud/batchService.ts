@@ -237,7 +237,7 @@ export class BatchService {
     return this.response(batch);
   }
 
-  /** The PRD's BatchMemoryResponse for a batch; per-item results once it has finished. */
+  /** BatchMemoryResponse (docs/requirements.md §3) for a batch; per-item results once it has finished. */
   async response(object: Parse.Object, withResults = true): Promise<BatchMemoryResponse> {
     const batch = batchRecordOf(object);
     const results = withResults && isTerminal(batch.status) && !batch.filesExpiredAt ? await this.results(batch) : [];

@@ -1,5 +1,5 @@
 /**
- * Claim-check storage (the PRD's store_batch_request / fetch_batch_request_data):
+ * Claim-check storage (docs/requirements.md §1 and §5):
  * a validated batch is compressed into parts in Parse File storage and
  * referenced from a BatchMemoryRequest; Temporal only ever sees its id.
  */

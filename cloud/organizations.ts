@@ -58,7 +58,7 @@ export async function createOrganizationRole(organization: Parse.Object, members
     await role.save(null, master);
   } catch (error) {
     if ((error as Parse.Error).code !== Parse.Error.DUPLICATE_VALUE) throw error;
-    throw new Error(`a role named ${organizationRoleName(idOf(organization))} exists that the server did not create for organization ${idOf(organization)}: refusing to adopt it`);
+    throw new Error(`a role named ${organizationRoleName(idOf(organization))} exists that the server did not create for organization ${idOf(organization)}: refusing to adopt it`, { cause: error });
   }
   const acl = organization.getACL() ?? new Parse.ACL();
   acl.setRoleReadAccess(role, true);

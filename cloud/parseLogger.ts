@@ -40,7 +40,8 @@ const FAILURE_CODES = new Set([1, -1, 100, 141]);
  * Refusals Parse Server logs as a bare sentence at `error` (its sanitized permission errors: the client is
  * told only "Permission denied"): an access denied, not a fault of the server.
  */
-const REFUSAL_SENTENCE = /^(Permission denied|Clients aren't allowed|This user is not allowed|unauthorized|Invalid session token|Invalid application ID|master key is required|Master Key is required|read-only masterKey|Cannot perform a write operation when using readOnlyMasterKey|Route not allowed|Cannot modify user|Invalid object ID)/i;
+const REFUSAL_SENTENCE =
+  /^(Permission denied|Clients aren't allowed|This user is not allowed|unauthorized|Invalid session token|Invalid application ID|master key is required|Master Key is required|read-only masterKey|Cannot perform a write operation when using readOnlyMasterKey|Route not allowed|Cannot modify user|Invalid object ID)/i;
 
 /** The refusal a log call describes, if it is one: a Parse error with a client code, given as an object or as JSON after "Error: ". */
 function refusalIn(args: unknown[], text: string): { code: number; error: string } | undefined {

@@ -39,7 +39,10 @@ function errorReplacer(_key: string, value: unknown): unknown {
  * into the structured log of this process, one JSON object per call.
  */
 export function routeConsoleTo(log: Logger): void {
-  const to = (level: Exclude<LogLevel, 'silent'>) => (...args: unknown[]) => log[level](format(...args).trim(), { source: 'console' });
+  const to =
+    (level: Exclude<LogLevel, 'silent'>) =>
+    (...args: unknown[]) =>
+      log[level](format(...args).trim(), { source: 'console' });
   console.log = to('info');
   console.info = to('info');
   console.debug = to('debug');

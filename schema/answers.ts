@@ -26,7 +26,7 @@ export function filesExpiredMessage(batch: Pick<BatchRecord, 'id' | 'filesExpire
   return `the stored memories and per-item results of batch ${batch.id} were deleted on ${batch.filesExpiredAt?.toISOString()} (BATCH_FILE_EXPIRY_DAYS); its counts remain`;
 }
 
-/** The PRD's BatchMemoryResponse; `results` are the per-item results read from the results file (none before the end). */
+/** BatchMemoryResponse (docs/requirements.md §3); `results` are the per-item results read from the results file (none before the end). */
 export function batchMemoryResponse(batch: BatchRecord, results: MemoryProcessingResult[]): BatchMemoryResponse {
   const errors = [
     ...(batch.error ? [batch.error] : []),

@@ -1,12 +1,12 @@
 /**
- * `npm test`: runs jest against the real stack, checks line coverage of the
- * product code (including the Parse Server and worker processes), and ends
- * with the plain summary line `N passed, N failed` (a failed gate counts as a failure).
+ * `npm test`: runs jest's two projects (the unit tier, and the tests against the real stack), checks line
+ * coverage of the product code (including the Parse Server and worker processes, and the workflow code in
+ * the unit tier), and ends with the plain summary line `N passed, N failed` (a failed gate counts as a failure).
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { checkCoverage, closingLine } from './coverageGate';
+import { checkCoverage, checkUnitWorkflowCoverage, closingLine } from './coverageGate';
 import { reliabilityMarkdown, reliabilityReport } from './reliabilityReport';
 import { PROJECT_ROOT } from './stack';
 
@@ -29,14 +29,17 @@ function main(): number {
     return 0;
   }
   const rawCoverage = path.join(coverageRoot, 'v8');
+  // The jest processes' own coverage: the unit tier runs the workflow code in them.
+  const unitRawCoverage = path.join(coverageRoot, 'unit', 'v8');
   fs.rmSync(coverageRoot, { recursive: true, force: true });
   fs.mkdirSync(rawCoverage, { recursive: true });
+  fs.mkdirSync(unitRawCoverage, { recursive: true });
   const resultsFile = path.join(coverageRoot, 'jest-results.json');
   const reliabilityResults = path.join(coverageRoot, 'reliability.jsonl');
   const jest = spawnSync(process.execPath, [require.resolve('jest/bin/jest'), '--json', `--outputFile=${resultsFile}`, ...args], {
     cwd: PROJECT_ROOT,
     stdio: 'inherit',
-    env: { ...process.env, COVERAGE_DIR: rawCoverage, RELIABILITY_RESULTS: reliabilityResults },
+    env: { ...process.env, COVERAGE_DIR: rawCoverage, NODE_V8_COVERAGE: unitRawCoverage, RELIABILITY_RESULTS: reliabilityResults },
   });
   const results = fs.existsSync(resultsFile)
     ? (JSON.parse(fs.readFileSync(resultsFile, 'utf8')) as { numPassedTests: number; numFailedTests: number; numPendingTests: number; success: boolean })
@@ -49,6 +52,9 @@ function main(): number {
     const verdict = checkCoverage(rawCoverage, coverageRoot, PROJECT_ROOT);
     if (verdict.ok) process.stdout.write(`Coverage: ${verdict.reason}.\n`);
     else failedGates.push(`coverage: ${verdict.reason}`);
+    const workflows = checkUnitWorkflowCoverage(unitRawCoverage, path.join(coverageRoot, 'unit'), PROJECT_ROOT);
+    if (workflows.ok) process.stdout.write(`Coverage: ${workflows.reason}.\n`);
+    else failedGates.push(`coverage: ${workflows.reason}`);
   }
   const reliability = reliabilityReport(reliabilityResults);
   if (reliability) {

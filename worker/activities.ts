@@ -19,6 +19,7 @@ import { WEBHOOK_HEADERS, signWebhook } from '../schema/webhook';
 import { BatchStorage } from '../storage/batchStorage';
 import { HttpStorage } from '../storage/http';
 import { type MemoryContext, type MemoryProcessor, MemoryRejectedError } from './processor';
+import { type Chunk, PartProgress, countsOf } from './partProgress';
 import { postWebhook } from './webhookDelivery';
 
 const master = { useMasterKey: true };
@@ -49,43 +50,6 @@ function batchDataError(message: string): ApplicationFailure {
 }
 
 const pointer = (className: string, objectId: string) => ({ __type: 'Pointer', className, objectId });
-
-/** Stored and failed items among a chunk's results. */
-function countsOf(results: ChunkResult[]): Counts {
-  const failed = results.filter((r) => r.e !== undefined).length;
-  return { processed: results.length - failed, failed };
-}
-
-/** Consecutive memories of a part, written and recorded together. */
-interface Chunk {
-  first: number;
-  items: MemoryItem[];
-}
-
-/**
- * Groups chunks into writes of at most BATCH_WRITE_MAX_ITEMS memories and BATCH_WRITE_MAX_BYTES bytes
- * (at least one chunk each): one request to Parse Server costs far more than one more memory in it.
- */
-export function writesOf(chunks: Chunk[], limits: Pick<Config, 'BATCH_WRITE_MAX_ITEMS' | 'BATCH_WRITE_MAX_BYTES'>): Chunk[][] {
-  const writes: Chunk[][] = [];
-  let current: Chunk[] = [];
-  let items = 0;
-  let bytes = 0;
-  for (const chunk of chunks) {
-    const chunkBytes = chunk.items.reduce((sum, item) => sum + Buffer.byteLength(JSON.stringify(item)), 0);
-    if (current.length > 0 && (items + chunk.items.length > limits.BATCH_WRITE_MAX_ITEMS || bytes + chunkBytes > limits.BATCH_WRITE_MAX_BYTES)) {
-      writes.push(current);
-      current = [];
-      items = 0;
-      bytes = 0;
-    }
-    current.push(chunk);
-    items += chunk.items.length;
-    bytes += chunkBytes;
-  }
-  if (current.length > 0) writes.push(current);
-  return writes;
-}
 
 export function createActivities({ config, endpoint, processor, log }: ActivityDeps) {
   const storage = new BatchStorage(new HttpStorage(endpoint, log));
@@ -271,29 +235,13 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
       const ctx = Context.current();
       const stored = onlyPart ?? (await storage.findPart(partsKey, part));
       if (!stored) throw batchDataError(`batch ${batchId} has no part ${part}`);
-      const chunkSize = config.BATCH_CHUNK_SIZE;
-      const totals: Counts = { processed: 0, failed: 0 };
-      const counted = new Set<number>();
-      const count = (first: number, chunk: Counts) => {
-        if (counted.has(first)) return;
-        counted.add(first);
-        totals.processed += chunk.processed;
-        totals.failed += chunk.failed;
-      };
-      let lookedUp = false;
-      /** Counts the chunks an earlier attempt recorded; answers the chunks still to do. */
-      const unfinished = async (starts: number[]): Promise<number[]> => {
-        lookedUp = true;
-        for (const row of await storage.chunkRows(batchId, part)) count(row.first, row);
-        return starts.filter((first) => !counted.has(first));
-      };
-      const chunkStarts: number[] = [];
-      for (let first = stored.first; first < stored.first + stored.count; first += chunkSize) chunkStarts.push(first);
+      const progress = new PartProgress(stored, config.BATCH_CHUNK_SIZE);
+      const lookUp = async () => progress.recordedEarlier(await storage.chunkRows(batchId, part));
       // A retry skips the chunks earlier attempts finished, and so does a local part: a local activity re-run
       // after its worker died starts again at attempt 1. A first attempt of an activity task looks them up only
       // once a write finds its chunks recorded already (a reset workflow).
-      const pending = ctx.info.attempt > 1 || ctx.info.isLocal ? await unfinished(chunkStarts) : chunkStarts;
-      if (pending.length === 0) return totals;
+      if (ctx.info.attempt > 1 || ctx.info.isLocal) await lookUp();
+      if (progress.pending.length === 0) return progress.totals;
 
       const partLog = log.child({ batchId, workflowId: workflowIdFor(batchId), part, attempt: ctx.info.attempt });
       const items = await storage.readLines<MemoryItem>(stored.name).catch((error: unknown) => {
@@ -308,25 +256,23 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
         ...owner,
         attempt: ctx.info.attempt,
       };
-      const writesFor = (starts: number[]) => writesOf(starts.map((first) => ({ first, items: items.slice(first - stored.first, first - stored.first + chunkSize) })), config);
       // A local activity has no heartbeat: the workflow task it runs in stands for it.
       const heartbeat = ctx.info.isLocal ? () => undefined : (details: unknown) => ctx.heartbeat(details);
       const beat = setInterval(() => heartbeat({ part }), Math.max(1000, Math.floor(config.BATCH_HEARTBEAT_TIMEOUT / 4)));
       const counts = countsFlusher(batchId);
       let finished = false;
       try {
-        let writes = writesFor(pending);
+        let writes = progress.writesLeft(items, config);
         for (let write = writes.shift(); write; write = writes.shift()) {
           if (ctx.cancellationSignal.aborted) throw new CancelledFailure('batch cancelled');
           const results = await persistChunks(batchId, write, context);
           const recorded = await recordChunks(batchId, part, write.map(({ first }, k) => ({ first, results: results[k] })), ctx.info.attempt);
-          for (const [k, chunkResults] of results.entries()) {
-            const chunk = countsOf(chunkResults);
-            if (recorded[k]) await counts.add(chunk);
-            count(write[k].first, chunk);
-          }
+          await counts.add(progress.written(write, results, recorded));
           heartbeat({ part, chunk: write[write.length - 1].first });
-          if (!lookedUp && recorded.includes(false)) writes = writesFor(await unfinished(writes.flat().map(({ first }) => first)));
+          if (progress.mustLookUp) {
+            await lookUp();
+            writes = progress.writesLeft(items, config);
+          }
         }
         finished = true;
       } finally {
@@ -334,8 +280,8 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
         // A batch's only part leaves its counts to finalizeBatch, which follows at once: one save of the request less.
         if (!finished || !onlyPart) await counts.flush();
       }
-      partLog.debug('part processed', { ...totals });
-      return totals;
+      partLog.debug('part processed', { ...progress.totals });
+      return progress.totals;
     },
 
     /** Writes the results file and the terminal status, with counts recomputed from the recorded chunks. */

@@ -27,10 +27,14 @@ beforeAll(async () => {
   endpoint = `http://127.0.0.1:${port}`;
   // moto's S3 server (PyPI moto[server], installed by scripts/setup.sh), in memory, on loopback only.
   moto = spawn('moto_server', ['-H', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
-  await waitFor('moto_server to answer', async () => {
-    if (moto.exitCode !== null) throw new Error(`moto_server exited with code ${moto.exitCode} (pip install 'moto[server]')`);
-    return (await fetch(`${endpoint}/`).catch(() => undefined))?.ok;
-  }, 30_000);
+  await waitFor(
+    'moto_server to answer',
+    async () => {
+      if (moto.exitCode !== null) throw new Error(`moto_server exited with code ${moto.exitCode} (pip install 'moto[server]')`);
+      return (await fetch(`${endpoint}/`).catch(() => undefined))?.ok;
+    },
+    30_000,
+  );
   stack = await startPrivateStack(
     's3',
     { FILES_ADAPTER: 's3', S3_BUCKET: BUCKET, S3_ENDPOINT: endpoint, S3_REGION: 'eu-west-1', S3_ACCESS_KEY_ID: 'test-access-key-id', S3_SECRET_ACCESS_KEY: S3_SECRET, S3_BUCKET_PREFIX: 'files/' },
@@ -86,7 +90,9 @@ test('a batch submitted through A is processed from the bucket and read back thr
   expect(await onB.memoryRows(batchId)).toEqual({ rows: count, duplicates: 0 });
 
   const batch = await onB.batch(batchId);
-  const parts = (await onB.call(`/parse/classes/BatchMemoryPart?where=${encodeURIComponent(JSON.stringify({ partsKey: batch.partsKey }))}&keys=name`, { master: true })).body.results as { name: string }[];
+  const parts = (await onB.call(`/parse/classes/BatchMemoryPart?where=${encodeURIComponent(JSON.stringify({ partsKey: batch.partsKey }))}&keys=name`, { master: true })).body.results as {
+    name: string;
+  }[];
   expect(parts.length).toBeGreaterThan(1);
   const files = [...parts.map((part) => part.name), (batch.resultsFile as { name: string }).name];
   const keys = await bucketKeys();
@@ -107,7 +113,12 @@ test('a batch submitted through A is processed from the bucket and read back thr
       }
     }
   }
-  recordAttack({ attack: 'batch and results files in S3 asked for by their owner and anonymously, through both instances', requests: statuses.length, answers: tally(statuses), refused: statuses.every((status) => status === 403) });
+  recordAttack({
+    attack: 'batch and results files in S3 asked for by their owner and anonymously, through both instances',
+    requests: statuses.length,
+    answers: tally(statuses),
+    refused: statuses.every((status) => status === 403),
+  });
 
   const logs = fs.readdirSync(stack.info.logDir).map((file) => fs.readFileSync(path.join(stack.info.logDir, file), 'utf8'));
   expect(logs.filter((log) => log.includes(S3_SECRET))).toEqual([]);

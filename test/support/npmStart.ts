@@ -51,17 +51,26 @@ export function spawnNpmStart(env: NodeJS.ProcessEnv, how: 'npm start' | 'entry'
     output: () => output,
     linesAfterBanner: () => {
       const end = output.indexOf(BANNER_END);
-      return end === -1 ? [] : output.slice(end + BANNER_END.length).split('\n').filter((line) => line !== '');
+      return end === -1
+        ? []
+        : output
+            .slice(end + BANNER_END.length)
+            .split('\n')
+            .filter((line) => line !== '');
     },
   };
 }
 
 /** Resolves once the banner is out; fails with the output when the stack exits first. */
 export async function untilUp(started: NpmStart, deadlineMs: number): Promise<void> {
-  await waitFor('the stack to print that it is up', async () => {
-    if (started.child.exitCode !== null) throw new Error(`npm start exited with ${started.child.exitCode}: ${started.output().slice(-2000)}`);
-    return started.output().includes(BANNER_END);
-  }, deadlineMs);
+  await waitFor(
+    'the stack to print that it is up',
+    async () => {
+      if (started.child.exitCode !== null) throw new Error(`npm start exited with ${started.child.exitCode}: ${started.output().slice(-2000)}`);
+      return started.output().includes(BANNER_END);
+    },
+    deadlineMs,
+  );
 }
 
 /** All descendants of a process, from /proc. */
