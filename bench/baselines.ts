@@ -85,7 +85,9 @@ export async function postgresCopyRate(databaseURI: string, count: number): Prom
     const started = performance.now();
     await pipeline(Readable.from(rows()), db.query(copyFrom(`COPY ${FLOOR_TABLE} (id, content, metadata) FROM STDIN`)));
     const rate = count / (since(started) / 1000);
-    const { rows: [{ stored }] } = await db.query(`SELECT count(*)::int AS stored FROM ${FLOOR_TABLE}`);
+    const {
+      rows: [{ stored }],
+    } = await db.query(`SELECT count(*)::int AS stored FROM ${FLOOR_TABLE}`);
     if (stored !== count) throw new Error(`COPY stored ${stored} of ${count} rows`);
     await db.query(`DROP TABLE ${FLOOR_TABLE}`);
     return rate;

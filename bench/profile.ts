@@ -78,9 +78,7 @@ export function cpuByCategory(profile: CpuProfile, cpuSeconds: number, window: {
     seconds.set(category, (seconds.get(category) ?? 0) + (profile.timeDeltas[k] ?? 0) / 1e6);
   });
   const total = [...seconds.values()].reduce((sum, value) => sum + value, 0);
-  return [...seconds]
-    .map(([category, value]) => ({ category, seconds: (cpuSeconds * value) / total, percent: (100 * value) / total }))
-    .sort((a, b) => b.seconds - a.seconds);
+  return [...seconds].map(([category, value]) => ({ category, seconds: (cpuSeconds * value) / total, percent: (100 * value) / total })).sort((a, b) => b.seconds - a.seconds);
 }
 
 /** The profile a process wrote into `dir` (named after its pid). */

@@ -155,7 +155,7 @@ const SMALL_BATCH_CPU =
   'the CPU of two cores: one batch of 100 costs about 120 ms of Parse Server CPU (the submit, two saves of the request with their triggers and LiveQuery events, part and results files, a query or two, two bulk writes), 80 ms of worker CPU and 40 ms of the Temporal dev server, so ten at once need about 2.6 s of CPU, 1.3 s of two cores, before any waiting';
 
 const FLOOR_GAP =
-  'the work the product does per memory beyond writing its row, on two cores shared by every process: validating, compressing and storing the upload, then reading it back, the worker\'s request and Parse Server\'s conversion of each row, and one chunk row per ten memories (the time split is in section 7)';
+  "the work the product does per memory beyond writing its row, on two cores shared by every process: validating, compressing and storing the upload, then reading it back, the worker's request and Parse Server's conversion of each row, and one chunk row per ten memories (the time split is in section 7)";
 
 /** The targets of issues 7 and 16, judged on the measured figures of this run (at the sizes it ran). */
 export function judgeTargets(results: BenchResults): TargetVerdict[] {
@@ -163,7 +163,10 @@ export function judgeTargets(results: BenchResults): TargetVerdict[] {
   const claimCheck = results.claimCheck.find((row) => row.memories === 100);
   if (!claimCheck) throw new Error('the claim-check scenario has no row for 100 memories');
   const largest = results.scaling.reduce((a, b) => (b.memories > a.memories ? b : a));
-  const twoLargest = [...results.baselines].sort((a, b) => b.memories - a.memories).slice(0, 2).reverse();
+  const twoLargest = [...results.baselines]
+    .sort((a, b) => b.memories - a.memories)
+    .slice(0, 2)
+    .reverse();
   const largestBaseline = twoLargest[twoLargest.length - 1];
   return [
     verdict(`${concurrent.batches} concurrent batches of ${concurrent.memoriesPerBatch}: p95 latency`, 'at most', 1000, concurrent.p95Ms, 'ms', SMALL_BATCH_CPU),
@@ -186,7 +189,14 @@ export function judgeTargets(results: BenchResults): TargetVerdict[] {
     ),
     verdict('claim-check, 100 memories: fetch back', 'at most', 50, claimCheck.fetchMs, 'ms', 'one Cloud Function call per part, each reading and decompressing its file'),
     verdict(`${largest.memories} memories end to end`, 'at most', 60, largest.seconds, 's', SERVER_CPU),
-    verdict(`${largest.memories} memories: worker peak RSS`, 'at most', 300, largest.workerPeakMb, 'MB', 'the worker holds each running part (up to BATCH_PART_MAX_ITEMS memories) parsed, for BATCH_PART_CONCURRENCY parts'),
+    verdict(
+      `${largest.memories} memories: worker peak RSS`,
+      'at most',
+      300,
+      largest.workerPeakMb,
+      'MB',
+      'the worker holds each running part (up to BATCH_PART_MAX_ITEMS memories) parsed, for BATCH_PART_CONCURRENCY parts',
+    ),
     ...twoLargest.map((row) => verdict(`${row.memories} memories: throughput relative to saveAll`, 'at least', 1, row.vsSaveAll, '×', SERVER_CPU)),
     verdict(`${largestBaseline.memories} memories: throughput relative to the multi-row INSERT floor`, 'at least', 0.5, largestBaseline.vsFloor, '×', FLOOR_GAP),
     ...millionTargets(results.scaling),
@@ -233,7 +243,7 @@ export function verdictText(v: TargetVerdict): string {
   return `${v.met ? 'met' : 'missed'} by ${formatNumber(v.margin)} ${v.unit}`;
 }
 
-function table(header: string[], rows: (string | number)[][]): string {
+export function table(header: string[], rows: (string | number)[][]): string {
   const cell = (value: string | number) => (typeof value === 'number' ? formatNumber(value) : value);
   return [header, header.map(() => '---'), ...rows.map((row) => row.map(cell))].map((cells) => `| ${cells.join(' | ')} |`).join('\n');
 }
@@ -261,7 +271,7 @@ function defaultsSection(settings: BenchReport['settings']): string[] {
     '- `beginBatch` and `finalizeBatch` run as local activities, and the Temporal dev server keeps its SQLite file in WAL mode: a batch of 100 whose part runs as an activity costs the dev server about 60–75 ms of CPU (175 ms with three activity tasks and the default journal, 100 ms with local activities alone).',
     '- A batch submitted without waiting is answered (202) once it is stored, while its workflow starts: the start took about 8 ms of a 35–45 ms store of 100 memories, and a start Temporal refuses leaves the batch pending for the reconciler, as before.',
     "- The worker's Parse SDK requests go over kept-alive `node:http` connections instead of `fetch()`: 10 batches of 100 at once cost the worker 0.6–0.8 s of CPU instead of 1.0–1.1 s.",
-    '- Cloud Code reaches Parse Server\'s files controller, session cache and database in its own process instead of through HTTP to itself: a batch of 100 costs Parse Server about 130 ms of CPU instead of 200 ms, and a store of 100 memories takes about 37 ms instead of 50–64 ms.',
+    "- Cloud Code reaches Parse Server's files controller, session cache and database in its own process instead of through HTTP to itself: a batch of 100 costs Parse Server about 130 ms of CPU instead of 200 ms, and a store of 100 memories takes about 37 ms instead of 50–64 ms.",
     `- Parse Server and the worker run with \`${settings['node flags']}\`: on 20,000 memories as gzip NDJSON, Parse Server grew by 28 MB at 2,750 memories/s; with V8's defaults by 76 MB at 2,600/s; with a 2 MB young generation growing by 10 %, by 14 MB at 2,000/s, a quarter of its CPU spent collecting garbage.`,
     '',
   ];
@@ -285,7 +295,7 @@ export function benchmarkMarkdown(report: BenchReport): string {
     `settings unless listed below. Memories are about ${formatNumber(MEMORY_BYTES)} bytes of English text with a small metadata object;`,
     `the users sign up through Parse Server and submit through the REST route. ${WARM_UP_BATCHES} batches of ${WARM_UP_MEMORIES} one after another, then ${WARM_UP_BATCHES} at once,`,
     `warm the stack up first (connection pools, caches, V8's compiled code) and are not counted. RSS is sampled from \`/proc/<pid>/status\` every ${SAMPLE_INTERVAL_MS} ms; MB = 10⁶ bytes.`,
-    ...(report.mode === 'smoke' ? ['', '**Smoke run**: tiny sizes, to show that every scenario runs and measures; not the product\'s figures.'] : []),
+    ...(report.mode === 'smoke' ? ['', "**Smoke run**: tiny sizes, to show that every scenario runs and measures; not the product's figures."] : []),
     '',
     `- date: ${report.date}`,
     `- machine: ${machineLine(machine)}`,
@@ -307,7 +317,10 @@ export function benchmarkMarkdown(report: BenchReport): string {
     `${concurrent.batches} users each submit a batch of ${concurrent.memoriesPerBatch} at the same moment, waiting for the answer; latency runs from`,
     'submit until every per-item result is in hand. A batch succeeds when it completed with every memory stored.',
     '',
-    table(['batches × memories', 'success', 'average latency', 'p95 latency'], [[`${concurrent.batches} × ${concurrent.memoriesPerBatch}`, `${formatNumber(concurrent.successRate)} %`, `${formatNumber(concurrent.averageMs)} ms`, `${formatNumber(concurrent.p95Ms)} ms`]]),
+    table(
+      ['batches × memories', 'success', 'average latency', 'p95 latency'],
+      [[`${concurrent.batches} × ${concurrent.memoriesPerBatch}`, `${formatNumber(concurrent.successRate)} %`, `${formatNumber(concurrent.averageMs)} ms`, `${formatNumber(concurrent.p95Ms)} ms`]],
+    ),
     '',
     '## 2. One batch (docs/requirements.md §7, scenario 2)',
     '',
@@ -325,7 +338,15 @@ export function benchmarkMarkdown(report: BenchReport): string {
     '',
     table(
       ['batches × memories', 'success', `RSS, first ${sequence.windowBatches}`, `RSS, last ${sequence.windowBatches}`, 'drift'],
-      [[`${sequence.batches} × ${sequence.memoriesPerBatch}`, `${formatNumber(sequence.successRate)} %`, `${formatNumber(sequence.firstWindowMb)} MB`, `${formatNumber(sequence.lastWindowMb)} MB`, `${formatNumber(sequence.driftPercent)} %`]],
+      [
+        [
+          `${sequence.batches} × ${sequence.memoriesPerBatch}`,
+          `${formatNumber(sequence.successRate)} %`,
+          `${formatNumber(sequence.firstWindowMb)} MB`,
+          `${formatNumber(sequence.lastWindowMb)} MB`,
+          `${formatNumber(sequence.driftPercent)} %`,
+        ],
+      ],
     ),
     '',
     '## 4. Claim-check overhead',

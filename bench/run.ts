@@ -17,8 +17,23 @@ import { cpuSeconds } from './measure';
 import type { TestStackInfo } from '../test/support/stackInfo';
 import { describeStack } from '../test/support/testStack';
 import { postgresCopyRate, postgresFloorRate, saveAllRate } from './baselines';
+import { compareInstances } from './cluster';
 import { STATEMENT_STATS_FLAGS, cpuByCategory, cpuProfileFlags, monotonicMicroseconds, readCpuProfile, resetStatementStats, statementTimes } from './profile';
-import { type BaselineRow, type BenchReport, type BenchResults, type ProfileReport, type ScalingRow, benchmarkMarkdown, profileSection, formatNumber as f, judgeTargets, nodeFlagsOf, stackSettings, unmeasuredFigures, verdictText } from './report';
+import {
+  type BaselineRow,
+  type BenchReport,
+  type BenchResults,
+  type ProfileReport,
+  type ScalingRow,
+  benchmarkMarkdown,
+  profileSection,
+  formatNumber as f,
+  judgeTargets,
+  nodeFlagsOf,
+  stackSettings,
+  unmeasuredFigures,
+  verdictText,
+} from './report';
 import { type BenchContext, backToBack, benchUser, claimCheck, concurrentBatches, scaling, singleBatch, warmUp } from './scenarios';
 
 interface Sizes {
@@ -175,8 +190,14 @@ async function profiledUpload(logDir: string, memories: number): Promise<Profile
   const worker = cpuByCategory(readCpuProfile(cpuProfileDir, info.workerPid), cpuSpent.worker, window);
   const report: ProfileReport = { memories, seconds: row.seconds, perSecond: row.perSecond, cpu: { server, worker }, cpuSeconds: cpuSpent, database };
   say(
-    `7. profiled ${memories}: ${f(row.perSecond)} memories/s; CPU Parse Server ${f(report.cpuSeconds.server)} s (${server.slice(0, 3).map((share) => `${share.category} ${f(share.percent)} %`).join(', ')}), ` +
-      `worker ${f(report.cpuSeconds.worker)} s (${worker.slice(0, 3).map((share) => `${share.category} ${f(share.percent)} %`).join(', ')}); database ${f(database.totalMs / 1000)} s in statements`,
+    `7. profiled ${memories}: ${f(row.perSecond)} memories/s; CPU Parse Server ${f(report.cpuSeconds.server)} s (${server
+      .slice(0, 3)
+      .map((share) => `${share.category} ${f(share.percent)} %`)
+      .join(', ')}), ` +
+      `worker ${f(report.cpuSeconds.worker)} s (${worker
+        .slice(0, 3)
+        .map((share) => `${share.category} ${f(share.percent)} %`)
+        .join(', ')}); database ${f(database.totalMs / 1000)} s in statements`,
   );
   return report;
 }
@@ -198,6 +219,14 @@ async function main(): Promise<number> {
     say(profileSection(await profiledUpload(logDir, memories)).join('\n'));
     return 0;
   }
+
+  // `--cluster`: only the comparison of one instance with two (a full run ends with it too).
+  const comparison = () => compareInstances(markdownFile, logDir, say, ...(smoke ? [2, 10] : []));
+  if (process.argv.includes('--cluster')) {
+    await comparison();
+    return 0;
+  }
+
   say(`${smoke ? 'bench smoke' : 'bench'}: booting a stack of its own (process logs in ${logDir})`);
   const { stack, info } = await bootStack(logDir);
   const stopOnSignal = (signal: NodeJS.Signals) => void stack.stop().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
@@ -237,6 +266,7 @@ async function main(): Promise<number> {
   fs.mkdirSync(path.dirname(resultsFile), { recursive: true });
   fs.writeFileSync(resultsFile, `${JSON.stringify(report, null, 2)}\n`);
   fs.writeFileSync(markdownFile, benchmarkMarkdown(report));
+  if (!smoke) await comparison();
   say('\ntargets:');
   for (const verdict of report.targets) say(`  ${verdict.target}: ${verdictText(verdict)}`);
   say(`written: ${markdownFile}, ${resultsFile}`);

@@ -105,7 +105,12 @@ function postgresRow(object: ParseObjectBody, fields: Record<string, { type: str
  * INSERT … ON CONFLICT DO NOTHING of every row, as few statements as PostgreSQL's parameter limit allows;
  * a row a unique key refused answers DUPLICATE_VALUE. Parameters, not formatted SQL: nothing is escaped here.
  */
-async function insertPostgresRows(adapter: Required<Pick<StorageAdapter, '_client' | '_pgp'>>, className: string, fields: Record<string, { type: string }>, rows: ParseObjectBody[]): Promise<CreateAnswer[]> {
+async function insertPostgresRows(
+  adapter: Required<Pick<StorageAdapter, '_client' | '_pgp'>>,
+  className: string,
+  fields: Record<string, { type: string }>,
+  rows: ParseObjectBody[],
+): Promise<CreateAnswer[]> {
   const names = [...new Set(rows.flatMap((row) => Object.keys(row)))];
   const cast = (name: string) => (name === '_rperm' || name === '_wperm' ? '::text[]' : fields[name]?.type === 'Array' ? '::jsonb' : '');
   const quoted = (name: string) => `"${name.replace(/"/g, '""')}"`;

@@ -88,7 +88,12 @@ export class BatchStorage implements BatchStorageAdapter {
     const batch = Parse.Object.fromJSON({ className: CLASS.batch, objectId: batchId });
     let after = -1;
     for (;;) {
-      const query = new Parse.Query(CLASS.chunk).equalTo('batch', batch).greaterThan('first', after).ascending('first').select(...CHUNK_ROW_FIELDS).limit(pageSize);
+      const query = new Parse.Query(CLASS.chunk)
+        .equalTo('batch', batch)
+        .greaterThan('first', after)
+        .ascending('first')
+        .select(...CHUNK_ROW_FIELDS)
+        .limit(pageSize);
       if (part !== undefined) query.equalTo('part', part);
       const page = (await query.find(master)).map(chunkRowOf);
       if (page.length > 0) yield page;

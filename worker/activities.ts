@@ -273,7 +273,12 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
         for (let write = writes.shift(); write; write = writes.shift()) {
           if (ctx.cancellationSignal.aborted) throw new CancelledFailure('batch cancelled');
           const results = await persistChunks(batchId, write, context);
-          const recorded = await recordChunks(batchId, part, write.map(({ first }, k) => ({ first, results: results[k] })), ctx.info.attempt);
+          const recorded = await recordChunks(
+            batchId,
+            part,
+            write.map(({ first }, k) => ({ first, results: results[k] })),
+            ctx.info.attempt,
+          );
           await counts.add(progress.written(write, results, recorded));
           heartbeat({ part, chunk: write[write.length - 1].first });
           if (progress.mustLookUp) {

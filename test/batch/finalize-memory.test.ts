@@ -58,10 +58,15 @@ async function finalizeGrowth(token: string, count: number, chunkSize: number): 
   let peak = start;
   const sampler = setInterval(() => (peak = Math.max(peak, rssBytes(workerPid))), 5);
   try {
-    const final = await waitFor(`batch ${batchId} completed`, async () => {
-      const batch = await api.batch(batchId);
-      return batch.completedAt ? batch : undefined;
-    }, 120_000, 20);
+    const final = await waitFor(
+      `batch ${batchId} completed`,
+      async () => {
+        const batch = await api.batch(batchId);
+        return batch.completedAt ? batch : undefined;
+      },
+      120_000,
+      20,
+    );
     expect(final).toMatchObject({ status: 'completed', processedMemories: count, failedMemories: 0 });
   } finally {
     clearInterval(sampler);
