@@ -60,6 +60,7 @@ export async function bootTestStack(name: string, overrides: NodeJS.ProcessEnv =
     const { MongoMemoryServer } = await import('mongodb-memory-server');
     const mongo = await MongoMemoryServer.create();
     env.DATABASE_URI = mongo.getUri('parse');
+    if (await isFerretDB(env.DATABASE_URI)) env.DATABASE_FERRETDB = 'true';
     (globalThis as Record<string, unknown>).__MONGO__ = mongo;
   }
   const stack = await startLocalStack({
@@ -78,6 +79,17 @@ export async function bootTestStack(name: string, overrides: NodeJS.ProcessEnv =
     throw new Error([(error as Error).message, ...logs].join('\n'));
   });
   return { stack, info: describeStack(stack, logDir) };
+}
+
+/** FerretDB answers buildInfo with its own version beside the MongoDB one it plays. */
+async function isFerretDB(uri: string): Promise<boolean> {
+  const { MongoClient } = await import('mongodb');
+  const client = await MongoClient.connect(uri);
+  try {
+    return 'ferretdbVersion' in (await client.db('admin').command({ buildInfo: 1 }));
+  } finally {
+    await client.close();
+  }
 }
 
 /** What test files (and the benchmark) need to know of a running stack. */
