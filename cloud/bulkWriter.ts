@@ -2,15 +2,16 @@
  * Bulk creates for the worker, inside Parse Server: the same schema, storage adapter and unique keys as
  * a REST create, without a full REST write per object (auth, trigger lookup, response building), which
  * made Parse Server's CPU the bottleneck of a batch. On PostgreSQL a request's objects go in as one
- * multi-row INSERT, with values stored exactly as Parse Server's own adapter stores them; elsewhere
- * (MongoDB) through the database controller, object by object. Only classes without Cloud Code
- * triggers are allowed: per-item logic belongs in the memory processor.
+ * multi-row INSERT, with values stored exactly as Parse Server's own adapter stores them; on MongoDB as
+ * one unordered insertMany (cloud/mongoBulkWriter.ts); elsewhere through the database controller, object
+ * by object. Only classes without Cloud Code triggers are allowed: per-item logic belongs in the memory processor.
  */
 import express from 'express';
 import { BULK_CLASSES } from '../schema/batchFile';
 import type { RouteAuthentication } from './auth';
 import { BatchError } from './errors';
 import { sendError } from './httpErrors';
+import { insertMongoObjects, isMongoAdapter } from './mongoBulkWriter';
 
 // Plain CommonJS module of Parse Server without type declarations.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -47,7 +48,7 @@ export type CreateAnswer = { success: { objectId: string } } | { error: { code: 
 const duplicate: CreateAnswer = { error: { code: DUPLICATE_VALUE, error: 'A duplicate value for a field with unique values was provided' } };
 
 /** Parse's ACL object as the `_rperm`/`_wperm` columns, as the database controller turns it. */
-function permissionColumns(acl: Record<string, { read?: boolean; write?: boolean }>): { _rperm: string[]; _wperm: string[] } {
+export function permissionColumns(acl: Record<string, { read?: boolean; write?: boolean }>): { _rperm: string[]; _wperm: string[] } {
   const entries = Object.entries(acl);
   return { _rperm: entries.filter(([, p]) => p.read).map(([who]) => who), _wperm: entries.filter(([, p]) => p.write).map(([who]) => who) };
 }
@@ -110,6 +111,7 @@ async function insertPostgresRows(adapter: Required<Pick<StorageAdapter, '_clien
 export async function createObjects(database: ParseDatabase, className: string, objects: ParseObjectBody[]): Promise<CreateAnswer[]> {
   const now = new Date().toISOString();
   const complete = objects.map((object) => ({ ...object, objectId: newObjectId(), createdAt: now, updatedAt: now }));
+  if (isMongoAdapter(database.adapter) && complete.length > 0) return insertMongoObjects(database, database.adapter, className, complete);
   const { _client, _pgp } = database.adapter;
   if (_client && _pgp && complete.length > 0) {
     const { fields } = await (await database.loadSchema()).getOneSchema(className, true);
