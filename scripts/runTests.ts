@@ -8,33 +8,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { checkCoverage, closingLine } from './coverageGate';
 import { reliabilityMarkdown, reliabilityReport } from './reliabilityReport';
+import { chooseMongod } from './mongod';
 import { PROJECT_ROOT } from './stack';
-
-/** The MongoDB version FerretDB v1.24 reports (scripts/mongod-ferretdb answers --version with it). */
-const FERRETDB_MONGODB_VERSION = '7.0.42';
-
-/**
- * Which mongod mongodb-memory-server starts for TEST_DATABASE=mongo: MONGOMS_SYSTEM_BINARY when set, a
- * mongod on PATH (which mongodb-memory-server itself does not look for), FerretDB as built by
- * scripts/ferretdb.sh behind scripts/mongod-ferretdb, or else mongodb-memory-server's own download.
- * Answers the environment that makes that choice, and its description.
- */
-export function mongodChoice(env: NodeJS.ProcessEnv, mongodOnPath: string | undefined, ferretdbBinary: string | undefined): { env: NodeJS.ProcessEnv; description: string } {
-  if (env.MONGOMS_SYSTEM_BINARY) return { env: {}, description: `mongod ${env.MONGOMS_SYSTEM_BINARY} (MONGOMS_SYSTEM_BINARY)` };
-  if (mongodOnPath) return { env: { MONGOMS_SYSTEM_BINARY: mongodOnPath }, description: `mongod ${mongodOnPath} (on PATH)` };
-  if (ferretdbBinary) {
-    return {
-      env: { MONGOMS_SYSTEM_BINARY: path.join(PROJECT_ROOT, 'scripts/mongod-ferretdb'), MONGOMS_VERSION: FERRETDB_MONGODB_VERSION, FERRETDB_BINARY: ferretdbBinary },
-      description: `FerretDB ${ferretdbBinary} (scripts/ferretdb.sh) behind scripts/mongod-ferretdb`,
-    };
-  }
-  return { env: {}, description: "mongodb-memory-server's downloaded mongod (no MONGOMS_SYSTEM_BINARY, no mongod on PATH, FerretDB not built: scripts/ferretdb.sh)" };
-}
-
-function locate(command: string, args: string[]): string | undefined {
-  const found = spawnSync(command, args, { encoding: 'utf8' });
-  return found.status === 0 ? found.stdout.trim().split('\n').pop() : undefined;
-}
 
 type AssertionResult = { fullName: string; status: string };
 
@@ -49,10 +24,7 @@ function main(): number {
   const args = reliabilityOnly ? ['test/reliability', ...process.argv.slice(3)] : process.argv.slice(2);
   // Results, coverage and the summary line that .ci/run prints last.
   const coverageRoot = process.env.TEST_OUTPUT_DIR ?? path.join(PROJECT_ROOT, 'coverage');
-  const mongo =
-    process.env.TEST_DATABASE === 'mongo'
-      ? mongodChoice(process.env, locate('sh', ['-c', 'command -v mongod']), locate('bash', [path.join(PROJECT_ROOT, 'scripts/ferretdb.sh'), '--locate']))
-      : undefined;
+  const mongo = process.env.TEST_DATABASE === 'mongo' ? chooseMongod() : undefined;
   if (mongo) process.stdout.write(`TEST_DATABASE=mongo: mongodb-memory-server with ${mongo.description}.\n`);
   const rawCoverage = path.join(coverageRoot, 'v8');
   fs.rmSync(coverageRoot, { recursive: true, force: true });
@@ -94,4 +66,4 @@ function main(): number {
   return jest.status === 0 && failedGates.length === 0 ? 0 : 1;
 }
 
-if (require.main === module) process.exit(main());
+process.exit(main());

