@@ -263,7 +263,8 @@ function describeType(field: { type: string; targetClass?: string }): string {
  */
 function sharedStateOptions(config: Config): Record<string, unknown> {
   if (!config.REDIS_URL) return {};
-  return { cacheAdapter: new RedisCacheAdapter({ url: config.REDIS_URL }), databaseOptions: { enableSchemaHooks: true } };
+  // FerretDB has no change streams: there each instance keeps the schema it loaded (docs/deployment.md#ferretdb).
+  return { cacheAdapter: new RedisCacheAdapter({ url: config.REDIS_URL }), ...(config.DATABASE_FERRETDB ? {} : { databaseOptions: { enableSchemaHooks: true } }) };
 }
 
 function hardenedParseServerOptions(config: Config): Record<string, unknown> {
