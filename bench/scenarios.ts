@@ -56,7 +56,7 @@ export async function warmUp(context: BenchContext): Promise<void> {
   if (!outcomes.every((outcome) => outcome.succeeded)) throw new Error('a warm-up batch did not complete');
 }
 
-/** PRD scenario 1: concurrent batches from as many users; latency from submit to full results. */
+/** Scenario 1 of docs/requirements.md §7: concurrent batches from as many users; latency from submit to full results. */
 export async function concurrentBatches(context: BenchContext, batches: number, memoriesPerBatch: number): Promise<ConcurrentResult> {
   const users = await Promise.all(Array.from({ length: batches }, (_, i) => benchUser(context, `bench-concurrent-${i}`)));
   const memories = memoriesFrom(0, memoriesPerBatch);
@@ -73,7 +73,7 @@ export async function concurrentBatches(context: BenchContext, batches: number, 
   return result;
 }
 
-/** PRD scenario 2: one batch, its time and the peak RSS of the Parse Server and worker processes. */
+/** Scenario 2 of docs/requirements.md §7: one batch, its time and the peak RSS of the Parse Server and worker processes. */
 export async function singleBatch(context: BenchContext, memories: number): Promise<SingleResult> {
   const user = await benchUser(context, 'bench-single');
   const sampler = new RssSampler(context.pids).start();
@@ -85,7 +85,7 @@ export async function singleBatch(context: BenchContext, memories: number): Prom
   return result;
 }
 
-/** PRD scenario 3, compressed: batches back to back; RSS of the first batches against the last ones. */
+/** Scenario 3 of docs/requirements.md §7, compressed: batches back to back; RSS of the first batches against the last ones. */
 export async function backToBack(context: BenchContext, batches: number, memoriesPerBatch: number): Promise<SequenceResult> {
   const user = await benchUser(context, 'bench-sequence');
   const memories = memoriesFrom(0, memoriesPerBatch);

@@ -9,11 +9,21 @@ import { BlockList, isIPv4 } from 'node:net';
 import type express from 'express';
 import type { Config } from '../config';
 import { idOf } from '../schema/classes';
-import type { Actor } from './batchService';
 import { BatchError, retryRead } from './errors';
 import { sendError } from './httpErrors';
-import type { InProcessParse } from './inProcess';
 import type { RateLimits } from './rateLimits';
+
+/** Who is asking: a user with a session, or the master key (acting for a user when one is named). */
+export interface Actor {
+  user?: Parse.User;
+  sessionToken?: string;
+  master: boolean;
+}
+
+/** Parse Server's session lookup: the user of a session token, or undefined when it is invalid or expired. */
+export interface Sessions {
+  userOfSession(sessionToken: string): Promise<Parse.User | undefined>;
+}
 
 export interface AuthedRequest extends express.Request {
   actor?: Actor;
@@ -53,7 +63,7 @@ export class RouteAuthentication {
 
   constructor(
     private readonly config: Config,
-    private readonly parse: InProcessParse,
+    private readonly sessions: Sessions,
     private readonly limits: RateLimits,
   ) {
     this.masterKeyAllowedFrom = masterKeyIps(config.PARSE_MASTER_KEY_IPS);
@@ -105,7 +115,7 @@ export class RouteAuthentication {
 
   /** Sets the actor of a session token and counts the user's request; an unknown or expired token is a counted 401. */
   private async sessionActor(req: AuthedRequest, res: express.Response, token: string): Promise<void> {
-    const user = await retryRead(() => this.parse.userOfSession(token));
+    const user = await retryRead(() => this.sessions.userOfSession(token));
     if (!user) {
       this.countFailure(req, res);
       res.setHeader('WWW-Authenticate', 'Bearer error="invalid_token"');

@@ -6,36 +6,35 @@ import { createHash, randomUUID } from 'node:crypto';
 import Parse from 'parse/node';
 import type { Config } from '../config';
 import type { Logger } from '../config/log';
-import { type ParseEndpoint, chunkRows, decodeLines, findPart } from '../schema/batchFile';
+import type { ParseEndpoint } from '../schema/batchFile';
+import { batchMemoryResponse, filesExpiredMessage, isTerminal, statusResponse } from '../schema/answers';
 import { CLASS, idOf } from '../schema/classes';
 import {
   type BatchMemoryResponse,
   type BatchOptions,
   type BatchStatus,
+  type BatchStatusResponse,
   type MemoryItem,
   type MemoryProcessingResult,
   type Page,
-  TERMINAL_STATUSES,
   batchRequestSchema,
   describeDetails,
   isStatusRefusal,
   validationDetails,
 } from '../schema/memory';
+import { type BatchRecord, batchRecordOf } from '../schema/records';
 import { workflowIdFor } from '../schema/workflow';
+import { BatchStorage } from '../storage/batchStorage';
+import type { Actor } from './auth';
 import { BatchStore, type StoredParts } from './batchStore';
 import { BatchError } from './errors';
-import { InProcessParse } from './inProcess';
+import { InProcessParse, InProcessStorage } from './inProcess';
 import type { BatchOwnership, OwnershipResolver } from './organizations';
 import type { BatchWorkflows } from './temporal';
 
 const master = { useMasterKey: true };
-
-/** Who is asking: a user with a session, or the master key (acting for a user when one is named). */
-export interface Actor {
-  user?: Parse.User;
-  sessionToken?: string;
-  master: boolean;
-}
+/** How often an event stream reads the batch again. */
+const EVENTS_POLL_MS = 500;
 
 export interface SubmitOptions {
   /** Idempotency key from a header, when the transport has one. */
@@ -62,8 +61,10 @@ function sha256(text: string): string {
 
 export class BatchService {
   readonly store: BatchStore;
-  /** Parse Server's controllers in this process: files, sessions, bulk creates. */
+  /** Parse Server in this process: its database controller and sessions. */
   readonly parse: InProcessParse;
+  /** Batch files and bulk rows, through Parse Server's controllers in this process. */
+  readonly storage: BatchStorage;
 
   constructor(
     private readonly config: Config,
@@ -73,7 +74,8 @@ export class BatchService {
     private readonly log: Logger,
   ) {
     this.parse = new InProcessParse(config.PARSE_APP_ID);
-    this.store = new BatchStore(config, endpoint, this.parse, log);
+    this.storage = new BatchStorage(new InProcessStorage(this.parse, endpoint));
+    this.store = new BatchStore(config, endpoint, this.storage, log);
   }
 
   private readonly requestSchema = () => batchRequestSchema({ maxBatchSize: this.config.MAX_BATCH_SIZE, maxMemorySize: this.config.MAX_MEMORY_SIZE, webhookAllowedNetworks: this.config.WEBHOOK_ALLOWED_NETWORKS ?? [] });
@@ -185,13 +187,14 @@ export class BatchService {
   private async findByIdempotencyKey(idempotencyKey: string, requestHash: string): Promise<Parse.Object | undefined> {
     const existing = await new Parse.Query(CLASS.batch).equalTo('idempotencyKey', idempotencyKey).first(master);
     if (!existing) return undefined;
-    if (existing.get('requestHash') !== requestHash) {
+    const record = batchRecordOf(existing);
+    if (record.requestHash !== requestHash) {
       throw new BatchError(409, 'conflict', 'this idempotency key was already used with a different request body; use a new key for a new batch', [
         { path: 'idempotency_key', field: 'idempotency_key', message: 'was used before with a different body' },
       ]);
     }
     // A repeat may follow a start that never reached Temporal: starting again is a no-op otherwise.
-    if (existing.get('status') === 'pending') await this.startWorkflow(existing, this.log.child({ batchId: idOf(existing) }));
+    if (record.status === 'pending') await this.startWorkflow(existing, this.log.child({ batchId: idOf(existing) }));
     return existing;
   }
 
@@ -227,46 +230,29 @@ export class BatchService {
 
   /** Waits (unless told not to) up to BATCH_WAIT_TIMEOUT, then answers with the batch as it is. */
   private async answer(batch: Parse.Object, wait: boolean | undefined): Promise<BatchMemoryResponse> {
-    if (wait !== false && !isTerminal(batch.get('status'))) {
+    if (wait !== false && !isTerminal(batchRecordOf(batch).status)) {
       await this.workflows.waitFor(idOf(batch), this.config.BATCH_WAIT_TIMEOUT).catch(() => false);
       await batch.fetch(master);
     }
     return this.response(batch);
   }
 
-  /** The PRD's BatchMemoryResponse for a batch; per-item results once it has finished. */
-  async response(batch: Parse.Object, withResults = true): Promise<BatchMemoryResponse> {
-    const status = batch.get('status') as BatchStatus;
-    const failed = (batch.get('failedMemories') as number) ?? 0;
-    const expired = batch.get('filesExpiredAt') as Date | undefined;
-    const results = withResults && isTerminal(status) && !expired ? await this.results(batch) : [];
-    const errors = [
-      ...(batch.get('error') ? [String(batch.get('error'))] : []),
-      ...(expired ? [filesExpiredError(batch).message] : []),
-      ...results.filter((r) => !r.success).map((r) => `memories[${r.index}]: ${r.error}`),
-    ];
-    return {
-      success: failed === 0 && status !== 'failed' && status !== 'cancelled',
-      batch_id: idOf(batch),
-      status,
-      total: batch.get('totalMemories') as number,
-      processed: (batch.get('processedMemories') as number) ?? 0,
-      failed,
-      results,
-      errors: errors.length ? errors : null,
-    };
+  /** BatchMemoryResponse (docs/requirements.md §3) for a batch; per-item results once it has finished. */
+  async response(object: Parse.Object, withResults = true): Promise<BatchMemoryResponse> {
+    const batch = batchRecordOf(object);
+    const results = withResults && isTerminal(batch.status) && !batch.filesExpiredAt ? await this.results(batch) : [];
+    return batchMemoryResponse(batch, results);
   }
 
   /** Per-item results from the results file, in batch order. */
-  async results(batch: Parse.Object): Promise<MemoryProcessingResult[]> {
-    if (batch.get('filesExpiredAt')) throw filesExpiredError(batch);
-    const file = batch.get('resultsFile') as Parse.File | undefined;
-    if (!file) return [];
-    return decodeLines<MemoryProcessingResult>(await this.parse.downloadFile(file.name()));
+  async results(batch: BatchRecord): Promise<MemoryProcessingResult[]> {
+    if (batch.filesExpiredAt) throw filesExpiredError(batch);
+    if (!batch.resultsFileName) return [];
+    return this.storage.readLines<MemoryProcessingResult>(batch.resultsFileName);
   }
 
   /** A page of the acting user's own batches, newest first (the master key names the user with `userId`); one more is read to tell whether another page follows. */
-  async list(actor: Actor, page: Page, userId?: string): Promise<{ batches: Parse.Object[]; nextOffset?: number }> {
+  async list(actor: Actor, page: Page, userId?: string): Promise<{ batches: BatchRecord[]; nextOffset?: number }> {
     const user = await this.actingUser(actor, userId);
     const found = await new Parse.Query(CLASS.batch)
       .equalTo('user', user)
@@ -275,22 +261,38 @@ export class BatchService {
       .limit(page.limit + 1)
       .find(actor.master ? master : { sessionToken: this.auth(actor).sessionToken });
     const more = found.length > page.limit;
-    return { batches: found.slice(0, page.limit), ...(more ? { nextOffset: page.offset + page.limit } : {}) };
+    return { batches: found.slice(0, page.limit).map(batchRecordOf), ...(more ? { nextOffset: page.offset + page.limit } : {}) };
   }
 
-  /** Status and counts for whoever may read the batch; the per-item results for its owner (or the master key) only. */
   /** A batch as `actor` may read it (the owner, members of its organization, or the master key); anyone else: not found. */
   load(actor: Actor, batchId: string): Promise<Parse.Object> {
     return this.store.load(batchId, this.auth(actor));
   }
 
+  /** Status and counts for whoever may read the batch; the per-item results for its owner (or the master key) only. */
   async get(actor: Actor, batchId: string): Promise<BatchMemoryResponse> {
     const batch = await this.load(actor, batchId);
     return this.response(batch, this.owns(actor, batch));
   }
 
+  /**
+   * A batch's status at each change, until it ends or `signal` aborts; `undefined` for a poll that found no
+   * change. Polls the request: cheap, and it works across Parse Server instances.
+   */
+  async *statusChanges(batch: Parse.Object, signal: AbortSignal): AsyncGenerator<BatchStatusResponse | undefined> {
+    let last = '';
+    while (!signal.aborted) {
+      const status = statusResponse(batchRecordOf(await batch.fetch(master)));
+      const data = JSON.stringify(status);
+      yield data === last ? undefined : status;
+      last = data;
+      if (isTerminal(status.status)) return;
+      await new Promise((resolve) => setTimeout(resolve, EVENTS_POLL_MS));
+    }
+  }
+
   private owns(actor: Actor, batch: Parse.Object): boolean {
-    return actor.master || actor.user?.id === (batch.get('user') as Parse.User).id;
+    return actor.master || actor.user?.id === batchRecordOf(batch).userId;
   }
 
   /**
@@ -307,12 +309,12 @@ export class BatchService {
 
   /** The memories as stored (one part at a time, so any batch size fits a response), for the owner or the master key. */
   async data(actor: Actor, batchId: string, part: number): Promise<{ batch_id: string; part: number; parts: number; first: number; memories: MemoryItem[] }> {
-    const batch = await this.ownBatch(actor, batchId, 'read the stored memories of');
-    if (batch.get('filesExpiredAt')) throw filesExpiredError(batch);
-    const partCount = batch.get('partCount') as number;
-    const stored = part < partCount ? await findPart(batch.get('partsKey'), part) : undefined;
+    const batch = batchRecordOf(await this.ownBatch(actor, batchId, 'read the stored memories of'));
+    if (batch.filesExpiredAt) throw filesExpiredError(batch);
+    const { partsKey, partCount } = storedParts(batch);
+    const stored = part < partCount ? await this.storage.findPart(partsKey, part) : undefined;
     if (!stored) throw new BatchError(400, 'invalid_request', `part must be below ${partCount}`, [{ path: 'part', field: 'part', message: `must be below ${partCount}` }]);
-    return { batch_id: batchId, part, parts: partCount, first: stored.first, memories: await this.parse.readPart<MemoryItem>(stored) };
+    return { batch_id: batchId, part, parts: partCount, first: stored.first, memories: await this.storage.readLines<MemoryItem>(stored.name) };
   }
 
   /**
@@ -327,7 +329,7 @@ export class BatchService {
 
   /** Marks a batch cancelled unless it has finished; false when there was nothing to cancel. */
   async requestCancel(batch: Parse.Object): Promise<boolean> {
-    if (isTerminal(batch.get('status'))) return false;
+    if (isTerminal(batchRecordOf(batch).status)) return false;
     batch.set('status', 'cancelled');
     try {
       await batch.save(null, master);
@@ -346,41 +348,45 @@ export class BatchService {
    * because the batch was cancelled or failed), for the same owner, organization, workspace and namespace.
    */
   async retryFailed(actor: Actor, batchId: string): Promise<BatchAnswer> {
-    const batch = await this.ownBatch(actor, batchId, 'retry');
-    const owner = batch.get('user') as Parse.User;
-    const status = batch.get('status') as BatchStatus;
+    const object = await this.ownBatch(actor, batchId, 'retry');
+    const batch = batchRecordOf(object);
+    const { status } = batch;
     if (!isTerminal(status)) throw new BatchError(409, 'conflict', `batch ${batchId} is ${status}; retry its failed items once it has finished`);
-    if (batch.get('filesExpiredAt')) throw filesExpiredError(batch);
-    const stored = await this.storedIndexes(batch);
-    if (stored.size === batch.get('totalMemories')) throw new BatchError(409, 'conflict', `batch ${batchId} has no failed items to retry`);
-    const parse = this.parse;
-    const partsKey = batch.get('partsKey') as string;
-    const partCount = batch.get('partCount') as number;
+    if (batch.filesExpiredAt) throw filesExpiredError(batch);
+    const stored = await this.storedIndexes(batchId);
+    if (stored.size === batch.totalMemories) throw new BatchError(409, 'conflict', `batch ${batchId} has no failed items to retry`);
+    const { storage } = this;
+    const { partsKey, partCount } = storedParts(batch);
     async function* unstored(): AsyncIterable<MemoryItem> {
       for (let index = 0; index < partCount; index++) {
-        const part = await findPart(partsKey, index);
+        const part = await storage.findPart(partsKey, index);
         if (!part) throw new BatchError(410, 'expired', `part ${index} of batch ${batchId} is no longer stored`);
-        const items = await parse.readPart<MemoryItem>(part);
+        const items = await storage.readLines<MemoryItem>(part.name);
         for (const [offset, item] of items.entries()) if (!stored.has(part.first + offset)) yield item;
       }
     }
-    const settings: BatchOptions = { wait: false, ...(batch.get('webhookUrl') ? { webhook_url: batch.get('webhookUrl'), webhook_secret: batch.get('webhookSecret') } : {}) };
-    const ownership: BatchOwnership = { organization: batch.get('organization'), workspace: batch.get('workspace'), namespace: batch.get('namespace') };
+    const settings: BatchOptions = { wait: false, ...(batch.webhookUrl ? { webhook_url: batch.webhookUrl, webhook_secret: batch.webhookSecret } : {}) };
+    const ownership: BatchOwnership = {
+      organization: pointerTo(CLASS.organization, batch.organizationId),
+      ...(batch.workspaceId ? { workspace: pointerTo(CLASS.workspace, batch.workspaceId) } : {}),
+      ...(batch.namespaceId ? { namespace: pointerTo(CLASS.namespace, batch.namespaceId) } : {}),
+    };
     const parts = await this.store.writeParts(unstored());
-    return this.create(owner, settings, parts, undefined, sha256(`retry:${batchId}:${randomUUID()}`), { retryOf: batch, ownership: Promise.resolve(ownership) });
+    const owner = pointerTo(Parse.User, batch.userId);
+    return this.create(owner, settings, parts, undefined, sha256(`retry:${batchId}:${randomUUID()}`), { retryOf: object, ownership: Promise.resolve(ownership) });
   }
 
   /** Indexes of the memories a batch stored, from its chunk rows (the record the worker writes as it goes). */
-  private async storedIndexes(batch: Parse.Object): Promise<Set<number>> {
-    const rows = await chunkRows(idOf(batch));
+  private async storedIndexes(batchId: string): Promise<Set<number>> {
+    const rows = await this.storage.chunkRows(batchId);
     return new Set(rows.flatMap((row) => row.results.filter((result) => result.id).map((result) => result.i)));
   }
 
   /** Keeps the workflow in step with a saved request: cancelled stops it; pending starts it (a no-op if it runs). */
   async syncWorkflow(batch: Parse.Object, previousStatus: BatchStatus | undefined): Promise<void> {
-    const status = batch.get('status') as BatchStatus;
+    const { status, completedAt } = batchRecordOf(batch);
     const log = this.log.child({ batchId: idOf(batch), workflowId: workflowIdFor(idOf(batch)) });
-    if (status === 'cancelled' && previousStatus !== 'cancelled' && !batch.get('completedAt')) {
+    if (status === 'cancelled' && previousStatus !== 'cancelled' && !completedAt) {
       const cancelled = await this.workflows.cancel(idOf(batch));
       log.info('batch cancelled', { workflowRunning: cancelled });
       if (!cancelled) {
@@ -401,16 +407,25 @@ export class BatchService {
 }
 
 /** The answer for a batch whose stored files the expiry job removed (its counts stay). */
-export function filesExpiredError(batch: Parse.Object): BatchError {
-  const at = (batch.get('filesExpiredAt') as Date).toISOString();
-  return new BatchError(410, 'expired', `the stored memories and per-item results of batch ${idOf(batch)} were deleted on ${at} (BATCH_FILE_EXPIRY_DAYS); its counts remain`);
+export function filesExpiredError(batch: BatchRecord): BatchError {
+  return new BatchError(410, 'expired', filesExpiredMessage(batch));
 }
 
 /** The answer for the results of a batch that has not finished (no results file yet). */
-export function resultsNotReady(batch: Parse.Object): BatchError {
-  return new BatchError(409, 'conflict', `batch ${idOf(batch)} has not finished (status ${batch.get('status')}); its results are written when it ends`);
+export function resultsNotReady(batch: BatchRecord): BatchError {
+  return new BatchError(409, 'conflict', `batch ${batch.id} has not finished (status ${batch.status}); its results are written when it ends`);
 }
 
-export function isTerminal(status: unknown): boolean {
-  return TERMINAL_STATUSES.includes(status as BatchStatus);
+/** A pointer to a row by id, as a save takes it. */
+function pointerTo<T extends Parse.Object>(className: string | (new () => T), id: string): T {
+  const object = typeof className === 'string' ? (new Parse.Object(className) as T) : new className();
+  object.id = id;
+  return object;
+}
+
+/** Where a batch's parts are indexed; every batch the store created has both. */
+function storedParts(batch: BatchRecord): { partsKey: string; partCount: number } {
+  const { partsKey, partCount } = batch;
+  if (partsKey === undefined || partCount === undefined) throw new Error(`batch ${batch.id} has no stored parts (partsKey, partCount)`);
+  return { partsKey, partCount };
 }

@@ -1,5 +1,5 @@
 /**
- * Claim-check storage (the PRD's store_batch_request / fetch_batch_request_data):
+ * Claim-check storage (docs/requirements.md §1 and §5):
  * a validated batch is compressed into parts in Parse File storage and
  * referenced from a BatchMemoryRequest; Temporal only ever sees its id.
  */
@@ -7,11 +7,12 @@ import { randomUUID } from 'node:crypto';
 import Parse from 'parse/node';
 import { type Config, publicServerURL } from '../config';
 import type { Logger } from '../config/log';
-import { type ParseEndpoint, STORED_FILE_PREFIX, type StoredPart, encodeLines, fileField } from '../schema/batchFile';
+import { type ParseEndpoint, STORED_FILE_PREFIX, encodeLines, fileField } from '../schema/batchFile';
+import type { StoredPart } from '../schema/records';
+import type { BatchStorage } from '../storage/batchStorage';
 import { CLASS, idOf, organizationRoleName, partKey } from '../schema/classes';
 import type { MemoryItem } from '../schema/memory';
 import { BatchError } from './errors';
-import type { InProcessParse } from './inProcess';
 import type { BatchOwnership } from './organizations';
 
 const master = { useMasterKey: true };
@@ -53,7 +54,7 @@ class PartWriter {
   readonly parts: StoredPart[] = [];
 
   constructor(
-    private readonly parse: InProcessParse,
+    private readonly storage: BatchStorage,
     private readonly limits: { maxItems: number; maxBytes: number; gzipLevel: number },
   ) {}
 
@@ -70,7 +71,7 @@ class PartWriter {
   async flush(): Promise<void> {
     if (this.lines.length === 0) return;
     const data = await encodeLines(this.lines, this.limits.gzipLevel);
-    const name = await this.parse.uploadFile(`${this.stem}-part-${this.parts.length}.jsonl.gz`, data);
+    const name = await this.storage.uploadFile(`${this.stem}-part-${this.parts.length}.jsonl.gz`, data);
     this.parts.push({ name, first: this.total - this.lines.length, count: this.lines.length, rawBytes: this.pendingBytes, storedBytes: data.length });
     this.lines = [];
     this.pendingBytes = 0;
@@ -79,7 +80,7 @@ class PartWriter {
   /** Saves the index rows of the uploaded parts, in one bulk create. */
   async index(): Promise<void> {
     const rows = this.parts.map((part, index) => ({ key: partKey(this.stem, index), partsKey: this.stem, index, ...part, ACL: {} }));
-    for (const answer of rows.length ? await this.parse.createObjects(CLASS.part, rows) : []) {
+    for (const answer of rows.length ? await this.storage.createObjects(CLASS.part, rows) : []) {
       if ('error' in answer) throw new Error(`the part index of ${this.stem} could not be saved: ${answer.error.code} ${answer.error.error}`);
     }
   }
@@ -92,13 +93,13 @@ class PartWriter {
       total: this.total,
       rawBytes: this.rawBytes,
       storedBytes: parts.reduce((sum, p) => sum + p.storedBytes, 0),
-      discard: () => discardParts(this.parse, this.stem, parts),
+      discard: () => discardParts(this.storage, this.stem, parts),
     };
   }
 }
 
-async function discardParts(parse: InProcessParse, partsKey: string, parts: StoredPart[]): Promise<void> {
-  await Promise.all(parts.map((p) => parse.deleteFile(p.name).catch(() => undefined)));
+async function discardParts(storage: BatchStorage, partsKey: string, parts: StoredPart[]): Promise<void> {
+  await Promise.all(parts.map((p) => storage.deleteFile(p.name).catch(() => undefined)));
   const rows = await new Parse.Query(CLASS.part).equalTo('partsKey', partsKey).limit(parts.length + 1).find(master);
   await Parse.Object.destroyAll(rows, master).catch(() => undefined);
 }
@@ -107,19 +108,19 @@ export class BatchStore {
   constructor(
     private readonly config: Config,
     private readonly endpoint: ParseEndpoint,
-    private readonly parse: InProcessParse,
+    private readonly storage: BatchStorage,
     private readonly log: Logger,
   ) {}
 
   /** Compresses and uploads memories part by part. If the memories fail (a bad line of a stream), nothing stays behind. */
   async writeParts(memories: Iterable<MemoryItem> | AsyncIterable<MemoryItem>): Promise<StoredParts> {
-    const writer = new PartWriter(this.parse, { maxItems: this.config.BATCH_PART_MAX_ITEMS, maxBytes: this.config.BATCH_PART_MAX_BYTES, gzipLevel: this.config.BATCH_GZIP_LEVEL });
+    const writer = new PartWriter(this.storage, { maxItems: this.config.BATCH_PART_MAX_ITEMS, maxBytes: this.config.BATCH_PART_MAX_BYTES, gzipLevel: this.config.BATCH_GZIP_LEVEL });
     try {
       for await (const memory of memories) await writer.add(memory);
       await writer.flush();
       await writer.index();
     } catch (error) {
-      await discardParts(this.parse, writer.stem, writer.parts);
+      await discardParts(this.storage, writer.stem, writer.parts);
       throw error;
     }
     const stored = writer.result();

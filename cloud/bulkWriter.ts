@@ -8,6 +8,7 @@
  */
 import express from 'express';
 import { BULK_CLASSES } from '../schema/batchFile';
+import type { CreateAnswer } from '../storage/batchStorage';
 import type { RouteAuthentication } from './auth';
 import { BatchError } from './errors';
 import { sendError } from './httpErrors';
@@ -42,13 +43,10 @@ interface SchemaController {
   getOneSchema(className: string, allowVolatileClasses?: boolean): Promise<{ fields: Record<string, { type: string }> }>;
 }
 
-/** The answer for one object, in the shape of Parse Server's /batch answers. */
-export type CreateAnswer = { success: { objectId: string } } | { error: { code: number; error: string } };
-
 const duplicate: CreateAnswer = { error: { code: DUPLICATE_VALUE, error: 'A duplicate value for a field with unique values was provided' } };
 
 /** Parse's ACL object as the `_rperm`/`_wperm` columns, as the database controller turns it. */
-export function permissionColumns(acl: Record<string, { read?: boolean; write?: boolean }>): { _rperm: string[]; _wperm: string[] } {
+function permissionColumns(acl: Record<string, { read?: boolean; write?: boolean }>): { _rperm: string[]; _wperm: string[] } {
   const entries = Object.entries(acl);
   return { _rperm: entries.filter(([, p]) => p.read).map(([who]) => who), _wperm: entries.filter(([, p]) => p.write).map(([who]) => who) };
 }
@@ -111,7 +109,13 @@ async function insertPostgresRows(adapter: Required<Pick<StorageAdapter, '_clien
 export async function createObjects(database: ParseDatabase, className: string, objects: ParseObjectBody[]): Promise<CreateAnswer[]> {
   const now = new Date().toISOString();
   const complete = objects.map((object) => ({ ...object, objectId: newObjectId(), createdAt: now, updatedAt: now }));
-  if (isMongoAdapter(database.adapter) && complete.length > 0) return insertMongoObjects(database, database.adapter, className, complete);
+  if (isMongoAdapter(database.adapter) && complete.length > 0) {
+    const withPermissions = complete.map((object: ParseObjectBody) => {
+      const { ACL, ...rest } = object;
+      return ACL ? { ...rest, ...permissionColumns(ACL as Record<string, { read?: boolean; write?: boolean }>) } : rest;
+    });
+    return insertMongoObjects(database, database.adapter, className, withPermissions);
+  }
   const { _client, _pgp } = database.adapter;
   if (_client && _pgp && complete.length > 0) {
     const { fields } = await (await database.loadSchema()).getOneSchema(className, true);

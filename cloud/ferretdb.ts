@@ -34,7 +34,7 @@ export class FerretDBStorageAdapter extends MongoStorageAdapter {
 export function onFerretDB(options: Record<string, unknown>): Record<string, unknown> {
   const { databaseURI, databaseOptions, collectionPrefix, ...rest } = options;
   if (rest.databaseAdapter !== undefined) return options;
-  if (typeof databaseURI !== 'string') throw new Error('DATABASE_FERRETDB: Parse Server\'s databaseURI must be the FerretDB mongodb:// URI');
+  if (typeof databaseURI !== 'string') throw new Error("DATABASE_FERRETDB: Parse Server's databaseURI must be the FerretDB mongodb:// URI");
   const adapter = new FerretDBStorageAdapter({ uri: databaseURI, collectionPrefix: collectionPrefix as string | undefined, mongoOptions: databaseOptions as Record<string, unknown> | undefined });
   return { ...rest, databaseAdapter: adapter, enableCollationCaseComparison: true };
 }

@@ -3,9 +3,12 @@
  * sessions and bulk creates without an HTTP request from Parse Server to itself. Each goes through the
  * same adapter, cache and schema as Parse Server's routes.
  */
+import type { Readable } from 'node:stream';
 import Parse from 'parse/node';
-import { FileStorageError, type StoredPart, decodeLines } from '../schema/batchFile';
-import { type CreateAnswer, type ParseDatabase, createObjects } from './bulkWriter';
+import type { ParseEndpoint } from '../schema/batchFile';
+import { type BatchStorageAdapter, type CreateAnswer, FileStorageError } from '../storage/batchStorage';
+import { openFileOverHttp } from '../storage/http';
+import { type ParseDatabase, createObjects } from './bulkWriter';
 
 // Plain CommonJS modules of Parse Server without type declarations.
 /* eslint-disable @typescript-eslint/no-require-imports */
@@ -33,7 +36,8 @@ function isMissing(error: unknown): boolean {
 export class InProcessParse {
   constructor(private readonly appId: string) {}
 
-  private get config(): AppConfig {
+  /** Parse Server's configuration of the app (read per call: it exists once Parse Server has started). */
+  get config(): AppConfig {
     return ParseServerConfig.get(this.appId) as AppConfig;
   }
 
@@ -47,35 +51,6 @@ export class InProcessParse {
     return this.config.database;
   }
 
-  /** Stores a file as Parse's files route would; returns the stored name (with Parse's random prefix). */
-  async uploadFile(name: string, data: Buffer, contentType = 'application/gzip'): Promise<string> {
-    const { config } = this;
-    return (await config.filesController.createFile(config, name, data, contentType)).name;
-  }
-
-  async downloadFile(name: string): Promise<Buffer> {
-    const { config } = this;
-    try {
-      return await config.filesController.getFileData(config, name);
-    } catch (error) {
-      if (isMissing(error)) throw new FileStorageError(`download of ${name} failed: not found`, 404);
-      throw error;
-    }
-  }
-
-  /** The items of one stored part (callers check access first). */
-  async readPart<T>(part: StoredPart): Promise<T[]> {
-    return decodeLines<T>(await this.downloadFile(part.name));
-  }
-
-  /** Deletes a file; one that is already gone is fine. */
-  async deleteFile(name: string): Promise<void> {
-    const { config } = this;
-    await config.filesController.deleteFile(config, name).catch((error: unknown) => {
-      if (!isMissing(error)) throw error;
-    });
-  }
-
   /** The user of a session token, through Parse Server's session lookup and its user cache; undefined when invalid or expired. */
   async userOfSession(sessionToken: string): Promise<Parse.User | undefined> {
     try {
@@ -85,9 +60,44 @@ export class InProcessParse {
       throw error;
     }
   }
+}
+
+/** The storage adapter inside Parse Server: its files controller and the database controller's bulk creates. */
+export class InProcessStorage implements BatchStorageAdapter {
+  constructor(
+    private readonly parse: InProcessParse,
+    private readonly endpoint: ParseEndpoint,
+  ) {}
+
+  async uploadFile(name: string, data: Buffer, contentType = 'application/gzip'): Promise<string> {
+    const { config } = this.parse;
+    return (await config.filesController.createFile(config, name, data, contentType)).name;
+  }
+
+  async downloadFile(name: string): Promise<Buffer> {
+    const { config } = this.parse;
+    try {
+      return await config.filesController.getFileData(config, name);
+    } catch (error) {
+      if (isMissing(error)) throw new FileStorageError(`download of ${name} failed: not found`, 404);
+      throw error;
+    }
+  }
+
+  /** Through Parse Server's files route: the files controller reads (and decrypts) a file whole. */
+  openFile(name: string): Promise<Readable> {
+    return openFileOverHttp(this.endpoint, name);
+  }
+
+  async deleteFile(name: string): Promise<void> {
+    const { config } = this.parse;
+    await config.filesController.deleteFile(config, name).catch((error: unknown) => {
+      if (!isMissing(error)) throw error;
+    });
+  }
 
   /** Creates rows of a class without triggers, as the bulk write route does. */
   createObjects(className: string, objects: Record<string, unknown>[]): Promise<CreateAnswer[]> {
-    return createObjects(this.database, className, objects);
+    return createObjects(this.parse.database, className, objects);
   }
 }

@@ -10,7 +10,7 @@ import { type Readable, Transform } from 'node:stream';
 import zlib from 'node:zlib';
 import type { Config } from '../config';
 import { idOf } from '../schema/classes';
-import type { Actor } from './batchService';
+import type { Actor } from './auth';
 import { BatchError } from './errors';
 
 /** Below this many inflated bytes the ratio is never checked: a short, repetitive body may compress very well and still cost nothing. */

@@ -3,7 +3,9 @@ import Parse from 'parse/node';
 import { isBatchFileName } from '../schema/batchFile';
 import { CLASS } from '../schema/classes';
 import { BATCH_STATUSES, type BatchStatus, statusRefusalMessage } from '../schema/memory';
-import type { Actor, BatchService } from './batchService';
+import { batchField, batchRecordOf, unsavedBatchFields } from '../schema/records';
+import type { Actor } from './auth';
+import type { BatchService } from './batchService';
 import type { Logger } from '../config/log';
 import { BatchError } from './errors';
 import type { BatchMetrics } from './metrics';
@@ -27,7 +29,7 @@ function statusRefused(from: BatchStatus, to: BatchStatus): Parse.Error {
   return new Parse.Error(Parse.Error.VALIDATION_ERROR, statusRefusalMessage(from, to));
 }
 
-const COUNT_FIELDS = ['processedMemories', 'failedMemories'];
+const COUNT_FIELDS = [batchField('processedMemories'), batchField('failedMemories')];
 const guarded = new WeakSet<StorageAdapter>();
 /**
  * Makes every write of a request's status a compare-and-set. The beforeSave checks read the row as
@@ -131,31 +133,33 @@ export function registerCloudCode(service: BatchService, log: Logger, metrics?: 
   Parse.Cloud.beforeSave(CLASS.batch, (request) => {
     if (!request.master) throw new Parse.Error(Parse.Error.OPERATION_FORBIDDEN, 'BatchMemoryRequest is written by the server only');
     const batch = request.object;
-    for (const field of ['organization', 'user', 'batchFile']) {
-      if (!batch.get(field)) throw new Parse.Error(Parse.Error.VALIDATION_ERROR, `${field} is required`);
+    // The write is checked field by field, with a message for each, before the row can read as a record.
+    const fields = unsavedBatchFields(batch);
+    for (const key of ['organizationId', 'userId', 'batchFileName'] as const) {
+      if (!fields[key]) throw new Parse.Error(Parse.Error.VALIDATION_ERROR, `${batchField(key)} is required`);
     }
-    const status = batch.get('status') as BatchStatus;
+    const status = fields.status as BatchStatus;
     if (!BATCH_STATUSES.includes(status)) throw new Parse.Error(Parse.Error.VALIDATION_ERROR, `status must be one of ${BATCH_STATUSES.join(', ')}`);
-    const previous = request.original?.get('status') as BatchStatus | undefined;
+    const original = request.original && batchRecordOf(request.original);
+    const previous = original?.status;
     if (!previous && status !== 'pending') throw new Parse.Error(Parse.Error.VALIDATION_ERROR, 'a new batch starts as pending');
     // A fast refusal only: the status may change between this read and the write (guardStatusWrites).
     if (previous && previous !== status && !TRANSITIONS[previous].includes(status)) throw statusRefused(previous, status);
-    const total = requireCount(batch.get('totalMemories'), 'totalMemories');
-    const processed = requireCount(batch.get('processedMemories'), 'processedMemories');
-    const failed = requireCount(batch.get('failedMemories'), 'failedMemories');
+    const total = requireCount(fields.totalMemories, 'totalMemories');
+    const processed = requireCount(fields.processedMemories, 'processedMemories');
+    const failed = requireCount(fields.failedMemories, 'failedMemories');
     if (processed + failed > total) throw new Parse.Error(Parse.Error.VALIDATION_ERROR, `processed (${processed}) + failed (${failed}) exceeds totalMemories (${total})`);
     // Counts are final once a batch has finished (finalizeBatch writes them with completedAt): a late
     // increment from a part attempt that outlived its batch is dropped rather than applied.
-    const original = request.original;
-    if (original?.get('completedAt') && !batch.dirtyKeys().includes('completedAt')) {
-      for (const field of ['processedMemories', 'failedMemories']) if (batch.dirtyKeys().includes(field)) batch.set(field, original.get(field));
+    if (original?.completedAt && !batch.dirtyKeys().includes(batchField('completedAt'))) {
+      for (const key of ['processedMemories', 'failedMemories'] as const) if (batch.dirtyKeys().includes(batchField(key))) batch.set(batchField(key), original[key]);
     }
     if (!request.original && batch.getACL()?.getPublicReadAccess()) throw new Parse.Error(Parse.Error.VALIDATION_ERROR, 'a batch must not be publicly readable');
   });
 
   Parse.Cloud.afterSave(CLASS.batch, async (request) => {
     metrics?.observeSave(request.object, request.original);
-    const previous = request.original?.get('status') as BatchStatus | undefined;
+    const previous = request.original && batchRecordOf(request.original).status;
     await service.syncWorkflow(request.object, previous).catch((error: unknown) => {
       log.error('workflow sync failed', { batchId: request.object.id, error });
     });
@@ -203,7 +207,7 @@ export function registerCloudCode(service: BatchService, log: Logger, metrics?: 
     );
   defineScript('dashboardCancelBatch', async (batchId) => {
     const batch = await service.store.load(batchId, { master: true });
-    return (await service.requestCancel(batch)) ? `batch ${batchId} is being cancelled` : `batch ${batchId} has already finished (${batch.get('status')})`;
+    return (await service.requestCancel(batch)) ? `batch ${batchId} is being cancelled` : `batch ${batchId} has already finished (${batchRecordOf(batch).status})`;
   });
   defineScript('dashboardRetryFailedItems', async (batchId) => {
     const { response } = await service.retryFailed({ master: true }, batchId);

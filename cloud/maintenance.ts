@@ -21,8 +21,9 @@ export class BatchMaintenance {
   ) {}
 
   start(): void {
-    this.tick();
-    this.timer = setInterval(() => this.tick(), this.config.RECONCILE_INTERVAL);
+    // reconcile() logs its own failures: a pass never rejects.
+    void this.tick();
+    this.timer = setInterval(() => void this.tick(), this.config.RECONCILE_INTERVAL);
     this.timer.unref();
   }
 

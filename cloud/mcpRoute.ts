@@ -9,11 +9,12 @@ import express from 'express';
 import type { Config } from '../config';
 import type { Logger } from '../config/log';
 import { type BatchAccess, batchMcpServer } from '../mcp/server';
-import type { AuthedRequest, RouteAuthentication } from './auth';
-import { type Actor, type BatchService, filesExpiredError, resultsNotReady } from './batchService';
+import { statusResponse } from '../schema/answers';
+import { batchRecordOf } from '../schema/records';
+import type { Actor, AuthedRequest, RouteAuthentication } from './auth';
+import { type BatchService, filesExpiredError, resultsNotReady } from './batchService';
 import { jsonErrorHandler } from './httpErrors';
 import { type BodyBounds, type ConcurrencySlots, readJsonBody, slotHolder } from './inputBounds';
-import { statusChanges, statusResponse } from './router';
 
 export const MCP_PATH = '/mcp';
 
@@ -32,16 +33,16 @@ function inProcessAccess(service: BatchService, config: Config, actor: Actor, sl
       }
     },
     async status(batchId) {
-      return statusResponse(await load(batchId));
+      return statusResponse(batchRecordOf(await load(batchId)));
     },
     async list(page) {
       const { batches, nextOffset } = await service.list(actor, page);
       return { batches: batches.map((batch) => statusResponse(batch)), ...(nextOffset === undefined ? {} : { next_offset: nextOffset }) };
     },
     async *results(batchId) {
-      const batch = await service.ownBatch(actor, batchId, 'read the per-item results of');
-      if (batch.get('filesExpiredAt')) throw filesExpiredError(batch);
-      if (!batch.get('resultsFile')) throw resultsNotReady(batch);
+      const batch = batchRecordOf(await service.ownBatch(actor, batchId, 'read the per-item results of'));
+      if (batch.filesExpiredAt) throw filesExpiredError(batch);
+      if (!batch.resultsFileName) throw resultsNotReady(batch);
       yield* await service.results(batch);
     },
     cancel: (batchId) => service.cancel(actor, batchId),
@@ -52,9 +53,9 @@ function inProcessAccess(service: BatchService, config: Config, actor: Actor, sl
       const batch = await load(batchId);
       // An event stream's slot, and no longer than a waiting REST request (BATCH_WAIT_TIMEOUT): then the status as it is.
       const release = slots.eventStreams.take(slotHolder(actor));
-      let last = statusResponse(batch);
+      let last = statusResponse(batchRecordOf(batch));
       try {
-        for await (const status of statusChanges(batch, AbortSignal.any([signal, AbortSignal.timeout(config.BATCH_WAIT_TIMEOUT)]))) {
+        for await (const status of service.statusChanges(batch, AbortSignal.any([signal, AbortSignal.timeout(config.BATCH_WAIT_TIMEOUT)]))) {
           if (!status) continue;
           last = status;
           onStatus(status);

@@ -6,7 +6,9 @@
 import Parse from 'parse/node';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { CLASS } from '../schema/classes';
-import { BATCH_STATUSES, type BatchStatus, TERMINAL_STATUSES } from '../schema/memory';
+import { isTerminal } from '../schema/answers';
+import { BATCH_STATUSES } from '../schema/memory';
+import { batchRecordOf } from '../schema/records';
 
 const master = { useMasterKey: true };
 
@@ -52,22 +54,22 @@ export class BatchMetrics {
   }
 
   /** Follows one save of a BatchMemoryRequest: a new batch, counts that grew, a terminal status reached. */
-  observeSave(batch: Parse.Object, original: Parse.Object | undefined): void {
-    if (!original) {
+  observeSave(object: Parse.Object, originalObject: Parse.Object | undefined): void {
+    const batch = batchRecordOf(object);
+    if (!originalObject) {
       this.submitted.inc();
-      this.sizeMemories.observe(batch.get('totalMemories') ?? 0);
-      this.sizeBytes.observe(batch.get('rawBytes') ?? 0);
+      this.sizeMemories.observe(batch.totalMemories);
+      this.sizeBytes.observe(batch.rawBytes ?? 0);
       return;
     }
-    const grew = (field: string) => Math.max(0, ((batch.get(field) as number) ?? 0) - ((original.get(field) as number) ?? 0));
-    this.processed.inc(grew('processedMemories'));
-    this.failed.inc(grew('failedMemories'));
-    const status = batch.get('status') as BatchStatus;
+    const original = batchRecordOf(originalObject);
+    this.processed.inc(Math.max(0, batch.processedMemories - original.processedMemories));
+    this.failed.inc(Math.max(0, batch.failedMemories - original.failedMemories));
+    const { status, completedAt } = batch;
     // completedAt is written once, with the final counts: that save marks the end.
-    if (TERMINAL_STATUSES.includes(status) && batch.get('completedAt') && !original.get('completedAt')) {
+    if (isTerminal(status) && completedAt && !original.completedAt) {
       this.finished.inc({ status });
-      const started = (batch.createdAt ?? original.createdAt) as Date | undefined;
-      if (started) this.duration.observe({ status }, ((batch.get('completedAt') as Date).getTime() - started.getTime()) / 1000);
+      this.duration.observe({ status }, (completedAt.getTime() - batch.createdAt.getTime()) / 1000);
     }
   }
 }

@@ -5,8 +5,7 @@
  * unique key (batchItem of a memory, key of a chunk row: written by an earlier attempt of the same write)
  * answers DUPLICATE_VALUE for that object, which the worker takes as already written.
  */
-import type { CreateAnswer, ParseDatabase } from './bulkWriter';
-import { permissionColumns } from './bulkWriter';
+import type { CreateAnswer } from '../storage/batchStorage';
 
 // Plain CommonJS modules of Parse Server without type declarations.
 /* eslint-disable @typescript-eslint/no-require-imports */
@@ -28,6 +27,11 @@ interface MongoCollection {
 export interface MongoStorageAdapter {
   _adaptiveCollection(className: string): Promise<{ _mongoCollection: MongoCollection }>;
 }
+/** The parts of Parse Server's database controller this path reads: the class's schema, and its options. */
+interface ParseDatabase {
+  options?: unknown;
+  loadSchema(): Promise<{ getOneSchema(className: string, allowVolatileClasses?: boolean): Promise<unknown> }>;
+}
 /** What the driver throws when some documents of an insertMany were refused. */
 interface BulkWriteError {
   writeErrors?: { index: number; code: number; errmsg?: string }[] | { index: number; code: number; errmsg?: string };
@@ -39,11 +43,11 @@ export function isMongoAdapter(adapter: object): adapter is MongoStorageAdapter 
 }
 
 /**
- * Inserts the objects (each complete: objectId, createdAt, updatedAt set) with one insertMany; one answer
- * per object. A refusal other than a duplicate key fails the whole write (the worker retries it; what
- * went in answers as duplicates then).
+ * Inserts the objects (each complete: objectId, createdAt, updatedAt set, and its ACL as _rperm/_wperm)
+ * with one insertMany; one answer per object. A refusal other than a duplicate key fails the whole write
+ * (the worker retries it; what went in answers as duplicates then).
  */
-export async function insertMongoObjects(database: ParseDatabase & { options?: unknown }, adapter: MongoStorageAdapter, className: string, objects: Record<string, unknown>[]): Promise<CreateAnswer[]> {
+export async function insertMongoObjects(database: ParseDatabase, adapter: MongoStorageAdapter, className: string, objects: Record<string, unknown>[]): Promise<CreateAnswer[]> {
   const { fields, ...schema } = convertSchemaToAdapterSchema(await (await database.loadSchema()).getOneSchema(className, true));
   // As MongoStorageAdapter.createObject: the ACL lives in _rperm/_wperm, which its schema leaves out.
   const mongoSchema = { ...schema, fields: Object.fromEntries(Object.entries(fields).filter(([name]) => name !== '_rperm' && name !== '_wperm')) };
@@ -58,9 +62,7 @@ export async function insertMongoObjects(database: ParseDatabase & { options?: u
       answers[position] = { error: { code: INVALID_KEY_NAME, error: String(refusal) } };
       return;
     }
-    const { ACL, ...rest } = object;
-    const withPermissions = ACL ? { ...rest, ...permissionColumns(ACL as Record<string, { read?: boolean; write?: boolean }>) } : rest;
-    documents.push(parseObjectToMongoObjectForCreate(className, withPermissions, mongoSchema));
+    documents.push(parseObjectToMongoObjectForCreate(className, object, mongoSchema));
     positions.push(position);
   });
   const refused = new Set<number>();
@@ -72,7 +74,7 @@ export async function insertMongoObjects(database: ParseDatabase & { options?: u
       const writeErrors = (error as BulkWriteError).writeErrors;
       if (!writeErrors) throw error;
       for (const { index, code, errmsg } of Array.isArray(writeErrors) ? writeErrors : [writeErrors]) {
-        if (code !== DUPLICATE_KEY) throw new Error(`insert of ${className} refused an object: ${code} ${errmsg ?? ''}`);
+        if (code !== DUPLICATE_KEY) throw new Error(`insert of ${className} refused an object: ${code} ${errmsg ?? ''}`, { cause: error });
         refused.add(index);
       }
     }

@@ -1,5 +1,6 @@
 import Parse from 'parse/node';
 import { CLASS, idOf, organizationRoleName } from '../schema/classes';
+import { organizationRecordOf, userOrganizationIdOf } from '../schema/records';
 import { BatchError } from './errors';
 
 export interface BatchOwnership {
@@ -57,7 +58,7 @@ export async function createOrganizationRole(organization: Parse.Object, members
     await role.save(null, master);
   } catch (error) {
     if ((error as Parse.Error).code !== Parse.Error.DUPLICATE_VALUE) throw error;
-    throw new Error(`a role named ${organizationRoleName(idOf(organization))} exists that the server did not create for organization ${idOf(organization)}: refusing to adopt it`);
+    throw new Error(`a role named ${organizationRoleName(idOf(organization))} exists that the server did not create for organization ${idOf(organization)}: refusing to adopt it`, { cause: error });
   }
   const acl = organization.getACL() ?? new Parse.ACL();
   acl.setRoleReadAccess(role, true);
@@ -69,11 +70,11 @@ export async function createOrganizationRole(organization: Parse.Object, members
 
 /** Membership by the server's record: the personal organization's owner, or a user in the role recorded on the organization. */
 export async function isOrganizationMember(user: Parse.User, organization: Parse.Object): Promise<boolean> {
-  if ((organization.get('owner') as Parse.User | undefined)?.id === idOf(user)) return true;
-  const role = organization.get('role') as Parse.Role | undefined;
-  if (!role) return false;
+  const { ownerId, roleId } = organizationRecordOf(organization);
+  if (ownerId === idOf(user)) return true;
+  if (!roleId) return false;
   const member = await new Parse.Query(Parse.Role)
-    .equalTo('objectId', role.id)
+    .equalTo('objectId', roleId)
     .equalTo('name', organizationRoleName(idOf(organization)))
     .equalTo('users', user)
     .first(master);
@@ -101,12 +102,12 @@ async function personalOrganization(user: Parse.User): Promise<Parse.Object> {
 async function resolveOrganization(user: Parse.User): Promise<Parse.Object> {
   // The stored user, not the session's cached copy: the pointer may have changed since the session began.
   const stored = await new Parse.Query(Parse.User).get(idOf(user), master);
-  const pointer = stored.get('organization') as Parse.Object | undefined;
-  if (pointer) {
-    const organization = await new Parse.Query(CLASS.organization).get(idOf(pointer), master).catch(() => undefined);
-    if (!organization) throw new BatchError(404, 'not_found', `organization ${pointer.id} (your _User.organization) not found`);
+  const organizationId = userOrganizationIdOf(stored);
+  if (organizationId) {
+    const organization = await new Parse.Query(CLASS.organization).get(organizationId, master).catch(() => undefined);
+    if (!organization) throw new BatchError(404, 'not_found', `organization ${organizationId} (your _User.organization) not found`);
     if (!(await isOrganizationMember(user, organization))) {
-      throw new BatchError(403, 'forbidden', `you are not a member of organization ${pointer.id} (your _User.organization): the operator adds members to its role`);
+      throw new BatchError(403, 'forbidden', `you are not a member of organization ${organizationId} (your _User.organization): the operator adds members to its role`);
     }
     return organization;
   }

@@ -17,8 +17,9 @@ import Parse from 'parse/node';
 import type ParseServer from 'parse-server';
 import { type Config, loadConfig, parseEndpoint, publicServerURL, serverURL } from '../config';
 import { createLogger, type Logger } from '../config/log';
-import { BULK_WRITE_PATH, masterRequest } from '../schema/batchFile';
+import { BULK_WRITE_PATH } from '../schema/batchFile';
 import { CLASS, classDefinitions, uniqueKeys } from '../schema/classes';
+import { masterRequest } from '../storage/http';
 import { RouteAuthentication, safeEqual } from './auth';
 import { BatchService } from './batchService';
 import { type ParseDatabase, bulkWriteRoute } from './bulkWriter';
@@ -107,7 +108,7 @@ export function createBatchMemory(options: BatchMemoryOptions = {}): BatchMemory
   router.use(BULK_WRITE_PATH, bulkWriteRoute(service.parse, authentication));
   // Upload and event-stream slots, shared by the REST route and the MCP door.
   const slots = concurrencySlots(config);
-  router.use('/api/v1', batchRouter(service, config, endpoint, log, authentication, slots));
+  router.use('/api/v1', batchRouter(service, config, log, authentication, slots));
   router.use(MCP_PATH, mcpRoute(service, config, log, authentication, slots));
   if (options.metrics) router.get('/metrics', metricsHandler(metrics, config.METRICS_TOKEN));
   // Under the plugin's path, whatever no route answered and any error: JSON, never Express's HTML page.

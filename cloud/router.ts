@@ -3,131 +3,25 @@
  * It is a second door to the same BatchService the Cloud Functions use.
  */
 import { createHash } from 'node:crypto';
-import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import express from 'express';
 import type { Config } from '../config';
 import type { Logger } from '../config/log';
-import { fileURL, masterHeaders, type ParseEndpoint } from '../schema/batchFile';
-import { idOf } from '../schema/classes';
-import {
-  BATCH_ID_PATTERN,
-  type BatchListResponse,
-  type BatchMemoryResponse,
-  type BatchStatusResponse,
-  type MemoryItem,
-  batchOptionsSchema,
-  describeDetails,
-  forbiddenKeyPath,
-  formatPath,
-  limitedMemoryItemSchema,
-  pageFields,
-  validationDetails,
-} from '../schema/memory';
-import type { AuthedRequest, RouteAuthentication } from './auth';
-import { type Actor, type BatchService, filesExpiredError, isTerminal, resultsNotReady } from './batchService';
+import { BATCH_ROUTE, httpStatusOf, statusResponse } from '../schema/answers';
+import { BATCH_ID_PATTERN, type BatchListResponse, batchOptionsSchema, describeDetails, pageFields, validationDetails } from '../schema/memory';
+import { batchRecordOf } from '../schema/records';
+import type { Actor, AuthedRequest, RouteAuthentication } from './auth';
+import { type BatchService, filesExpiredError, resultsNotReady } from './batchService';
 import { BatchError, retryRead } from './errors';
 import { jsonErrorHandler } from './httpErrors';
 import { type BodyBounds, type ConcurrencyBound, type ConcurrencySlots, boundedBody, readJsonBody, slotHolder } from './inputBounds';
+import { maxNdjsonLineBytes, ndjsonMemories } from './ndjsonBody';
 import { openApiDocument } from './openapi';
 
-const master = { useMasterKey: true };
-const BATCH_ROUTE = '/api/v1/memory/batch';
-const EVENTS_POLL_MS = 500;
 const EVENTS_KEEPALIVE_MS = 15_000;
 
 type Handler = (req: express.Request, res: express.Response) => Promise<void>;
-
-/** HTTP status of a batch answer: 200 all done and well, 207 finished with problems, 202 still running. */
-export function httpStatusOf(response: BatchMemoryResponse): number {
-  if (response.status === 'pending' || response.status === 'processing') return 202;
-  return response.status === 'completed' && response.failed === 0 ? 200 : 207;
-}
-
-/**
- * Memories of an NDJSON body, validated one line at a time; the body is never held in memory whole.
- * Every line counts toward MAX_STREAM_BATCH_SIZE, blank or not, so that a body of nothing but
- * newlines ends at the bound instead of being scanned to its end.
- */
-async function* ndjsonMemories(body: Readable, config: Config, hash: ReturnType<typeof createHash>): AsyncGenerator<MemoryItem> {
-  const itemSchema = limitedMemoryItemSchema(config.MAX_MEMORY_SIZE);
-  const decoder = new TextDecoder('utf-8', { fatal: true });
-  const maxLine = maxNdjsonLineBytes(config);
-  let pending: Buffer[] = [];
-  let pendingBytes = 0;
-  let lines = 0;
-  let index = 0;
-
-  const parseLine = (bytes: Buffer): MemoryItem | undefined => {
-    lines++;
-    if (lines > config.MAX_STREAM_BATCH_SIZE) {
-      throw new BatchError(413, 'too_large', `invalid batch: the body has more than MAX_STREAM_BATCH_SIZE = ${config.MAX_STREAM_BATCH_SIZE} lines (one memory per line; blank lines count too)`, [
-        { path: 'memories', field: 'memories', message: `must contain at most ${config.MAX_STREAM_BATCH_SIZE} lines`, limit: config.MAX_STREAM_BATCH_SIZE },
-      ]);
-    }
-    const at = `memories[${index}]`;
-    let text: string;
-    try {
-      text = decoder.decode(bytes);
-    } catch {
-      throw new BatchError(400, 'invalid_request', `invalid batch: ${at} (line ${lines}) is not valid UTF-8`, [{ path: at, index, message: 'is not valid UTF-8' }]);
-    }
-    if (text.trim() === '') return undefined;
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch (error) {
-      throw new BatchError(400, 'invalid_request', `invalid batch: ${at} (line ${lines}) is not valid JSON: ${(error as Error).message}`, [{ path: at, index, message: 'is not valid JSON' }]);
-    }
-    const forbidden = forbiddenKeyPath(value);
-    if (forbidden) {
-      const path = `${at}.${formatPath(forbidden)}`;
-      throw new BatchError(400, 'invalid_request', `invalid batch: ${path} is not an allowed key`, [{ path, index, field: formatPath(forbidden), message: 'is not an allowed key' }]);
-    }
-    const parsed = itemSchema.safeParse(value);
-    if (!parsed.success) {
-      const details = validationDetails(parsed.error).map((d) => ({ ...d, index, path: d.path ? `${at}.${d.path}` : at, ...(d.path ? { field: d.path } : {}) }));
-      const tooBig = details.some((d) => d.limit !== undefined && !d.field);
-      throw new BatchError(tooBig ? 413 : 400, tooBig ? 'too_large' : 'invalid_request', `invalid batch: ${describeDetails(details)}`, details);
-    }
-    return parsed.data;
-  };
-
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    hash.update(chunk);
-    let start = 0;
-    for (let newline = chunk.indexOf(10); newline !== -1; newline = chunk.indexOf(10, start)) {
-      pending.push(chunk.subarray(start, newline));
-      const item = parseLine(Buffer.concat(pending));
-      pending = [];
-      pendingBytes = 0;
-      start = newline + 1;
-      if (item) {
-        index++;
-        yield item;
-      }
-    }
-    if (start < chunk.length) {
-      pending.push(chunk.subarray(start));
-      pendingBytes += chunk.length - start;
-      if (pendingBytes > maxLine) {
-        throw new BatchError(413, 'too_large', `invalid batch: memories[${index}] (line ${lines + 1}) is longer than ${maxLine} bytes (MAX_MEMORY_SIZE = ${config.MAX_MEMORY_SIZE})`, [
-          { path: `memories[${index}]`, index, message: 'is too large', limit: config.MAX_MEMORY_SIZE },
-        ]);
-      }
-    }
-  }
-  if (pendingBytes > 0) {
-    const item = parseLine(Buffer.concat(pending));
-    if (item) yield item;
-  }
-}
-
-/** The longest NDJSON line read before it is refused: a memory of MAX_MEMORY_SIZE, with room for JSON escapes. */
-function maxNdjsonLineBytes(config: Config): number {
-  return config.MAX_MEMORY_SIZE * 2 + 1024;
-}
 
 function wantsToWait(req: express.Request, bodyWait?: boolean): boolean | undefined {
   if (req.query.wait === 'false' || /respond-async/i.test(String(req.headers.prefer ?? ''))) return false;
@@ -135,54 +29,7 @@ function wantsToWait(req: express.Request, bodyWait?: boolean): boolean | undefi
   return bodyWait;
 }
 
-/** A batch's status as the REST route and the MCP door answer it; `base` is the REST route's path, for `results_url`. */
-export function statusResponse(batch: Parse.Object, base = BATCH_ROUTE): BatchStatusResponse {
-  const iso = (value: unknown) => (value instanceof Date ? value.toISOString() : undefined);
-  const id = idOf(batch);
-  return {
-    batch_id: id,
-    status: batch.get('status'),
-    total: batch.get('totalMemories'),
-    processed: batch.get('processedMemories') ?? 0,
-    failed: batch.get('failedMemories') ?? 0,
-    ...(batch.get('error') ? { error: String(batch.get('error')) } : {}),
-    created_at: iso(batch.createdAt) as string,
-    updated_at: iso(batch.updatedAt) as string,
-    ...(iso(batch.get('startedAt')) ? { started_at: iso(batch.get('startedAt')) } : {}),
-    ...(iso(batch.get('completedAt')) ? { completed_at: iso(batch.get('completedAt')) } : {}),
-    ...(batch.get('resultsFile') ? { results_url: `${base}/${id}/results` } : {}),
-    ...(iso(batch.get('filesExpiredAt')) ? { files_expired_at: iso(batch.get('filesExpiredAt')) } : {}),
-    ...(batch.get('retryOf') ? { retry_of: idOf(batch.get('retryOf')) } : {}),
-    ...(batch.get('webhookUrl')
-      ? {
-          webhook: {
-            status: batch.get('webhookStatus') ?? 'pending',
-            attempts: batch.get('webhookAttempts') ?? 0,
-            ...(iso(batch.get('webhookDeliveredAt')) ? { delivered_at: iso(batch.get('webhookDeliveredAt')) } : {}),
-            ...(batch.get('webhookError') ? { error: String(batch.get('webhookError')) } : {}),
-          },
-        }
-      : {}),
-  };
-}
-
-/**
- * A batch's status at each change, until it ends or `signal` aborts; `undefined` for a poll that found no
- * change. Polls the request: cheap, and it works across Parse Server instances.
- */
-export async function* statusChanges(batch: Parse.Object, signal: AbortSignal): AsyncGenerator<BatchStatusResponse | undefined> {
-  let last = '';
-  while (!signal.aborted) {
-    const status = statusResponse(await batch.fetch(master));
-    const data = JSON.stringify(status);
-    yield data === last ? undefined : status;
-    last = data;
-    if (isTerminal(status.status)) return;
-    await new Promise((resolve) => setTimeout(resolve, EVENTS_POLL_MS));
-  }
-}
-
-export function batchRouter(service: BatchService, config: Config, endpoint: ParseEndpoint, log: Logger, authentication: RouteAuthentication, slots: ConcurrencySlots): express.Router {
+export function batchRouter(service: BatchService, config: Config, log: Logger, authentication: RouteAuthentication, slots: ConcurrencySlots): express.Router {
   const router = express.Router();
   const optionsSchema = batchOptionsSchema(config.WEBHOOK_ALLOWED_NETWORKS ?? []);
   // A JSON body is bounded by REST_MAX_JSON_BYTES after decompression, which already bounds what inflating it costs.
@@ -283,22 +130,20 @@ export function batchRouter(service: BatchService, config: Config, endpoint: Par
     '/memory/batch/:id',
     handle(async (req, res) => {
       const batch = await loadFor(req);
-      res.json(statusResponse(batch, base));
+      res.json(statusResponse(batchRecordOf(batch), base));
     }),
   );
 
   router.get(
     '/memory/batch/:id/results',
     handle(async (req, res) => {
-      const batch = await service.ownBatch((req as AuthedRequest).actor as Actor, batchIdOf(req), 'read the per-item results of');
-      if (batch.get('filesExpiredAt')) throw filesExpiredError(batch);
-      const file = batch.get('resultsFile') as Parse.File | undefined;
-      if (!file) throw resultsNotReady(batch);
+      const batch = batchRecordOf(await service.ownBatch((req as AuthedRequest).actor as Actor, batchIdOf(req), 'read the per-item results of'));
+      if (batch.filesExpiredAt) throw filesExpiredError(batch);
+      if (!batch.resultsFileName) throw resultsNotReady(batch);
       // Streamed from file storage through gunzip: a large result set is never built in memory.
-      const download = await fetch(fileURL(endpoint, file.name()), { headers: masterHeaders(endpoint) });
-      if (!download.ok || !download.body) throw new Error(`results file of batch ${idOf(batch)} could not be read: HTTP ${download.status}`);
+      const download = await service.storage.openFile(batch.resultsFileName);
       res.status(200).type('application/x-ndjson');
-      await pipeline(Readable.fromWeb(download.body as import('node:stream/web').ReadableStream), zlib.createGunzip(), res);
+      await pipeline(download, zlib.createGunzip(), res);
     }),
   );
 
@@ -312,7 +157,7 @@ export function batchRouter(service: BatchService, config: Config, endpoint: Par
       const gone = new AbortController();
       req.on('close', () => gone.abort());
       let lastWrite = Date.now();
-      for await (const status of statusChanges(batch, gone.signal)) {
+      for await (const status of service.statusChanges(batch, gone.signal)) {
         if (status) {
           res.write(`event: progress\ndata: ${JSON.stringify(status)}\n\n`);
           lastWrite = Date.now();

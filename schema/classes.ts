@@ -174,13 +174,6 @@ export const uniqueKeys: { className: string; field: string }[] = [
   { className: CLASS.batch, field: 'idempotencyKey' },
 ];
 
-/** One item as recorded in a BatchMemoryChunk row: compact per-item results (i = index, id = memory id, e = error). */
-export interface ChunkResult {
-  i: number;
-  id?: string;
-  e?: string;
-}
-
 /** The id of a saved Parse object (the SDK types it as optional). */
 export function idOf(object: { id?: string }): string {
   if (!object.id) throw new Error('object has no id: it was never saved');

@@ -61,7 +61,7 @@ function optionalMetadataSchema() {
   return schema;
 }
 
-/** One memory as a client sends it (the PRD's MemoryItem). */
+/** One memory as a client sends it (MemoryItem, docs/requirements.md §3). */
 export const memoryItemSchema = z.strictObject({
   content: text(Number.MAX_SAFE_INTEGER).refine((s) => s.trim().length > 0, { error: 'must not be empty' }),
   metadata: optionalMetadataSchema(),
@@ -74,7 +74,7 @@ export const memoryItemSchema = z.strictObject({
 });
 export type MemoryItem = z.infer<typeof memoryItemSchema>;
 
-/** Options shared by the Cloud Function and the REST route (PRD snake_case names). */
+/** Options shared by the Cloud Function and the REST route (their snake_case names, docs/requirements.md §3). */
 /** The option fields; `batchOptionsSchema` adds the rules that span fields. */
 export const batchOptionsFields = z.strictObject({
   namespace: text(MAX_TEXT_FIELD_LENGTH).min(1, { error: 'must not be empty' }).optional(),
@@ -235,7 +235,7 @@ export const memoryProcessingResultSchema = z.strictObject({
 });
 export type MemoryProcessingResult = z.infer<typeof memoryProcessingResultSchema>;
 
-/** The PRD's BatchMemoryResponse, plus the batch status. */
+/** BatchMemoryResponse (docs/requirements.md §3), plus the batch status. */
 export const batchMemoryResponseSchema = z.strictObject({
   success: z.boolean(),
   batch_id: z.string(),

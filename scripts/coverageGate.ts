@@ -7,13 +7,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 export const COVERAGE_THRESHOLD = 80;
-export const COVERED = ['cloud', 'schema', 'worker', 'config', 'client', 'mcp'];
+export const COVERED = ['cloud', 'schema', 'storage', 'worker', 'config', 'client', 'mcp'];
 
 /**
  * c8 arguments that report the V8 coverage in `rawDir` into `reportDir` (text summary, and the JSON
  * summary the gate reads). `--all` counts a product file no process loaded as 0%, instead of leaving
  * it out. Included as compiled (dist/), reported against the TypeScript sources through source maps.
- * Workflow code runs inside Temporal's sandbox bundle, which V8 coverage cannot map back: it is left out.
+ * Workflow code runs inside Temporal's sandbox bundle, which the worker processes load from a path V8 coverage
+ * cannot map back: it is left out here, and measured in the unit tier instead (unitWorkflowCoverage).
  */
 export function c8ReportArgs(rawDir: string, reportDir: string): string[] {
   return [
@@ -28,6 +29,27 @@ export function c8ReportArgs(rawDir: string, reportDir: string): string[] {
     ...COVERED.map((dir) => `--include=dist/${dir}/**/*.js`),
     '--exclude=dist/worker/workflow-bundle.js',
     '--exclude=dist/worker/workflows.js',
+  ];
+}
+
+/** The file name (then the jest worker's pid, `.js`) under which the unit tier writes the workflow bundle it runs. */
+export const WORKFLOW_BUNDLE_PREFIX = 'workflow-bundle-';
+export const WORKFLOWS_SOURCE = 'worker/workflows.ts';
+
+/**
+ * c8 arguments that report the unit tier's coverage of the workflow code: the bundles its tests ran (written
+ * beside the V8 coverage in `rawDir`), mapped back to the sources through their inline source maps.
+ */
+export function c8UnitWorkflowArgs(rawDir: string, reportDir: string): string[] {
+  return [
+    'report',
+    '--temp-directory',
+    rawDir,
+    '--report-dir',
+    reportDir,
+    '--reporter=json-summary',
+    '--allowExternal',
+    `--include=${path.join(path.dirname(rawDir), WORKFLOW_BUNDLE_PREFIX)}*.js`,
   ];
 }
 
@@ -63,6 +85,26 @@ export function checkCoverage(rawDir: string, reportDir: string, projectRoot: st
   const summary = fs.existsSync(summaryFile) ? (JSON.parse(fs.readFileSync(summaryFile, 'utf8')) as CoverageSummary) : undefined;
   const rawFiles = fs.existsSync(rawDir) ? fs.readdirSync(rawDir).filter((name) => name.endsWith('.json')).length : 0;
   return coverageVerdict(rawFiles, summary);
+}
+
+/**
+ * Passes when the unit tier's line coverage of worker/workflows.ts (the file's entry in `summary`, keyed by
+ * absolute path) reaches the threshold.
+ */
+export function workflowCoverageVerdict(summary: CoverageSummary | undefined, projectRoot: string, threshold = COVERAGE_THRESHOLD): CoverageVerdict {
+  const lines = summary?.[path.join(projectRoot, WORKFLOWS_SOURCE)]?.lines;
+  if (!lines || typeof lines.pct !== 'number') return { ok: false, reason: `no coverage of ${WORKFLOWS_SOURCE}: the unit tier ran no workflow under V8 coverage` };
+  const figure = `unit-tier line coverage of ${WORKFLOWS_SOURCE} is ${lines.pct}% (${lines.covered} of ${lines.total} lines)`;
+  if (lines.pct < threshold) return { ok: false, reason: `${figure}, below the ${threshold}% threshold` };
+  return { ok: true, reason: `${figure}; threshold ${threshold}%` };
+}
+
+/** Reports the unit tier's workflow coverage from the V8 coverage in `rawDir` into `reportDir`, and decides. */
+export function checkUnitWorkflowCoverage(rawDir: string, reportDir: string, projectRoot: string): CoverageVerdict {
+  spawnSync(process.execPath, [require.resolve('c8/bin/c8'), ...c8UnitWorkflowArgs(rawDir, reportDir)], { cwd: projectRoot, stdio: 'ignore' });
+  const summaryFile = path.join(reportDir, 'coverage-summary.json');
+  const summary = fs.existsSync(summaryFile) ? (JSON.parse(fs.readFileSync(summaryFile, 'utf8')) as CoverageSummary) : undefined;
+  return workflowCoverageVerdict(summary, projectRoot);
 }
 
 /**

@@ -1,12 +1,12 @@
 /**
- * `npm test`: runs jest against the real stack, checks line coverage of the
- * product code (including the Parse Server and worker processes), and ends
- * with the plain summary line `N passed, N failed` (a failed gate counts as a failure).
+ * `npm test`: runs jest's two projects (the unit tier, and the tests against the real stack), checks line
+ * coverage of the product code (including the Parse Server and worker processes, and the workflow code in
+ * the unit tier), and ends with the plain summary line `N passed, N failed` (a failed gate counts as a failure).
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { checkCoverage, closingLine } from './coverageGate';
+import { checkCoverage, checkUnitWorkflowCoverage, closingLine } from './coverageGate';
 import { reliabilityMarkdown, reliabilityReport } from './reliabilityReport';
 import { chooseMongod } from './mongod';
 import { PROJECT_ROOT } from './stack';
@@ -27,17 +27,26 @@ function main(): number {
   const mongo = process.env.TEST_DATABASE === 'mongo' ? chooseMongod() : undefined;
   if (mongo) process.stdout.write(`TEST_DATABASE=mongo: mongodb-memory-server with ${mongo.description}.\n`);
   const rawCoverage = path.join(coverageRoot, 'v8');
+  // The jest processes' own coverage: the unit tier runs the workflow code in them.
+  const unitRawCoverage = path.join(coverageRoot, 'unit', 'v8');
   fs.rmSync(coverageRoot, { recursive: true, force: true });
   fs.mkdirSync(rawCoverage, { recursive: true });
+  fs.mkdirSync(unitRawCoverage, { recursive: true });
   const resultsFile = path.join(coverageRoot, 'jest-results.json');
   const reliabilityResults = path.join(coverageRoot, 'reliability.jsonl');
   const jest = spawnSync(process.execPath, [require.resolve('jest/bin/jest'), '--json', `--outputFile=${resultsFile}`, ...args], {
     cwd: PROJECT_ROOT,
     stdio: 'inherit',
-    env: { ...process.env, ...mongo?.env, COVERAGE_DIR: rawCoverage, RELIABILITY_RESULTS: reliabilityResults },
+    env: { ...process.env, ...mongo?.env, COVERAGE_DIR: rawCoverage, NODE_V8_COVERAGE: unitRawCoverage, RELIABILITY_RESULTS: reliabilityResults },
   });
   const results = fs.existsSync(resultsFile)
-    ? (JSON.parse(fs.readFileSync(resultsFile, 'utf8')) as { numPassedTests: number; numFailedTests: number; numPendingTests: number; success: boolean; testResults?: { assertionResults: AssertionResult[] }[] })
+    ? (JSON.parse(fs.readFileSync(resultsFile, 'utf8')) as {
+        numPassedTests: number;
+        numFailedTests: number;
+        numPendingTests: number;
+        success: boolean;
+        testResults?: { assertionResults: AssertionResult[] }[];
+      })
     : { numPassedTests: 0, numFailedTests: 0, numPendingTests: 0, success: false };
   const skipped = notRun(results);
   if (skipped.length) process.stdout.write(`\nNot run${mongo ? ' on MongoDB' : ''} (${skipped.length}):\n${skipped.map((name) => `  - ${name}`).join('\n')}\n`);
@@ -49,6 +58,9 @@ function main(): number {
     const verdict = checkCoverage(rawCoverage, coverageRoot, PROJECT_ROOT);
     if (verdict.ok) process.stdout.write(`Coverage: ${verdict.reason}.\n`);
     else failedGates.push(`coverage: ${verdict.reason}`);
+    const workflows = checkUnitWorkflowCoverage(unitRawCoverage, path.join(coverageRoot, 'unit'), PROJECT_ROOT);
+    if (workflows.ok) process.stdout.write(`Coverage: ${workflows.reason}.\n`);
+    else failedGates.push(`coverage: ${workflows.reason}`);
   }
   const reliability = reliabilityReport(reliabilityResults);
   if (reliability) {
@@ -56,10 +68,7 @@ function main(): number {
     if (!reliability.clean) failedGates.push('reliability: a scenario lost or duplicated memories or answered with a 5xx, or an attack was not refused');
     if (reliabilityOnly) fs.writeFileSync(path.join(PROJECT_ROOT, 'RELIABILITY.md'), reliabilityMarkdown(reliability, results.numPassedTests, results.numFailedTests));
   }
-  const summary = closingLine(
-    { passed: results.numPassedTests, failed: results.numFailedTests, skipped: results.numPendingTests, runFailed: jest.status !== 0 },
-    failedGates.length,
-  );
+  const summary = closingLine({ passed: results.numPassedTests, failed: results.numFailedTests, skipped: results.numPendingTests, runFailed: jest.status !== 0 }, failedGates.length);
   fs.writeFileSync(path.join(coverageRoot, 'summary.txt'), `${summary}\n`);
   for (const gate of failedGates) process.stdout.write(`FAILED: ${gate}.\n`);
   process.stdout.write(`${summary}\n`);

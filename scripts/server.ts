@@ -14,10 +14,10 @@ async function main(): Promise<void> {
     await parseApp.close().catch((error: unknown) => log.error('shutdown failed', { error }));
     process.exit(0);
   };
-  process.on('SIGTERM', close);
-  process.on('SIGINT', close);
+  process.on('SIGTERM', () => void close());
+  process.on('SIGINT', () => void close());
   // The parent (npm start, tests) may die without signalling: stop with it.
-  process.on('disconnect', close);
+  process.on('disconnect', () => void close());
 }
 
 main().catch((error: unknown) => {

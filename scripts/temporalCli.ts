@@ -37,7 +37,7 @@ function pipScriptsFolder(env: NodeJS.ProcessEnv): string | undefined {
 /** A CLI the Temporal SDK downloaded earlier into the temp folder (its download needs internet). */
 function sdkCachedDownload(env: NodeJS.ProcessEnv): string | undefined {
   const tmp = env.TMPDIR ?? os.tmpdir();
-  let entries: string[] = [];
+  let entries: string[];
   try {
     entries = fs.readdirSync(tmp);
   } catch {

@@ -9,12 +9,17 @@ import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activ
 import Parse from 'parse/node';
 import { type Config, publicServerURL } from '../config';
 import type { Logger } from '../config/log';
-import { CorruptFileError, type ParseEndpoint, STORED_FILE_PREFIX, bulkWriteURL, chunkRows, deleteFile, encodeLines, fileField, findPart, masterRequest, readPart, uploadFile } from '../schema/batchFile';
-import { CLASS, type ChunkResult, idOf } from '../schema/classes';
-import { type BatchStatus, type MemoryItem, type MemoryProcessingResult, TERMINAL_STATUSES, isStatusRefusal } from '../schema/memory';
+import { CorruptFileError, type ParseEndpoint, STORED_FILE_PREFIX, encodeLines, fileField } from '../schema/batchFile';
+import { isTerminal, webhookEvent } from '../schema/answers';
+import { CLASS } from '../schema/classes';
+import { type MemoryItem, type MemoryProcessingResult, TERMINAL_STATUSES, isStatusRefusal } from '../schema/memory';
+import { type ChunkResult, batchRecordOf, memoryKeyOf, partRecordOf } from '../schema/records';
 import { type BatchManifest, type Counts, type ExpiryOutcome, type FinalizeInput, type FinalizeOutcome, type PartInput, workflowIdFor } from '../schema/workflow';
-import { WEBHOOK_HEADERS, type WebhookEvent, signWebhook } from '../schema/webhook';
+import { WEBHOOK_HEADERS, signWebhook } from '../schema/webhook';
+import { BatchStorage } from '../storage/batchStorage';
+import { HttpStorage } from '../storage/http';
 import { type MemoryContext, type MemoryProcessor, MemoryRejectedError } from './processor';
+import { type Chunk, PartProgress, countsOf } from './partProgress';
 import { postWebhook } from './webhookDelivery';
 
 const master = { useMasterKey: true };
@@ -33,11 +38,6 @@ const ITEM_ERROR_CODES = new Set([
   Parse.Error.SCRIPT_FAILED,
 ]);
 
-interface BatchResponseItem {
-  success?: { objectId: string };
-  error?: { code: number; error: string };
-}
-
 export interface ActivityDeps {
   config: Config;
   endpoint: ParseEndpoint;
@@ -51,45 +51,8 @@ function batchDataError(message: string): ApplicationFailure {
 
 const pointer = (className: string, objectId: string) => ({ __type: 'Pointer', className, objectId });
 
-/** Stored and failed items among a chunk's results. */
-function countsOf(results: ChunkResult[]): Counts {
-  const failed = results.filter((r) => r.e !== undefined).length;
-  return { processed: results.length - failed, failed };
-}
-
-/** Consecutive memories of a part, written and recorded together. */
-interface Chunk {
-  first: number;
-  items: MemoryItem[];
-}
-
-/**
- * Groups chunks into writes of at most BATCH_WRITE_MAX_ITEMS memories and BATCH_WRITE_MAX_BYTES bytes
- * (at least one chunk each): one request to Parse Server costs far more than one more memory in it.
- */
-export function writesOf(chunks: Chunk[], limits: Pick<Config, 'BATCH_WRITE_MAX_ITEMS' | 'BATCH_WRITE_MAX_BYTES'>): Chunk[][] {
-  const writes: Chunk[][] = [];
-  let current: Chunk[] = [];
-  let items = 0;
-  let bytes = 0;
-  for (const chunk of chunks) {
-    const chunkBytes = chunk.items.reduce((sum, item) => sum + Buffer.byteLength(JSON.stringify(item)), 0);
-    if (current.length > 0 && (items + chunk.items.length > limits.BATCH_WRITE_MAX_ITEMS || bytes + chunkBytes > limits.BATCH_WRITE_MAX_BYTES)) {
-      writes.push(current);
-      current = [];
-      items = 0;
-      bytes = 0;
-    }
-    current.push(chunk);
-    items += chunk.items.length;
-    bytes += chunkBytes;
-  }
-  if (current.length > 0) writes.push(current);
-  return writes;
-}
-
 export function createActivities({ config, endpoint, processor, log }: ActivityDeps) {
-  const mountPath = new URL(endpoint.serverURL).pathname.replace(/\/$/, '');
+  const storage = new BatchStorage(new HttpStorage(endpoint, log));
   const batchPointer = (batchId: string) => {
     const batch = new Parse.Object(CLASS.batch);
     batch.id = batchId;
@@ -105,29 +68,9 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
     }
   }
 
-  let bulkWrites = true;
-  /**
-   * Creates objects through the app's bulk write route (Parse Server's database controller), or through
-   * Parse Server's /batch endpoint where the app does not mount that route. One answer per object.
-   */
-  async function createObjects(className: string, objects: Record<string, unknown>[]): Promise<BatchResponseItem[]> {
-    if (bulkWrites) {
-      // Idempotent: unique keys answer a repeated create as a duplicate.
-      const response = await masterRequest(endpoint, bulkWriteURL(endpoint, className), { method: 'POST', body: JSON.stringify({ objects }), contentType: 'application/json', idempotent: true });
-      if (response.ok) return JSON.parse(response.body.toString()) as BatchResponseItem[];
-      if (response.status !== 404) throw new Error(`bulk create of ${className} answered HTTP ${response.status}: ${response.body.toString().slice(0, 200)}`);
-      bulkWrites = false;
-      log.warn('no bulk write route beside Parse Server; writing through /batch', { url: bulkWriteURL(endpoint, className) });
-    }
-    const requests = objects.map((body) => ({ method: 'POST', path: `${mountPath}/classes/${className}`, body }));
-    const response = await masterRequest(endpoint, `${endpoint.serverURL}/batch`, { method: 'POST', body: JSON.stringify({ requests }), contentType: 'application/json', idempotent: true });
-    if (!response.ok) throw new Error(`Parse /batch answered HTTP ${response.status}: ${response.body.toString().slice(0, 200)}`);
-    return JSON.parse(response.body.toString()) as BatchResponseItem[];
-  }
-
   async function existingMemoryIds(keys: string[]): Promise<Map<string, string>> {
     const found = await new Parse.Query(CLASS.memory).containedIn('batchItem', keys).select('batchItem').limit(keys.length).find(master);
-    return new Map(found.map((m) => [m.get('batchItem') as string, idOf(m)]));
+    return new Map(found.map((memory) => memoryKeyOf(memory)).map(({ batchItem, id }) => [batchItem, id]));
   }
 
   /**
@@ -167,14 +110,14 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
         });
       }
     }
-    const answers = bodies.length ? await createObjects(CLASS.memory, bodies) : [];
+    const answers = bodies.length ? await storage.createObjects(CLASS.memory, bodies) : [];
     const duplicates: { chunk: number; index: number }[] = [];
     answers.forEach((answer, k) => {
       const { chunk, index } = written[k];
-      if (answer.success) results[chunk].push({ i: index, id: answer.success.objectId });
-      else if (answer.error?.code === Parse.Error.DUPLICATE_VALUE) duplicates.push(written[k]);
-      else if (answer.error && ITEM_ERROR_CODES.has(answer.error.code)) results[chunk].push({ i: index, e: answer.error.error });
-      else throw new Error(`memory ${index} could not be saved: ${answer.error?.code} ${answer.error?.error}`);
+      if ('success' in answer) results[chunk].push({ i: index, id: answer.success.objectId });
+      else if (answer.error.code === Parse.Error.DUPLICATE_VALUE) duplicates.push(written[k]);
+      else if (ITEM_ERROR_CODES.has(answer.error.code)) results[chunk].push({ i: index, e: answer.error.error });
+      else throw new Error(`memory ${index} could not be saved: ${answer.error.code} ${answer.error.error}`);
     });
     if (duplicates.length) {
       // Written by an earlier attempt of this chunk: take the existing memory.
@@ -196,11 +139,11 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
   /** Records finished chunks in one write; for each, false when an earlier attempt had recorded it. */
   async function recordChunks(batchId: string, part: number, chunks: { first: number; results: ChunkResult[] }[], attempt: number): Promise<boolean[]> {
     const rows = chunks.map(({ first, results }) => ({ batch: pointer(CLASS.batch, batchId), key: `${batchId}:${first}`, part, first, count: results.length, ...countsOf(results), results, attempt, ACL: {} }));
-    const answers = await createObjects(CLASS.chunk, rows);
+    const answers = await storage.createObjects(CLASS.chunk, rows);
     return answers.map((answer, k) => {
-      if (answer.success) return true;
-      if (answer.error?.code === Parse.Error.DUPLICATE_VALUE) return false;
-      throw new Error(`chunk ${chunks[k].first} of batch ${batchId} could not be recorded: ${answer.error?.code} ${answer.error?.error}`);
+      if ('success' in answer) return true;
+      if (answer.error.code === Parse.Error.DUPLICATE_VALUE) return false;
+      throw new Error(`chunk ${chunks[k].first} of batch ${batchId} could not be recorded: ${answer.error.code} ${answer.error.error}`);
     });
   }
 
@@ -232,69 +175,49 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
     };
   }
 
-  /** The event a webhook receiver gets; its id is stable across attempts. */
-  function webhookEvent(batch: Parse.Object): WebhookEvent {
-    const status = batch.get('status') as 'completed' | 'failed' | 'cancelled';
-    const failed = (batch.get('failedMemories') as number) ?? 0;
-    return {
-      id: `${idOf(batch)}:${status}`,
-      type: `batch.${status}`,
-      created_at: ((batch.get('completedAt') as Date | undefined) ?? new Date()).toISOString(),
-      batch: {
-        batch_id: idOf(batch),
-        status,
-        success: status === 'completed' && failed === 0,
-        total: batch.get('totalMemories'),
-        processed: batch.get('processedMemories') ?? 0,
-        failed,
-        ...(batch.get('error') ? { error: String(batch.get('error')) } : {}),
-        results_url: new URL(`/api/v1/memory/batch/${idOf(batch)}/results`, publicServerURL(config)).toString(),
-      },
-    };
-  }
-
   /** Deletes one batch's part files, their index rows and its results file; marks the request. */
   async function expireFiles(batch: Parse.Object): Promise<number> {
-    const parts = await new Parse.Query(CLASS.part).equalTo('partsKey', batch.get('partsKey')).limit(1_000_000).find(master);
-    const results = batch.get('resultsFile') as Parse.File | undefined;
-    const names = [...parts.map((part) => part.get('name') as string), ...(results ? [results.name()] : [])];
-    for (const name of names) await deleteFile(endpoint, name);
+    const record = batchRecordOf(batch);
+    const parts = await new Parse.Query(CLASS.part).equalTo('partsKey', record.partsKey).limit(1_000_000).find(master);
+    const names = [...parts.map((part) => partRecordOf(part).name), ...(record.resultsFileName ? [record.resultsFileName] : [])];
+    for (const name of names) await storage.deleteFile(name);
     await Parse.Object.destroyAll(parts, master);
     batch.unset('resultsFile');
     batch.set('filesExpiredAt', new Date());
     await batch.save(null, master);
-    log.info('batch files deleted', { batchId: idOf(batch), files: names.length });
+    log.info('batch files deleted', { batchId: record.id, files: names.length });
     return names.length;
   }
 
   return {
     /** Marks the batch processing and returns the small manifest the workflow needs. */
     async beginBatch(batchId: string): Promise<BatchManifest> {
-      let batch = await loadBatch(batchId);
-      if (batch.get('status') === 'pending') {
-        batch.set({ status: 'processing', startedAt: new Date(), workflowId: workflowIdFor(batchId) });
+      const object = await loadBatch(batchId);
+      let batch = batchRecordOf(object);
+      if (batch.status === 'pending') {
+        object.set({ status: 'processing', startedAt: new Date(), workflowId: workflowIdFor(batchId) });
         try {
-          await batch.save(null, master);
-          log.info('batch processing', { batchId, workflowId: workflowIdFor(batchId), total: batch.get('totalMemories') });
+          await object.save(null, master);
+          batch = batchRecordOf(object);
+          log.info('batch processing', { batchId, workflowId: workflowIdFor(batchId), total: batch.totalMemories });
         } catch (error) {
           // The status changed since the read (a cancel landed): the stored status stands.
           if (!isStatusRefusal(error)) throw error;
-          batch = await loadBatch(batchId);
+          batch = batchRecordOf(await loadBatch(batchId));
         }
       }
-      const status = batch.get('status') as BatchStatus;
-      const total = batch.get('totalMemories') as number;
-      const partCount = batch.get('partCount') as number;
+      const { status, totalMemories: total, partsKey, partCount, batchFileName } = batch;
+      if (partsKey === undefined || partCount === undefined || batchFileName === undefined) throw batchDataError(`batch ${batchId} has no stored parts (batchFile, partsKey, partCount)`);
       return {
         total,
         partCount,
-        ...(partCount === 1 ? { onlyPart: { name: (batch.get('batchFile') as Parse.File).name(), first: 0, count: total } } : {}),
-        partsKey: batch.get('partsKey'),
+        ...(partCount === 1 ? { onlyPart: { name: batchFileName, first: 0, count: total } } : {}),
+        partsKey,
         owner: {
-          userId: batch.get('user').id,
-          organizationId: batch.get('organization').id,
-          ...(batch.get('workspace') ? { workspaceId: batch.get('workspace').id } : {}),
-          ...(batch.get('namespace') ? { namespaceId: batch.get('namespace').id } : {}),
+          userId: batch.userId,
+          organizationId: batch.organizationId,
+          ...(batch.workspaceId ? { workspaceId: batch.workspaceId } : {}),
+          ...(batch.namespaceId ? { namespaceId: batch.namespaceId } : {}),
         },
         status,
         settings: {
@@ -310,34 +233,18 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
     /** Processes one stored part chunk by chunk, skipping chunks an earlier attempt finished. */
     async processPart({ batchId, part, partsKey, owner, onlyPart }: PartInput): Promise<Counts> {
       const ctx = Context.current();
-      const stored = onlyPart ?? (await findPart(partsKey, part));
+      const stored = onlyPart ?? (await storage.findPart(partsKey, part));
       if (!stored) throw batchDataError(`batch ${batchId} has no part ${part}`);
-      const chunkSize = config.BATCH_CHUNK_SIZE;
-      const totals: Counts = { processed: 0, failed: 0 };
-      const counted = new Set<number>();
-      const count = (first: number, chunk: Counts) => {
-        if (counted.has(first)) return;
-        counted.add(first);
-        totals.processed += chunk.processed;
-        totals.failed += chunk.failed;
-      };
-      let lookedUp = false;
-      /** Counts the chunks an earlier attempt recorded; answers the chunks still to do. */
-      const unfinished = async (starts: number[]): Promise<number[]> => {
-        lookedUp = true;
-        for (const row of await chunkRows(batchId, part)) count(row.first, row);
-        return starts.filter((first) => !counted.has(first));
-      };
-      const chunkStarts: number[] = [];
-      for (let first = stored.first; first < stored.first + stored.count; first += chunkSize) chunkStarts.push(first);
+      const progress = new PartProgress(stored, config.BATCH_CHUNK_SIZE);
+      const lookUp = async () => progress.recordedEarlier(await storage.chunkRows(batchId, part));
       // A retry skips the chunks earlier attempts finished, and so does a local part: a local activity re-run
       // after its worker died starts again at attempt 1. A first attempt of an activity task looks them up only
       // once a write finds its chunks recorded already (a reset workflow).
-      const pending = ctx.info.attempt > 1 || ctx.info.isLocal ? await unfinished(chunkStarts) : chunkStarts;
-      if (pending.length === 0) return totals;
+      if (ctx.info.attempt > 1 || ctx.info.isLocal) await lookUp();
+      if (progress.pending.length === 0) return progress.totals;
 
       const partLog = log.child({ batchId, workflowId: workflowIdFor(batchId), part, attempt: ctx.info.attempt });
-      const items = await readPart<MemoryItem>(endpoint, stored).catch((error: unknown) => {
+      const items = await storage.readLines<MemoryItem>(stored.name).catch((error: unknown) => {
         // File storage answers 404 for a file it cannot decrypt as well (altered, or another FILES_ENCRYPTION_KEY).
         if ((error as { status?: number }).status === 404) throw batchDataError(`part ${part} of batch ${batchId} is missing from file storage or does not decrypt with FILES_ENCRYPTION_KEY`);
         if (error instanceof CorruptFileError) throw batchDataError(`part ${part} of batch ${batchId} is corrupt: ${error.message}`);
@@ -349,25 +256,23 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
         ...owner,
         attempt: ctx.info.attempt,
       };
-      const writesFor = (starts: number[]) => writesOf(starts.map((first) => ({ first, items: items.slice(first - stored.first, first - stored.first + chunkSize) })), config);
       // A local activity has no heartbeat: the workflow task it runs in stands for it.
       const heartbeat = ctx.info.isLocal ? () => undefined : (details: unknown) => ctx.heartbeat(details);
       const beat = setInterval(() => heartbeat({ part }), Math.max(1000, Math.floor(config.BATCH_HEARTBEAT_TIMEOUT / 4)));
       const counts = countsFlusher(batchId);
       let finished = false;
       try {
-        let writes = writesFor(pending);
+        let writes = progress.writesLeft(items, config);
         for (let write = writes.shift(); write; write = writes.shift()) {
           if (ctx.cancellationSignal.aborted) throw new CancelledFailure('batch cancelled');
           const results = await persistChunks(batchId, write, context);
           const recorded = await recordChunks(batchId, part, write.map(({ first }, k) => ({ first, results: results[k] })), ctx.info.attempt);
-          for (const [k, chunkResults] of results.entries()) {
-            const chunk = countsOf(chunkResults);
-            if (recorded[k]) await counts.add(chunk);
-            count(write[k].first, chunk);
-          }
+          await counts.add(progress.written(write, results, recorded));
           heartbeat({ part, chunk: write[write.length - 1].first });
-          if (!lookedUp && recorded.includes(false)) writes = writesFor(await unfinished(writes.flat().map(({ first }) => first)));
+          if (progress.mustLookUp) {
+            await lookUp();
+            writes = progress.writesLeft(items, config);
+          }
         }
         finished = true;
       } finally {
@@ -375,19 +280,19 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
         // A batch's only part leaves its counts to finalizeBatch, which follows at once: one save of the request less.
         if (!finished || !onlyPart) await counts.flush();
       }
-      partLog.debug('part processed', { ...totals });
-      return totals;
+      partLog.debug('part processed', { ...progress.totals });
+      return progress.totals;
     },
 
     /** Writes the results file and the terminal status, with counts recomputed from the recorded chunks. */
     async finalizeBatch({ batchId, status, error }: FinalizeInput): Promise<FinalizeOutcome> {
       const batch = await loadBatch(batchId);
-      const webhook = Boolean(batch.get('webhookUrl'));
-      if (batch.get('completedAt')) return { processed: batch.get('processedMemories'), failed: batch.get('failedMemories'), webhook };
+      const record = batchRecordOf(batch);
+      const webhook = Boolean(record.webhookUrl);
+      if (record.completedAt) return { processed: record.processedMemories, failed: record.failedMemories, webhook };
       // A status set from outside (the Dashboard cancelling) stands; the counts and results are still written.
-      const current = batch.get('status') as BatchStatus;
-      const finalStatus = TERMINAL_STATUSES.includes(current) ? current : status;
-      const rows = await chunkRows(batchId);
+      const finalStatus = isTerminal(record.status) ? record.status : status;
+      const rows = await storage.chunkRows(batchId);
       const lines: string[] = [];
       const counts: Counts = { processed: 0, failed: 0 };
       for (const row of rows) {
@@ -398,7 +303,7 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
           lines.push(JSON.stringify(result));
         }
       }
-      const name = await uploadFile(endpoint, `${STORED_FILE_PREFIX}${randomUUID()}-results.jsonl.gz`, await encodeLines(lines, config.BATCH_GZIP_LEVEL));
+      const name = await storage.uploadFile(`${STORED_FILE_PREFIX}${randomUUID()}-results.jsonl.gz`, await encodeLines(lines, config.BATCH_GZIP_LEVEL));
       batch.set({
         status: finalStatus,
         processedMemories: counts.processed,
@@ -411,10 +316,10 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
         await batch.save(null, master);
       } catch (saveError) {
         // Refused (a cancel landed since the read) or lost: the retry uploads its own results file, so this one goes.
-        await deleteFile(endpoint, name).catch(() => undefined);
+        await storage.deleteFile(name).catch(() => undefined);
         throw saveError;
       }
-      log.info('batch finished', { batchId, workflowId: workflowIdFor(batchId), status: finalStatus, ...counts, total: batch.get('totalMemories') });
+      log.info('batch finished', { batchId, workflowId: workflowIdFor(batchId), status: finalStatus, ...counts, total: record.totalMemories });
       return { ...counts, webhook };
     },
 
@@ -424,10 +329,11 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
      */
     async deliverWebhook(batchId: string): Promise<void> {
       const batch = await loadBatch(batchId);
-      const url = batch.get('webhookUrl') as string | undefined;
-      if (!url || batch.get('webhookStatus') === 'delivered' || batch.get('webhookStatus') === 'failed') return;
+      const record = batchRecordOf(batch);
+      const url = record.webhookUrl;
+      if (!url || record.webhookStatus === 'delivered' || record.webhookStatus === 'failed') return;
       const { attempt } = Context.current().info;
-      const event = webhookEvent(batch);
+      const event = webhookEvent(record, publicServerURL(config));
       const body = JSON.stringify(event);
       const hookLog = log.child({ batchId, workflowId: workflowIdFor(batchId), attempt });
       let failure: string;
@@ -438,7 +344,7 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
             'Content-Type': 'application/json',
             [WEBHOOK_HEADERS.event]: event.type,
             [WEBHOOK_HEADERS.delivery]: event.id,
-            ...signWebhook(batch.get('webhookSecret') ?? '', body, Math.floor(Date.now() / 1000)),
+            ...signWebhook(record.webhookSecret ?? '', body, Math.floor(Date.now() / 1000)),
           },
           body,
           allowedNetworks: config.WEBHOOK_ALLOWED_NETWORKS ?? [],

@@ -6,7 +6,8 @@
  * body, 5xx is retried with the same backoff.
  */
 import Parse from 'parse/node';
-import { type ParseEndpoint, masterRequest } from '../schema/batchFile';
+import type { ParseEndpoint } from '../schema/batchFile';
+import { masterRequest } from '../storage/http';
 
 interface AjaxAnswer {
   status: number;

@@ -1,4 +1,4 @@
-/** The PRD's storage cases: store, fetch, access control, limits and compression of the claim-check files. */
+/** The storage cases of the requirements (docs/requirements.md §5): store, fetch, access control, limits and compression of the claim-check files. */
 import fs from 'node:fs';
 import path from 'node:path';
 import { type TestUser, addMemoryBatch, getBatch, http, master, memories, newUser, orphanFiles, parse } from '../support/helpers';

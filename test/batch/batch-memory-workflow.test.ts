@@ -1,4 +1,4 @@
-/** The PRD's workflow cases, end to end: Cloud Function → Parse Files → Temporal → worker → Memory rows. */
+/** The workflow cases of the requirements (docs/requirements.md §6), end to end: Cloud Function → Parse Files → Temporal → worker → Memory rows. */
 import { addMemoryBatch, closeTemporal, countMemories, duplicateMemories, getBatch, master, memories, newUser, parse, preparedItems, repeatedIndexes, temporal } from '../support/helpers';
 import { stackInfo } from '../support/stackInfo';
 import { batchMemoryResponseSchema } from '../../schema/memory';

@@ -1,7 +1,7 @@
-/** The response keeps the PRD's BatchMemoryResponse field names and types exactly. */
+/** The response keeps BatchMemoryResponse's (docs/requirements.md §3) field names and types exactly. */
 import { addMemoryBatch, memories, newUser } from '../support/helpers';
 
-test('BatchMemoryResponse fields and types match the PRD', async () => {
+test('BatchMemoryResponse fields and types match docs/requirements.md', async () => {
   const { sessionToken } = await newUser();
   const response = await addMemoryBatch(sessionToken, { memories: [...memories(3), { content: 'x', metadata: { test_reject: 'refused by processor' } }] });
   expect(Object.keys(response).sort()).toEqual(['batch_id', 'errors', 'failed', 'processed', 'results', 'status', 'success', 'total']);

@@ -5,7 +5,7 @@
  * (readable through Parse by its owner only, pointers and numbers intact); chunk rows likewise.
  */
 import { loadConfig, parseEndpoint } from '../../config';
-import { bulkWriteURL, masterRequest } from '../../schema/batchFile';
+import { bulkWriteURL, masterRequest } from '../../storage/http';
 import { addMemoryBatch, countMemories, duplicateMemories, master, memories, newUser, parse } from '../support/helpers';
 import { stackInfo } from '../support/stackInfo';
 
@@ -55,7 +55,18 @@ test('a repeated write answers the memories already written as duplicates and st
 test('a chunk row recorded twice answers the second as a duplicate; one row stays', async () => {
   const owner = await newUser('bulk-chunk');
   const done = await addMemoryBatch(owner.sessionToken, { memories: memories(2) });
-  const row = (first: number) => ({ batch: pointer('BatchMemoryRequest', done.batch_id), key: `${done.batch_id}:${first}`, part: 0, first, count: 1, processed: 1, failed: 0, results: [{ i: first, id: 'x' }], attempt: 9, ACL: {} });
+  const row = (first: number) => ({
+    batch: pointer('BatchMemoryRequest', done.batch_id),
+    key: `${done.batch_id}:${first}`,
+    part: 0,
+    first,
+    count: 1,
+    processed: 1,
+    failed: 0,
+    results: [{ i: first, id: 'x' }],
+    attempt: 9,
+    ACL: {},
+  });
   const answers = await bulkCreate('BatchMemoryChunk', [row(0), row(500)]);
   expect(answers.map((answer) => (answer.success ? 'written' : answer.error?.code))).toEqual([137, 'written']);
   const P = parse();

@@ -16,7 +16,7 @@ function problems(env: NodeJS.ProcessEnv): string[] {
 }
 
 describe('configuration', () => {
-  test('defaults are the PRD constants', () => {
+  test('defaults are the limits of docs/requirements.md', () => {
     const config = loadConfig({});
     expect(config).toMatchObject({
       MAX_BATCH_SIZE: 1000,

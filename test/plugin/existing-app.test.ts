@@ -76,7 +76,20 @@ async function stopGroup(running: Running | undefined, signal: NodeJS.Signals): 
 }
 
 /** Parse Server's REST API of the host app. */
-async function parseApi(method: string, route: string, options: { body?: unknown; token?: string; master?: boolean } = {}): Promise<{ status: number; body: any }> {
+/** The fields of Parse Server's REST answers that this file reads (each answer has some of them). */
+interface ParseAnswer {
+  objectId: string;
+  sessionToken: string;
+  results: Record<string, unknown>[];
+  result: { batch_id: string };
+  status: string;
+  error: string;
+  code: number;
+  fields: unknown;
+  classLevelPermissions: unknown;
+}
+
+async function parseApi(method: string, route: string, options: { body?: unknown; token?: string; master?: boolean } = {}): Promise<{ status: number; body: ParseAnswer }> {
   const headers: Record<string, string> = { 'X-Parse-Application-Id': APP_ID, 'Content-Type': 'application/json' };
   if (options.token) headers['X-Parse-Session-Token'] = options.token;
   if (options.master) headers['X-Parse-Master-Key'] = MASTER_KEY;
@@ -92,7 +105,7 @@ async function rowsOf(className: string, where: object): Promise<Record<string, 
   return answer.body.results;
 }
 
-async function completedBatch(batchId: string): Promise<Record<string, any>> {
+async function completedBatch(batchId: string): Promise<ParseAnswer> {
   return waitFor(`batch ${batchId} to complete`, async () => {
     const answer = await parseApi('GET', `/classes/BatchMemoryRequest/${batchId}`, { master: true });
     if (['failed', 'cancelled'].includes(answer.body.status)) throw new Error(`batch ${batchId} ended ${answer.body.status}: ${answer.body.error}`);

@@ -105,7 +105,7 @@ test('a batch submitted through instance A is followed to completion through ins
     expect(rows).toEqual({ rows: count, duplicates: 0 });
     recordScenario({ scenario: 'cluster: submitted through instance A, followed through instance B (status, events, results, LiveQuery)', faults: 0, badInputs: 0, serverErrors: 0, lost: count - rows.rows, duplicated: rows.duplicates });
   } finally {
-    subscription.unsubscribe();
+    await subscription.unsubscribe();
     await Parse.LiveQuery.close();
   }
 });

@@ -45,8 +45,8 @@ test('LiveQuery on BatchMemoryRequest: the owner receives progress updates, anot
     expect(ownerUpdates.length).toBeGreaterThan(2);
     expect(otherUpdates).toEqual([]);
   } finally {
-    ownerSubscription.unsubscribe();
-    otherSubscription.unsubscribe();
+    await ownerSubscription.unsubscribe();
+    await otherSubscription.unsubscribe();
     await P.LiveQuery.close();
   }
 });

@@ -1,4 +1,4 @@
-/** The REST route over real HTTP: the PRD's user story, every status code, idempotency, NDJSON, results, cancel, OpenAPI. */
+/** The REST route over real HTTP: the user story of docs/requirements.md §3, every status code, idempotency, NDJSON, results, cancel, OpenAPI. */
 import { gzipSync } from 'node:zlib';
 import { closeTemporal, countMemories, getBatch, memories, newUser, orphanFiles, parse, slowMemories, temporal, untilActivitiesClosed, waitFor } from '../support/helpers';
 import { openApiProblems, postJson, rest } from '../support/rest';
@@ -20,7 +20,7 @@ function ndjson(items: unknown[]): string {
 }
 
 describe('POST /api/v1/memory/batch', () => {
-  test('the PRD user story: 100+ memories with a namespace → 200, success, one result per memory', async () => {
+  test('the user story of the requirements: 100+ memories with a namespace → 200, success, one result per memory', async () => {
     const { sessionToken } = await newUser();
     const request_memories = memories(120, 300).map(({ content, metadata }) => ({ content, metadata }));
     const response = await postJson('/memory/batch', { memories: request_memories, namespace: 'historical-import' }, { token: sessionToken });

@@ -21,7 +21,7 @@ test('the gate fails when no coverage was collected, when c8 found no lines, and
   // What c8 writes when it has coverage files but none of the product: 'Unknown' is not below 80, and must still fail.
   expect(coverageVerdict(12, summaryOf(0, 0))).toMatchObject({ ok: false, reason: expect.stringContaining('no product lines') });
   expect(coverageVerdict(12, summaryOf(4000, 0))).toMatchObject({ ok: false, reason: expect.stringContaining('no product line was covered') });
-  expect(coverageVerdict(12, summaryOf(4000, 3199))).toEqual({ ok: false, reason: `line coverage of cloud/, schema/, worker/, config/, client/, mcp/ is 79.98% (3199 of 4000 lines), below the 80% threshold` });
+  expect(coverageVerdict(12, summaryOf(4000, 3199))).toEqual({ ok: false, reason: `line coverage of cloud/, schema/, storage/, worker/, config/, client/, mcp/ is 79.98% (3199 of 4000 lines), below the 80% threshold` });
   expect(coverageVerdict(12, summaryOf(4000, 3200))).toMatchObject({ ok: true, reason: expect.stringContaining('is 80% (3200 of 4000 lines)') });
   expect(coverageVerdict(12, summaryOf(4000, 3900)).ok).toBe(true);
 });

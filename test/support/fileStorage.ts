@@ -53,7 +53,13 @@ function gridFS(uri: string): FileStorage {
     write: (name, bytes) =>
       withBucket(async (bucket) => {
         await remove(bucket, name);
-        await new Promise<void>((resolve, reject) => bucket.openUploadStream(name).on('finish', () => resolve()).on('error', reject).end(bytes));
+        await new Promise<void>((resolve, reject) =>
+          bucket
+            .openUploadStream(name)
+            .on('finish', () => resolve())
+            .on('error', reject)
+            .end(bytes),
+        );
       }),
   };
 }

@@ -76,7 +76,7 @@ async function serve(name: string, overrides: NodeJS.ProcessEnv, shape: ClusterS
   const { stack, info } = booted;
   process.on('disconnect', () => void stack.stop().finally(() => process.exit(0)));
   process.on('message', (command: Command) => {
-    (async (): Promise<Reply> => {
+    void (async (): Promise<Reply> => {
       if (command.op === 'shutdown') {
         await stack.stop();
         send({ id: command.id });

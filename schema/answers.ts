@@ -1,0 +1,103 @@
+/**
+ * Every answer about a batch, built from its record in one place: the BatchMemoryResponse of the Cloud
+ * Functions, the REST route and the MCP door, the status of GET …/:id, list pages and event streams, the
+ * webhook event, and the HTTP status of a batch answer. `success` has one rule, `batchSucceeded`.
+ */
+import { type BatchMemoryResponse, type BatchStatus, type BatchStatusResponse, type MemoryProcessingResult, TERMINAL_STATUSES } from './memory';
+import type { BatchRecord } from './records';
+import type { WebhookEvent } from './webhook';
+
+/** The REST route; a batch's results are at `${BATCH_ROUTE}/:id/results`. */
+export const BATCH_ROUTE = '/api/v1/memory/batch';
+
+export type TerminalStatus = Extract<BatchStatus, 'completed' | 'failed' | 'cancelled'>;
+
+export function isTerminal(status: unknown): status is TerminalStatus {
+  return TERMINAL_STATUSES.includes(status as BatchStatus);
+}
+
+/** A batch succeeded when no item failed and it was neither failed nor cancelled (a running batch, so far). */
+export function batchSucceeded(batch: Pick<BatchRecord, 'status' | 'failedMemories'>): boolean {
+  return batch.failedMemories === 0 && batch.status !== 'failed' && batch.status !== 'cancelled';
+}
+
+/** Why a batch's stored memories and results cannot be read: the expiry job deleted them (its counts stay). */
+export function filesExpiredMessage(batch: Pick<BatchRecord, 'id' | 'filesExpiredAt'>): string {
+  return `the stored memories and per-item results of batch ${batch.id} were deleted on ${batch.filesExpiredAt?.toISOString()} (BATCH_FILE_EXPIRY_DAYS); its counts remain`;
+}
+
+/** BatchMemoryResponse (docs/requirements.md §3); `results` are the per-item results read from the results file (none before the end). */
+export function batchMemoryResponse(batch: BatchRecord, results: MemoryProcessingResult[]): BatchMemoryResponse {
+  const errors = [
+    ...(batch.error ? [batch.error] : []),
+    ...(batch.filesExpiredAt ? [filesExpiredMessage(batch)] : []),
+    ...results.filter((r) => !r.success).map((r) => `memories[${r.index}]: ${r.error}`),
+  ];
+  return {
+    success: batchSucceeded(batch),
+    batch_id: batch.id,
+    status: batch.status,
+    total: batch.totalMemories,
+    processed: batch.processedMemories,
+    failed: batch.failedMemories,
+    results,
+    errors: errors.length ? errors : null,
+  };
+}
+
+/** HTTP status of a batch answer: 200 all done and well, 207 finished with problems, 202 still running. */
+export function httpStatusOf(response: BatchMemoryResponse): number {
+  if (response.status === 'pending' || response.status === 'processing') return 202;
+  return response.status === 'completed' && response.failed === 0 ? 200 : 207;
+}
+
+/** A batch's status as the REST route, its event stream and the MCP door answer it; `base` is the REST route's path, for `results_url`. */
+export function statusResponse(batch: BatchRecord, base = BATCH_ROUTE): BatchStatusResponse {
+  const iso = (value: Date | undefined) => value?.toISOString();
+  return {
+    batch_id: batch.id,
+    status: batch.status,
+    total: batch.totalMemories,
+    processed: batch.processedMemories,
+    failed: batch.failedMemories,
+    ...(batch.error ? { error: batch.error } : {}),
+    created_at: batch.createdAt.toISOString(),
+    updated_at: batch.updatedAt.toISOString(),
+    ...(batch.startedAt ? { started_at: iso(batch.startedAt) } : {}),
+    ...(batch.completedAt ? { completed_at: iso(batch.completedAt) } : {}),
+    ...(batch.resultsFileName ? { results_url: `${base}/${batch.id}/results` } : {}),
+    ...(batch.filesExpiredAt ? { files_expired_at: iso(batch.filesExpiredAt) } : {}),
+    ...(batch.retryOfId ? { retry_of: batch.retryOfId } : {}),
+    ...(batch.webhookUrl
+      ? {
+          webhook: {
+            status: batch.webhookStatus ?? 'pending',
+            attempts: batch.webhookAttempts ?? 0,
+            ...(batch.webhookDeliveredAt ? { delivered_at: iso(batch.webhookDeliveredAt) } : {}),
+            ...(batch.webhookError ? { error: batch.webhookError } : {}),
+          },
+        }
+      : {}),
+  };
+}
+
+/** The event a webhook receiver gets for a finished batch; its id is stable across attempts. */
+export function webhookEvent(batch: BatchRecord, publicServerURL: string): WebhookEvent {
+  const { status } = batch;
+  if (!isTerminal(status)) throw new Error(`batch ${batch.id} is ${status}: a webhook event is sent once it has finished`);
+  return {
+    id: `${batch.id}:${status}`,
+    type: `batch.${status}`,
+    created_at: (batch.completedAt ?? new Date()).toISOString(),
+    batch: {
+      batch_id: batch.id,
+      status,
+      success: batchSucceeded(batch),
+      total: batch.totalMemories,
+      processed: batch.processedMemories,
+      failed: batch.failedMemories,
+      ...(batch.error ? { error: batch.error } : {}),
+      results_url: new URL(`${BATCH_ROUTE}/${batch.id}/results`, publicServerURL).toString(),
+    },
+  };
+}

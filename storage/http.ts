@@ -1,0 +1,136 @@
+/**
+ * The storage adapter of a process outside Parse Server (the worker): Parse Server's files route and the
+ * app's bulk write route, over HTTP with the master key. Also the one way this package sends a request to
+ * Parse Server with the master key (masterRequest), which the worker's Parse SDK transport uses too.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import { Readable } from 'node:stream';
+import type { Logger } from '../config/log';
+import { BULK_WRITE_PATH, type ParseEndpoint, fileURL } from '../schema/batchFile';
+import { type BatchStorageAdapter, type CreateAnswer, FileStorageError } from './batchStorage';
+
+export function masterHeaders(endpoint: ParseEndpoint): Record<string, string> {
+  return { 'X-Parse-Application-Id': endpoint.appId, 'X-Parse-Master-Key': endpoint.masterKey };
+}
+
+/** The bulk create route for a class, in the app that serves `endpoint` (mounted beside Parse Server's path). */
+export function bulkWriteURL(endpoint: ParseEndpoint, className: string): string {
+  return new URL(`..${BULK_WRITE_PATH}/${className}`, `${endpoint.serverURL.replace(/\/$/, '')}/`).toString();
+}
+
+export interface MasterResponse {
+  status: number;
+  ok: boolean;
+  body: Buffer;
+}
+
+// Kept-alive connections: fetch() costs about four times the CPU of node:http per request here, and the
+// worker makes one request per write of a batch. An idle connection is dropped after 4 s, before Node's
+// server closes its end (5 s), so that a request is never sent on a connection being closed.
+const agentOptions = { keepAlive: true, timeout: 4000 };
+const agents = { 'http:': new http.Agent(agentOptions), 'https:': new https.Agent(agentOptions) };
+
+export interface MasterRequestInit {
+  method?: string;
+  body?: Buffer | string;
+  contentType?: string;
+  /** Safe to send twice (GET and DELETE are): then a request whose connection was reset is sent once more. */
+  idempotent?: boolean;
+  /** The body names the app and carries the key, as the Parse SDK's requests do: no key headers then. */
+  keyInBody?: boolean;
+}
+
+/** One request to the app serving `endpoint`, with the master key. */
+export async function masterRequest(endpoint: ParseEndpoint, url: string, init: MasterRequestInit = {}): Promise<MasterResponse> {
+  const method = init.method ?? 'GET';
+  try {
+    return await sendOnce(endpoint, url, method, init);
+  } catch (error) {
+    if ((error as { code?: string }).code !== 'ECONNRESET' || !(init.idempotent ?? (method === 'GET' || method === 'DELETE'))) throw error;
+    return sendOnce(endpoint, url, method, init);
+  }
+}
+
+function sendOnce(endpoint: ParseEndpoint, url: string, method: string, { body, contentType, keyInBody }: MasterRequestInit): Promise<MasterResponse> {
+  const target = new URL(url);
+  const headers: Record<string, string | number> = { ...(keyInBody ? {} : masterHeaders(endpoint)), ...(contentType ? { 'Content-Type': contentType } : {}) };
+  if (body !== undefined) headers['Content-Length'] = Buffer.byteLength(body);
+  const transport = target.protocol === 'https:' ? https : http;
+  return new Promise((resolve, reject) => {
+    const request = transport.request(target, { method, headers, agent: agents[target.protocol as keyof typeof agents] }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('error', reject);
+      response.on('end', () => {
+        const status = response.statusCode ?? 0;
+        resolve({ status, ok: status >= 200 && status < 300, body: Buffer.concat(chunks) });
+      });
+    });
+    request.on('error', reject);
+    request.end(body);
+  });
+}
+
+/** A stored file streamed from Parse Server's files route, which decrypts it (FILES_ENCRYPTION_KEY) as it goes. */
+export async function openFileOverHttp(endpoint: ParseEndpoint, name: string): Promise<Readable> {
+  const download = await fetch(fileURL(endpoint, name), { headers: masterHeaders(endpoint) });
+  if (!download.ok || !download.body) throw new FileStorageError(`download of ${name} failed: HTTP ${download.status}`, download.status);
+  return Readable.fromWeb(download.body as import('node:stream/web').ReadableStream);
+}
+
+export class HttpStorage implements BatchStorageAdapter {
+  private readonly mountPath: string;
+  /** False once the app answered that it does not mount the bulk write route. */
+  private bulkWrites = true;
+
+  constructor(
+    private readonly endpoint: ParseEndpoint,
+    private readonly log: Logger,
+  ) {
+    this.mountPath = new URL(endpoint.serverURL).pathname.replace(/\/$/, '');
+  }
+
+  async uploadFile(name: string, data: Buffer, contentType = 'application/gzip'): Promise<string> {
+    const { endpoint } = this;
+    const response = await masterRequest(endpoint, `${endpoint.serverURL}/files/${encodeURIComponent(name)}`, { method: 'POST', body: data, contentType });
+    if (!response.ok) throw new FileStorageError(`upload of ${name} failed: HTTP ${response.status} ${response.body.toString()}`, response.status);
+    return (JSON.parse(response.body.toString()) as { name: string }).name;
+  }
+
+  async downloadFile(name: string): Promise<Buffer> {
+    const response = await masterRequest(this.endpoint, fileURL(this.endpoint, name));
+    if (!response.ok) throw new FileStorageError(`download of ${name} failed: HTTP ${response.status}`, response.status);
+    return response.body;
+  }
+
+  openFile(name: string): Promise<Readable> {
+    return openFileOverHttp(this.endpoint, name);
+  }
+
+  async deleteFile(name: string): Promise<void> {
+    const { endpoint } = this;
+    const response = await masterRequest(endpoint, `${endpoint.serverURL}/files/${encodeURIComponent(name)}`, { method: 'DELETE' });
+    if (!response.ok && response.status !== 404) throw new FileStorageError(`delete of ${name} failed: HTTP ${response.status}`, response.status);
+  }
+
+  /**
+   * Creates objects through the app's bulk write route (Parse Server's database controller), or through
+   * Parse Server's /batch endpoint where the app does not mount that route. One answer per object.
+   */
+  async createObjects(className: string, objects: Record<string, unknown>[]): Promise<CreateAnswer[]> {
+    const { endpoint } = this;
+    if (this.bulkWrites) {
+      // Idempotent: unique keys answer a repeated create as a duplicate.
+      const response = await masterRequest(endpoint, bulkWriteURL(endpoint, className), { method: 'POST', body: JSON.stringify({ objects }), contentType: 'application/json', idempotent: true });
+      if (response.ok) return JSON.parse(response.body.toString()) as CreateAnswer[];
+      if (response.status !== 404) throw new Error(`bulk create of ${className} answered HTTP ${response.status}: ${response.body.toString().slice(0, 200)}`);
+      this.bulkWrites = false;
+      this.log.warn('no bulk write route beside Parse Server; writing through /batch', { url: bulkWriteURL(endpoint, className) });
+    }
+    const requests = objects.map((body) => ({ method: 'POST', path: `${this.mountPath}/classes/${className}`, body }));
+    const response = await masterRequest(endpoint, `${endpoint.serverURL}/batch`, { method: 'POST', body: JSON.stringify({ requests }), contentType: 'application/json', idempotent: true });
+    if (!response.ok) throw new Error(`Parse /batch answered HTTP ${response.status}: ${response.body.toString().slice(0, 200)}`);
+    return JSON.parse(response.body.toString()) as CreateAnswer[];
+  }
+}

@@ -1,0 +1,280 @@
+/**
+ * The batch workflow's branches on Temporal's time-skipping test server, with activities the test supplies:
+ * cancel against timeout, continue-as-new, lanes that settle before the batch is finalized.
+ */
+import { randomUUID } from 'node:crypto';
+import { Context } from '@temporalio/activity';
+import { type WorkflowHandle, WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure, CancelledFailure, defaultPayloadConverter } from '@temporalio/common';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Worker } from '@temporalio/worker';
+import { waitFor } from '../../scripts/processes';
+import type { BatchActivities } from '../../worker/activities';
+import type { BatchManifest, BatchProgress, BatchSettings, BatchWorkflowInput, Counts, ExpiryOutcome, FinalizeInput, FinalizeOutcome, PartInput } from '../../schema/workflow';
+import { BATCH_WORKFLOW_TYPE, EXPIRY_WORKFLOW_TYPE, PROGRESS_QUERY, webhookWorkflowIdFor, workflowIdFor } from '../../schema/workflow';
+import { timeSkippingEnvironment, workflowWorker } from './support/workflowEnvironment';
+
+type History = Awaited<ReturnType<WorkflowHandle['fetchHistory']>>;
+type Activities = Pick<BatchActivities, 'beginBatch' | 'processPart' | 'finalizeBatch' | 'deliverWebhook' | 'expireBatchFiles'>;
+
+const SETTINGS: BatchSettings = { timeoutMs: 3_600_000, partConcurrency: 2, partsPerRun: 100, heartbeatTimeoutMs: 86_400_000, localPartMaxItems: 0 };
+
+function manifest(overrides: Partial<BatchManifest> = {}, settings: Partial<BatchSettings> = {}): BatchManifest {
+  return {
+    total: 500,
+    partCount: 5,
+    partsKey: 'parts',
+    owner: { userId: 'u', organizationId: 'o' },
+    status: 'processing',
+    ...overrides,
+    settings: { ...SETTINGS, ...settings },
+  };
+}
+
+/** A part activity that heartbeats until the workflow cancels it, then says so and stops. */
+async function runUntilCancelled(log: string[], part: number): Promise<Counts> {
+  const ctx = Context.current();
+  try {
+    for (;;) {
+      ctx.heartbeat();
+      await ctx.sleep(50);
+    }
+  } catch (error) {
+    if (!(error instanceof CancelledFailure)) throw error;
+    log.push(`part ${part} stopped`);
+    throw error;
+  }
+}
+
+/** What the activities saw, in order: one line per part started and finished, and each finalize. */
+interface Recorder {
+  log: string[];
+  finalized: FinalizeInput[];
+  parts: number[];
+}
+
+function activities(begin: () => Promise<BatchManifest>, processPart: (input: PartInput) => Promise<Counts>, recorder: Recorder, webhook = false): Activities {
+  return {
+    beginBatch: begin,
+    async processPart(input) {
+      recorder.parts.push(input.part);
+      recorder.log.push(`part ${input.part} started`);
+      const counts = await processPart(input);
+      recorder.log.push(`part ${input.part} done`);
+      return counts;
+    },
+    async finalizeBatch(input): Promise<FinalizeOutcome> {
+      recorder.finalized.push(input);
+      recorder.log.push(`finalize ${input.status}`);
+      return { processed: 0, failed: 0, webhook };
+    },
+    async deliverWebhook(batchId) {
+      recorder.log.push(`webhook ${batchId}`);
+    },
+    async expireBatchFiles(): Promise<ExpiryOutcome> {
+      return { batches: 0, files: 0 };
+    },
+  };
+}
+
+const recorder = (): Recorder => ({ log: [], finalized: [], parts: [] });
+const tenEach = async (): Promise<Counts> => ({ processed: 10, failed: 1 });
+
+let env: TestWorkflowEnvironment;
+let worker: Worker;
+let running: Promise<void>;
+const taskQueue = `unit-${randomUUID()}`;
+/** Each batch's activities, by batch id: one worker serves every test. */
+const batches = new Map<string, Activities>();
+const of = (batchId: string): Activities => {
+  const acts = batches.get(batchId);
+  if (!acts) throw new Error(`no activities for batch ${batchId}`);
+  return acts;
+};
+let expiry: Activities['expireBatchFiles'] = async () => ({ batches: 0, files: 0 });
+
+beforeAll(async () => {
+  env = await timeSkippingEnvironment();
+  worker = await workflowWorker(env, taskQueue, {
+    beginBatch: (batchId: string) => of(batchId).beginBatch(batchId),
+    processPart: (input: PartInput) => of(input.batchId).processPart(input),
+    finalizeBatch: (input: FinalizeInput) => of(input.batchId).finalizeBatch(input),
+    deliverWebhook: (batchId: string) => of(batchId).deliverWebhook(batchId),
+    expireBatchFiles: () => expiry(),
+  } satisfies Activities);
+  running = worker.run();
+});
+
+afterAll(async () => {
+  worker?.shutdown();
+  await running;
+  await env?.teardown();
+});
+
+/** Runs `body` with a new batch id whose activities are `acts`. */
+async function withBatch<T>(acts: Activities, body: (batchId: string, taskQueue: string) => Promise<T>): Promise<T> {
+  const batchId = randomUUID();
+  batches.set(batchId, acts);
+  return body(batchId, taskQueue);
+}
+
+function startBatch(batchId: string, taskQueue: string, input: Partial<BatchWorkflowInput> = {}) {
+  return env.client.workflow.start(BATCH_WORKFLOW_TYPE, { taskQueue, workflowId: workflowIdFor(batchId), args: [{ batchId, ...input }] });
+}
+
+test('every part is processed once and the batch is finalized completed, with the counts the parts returned', async () => {
+  const seen = recorder();
+  const progress = await withBatch(
+    activities(async () => manifest(), tenEach, seen),
+    async (batchId, taskQueue) => {
+      const handle = await startBatch(batchId, taskQueue);
+      await handle.result();
+      return handle.query<BatchProgress>(PROGRESS_QUERY);
+    },
+  );
+  expect(seen.parts.sort()).toEqual([0, 1, 2, 3, 4]);
+  expect(seen.finalized).toEqual([{ batchId: expect.any(String), status: 'completed' }]);
+  expect(progress).toMatchObject({ total: 500, partCount: 5, partsDone: 5, processed: 50, failed: 5, status: 'completed' });
+});
+
+test('continue-as-new carries the parts done, the counts and the deadline into the next run', async () => {
+  const seen = recorder();
+  const { progress, carried } = await withBatch(
+    activities(async () => manifest({}, { partsPerRun: 2, partConcurrency: 1 }), tenEach, seen),
+    async (batchId, taskQueue) => {
+      const handle = await startBatch(batchId, taskQueue);
+      await handle.result();
+      // Each run's last history event hands the next run its input.
+      const carried: BatchWorkflowInput[] = [];
+      for (let runId: string | undefined = handle.firstExecutionRunId; runId;) {
+        const history: History = await env.client.workflow.getHandle(handle.workflowId, runId).fetchHistory();
+        const last = history.events?.[history.events.length - 1]?.workflowExecutionContinuedAsNewEventAttributes;
+        const payload = last?.input?.payloads?.[0];
+        if (!last || !payload) break;
+        carried.push(defaultPayloadConverter.fromPayload(payload));
+        runId = last.newExecutionRunId ?? undefined;
+      }
+      return { progress: await handle.query<BatchProgress>(PROGRESS_QUERY), carried };
+    },
+  );
+  expect(carried.map(({ resume }) => resume && { nextPart: resume.nextPart, processed: resume.processed, failed: resume.failed })).toEqual([
+    { nextPart: 2, processed: 20, failed: 2 },
+    { nextPart: 4, processed: 40, failed: 4 },
+  ]);
+  expect(new Set(carried.map(({ resume }) => resume?.deadline)).size).toBe(1);
+  expect(seen.parts).toEqual([0, 1, 2, 3, 4]);
+  expect(seen.finalized.map(({ status }) => status)).toEqual(['completed']);
+  expect(progress).toMatchObject({ partsDone: 5, processed: 50, failed: 5, status: 'completed' });
+});
+
+test('a cancel from the client stops every running part before the batch is finalized cancelled', async () => {
+  const seen = recorder();
+  const failure = await withBatch(
+    activities(
+      async () => manifest(),
+      (input) => runUntilCancelled(seen.log, input.part),
+      seen,
+    ),
+    async (batchId, taskQueue) => {
+      const handle = await startBatch(batchId, taskQueue);
+      // Cancel once both lanes run a part.
+      await waitFor('two parts running', async () => seen.parts.length === 2, 30_000, 20);
+      await handle.cancel();
+      return handle.result().then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+    },
+  );
+  expect(failure).toBeInstanceOf(WorkflowFailedError);
+  expect((failure as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+  expect(seen.finalized).toEqual([{ batchId: expect.any(String), status: 'cancelled' }]);
+  expect(seen.log.slice(-3).sort()).toEqual(['finalize cancelled', 'part 0 stopped', 'part 1 stopped']);
+  expect(seen.log[seen.log.length - 1]).toBe('finalize cancelled');
+  expect(seen.parts.sort()).toEqual([0, 1]);
+});
+
+test('a batch past its deadline stops its parts and is finalized failed with the timeout named, not cancelled', async () => {
+  const seen = recorder();
+  // The test server skips no time while an activity runs, so the deadline is one the parts outlive.
+  await withBatch(
+    activities(
+      async () => manifest({}, { timeoutMs: 1000 }),
+      (input) => runUntilCancelled(seen.log, input.part),
+      seen,
+    ),
+    async (batchId, taskQueue) => (await startBatch(batchId, taskQueue)).result(),
+  );
+  expect(seen.finalized).toEqual([{ batchId: expect.any(String), status: 'failed', error: 'batch did not finish within BATCH_WORKFLOW_TIMEOUT (1000 ms)' }]);
+  expect(seen.log.slice(-3).sort()).toEqual(['finalize failed', 'part 0 stopped', 'part 1 stopped']);
+  expect(seen.log[seen.log.length - 1]).toBe('finalize failed');
+});
+
+test('a part that fails for good fails the batch only after the other lane has finished its part', async () => {
+  const seen = recorder();
+  let partOneFailed!: () => void;
+  const failedOnce = new Promise<void>((resolve) => (partOneFailed = resolve));
+  const processPart = async ({ part }: PartInput): Promise<Counts> => {
+    if (part === 1) {
+      partOneFailed();
+      throw ApplicationFailure.create({ type: 'BatchDataError', message: 'part 1 is corrupt', nonRetryable: true });
+    }
+    // Part 0 is still writing its last chunk when part 1's failure reaches the workflow.
+    await failedOnce;
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    return { processed: 100, failed: 0 };
+  };
+  await withBatch(
+    activities(async () => manifest(), processPart, seen),
+    async (batchId, taskQueue) => (await startBatch(batchId, taskQueue)).result(),
+  );
+  expect(seen.finalized).toEqual([{ batchId: expect.any(String), status: 'failed', error: 'part 1 is corrupt' }]);
+  expect(seen.log.slice(-2)).toEqual(['part 0 done', 'finalize failed']);
+  // No lane took another part once one had failed.
+  expect(seen.parts.sort()).toEqual([0, 1]);
+});
+
+test('a batch that cannot be read is finalized failed with the reason, and runs no part', async () => {
+  const seen = recorder();
+  const begin = async (): Promise<BatchManifest> => {
+    throw ApplicationFailure.create({ type: 'BatchDataError', message: 'batch gone does not exist', nonRetryable: true });
+  };
+  await withBatch(activities(begin, tenEach, seen), async (batchId, taskQueue) => (await startBatch(batchId, taskQueue)).result());
+  expect(seen.finalized).toEqual([{ batchId: expect.any(String), status: 'failed', error: 'batch gone does not exist' }]);
+  expect(seen.parts).toEqual([]);
+});
+
+test('a batch no longer processing (cancelled before it began) runs no part and is not finalized again', async () => {
+  const seen = recorder();
+  await withBatch(
+    activities(async () => manifest({ status: 'cancelled' }), tenEach, seen),
+    async (batchId, taskQueue) => (await startBatch(batchId, taskQueue)).result(),
+  );
+  expect(seen.parts).toEqual([]);
+  expect(seen.finalized).toEqual([]);
+});
+
+test('a small batch of one part runs it as a local activity and hands its webhook to a child workflow', async () => {
+  const seen = recorder();
+  const onlyPart = { name: 'part-0', first: 0, count: 50 };
+  const acts = activities(async () => manifest({ total: 50, partCount: 1, onlyPart }, { localPartMaxItems: 100 }), tenEach, seen, true);
+  let info: { isLocal: boolean; onlyPart?: PartInput['onlyPart'] } | undefined;
+  const processPart = acts.processPart;
+  acts.processPart = async (input) => {
+    info = { isLocal: Context.current().info.isLocal, onlyPart: input.onlyPart };
+    return processPart(input);
+  };
+  const batchId = await withBatch(acts, async (batchId, taskQueue) => {
+    await (await startBatch(batchId, taskQueue)).result();
+    await env.client.workflow.getHandle(webhookWorkflowIdFor(batchId)).result();
+    return batchId;
+  });
+  expect(info).toEqual({ isLocal: true, onlyPart });
+  expect(seen.log).toEqual(['part 0 started', 'part 0 done', 'finalize completed', `webhook ${batchId}`]);
+});
+
+test('the expiry workflow answers what its activity removed', async () => {
+  expiry = async () => ({ batches: 2, files: 7 });
+  const outcome = await env.client.workflow.execute(EXPIRY_WORKFLOW_TYPE, { taskQueue, workflowId: `expiry-${randomUUID()}` });
+  expect(outcome).toEqual({ batches: 2, files: 7 });
+});
