@@ -191,7 +191,7 @@ export function verdictText(v: TargetVerdict): string {
   return `${v.met ? 'met' : 'missed'} by ${formatNumber(v.margin)} ${v.unit}`;
 }
 
-function table(header: string[], rows: (string | number)[][]): string {
+export function table(header: string[], rows: (string | number)[][]): string {
   const cell = (value: string | number) => (typeof value === 'number' ? formatNumber(value) : value);
   return [header, header.map(() => '---'), ...rows.map((row) => row.map(cell))].map((cells) => `| ${cells.join(' | ')} |`).join('\n');
 }

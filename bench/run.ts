@@ -14,6 +14,7 @@ import { stackApi } from '../test/reliability/stackApi';
 import type { TestStackInfo } from '../test/support/stackInfo';
 import { describeStack } from '../test/support/testStack';
 import { postgresFloorRate, saveAllRate } from './baselines';
+import { compareInstances } from './cluster';
 import { mongoBench } from './mongo';
 import { type BaselineRow, type BenchReport, type BenchResults, type ScalingRow, benchmarkMarkdown, formatNumber as f, judgeTargets, nodeFlagsOf, stackSettings, unmeasuredFigures, verdictText } from './report';
 import { type BenchContext, backToBack, benchUser, claimCheck, concurrentBatches, scaling, singleBatch, warmUp } from './scenarios';
@@ -116,6 +117,13 @@ async function main(): Promise<number> {
   // The MongoDB path, on a stack of its own (bench/mongo.ts).
   if (process.argv.includes('--mongo')) return mongoBench({ smoke, resultsFile: path.join(path.dirname(resultsFile), 'mongo-results.json'), logDir, boot: bootStack, say });
 
+  // `--cluster`: only the comparison of one instance with two (a full run ends with it too).
+  const comparison = () => compareInstances(markdownFile, logDir, say, ...(smoke ? [2, 10] : []));
+  if (process.argv.includes('--cluster')) {
+    await comparison();
+    return 0;
+  }
+
   say(`${smoke ? 'bench smoke' : 'bench'}: booting a stack of its own (process logs in ${logDir})`);
   const { stack, info } = await bootStack(logDir);
   const stopOnSignal = (signal: NodeJS.Signals) => void stack.stop().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
@@ -149,6 +157,7 @@ async function main(): Promise<number> {
   fs.mkdirSync(path.dirname(resultsFile), { recursive: true });
   fs.writeFileSync(resultsFile, `${JSON.stringify(report, null, 2)}\n`);
   fs.writeFileSync(markdownFile, benchmarkMarkdown(report));
+  if (!smoke) await comparison();
   say('\ntargets:');
   for (const verdict of report.targets) say(`  ${verdict.target}: ${verdictText(verdict)}`);
   say(`written: ${markdownFile}, ${resultsFile}`);

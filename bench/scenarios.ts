@@ -32,7 +32,7 @@ export async function benchUser(context: BenchContext, prefix: string): Promise<
  * Submits a batch and waits for it, answering once every per-item result is in hand: from the answer
  * itself when the batch finished within the server's wait, otherwise by following it and reading its results.
  */
-async function submitUntilResults(client: BatchMemoryClient, memories: MemoryItem[], namespace: string): Promise<{ ms: number; succeeded: boolean }> {
+export async function submitUntilResults(client: BatchMemoryClient, memories: MemoryItem[], namespace: string): Promise<{ ms: number; succeeded: boolean }> {
   const started = performance.now();
   const { batch } = await client.add({ memories, namespace }, { wait: true });
   let status = batch.status;

@@ -30,7 +30,47 @@ export function redactSecrets(message: string, secrets: readonly string[] = []):
 
 const LEVELS: Record<string, 'debug' | 'info' | 'warn' | 'error'> = { error: 'error', warn: 'warn', info: 'info' };
 
-/** Parse Server's `loggerAdapter`: each line becomes one structured log line at the same level (verbose and below: debug). */
+/**
+ * Parse error codes that say the server failed rather than that it refused a request: internal error,
+ * other cause, a lost connection, and a Cloud Code function that threw something unexpected.
+ */
+const FAILURE_CODES = new Set([1, -1, 100, 141]);
+
+/**
+ * Refusals Parse Server logs as a bare sentence at `error` (its sanitized permission errors: the client is
+ * told only "Permission denied"): an access denied, not a fault of the server.
+ */
+const REFUSAL_SENTENCE =
+  /^(Permission denied|Clients aren't allowed|This user is not allowed|unauthorized|Invalid session token|Invalid application ID|master key is required|Master Key is required|read-only masterKey|Cannot perform a write operation when using readOnlyMasterKey|Route not allowed|Cannot modify user|Invalid object ID)/i;
+
+/** The refusal a log call describes, if it is one: a Parse error with a client code, given as an object or as JSON after "Error: ". */
+function refusalIn(args: unknown[], text: string): { code: number; error: string } | undefined {
+  const candidates: unknown[] = args.flatMap((arg) => (isPlainObject(arg) && 'error' in arg ? [arg, arg.error] : [arg]));
+  const embedded = /\bError: (\{.*\})\s*$/m.exec(text)?.[1];
+  if (embedded) {
+    try {
+      candidates.push(JSON.parse(embedded));
+    } catch {
+      // not JSON after all: no code to read
+    }
+  }
+  for (const candidate of candidates) {
+    const { code, message } = (candidate ?? {}) as { code?: unknown; message?: unknown };
+    if (typeof code === 'number' && typeof message === 'string') return FAILURE_CODES.has(code) ? undefined : { code, error: message };
+  }
+  return REFUSAL_SENTENCE.test(text) ? { code: 0, error: text } : undefined;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !(value instanceof Error) && Object.getPrototypeOf(value) === Object.prototype;
+}
+
+/**
+ * Parse Server's `loggerAdapter`: each call becomes one structured log line at the same level (verbose and
+ * below: debug). A refusal (a denied file, a refused LiveQuery subscription, a bad session token) is a
+ * `warn` of its first line with the Parse error code, without a stack; an unexpected error keeps its level
+ * and carries its stack in a field.
+ */
 export class ParseLogAdapter {
   constructor(
     private readonly logger: Logger,
@@ -38,7 +78,24 @@ export class ParseLogAdapter {
   ) {}
 
   log(level: string, ...args: unknown[]): void {
-    const message = redactSecrets(format(...args), this.secrets);
-    this.logger[LEVELS[level] ?? 'debug'](message.length > MAX_MESSAGE_CHARS ? `${message.slice(0, MAX_MESSAGE_CHARS)}… (truncated)` : message, { source: 'parse-server' });
+    const at = LEVELS[level] ?? 'debug';
+    const errors = args.flatMap((arg) => (arg instanceof Error ? [arg] : isPlainObject(arg) && arg.error instanceof Error ? [arg.error] : []));
+    const text = this.clean(format(...args.filter((arg) => !(arg instanceof Error))).trim());
+    const refusal = (at === 'error' || at === 'warn') && refusalIn(args, text);
+    if (refusal) {
+      const firstLine = text.split('\n')[0].replace(/:$/, '');
+      this.logger.warn(firstLine || this.clean(refusal.error), { source: 'parse-server', ...(refusal.code ? { code: refusal.code } : {}), error: this.clean(refusal.error) });
+      return;
+    }
+    const [error] = errors;
+    this.logger[at](text || (error ? this.clean(error.message) : ''), {
+      source: 'parse-server',
+      ...(error ? { error: { name: error.name, message: this.clean(error.message), code: (error as { code?: unknown }).code, stack: this.clean(error.stack ?? '') } } : {}),
+    });
+  }
+
+  private clean(message: string): string {
+    const text = redactSecrets(message, this.secrets);
+    return text.length > MAX_MESSAGE_CHARS ? `${text.slice(0, MAX_MESSAGE_CHARS)}… (truncated)` : text;
   }
 }

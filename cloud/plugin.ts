@@ -298,9 +298,15 @@ function hardenedParseServerOptions(config: Config): Record<string, unknown> {
 
 /** Secret values that never appear in a log line. */
 export function secretsOf(config: Config): string[] {
-  return [config.PARSE_MASTER_KEY, config.FILES_ENCRYPTION_KEY, config.DASHBOARD_PASSWORD, config.DASHBOARD_COOKIE_SECRET, config.METRICS_TOKEN, config.TEMPORAL_API_KEY].filter(
-    (secret): secret is string => Boolean(secret),
-  );
+  return [
+    config.PARSE_MASTER_KEY,
+    config.FILES_ENCRYPTION_KEY,
+    config.DASHBOARD_PASSWORD,
+    config.DASHBOARD_COOKIE_SECRET,
+    config.METRICS_TOKEN,
+    config.TEMPORAL_API_KEY,
+    config.S3_SECRET_ACCESS_KEY,
+  ].filter((secret): secret is string => Boolean(secret));
 }
 
 /** Prometheus text format; behind a bearer token (compared in constant time) when METRICS_TOKEN is set. */

@@ -76,7 +76,15 @@ export const configVariables = {
   DASHBOARD_PASSWORD: { schema: z.string().min(8, { error: 'must be at least 8 characters' }).default(LOCAL_SECRETS.DASHBOARD_PASSWORD), doc: 'Parse Dashboard password (secret)' },
   DASHBOARD_COOKIE_SECRET: { schema: z.string().min(32, { error: 'must be at least 32 characters' }).optional(), doc: 'secret that signs the Dashboard\'s session cookie, never the master key (unset: a random one per process; Dashboard sessions live in the process\'s memory and end with it anyway)' },
   DASHBOARD_LOGIN_MAX_FAILURES: { schema: integer(1, 1000).default(5), doc: 'failed Dashboard logins one client address may make in 15 minutes; its logins then answer 429 until the 15 minutes are over' },
-  FILES_ENCRYPTION_KEY: { schema: z.string().min(16, { error: 'must be at least 16 characters' }).default(LOCAL_SECRETS.FILES_ENCRYPTION_KEY), doc: 'key that encrypts stored batch and result files (secret)' },
+  FILES_ADAPTER: { schema: z.enum(['default', 's3'], { error: 'must be default or s3' }).default('default'), doc: 'where batch and result files are stored: default = encrypted files under DATA_DIR/files (GridFS on MongoDB); s3 = the S3 bucket below, for instances that share no disk (needs the package @parse/s3-files-adapter)' },
+  S3_BUCKET: { schema: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, { error: 'must be an S3 bucket name (3–63 lowercase letters, digits, dots and hyphens)' }).optional(), doc: 'bucket of FILES_ADAPTER=s3 (created on first use if missing); keep it private: downloads go through Parse Server, which refuses batch files to all but the master key' },
+  S3_REGION: { schema: z.string().regex(/^[a-z0-9-]+$/, { error: 'must be a region name such as eu-west-1' }).default('us-east-1'), doc: 'region of the bucket' },
+  S3_ENDPOINT: { schema: url.optional(), doc: 'endpoint of an S3-compatible server (MinIO, Ceph, …), addressed path-style; unset = AWS' },
+  S3_ACCESS_KEY_ID: { schema: optionalString, doc: 'access key id for the bucket (secret); unset with S3_SECRET_ACCESS_KEY = the AWS SDK\'s own credentials (AWS_* variables, shared config, instance or task role)' },
+  S3_SECRET_ACCESS_KEY: { schema: optionalString, doc: 'secret access key for the bucket (secret), given with S3_ACCESS_KEY_ID' },
+  S3_BUCKET_PREFIX: { schema: optionalString, doc: 'prefix of the object keys in the bucket (e.g. batch-memory/)' },
+  S3_SERVER_SIDE_ENCRYPTION: { schema: z.enum(['AES256', 'aws:kms'], { error: 'must be AES256 or aws:kms' }).optional(), doc: 'encryption at rest the bucket applies to each stored file (FILES_ENCRYPTION_KEY does not apply to S3); unset = the bucket\'s default encryption' },
+  FILES_ENCRYPTION_KEY: { schema: z.string().min(16, { error: 'must be at least 16 characters' }).default(LOCAL_SECRETS.FILES_ENCRYPTION_KEY), doc: 'key that encrypts stored batch and result files with FILES_ADAPTER=default (secret)' },
   LOG_LEVEL: { schema: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'), doc: 'structured log level' },
   MAX_BATCH_SIZE: { schema: integer(1, 1_000_000).default(1000), doc: 'most memories in one batch (docs/requirements.md)' },
   MAX_MEMORY_SIZE: { schema: integer(1).default(10 * MB), doc: 'most bytes in one memory, content and metadata (docs/requirements.md)' },
@@ -142,19 +150,25 @@ export function isLoopbackHost(host: string): boolean {
 /**
  * Rules across variables, checked on the raw input so they are reported together with any malformed
  * value: the local default secrets stay on a laptop (refused in production and whenever the server
- * listens beyond loopback), production needs its external services, and the Dashboard's cookie is
- * never signed with the master key.
+ * listens beyond loopback), production needs its external services, S3 storage names its bucket and
+ * whole credentials, and the Dashboard's cookie is never signed with the master key.
  */
 function deploymentProblems(input: Record<string, string | undefined>): string[] {
   const problems: string[] = [];
   const production = input.NODE_ENV === 'production';
   const host = input.HOST ?? configVariables.HOST.schema.parse(undefined);
   const where = production ? 'in production' : isLoopbackHost(host) ? undefined : `when HOST (${host}) is not a loopback address`;
+  const s3 = input.FILES_ADAPTER === 's3';
   if (where) {
     for (const key of Object.keys(LOCAL_SECRETS) as (keyof typeof LOCAL_SECRETS)[]) {
+      // S3 encrypts at rest by itself: the files key is not used there.
+      if (key === 'FILES_ENCRYPTION_KEY' && s3) continue;
       if (input[key] === undefined || input[key] === LOCAL_SECRETS[key]) problems.push(`${key} must be set to a secret of your own ${where} (the local default is refused)`);
     }
   }
+  if (s3 && !input.S3_BUCKET) problems.push('S3_BUCKET is required with FILES_ADAPTER=s3');
+  if (!s3 && input.S3_BUCKET) problems.push('S3_BUCKET is set but FILES_ADAPTER is not s3 (files would stay on this machine\'s disk): set FILES_ADAPTER=s3, or unset S3_BUCKET');
+  if (Boolean(input.S3_ACCESS_KEY_ID) !== Boolean(input.S3_SECRET_ACCESS_KEY)) problems.push('S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY go together: set both, or neither (the AWS SDK then finds credentials itself)');
   if (production) {
     for (const key of ['DATABASE_URI', 'TEMPORAL_ADDRESS', 'METRICS_TOKEN']) {
       if (!input[key]) problems.push(`${key} is required in production`);

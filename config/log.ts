@@ -1,4 +1,6 @@
 /** Structured logs: one JSON object per line on stdout (stderr for warnings and errors). */
+import { format } from 'node:util';
+
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 export type LogFields = Record<string, unknown>;
 
@@ -30,4 +32,20 @@ export function createLogger(level: LogLevel, base: LogFields = {}): Logger {
 function errorReplacer(_key: string, value: unknown): unknown {
   if (value instanceof Error) return { name: value.name, message: value.message, code: (value as { code?: unknown }).code };
   return value;
+}
+
+/**
+ * Sends what third-party code prints through `console` (Parse Server's start-up warnings, Parse Dashboard)
+ * into the structured log of this process, one JSON object per call.
+ */
+export function routeConsoleTo(log: Logger): void {
+  const to =
+    (level: Exclude<LogLevel, 'silent'>) =>
+    (...args: unknown[]) =>
+      log[level](format(...args).trim(), { source: 'console' });
+  console.log = to('info');
+  console.info = to('info');
+  console.debug = to('debug');
+  console.warn = to('warn');
+  console.error = to('error');
 }

@@ -4,7 +4,18 @@ import net from 'node:net';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Polls `check` until it returns a value, or throws after `timeoutMs` with what was being waited for. */
+/** Thrown by a check of waitFor when waiting longer cannot help (the process waited for has exited). */
+export class HopelessWaitError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'HopelessWaitError';
+  }
+}
+
+/**
+ * Polls `check` until it returns a value, or throws after `timeoutMs` with what was being waited for.
+ * A check that throws is tried again, unless it threw HopelessWaitError.
+ */
 export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 60_000, intervalMs = 200): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
@@ -13,6 +24,7 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
       const value = await check();
       if (value !== undefined && value !== false) return value;
     } catch (error) {
+      if (error instanceof HopelessWaitError) throw error;
       lastError = error;
     }
     await sleep(intervalMs);

@@ -1,11 +1,12 @@
 /** Parse Server process entry: Parse Server, LiveQuery, Dashboard and the REST route on one port. */
 import { ConfigError, loadConfig } from '../config';
-import { createLogger } from '../config/log';
+import { createLogger, routeConsoleTo } from '../config/log';
 import { startParseApp } from '../cloud/server';
 
 async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger(config.LOG_LEVEL, { component: 'parse-server' });
+  routeConsoleTo(log);
   const parseApp = await startParseApp(config, { logger: log });
   let closing = false;
   const close = async () => {

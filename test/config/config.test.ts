@@ -101,6 +101,28 @@ describe('configuration', () => {
     expect(loadConfig({}).DASHBOARD_COOKIE_SECRET).toBeUndefined();
   });
 
+  test('FILES_ADAPTER=s3 names its bucket and whole credentials, never echoes a secret, and needs no files key in production', () => {
+    const s3 = { FILES_ADAPTER: 's3', S3_BUCKET: 'acme-batch-memory', S3_ENDPOINT: 'http://127.0.0.1:9000', S3_ACCESS_KEY_ID: 'AKIAEXAMPLEKEYID', S3_SECRET_ACCESS_KEY: 'a-secret-access-key' };
+    expect(loadConfig(s3)).toMatchObject({ ...s3, S3_REGION: 'us-east-1' });
+    expect(problems({ FILES_ADAPTER: 's3' })).toEqual(['S3_BUCKET is required with FILES_ADAPTER=s3']);
+    expect(problems({ S3_BUCKET: 'acme-batch-memory' })).toEqual(["S3_BUCKET is set but FILES_ADAPTER is not s3 (files would stay on this machine's disk): set FILES_ADAPTER=s3, or unset S3_BUCKET"]);
+    const halfCredentials = problems({ ...s3, S3_ACCESS_KEY_ID: undefined });
+    expect(halfCredentials).toEqual(['S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY go together: set both, or neither (the AWS SDK then finds credentials itself)']);
+    const malformed = problems({ ...s3, FILES_ADAPTER: 'gcs', S3_BUCKET: 'Not_A_Bucket', S3_ENDPOINT: 'nowhere', S3_SECRET_ACCESS_KEY: ' ' });
+    expect(malformed).toEqual(
+      expect.arrayContaining([
+        'FILES_ADAPTER must be default or s3 (got "gcs")',
+        'S3_BUCKET must be an S3 bucket name (3–63 lowercase letters, digits, dots and hyphens) (got "Not_A_Bucket")',
+        'S3_ENDPOINT must be a URL (got "nowhere")',
+      ]),
+    );
+    // A blank secret is named, its value is not.
+    expect(malformed.find((problem) => problem.startsWith('S3_SECRET_ACCESS_KEY'))).not.toMatch(/got/);
+    const production = { NODE_ENV: 'production', PARSE_MASTER_KEY: 'a-real-master-key-0123', DASHBOARD_PASSWORD: 'a-real-password', DATABASE_URI: 'postgres://db/parse', TEMPORAL_ADDRESS: 't:7233', METRICS_TOKEN: 'token' };
+    expect(problems({ ...production, ...s3 })).toEqual([]);
+    expect(problems(production)).toEqual(['FILES_ENCRYPTION_KEY must be set to a secret of your own in production (the local default is refused)']);
+  });
+
   test('npm start with HOST=0.0.0.0 and the local default secrets stops at start-up, naming each secret', () => {
     const result = spawnSync(process.execPath, [path.join(PROJECT_ROOT, 'dist/scripts/start.js')], { env: { PATH: process.env.PATH, HOST: '0.0.0.0' }, encoding: 'utf8', timeout: 30_000 });
     expect(result.status).toBe(1);

@@ -2,36 +2,13 @@
  * `npm start` in a fresh data folder: everything comes up (the time it took is
  * reported), stops cleanly, and comes up again on the same folder after a `kill -9`.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
-import { freePort, isAlive, waitFor } from '../../scripts/processes';
-import { PROJECT_ROOT, temporaryDataDir } from '../../scripts/stack';
-
-/** All descendants of a process, from /proc. */
-function descendants(root: number): number[] {
-  const children = new Map<number, number[]>();
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
-    } catch {
-      // the process ended while we looked
-    }
-  }
-  const found: number[] = [];
-  const visit = (pid: number) => {
-    for (const child of children.get(pid) ?? []) {
-      found.push(child);
-      visit(child);
-    }
-  };
-  visit(root);
-  return found;
-}
+import { isAlive, waitFor } from '../../scripts/processes';
+import { temporaryDataDir } from '../../scripts/stack';
+import { BANNER_START, descendants, npmStartEnv, spawnNpmStart, untilUp } from '../support/npmStart';
 
 const START_DEADLINE_MS = 120_000;
 
@@ -41,25 +18,15 @@ interface Started {
   pids: number[];
 }
 
-/**
- * Starts the stack as the README says, `npm start` (skipping only its `prestart` build: the run already
- * built, and rebuilding would rewrite files other test processes load), or its entry directly when the
- * test needs to kill -9 the stack's own process.
- */
+/** Starts the stack (`npm start`, or its entry), and checks what it serves once it says it is up. */
 async function startStack(env: NodeJS.ProcessEnv, how: 'npm start' | 'entry'): Promise<Started> {
   const startedAt = Date.now();
-  const [command, args] = how === 'npm start' ? ['npm', ['start', '--ignore-scripts', '--silent']] : [process.execPath, [path.join(PROJECT_ROOT, 'dist/scripts/start.js')]];
-  // Its own process group, as in a terminal, so that the test can press Ctrl-C (SIGINT to the group).
-  const child = spawn(command, args, { cwd: PROJECT_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: how === 'npm start' });
-  let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const started = spawnNpmStart(env, how);
   // A deadline, not a measurement: on a loaded machine the start takes longer; the time is reported.
-  await waitFor('the stack to print that it is up', async () => {
-    if (child.exitCode !== null) throw new Error(`npm start exited with ${child.exitCode}: ${output.slice(-2000)}`);
-    return output.includes('Batch memory stack is up.');
-  }, START_DEADLINE_MS);
+  await untilUp(started, START_DEADLINE_MS);
   console.log(`${how}: the stack was up in ${((Date.now() - startedAt) / 1000).toFixed(1)} s`);
+  const { child, output } = started;
+  expect(output()).toContain(BANNER_START);
 
   const api = `http://127.0.0.1:${env.PORT}`;
   expect(await (await fetch(`${api}/parse/health`)).json()).toMatchObject({ status: 'ok' });
@@ -71,8 +38,8 @@ async function startStack(env: NodeJS.ProcessEnv, how: 'npm start' | 'entry'): P
   const { pollers } = await connection.workflowService.describeTaskQueue({ namespace: 'default', taskQueue: { name: env.TEMPORAL_TASK_QUEUE }, taskQueueType: 1 });
   await connection.close();
   expect(pollers?.length).toBeGreaterThan(0);
-  expect(output).toContain(`curl -s -X POST ${api}/parse/functions/addMemoryBatch`);
-  return { child, output: () => output, pids: descendants(child.pid as number) };
+  expect(output()).toContain(`curl -s -X POST ${api}/parse/functions/addMemoryBatch`);
+  return { child, output, pids: descendants(child.pid as number) };
 }
 
 async function expectAllGone(pids: number[]): Promise<void> {
@@ -81,19 +48,7 @@ async function expectAllGone(pids: number[]): Promise<void> {
 
 test('npm start: up (time reported), clean stop, and a restart after kill -9 on the same data folder', async () => {
   const dataDir = temporaryDataDir('batch-memory-start-');
-  const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    ...(process.env.COVERAGE_DIR ? { NODE_V8_COVERAGE: process.env.COVERAGE_DIR } : {}),
-    DATA_DIR: dataDir,
-    PORT: String(await freePort()),
-    TEMPORAL_PORT: String(await freePort()),
-    TEMPORAL_UI_PORT: String(await freePort()),
-    EMBEDDED_POSTGRES_PORT: String(await freePort()),
-    WORKER_METRICS_PORT: String(await freePort()),
-    TEMPORAL_TASK_QUEUE: 'local-stack-test',
-    LOG_LEVEL: 'warn',
-  };
+  const env = await npmStartEnv(dataDir, { TEMPORAL_TASK_QUEUE: 'local-stack-test' });
   try {
     const first = await startStack(env, 'npm start');
     expect(first.pids.length).toBeGreaterThanOrEqual(4); // postgres, temporal, Parse Server, worker
