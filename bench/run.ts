@@ -15,6 +15,7 @@ import type { TestStackInfo } from '../test/support/stackInfo';
 import { describeStack } from '../test/support/testStack';
 import { postgresFloorRate, saveAllRate } from './baselines';
 import { compareInstances } from './cluster';
+import { mongoBench } from './mongo';
 import { type BaselineRow, type BenchReport, type BenchResults, type ScalingRow, benchmarkMarkdown, formatNumber as f, judgeTargets, nodeFlagsOf, stackSettings, unmeasuredFigures, verdictText } from './report';
 import { type BenchContext, backToBack, benchUser, claimCheck, concurrentBatches, scaling, singleBatch, warmUp } from './scenarios';
 
@@ -47,7 +48,7 @@ const SMOKE_SIZES: Sizes = {
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
 
-async function bootStack(logDir: string): Promise<{ stack: LocalStack; info: TestStackInfo }> {
+async function bootStack(logDir: string, overrides: NodeJS.ProcessEnv = {}): Promise<{ stack: LocalStack; info: TestStackInfo }> {
   const dataDir = temporaryDataDir('batch-memory-bench-');
   const env: NodeJS.ProcessEnv = {
     ...process.env,
@@ -67,6 +68,7 @@ async function bootStack(logDir: string): Promise<{ stack: LocalStack; info: Tes
     USER_RATE_LIMIT: '1000000',
     SIGNUP_RATE_LIMIT: '1000000',
     LOGIN_RATE_LIMIT: '1000000',
+    ...overrides,
   };
   const stack = await startLocalStack({ env, ephemeral: true, temporalUI: false, output: { logDir }, onStatus: (message) => say(`[stack] ${message}`) });
   return { stack, info: describeStack(stack, logDir) };
@@ -112,6 +114,8 @@ async function main(): Promise<number> {
   const logDir = path.join(path.dirname(resultsFile), 'logs');
   fs.rmSync(logDir, { recursive: true, force: true });
   fs.mkdirSync(logDir, { recursive: true });
+  // The MongoDB path, on a stack of its own (bench/mongo.ts).
+  if (process.argv.includes('--mongo')) return mongoBench({ smoke, resultsFile: path.join(path.dirname(resultsFile), 'mongo-results.json'), logDir, boot: bootStack, say });
 
   // `--cluster`: only the comparison of one instance with two (a full run ends with it too).
   const comparison = () => compareInstances(markdownFile, logDir, say, ...(smoke ? [2, 10] : []));

@@ -60,6 +60,7 @@ export const configVariables = {
   PARSE_MASTER_KEY: { schema: z.string().min(16, { error: 'must be at least 16 characters' }).default(LOCAL_SECRETS.PARSE_MASTER_KEY), doc: 'Parse master key (secret)' },
   PARSE_MASTER_KEY_IPS: { schema: z.string().default('127.0.0.1/32,::1/128'), doc: 'comma-separated CIDRs allowed to use the master key (workers must be inside)' },
   DATABASE_URI: { schema: z.string().regex(/^(postgres(ql)?|mongodb(\+srv)?):\/\//, { error: 'must start with postgres://, postgresql:// or mongodb://' }).optional(), doc: 'database; unset locally = embedded PostgreSQL under DATA_DIR' },
+  DATABASE_FERRETDB: { schema: boolean.default(false), doc: 'the mongodb:// DATABASE_URI is FerretDB 1.x, which lacks collation, TTL and partial indexes. Costs: usernames and emails that differ only in letter case count as different (sign-up does not refuse them as taken), and rows of Parse Server\'s own idempotency (_Idempotency, when its idempotencyOptions are on) never expire' },
   DATA_DIR: { schema: z.string().min(1).default('.data'), doc: 'folder for the embedded PostgreSQL cluster, Temporal dev server database and files' },
   EMBEDDED_POSTGRES_PORT: { schema: port.default(54329), doc: 'port of the embedded PostgreSQL' },
   LOCAL_REDIS_PORT: { schema: port.default(6379), doc: 'port of the redis-server `npm run cluster` starts when REDIS_URL is unset' },
@@ -172,6 +173,9 @@ function deploymentProblems(input: Record<string, string | undefined>): string[]
     for (const key of ['DATABASE_URI', 'TEMPORAL_ADDRESS', 'METRICS_TOKEN']) {
       if (!input[key]) problems.push(`${key} is required in production`);
     }
+  }
+  if (configVariables.DATABASE_FERRETDB.schema.safeParse(input.DATABASE_FERRETDB ?? 'false').data && !/^mongodb(\+srv)?:\/\//.test(input.DATABASE_URI ?? '')) {
+    problems.push('DATABASE_FERRETDB needs a mongodb:// DATABASE_URI (FerretDB speaks the MongoDB protocol)');
   }
   if (input.DASHBOARD_COOKIE_SECRET !== undefined && input.DASHBOARD_COOKIE_SECRET === (input.PARSE_MASTER_KEY ?? LOCAL_SECRETS.PARSE_MASTER_KEY)) {
     problems.push('DASHBOARD_COOKIE_SECRET must differ from PARSE_MASTER_KEY (the Dashboard\'s cookie would let anyone test master-key guesses offline)');

@@ -113,7 +113,7 @@ test('a 65 KB gzip body of one memory and 64 MiB of newlines is refused (413, MA
   const user = await api.signUp('bomb');
   const bomb = gzipSync(Buffer.concat([Buffer.from('{"content":"the only memory"}\n'), Buffer.alloc(64 * 1024 * 1024, 0x0a)]), { level: 9 });
   expect(bomb.length).toBeLessThan(70 * 1024);
-  const filesBefore = api.storedFiles().length;
+  const filesBefore = (await api.storedFiles()).length;
   const cpuBefore = cpuSeconds(stack.info.serverPid);
   const answer = await api.call('/api/v1/memory/batch?wait=false', { token: user.token, headers: ndjsonHeaders(user.token, { 'Content-Encoding': 'gzip' }), raw: new Uint8Array(bomb) });
   const cpu = cpuSeconds(stack.info.serverPid) - cpuBefore;
@@ -123,7 +123,7 @@ test('a 65 KB gzip body of one memory and 64 MiB of newlines is refused (413, MA
   expect(answer.body.error.message).toContain('MAX_STREAM_BATCH_SIZE = 100000 lines');
   expect(cpu).toBeLessThan(2);
   expect(await batchesOf(user.id)).toBe(0);
-  expect(api.storedFiles().length).toBe(filesBefore);
+  expect((await api.storedFiles()).length).toBe(filesBefore);
   recordAttack({ attack: 'gzip bomb: 65 KB of gzip holding one memory and 64 MiB of blank lines', requests: 1, answers: tally([answer.status]), refused: answer.status === 413 && cpu < 2 });
 });
 
@@ -131,7 +131,7 @@ test('a gzip body that inflates over REST_MAX_INFLATE_RATIO (valid memories, und
   const user = await api.signUp('inflate');
   const inflated = `${Array.from({ length: 64 }, () => `{"content":"${'a'.repeat(60_000)}"}`).join('\n')}\n`;
   const body = gzipSync(inflated, { level: 9 });
-  const filesBefore = api.storedFiles().length;
+  const filesBefore = (await api.storedFiles()).length;
   const cpuBefore = cpuSeconds(stack.info.serverPid);
   const answer = await api.call('/api/v1/memory/batch?wait=false', { token: user.token, headers: ndjsonHeaders(user.token, { 'Content-Encoding': 'gzip' }), raw: new Uint8Array(body) });
   const cpu = cpuSeconds(stack.info.serverPid) - cpuBefore;
@@ -140,13 +140,13 @@ test('a gzip body that inflates over REST_MAX_INFLATE_RATIO (valid memories, und
   expect(answer.body.error.message).toBe('request body inflates more than REST_MAX_INFLATE_RATIO = 100 times its compressed size');
   expect(cpu).toBeLessThan(2);
   expect(await batchesOf(user.id)).toBe(0);
-  expect(api.storedFiles().length).toBe(filesBefore);
+  expect((await api.storedFiles()).length).toBe(filesBefore);
   recordAttack({ attack: `gzip body inflating ${Math.round(inflated.length / body.length)} times (over REST_MAX_INFLATE_RATIO)`, requests: 1, answers: tally([answer.status]), refused: answer.status === 413 });
 });
 
 test('a body that trickles in (NDJSON and JSON) is answered 408 naming REST_BODY_TIMEOUT; nothing stored', async () => {
   const user = await api.signUp('trickle');
-  const filesBefore = api.storedFiles().length;
+  const filesBefore = (await api.storedFiles()).length;
   const trickles = [
     { kind: 'NDJSON', request: upload(user.token), first: '{"content":"a first memory arrives"}\n{"content":"' },
     { kind: 'JSON', request: openRequest(`${origin}/api/v1/memory/batch`, { headers: { 'X-Parse-Session-Token': user.token, 'Content-Type': 'application/json' } }), first: '{"memories":[{"content":"' },
@@ -167,7 +167,7 @@ test('a body that trickles in (NDJSON and JSON) is answered 408 naming REST_BODY
     expect(answer.body.error).toMatchObject({ code: 'timeout', message: `request body did not arrive within REST_BODY_TIMEOUT = ${BODY_TIMEOUT_MS} ms`, details: [expect.objectContaining({ limit: BODY_TIMEOUT_MS })] });
   }
   expect(await batchesOf(user.id)).toBe(0);
-  expect(api.storedFiles().length).toBe(filesBefore);
+  expect((await api.storedFiles()).length).toBe(filesBefore);
   recordAttack({ attack: 'slow-trickle body (a byte every 200 ms), NDJSON and JSON', requests: 2, answers: tally(answers.map((a) => a.status)), refused: answers.every((a) => a.status === 408) });
 }, 60_000);
 
@@ -222,15 +222,15 @@ test('uploads per user and in total: N + 1 at once gets exactly one 429 with Ret
 
 test('an aborted upload releases its slot, and the parts it had stored are removed', async () => {
   const user = await api.signUp('abort');
-  const partFiles = () => api.storedFiles().filter((name) => name.includes('-part-')).length;
-  const filesBefore = partFiles();
+  const partFiles = async () => (await api.storedFiles()).filter((name) => name.includes('-part-')).length;
+  const filesBefore = await partFiles();
   // Both slots taken: of three at once, one is refused.
   const first = await heldUploads([user.token, user.token, user.token]);
   expect(first.refusal.status).toBe(429);
   const [kept, aborted] = first.requests.filter((_, index) => index !== first.refused);
   // Enough lines for two full parts (BATCH_PART_MAX_ITEMS = 100 on test stacks) to be stored before the client goes.
   aborted.write(Array.from({ length: 250 }, (_, i) => `{"content":"aborted ${i}"}\n`).join(''));
-  await waitFor('the aborted upload to store parts', async () => partFiles() >= filesBefore + 2, 20_000);
+  await waitFor('the aborted upload to store parts', async () => (await partFiles()) >= filesBefore + 2, 20_000);
   aborted.abort();
   // The slot comes back once the server has seen the abort: an upload sent whole is then accepted.
   const statuses = await waitFor('the aborted upload to release its slot', async () => {
@@ -244,7 +244,7 @@ test('an aborted upload releases its slot, and the parts it had stored are remov
   expect((await kept.answer).status).toBe(202);
   expect(await batchesOf(user.id)).toBe(2);
   // Only the two stored batches' parts remain.
-  expect(await waitFor('the aborted upload\'s parts to be removed', async () => partFiles() === filesBefore + 2, 20_000)).toBe(true);
+  expect(await waitFor('the aborted upload\'s parts to be removed', async () => (await partFiles()) === filesBefore + 2, 20_000)).toBe(true);
   recordAttack({ attack: 'upload aborted by the client after two parts were stored', requests: 1, answers: { 'slot released, parts removed': 1 }, refused: true });
 });
 
