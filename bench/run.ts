@@ -18,6 +18,7 @@ import type { TestStackInfo } from '../test/support/stackInfo';
 import { describeStack } from '../test/support/testStack';
 import { postgresCopyRate, postgresFloorRate, saveAllRate } from './baselines';
 import { compareInstances } from './cluster';
+import { mongoBench } from './mongo';
 import { STATEMENT_STATS_FLAGS, cpuByCategory, cpuProfileFlags, monotonicMicroseconds, readCpuProfile, resetStatementStats, statementTimes } from './profile';
 import {
   type BaselineRow,
@@ -81,7 +82,7 @@ interface Profiling {
   cpuProfileDir: string;
 }
 
-async function bootStack(logDir: string, profiling?: Profiling): Promise<{ stack: LocalStack; info: TestStackInfo }> {
+async function bootStack(logDir: string, overrides: NodeJS.ProcessEnv = {}, profiling?: Profiling): Promise<{ stack: LocalStack; info: TestStackInfo }> {
   const dataDir = temporaryDataDir('batch-memory-bench-');
   const env: NodeJS.ProcessEnv = {
     ...process.env,
@@ -101,6 +102,7 @@ async function bootStack(logDir: string, profiling?: Profiling): Promise<{ stack
     USER_RATE_LIMIT: '1000000',
     SIGNUP_RATE_LIMIT: '1000000',
     LOGIN_RATE_LIMIT: '1000000',
+    ...overrides,
   };
   const stack = await startLocalStack({
     env,
@@ -158,7 +160,7 @@ async function profiledUpload(logDir: string, memories: number): Promise<Profile
   const cpuProfileDir = path.join(logDir, 'cpu-profiles');
   fs.mkdirSync(cpuProfileDir, { recursive: true });
   say(`7. profiling an upload of ${memories} memories on a stack of its own (CPU profiles in ${cpuProfileDir})`);
-  const { stack, info } = await bootStack(logDir, { cpuProfileDir });
+  const { stack, info } = await bootStack(logDir, {}, { cpuProfileDir });
   const stopOnSignal = (signal: NodeJS.Signals) => void stack.stop().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
   process.once('SIGINT', stopOnSignal);
   process.once('SIGTERM', stopOnSignal);
@@ -211,6 +213,8 @@ async function main(): Promise<number> {
   const logDir = path.join(path.dirname(resultsFile), 'logs');
   fs.rmSync(logDir, { recursive: true, force: true });
   fs.mkdirSync(logDir, { recursive: true });
+  // The MongoDB path, on a stack of its own (bench/mongo.ts).
+  if (process.argv.includes('--mongo')) return mongoBench({ smoke, resultsFile: path.join(path.dirname(resultsFile), 'mongo-results.json'), logDir, boot: bootStack, say });
 
   const profileOnly = process.argv.find((arg) => arg === '--profile' || arg.startsWith('--profile='));
   if (profileOnly) {

@@ -2,9 +2,9 @@
  * Bulk creates for the worker, inside Parse Server: the same schema, storage adapter and unique keys as
  * a REST create, without a full REST write per object (auth, trigger lookup, response building), which
  * made Parse Server's CPU the bottleneck of a batch. On PostgreSQL a request's objects go in as one
- * multi-row INSERT, with values stored exactly as Parse Server's own adapter stores them; elsewhere
- * (MongoDB) through the database controller, object by object. Only classes without Cloud Code
- * triggers are allowed: per-item logic belongs in the memory processor.
+ * multi-row INSERT, with values stored exactly as Parse Server's own adapter stores them; on MongoDB as
+ * one unordered insertMany (cloud/mongoBulkWriter.ts); elsewhere through the database controller, object
+ * by object. Only classes without Cloud Code triggers are allowed: per-item logic belongs in the memory processor.
  */
 import { randomBytes } from 'node:crypto';
 import express from 'express';
@@ -13,6 +13,7 @@ import type { CreateAnswer } from '../storage/batchStorage';
 import type { RouteAuthentication } from './auth';
 import { BatchError } from './errors';
 import { sendError } from './httpErrors';
+import { insertMongoObjects, isMongoAdapter } from './mongoBulkWriter';
 
 /** Parse Server's objectIds: 10 characters of this alphabet (cryptoUtils.newObjectId). */
 const OBJECT_ID_CHARACTERS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
@@ -133,6 +134,13 @@ export async function createObjects(database: ParseDatabase, className: string, 
   const now = new Date().toISOString();
   const ids = newObjectIds(objects.length);
   const complete = objects.map((object, k) => ({ ...shared, ...object, objectId: ids[k], createdAt: now, updatedAt: now }));
+  if (isMongoAdapter(database.adapter) && complete.length > 0) {
+    const withPermissions = complete.map((object: ParseObjectBody) => {
+      const { ACL, ...rest } = object;
+      return ACL ? { ...rest, ...permissionColumns(ACL as Record<string, { read?: boolean; write?: boolean }>) } : rest;
+    });
+    return insertMongoObjects(database, database.adapter, className, withPermissions);
+  }
   const { _client, _pgp } = database.adapter;
   if (_client && _pgp && complete.length > 0) {
     const { fields } = await (await database.loadSchema()).getOneSchema(className, true);

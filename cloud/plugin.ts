@@ -23,6 +23,7 @@ import { masterRequest } from '../storage/http';
 import { RouteAuthentication, safeEqual } from './auth';
 import { BatchService } from './batchService';
 import { type ParseDatabase, bulkWriteRoute } from './bulkWriter';
+import { onFerretDB } from './ferretdb';
 import { jsonErrorHandler, notFound } from './httpErrors';
 import { registerCloudCode } from './main';
 import { BatchMaintenance } from './maintenance';
@@ -177,7 +178,7 @@ function mergeParseServerOptions(
   const gate: express.RequestHandler = hostGate
     ? (req, res, next) => plugin.limits.parseRequestGate(req, res, (error?: unknown) => (error ? next(error) : hostGate(req, res, next)))
     : plugin.limits.parseRequestGate;
-  return {
+  const options = {
     appId: config.PARSE_APP_ID,
     masterKey: config.PARSE_MASTER_KEY,
     masterKeyIps: config.PARSE_MASTER_KEY_IPS.split(',').map((ip) => ip.trim()),
@@ -206,8 +207,9 @@ function mergeParseServerOptions(
     rateLimit: [...plugin.limits.parseServerRateLimits(), ...hostRateLimits],
     // Not in Parse Server's option types, but read by ParseServer.app: runs once a request is authenticated.
     requestContextMiddleware: gate,
-    // Parse Server's types take `cloud` as a path only and lack requestContextMiddleware; both are read.
-  } as unknown as ParseServerOptions;
+  };
+  // Parse Server's types take `cloud` as a path only and lack requestContextMiddleware; both are read.
+  return (config.DATABASE_FERRETDB ? onFerretDB(options) : options) as unknown as ParseServerOptions;
 }
 
 /**
@@ -262,7 +264,8 @@ function describeType(field: { type: string; targetClass?: string }): string {
  */
 function sharedStateOptions(config: Config): Record<string, unknown> {
   if (!config.REDIS_URL) return {};
-  return { cacheAdapter: new RedisCacheAdapter({ url: config.REDIS_URL }), databaseOptions: { enableSchemaHooks: true } };
+  // FerretDB has no change streams: there each instance keeps the schema it loaded (docs/deployment.md#ferretdb).
+  return { cacheAdapter: new RedisCacheAdapter({ url: config.REDIS_URL }), ...(config.DATABASE_FERRETDB ? {} : { databaseOptions: { enableSchemaHooks: true } }) };
 }
 
 function hardenedParseServerOptions(config: Config): Record<string, unknown> {

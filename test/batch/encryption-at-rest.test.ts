@@ -4,16 +4,15 @@
  * Parse Server is that gzip stream of the JSON Lines.
  */
 import { randomUUID } from 'node:crypto';
-import fs from 'node:fs';
-import path from 'node:path';
 import zlib from 'node:zlib';
 import type { MemoryItem, MemoryProcessingResult } from '../../schema/memory';
+import { fileStorage } from '../support/fileStorage';
 import { addMemoryBatch, getBatch, http, master, newUser, parse } from '../support/helpers';
 import { stackInfo } from '../support/stackInfo';
 
-/** A file as the files adapter keeps it on disk, and as the master key downloads it through Parse Server. */
+/** A file as the files adapter keeps it (on disk, or in GridFS on MongoDB), and as the master key downloads it through Parse Server. */
 async function storedFile(name: string): Promise<{ onDisk: Buffer; downloaded: Buffer }> {
-  const onDisk = fs.readFileSync(path.join(stackInfo().env.DATA_DIR, 'files', encodeURIComponent(name)));
+  const onDisk = await fileStorage(stackInfo().env).read(name);
   const response = await http(`/files/${stackInfo().appId}/${encodeURIComponent(name)}`, { headers: { 'X-Parse-Master-Key': stackInfo().masterKey } });
   expect(response.status).toBe(200);
   return { onDisk, downloaded: Buffer.from(await response.arrayBuffer()) };

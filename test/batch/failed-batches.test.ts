@@ -4,13 +4,14 @@
  * answer 207 with the reason, deliver a signed `batch.failed` webhook, make the CLI exit 1 and count
  * exactly the memories written; and a batch is split into parts and writes by the byte limits.
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
+import { loadConfig } from '../../config';
+import { defaultFilesAdapter } from '../../cloud/server';
 import { WEBHOOK_HEADERS, verifyWebhookSignature, webhookEventSchema } from '../../schema/webhook';
 import { workflowIdFor } from '../../schema/workflow';
 import type { MemoryItem } from '../../schema/memory';
 import { startCli, summaryValue } from '../client/cliProcess';
+import { fileStorage } from '../support/fileStorage';
 import { englishText, waitFor } from '../support/helpers';
 import { type PrivateStack, startPrivateStack } from '../support/privateStack';
 import { startWebhookReceiver } from '../support/webhookReceiver';
@@ -62,16 +63,9 @@ async function partRows(partsKey: string): Promise<{ objectId: string; index: nu
   return answer.body.results;
 }
 
-/** Where the files adapter keeps a stored file (encrypted) on disk. */
-function fileOnDisk(name: string): string {
-  return path.join(stack.info.env.DATA_DIR, 'files', encodeURIComponent(name));
-}
-
-/** The private stack's own files adapter, to store bytes exactly as Parse Server would (encrypted with its key). */
+/** The private stack's own files adapter (on disk, or GridFS on MongoDB), to store bytes exactly as Parse Server would (encrypted with its key). */
 function filesAdapter(): { createFile(name: string, data: Buffer): Promise<unknown> } {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const FSFilesAdapter = require('@parse/fs-files-adapter') as new (options: { filesSubDirectory: string; encryptionKey: string }) => { createFile(name: string, data: Buffer): Promise<unknown> };
-  return new FSFilesAdapter({ filesSubDirectory: path.relative(path.resolve('files'), path.join(stack.info.env.DATA_DIR, 'files')), encryptionKey: FILES_ENCRYPTION_KEY });
+  return defaultFilesAdapter(loadConfig(stack.info.env)) as { createFile(name: string, data: Buffer): Promise<unknown> };
 }
 
 interface FailureCase {
@@ -175,20 +169,20 @@ test('a part file deleted from storage fails the batch, naming the part', async 
     memories: tamperedBatch(),
     tamper: async (parts) => {
       expect(parts).toHaveLength(6);
-      fs.rmSync(fileOnDisk(parts[5].name));
+      await fileStorage(stack.info.env).remove(parts[5].name);
     },
     reason: /^part 5 of batch \w+ is missing from file storage or does not decrypt with FILES_ENCRYPTION_KEY$/,
   });
 });
 
-test('a part file overwritten on disk (it no longer decrypts) fails the batch, naming the part', async () => {
+test('a part file overwritten in storage (it no longer decrypts) fails the batch, naming the part', async () => {
   await expectBatchFails({
     memories: tamperedBatch(),
     tamper: async (parts) => {
-      const file = fileOnDisk(parts[5].name);
-      const bytes = fs.readFileSync(file);
+      const storage = fileStorage(stack.info.env);
+      const bytes = await storage.read(parts[5].name);
       bytes[Math.floor(bytes.length / 2)] ^= 0xff;
-      fs.writeFileSync(file, bytes);
+      await storage.write(parts[5].name, bytes);
     },
     reason: /^part 5 of batch \w+ is missing from file storage or does not decrypt with FILES_ENCRYPTION_KEY$/,
   });

@@ -1,29 +1,90 @@
 /**
  * Invariant 11: a cancel is never overwritten by a concurrent start, finalize or progress write. Each
- * test forces the interleaving that lost the cancel: a PostgreSQL row lock holds both UPDATEs of the
- * request inside Parse Server, after each has loaded the row (and passed beforeSave) and before it
- * writes; the cancel queues first, the other write second, and the lock's release lets them run in
- * that order. Waits are on the database's own view of who waits for the lock.
+ * test forces the interleaving that lost the cancel: both writes of the request inside Parse Server are
+ * held after each has loaded the row (and passed beforeSave) and before it reaches the database; the
+ * cancel is held first, the other write second, and they are let through in that order. On PostgreSQL a
+ * row lock holds them (the database's own view of who waits for it counts them); on MongoDB a wire
+ * protocol proxy between a stack of the test's own and the database holds their findAndModify commands.
  */
 import { Client } from 'pg';
-import { loadConfig, parseEndpoint } from '../../config';
+import { type Config, loadConfig, parseEndpoint } from '../../config';
 import { createLogger } from '../../config/log';
 import { workflowIdFor } from '../../schema/workflow';
 import { createActivities } from '../../worker/activities';
 import { persistOnlyProcessor } from '../../worker/processor';
 import { addMemoryBatch, closeTemporal, countMemories, getBatch, master, memories, newUser, parse, temporal, waitFor } from '../support/helpers';
+import { MongoWireProxy } from '../support/mongoWireProxy';
+import { type PrivateStack, startPrivateStack } from '../support/privateStack';
 import { stackInfo } from '../support/stackInfo';
 
-const database = new Client({ connectionString: stackInfo().databaseURI });
-/** Holds the row lock (a session of its own: pg_stat_activity stays the same within one transaction). */
-const locker = new Client({ connectionString: stackInfo().databaseURI });
-const config = loadConfig(stackInfo().env);
-const activities = createActivities({ config, endpoint: parseEndpoint(config), processor: persistOnlyProcessor, log: createLogger('silent') });
+/** Holds the writes of one request before they reach the database, and lets them through in the order held. */
+interface WriteHold {
+  hold(batchId: string): Promise<void>;
+  /** Writes of the request being held. */
+  waiting(): Promise<number>;
+  release(): Promise<void>;
+  close(): Promise<void>;
+}
 
-beforeAll(() => Promise.all([database.connect(), locker.connect()]));
+/** A row lock, taken by a session of its own (pg_stat_activity stays the same within one transaction). */
+async function postgresHold(databaseURI: string): Promise<WriteHold> {
+  const database = new Client({ connectionString: databaseURI });
+  const locker = new Client({ connectionString: databaseURI });
+  await Promise.all([database.connect(), locker.connect()]);
+  return {
+    async hold(batchId) {
+      await locker.query('BEGIN');
+      await locker.query('SELECT 1 FROM "BatchMemoryRequest" WHERE "objectId" = $1 FOR UPDATE', [batchId]);
+    },
+    async waiting() {
+      const { rows } = await database.query<{ n: string }>(
+        `SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query ILIKE '%UPDATE "BatchMemoryRequest"%' `,
+      );
+      return Number(rows[0].n);
+    },
+    release: async () => void (await locker.query('COMMIT')),
+    close: async () => void (await Promise.all([database.end(), locker.end()])),
+  };
+}
+
+/** The findAndModify commands Parse Server sends for the request, held by a proxy in front of the database. */
+function mongoHold(proxy: MongoWireProxy): WriteHold {
+  return {
+    hold: async (batchId) => proxy.hold((command) => command.findAndModify === 'BatchMemoryRequest' && (command.query as { _id?: unknown } | undefined)?._id === batchId),
+    waiting: async () => proxy.waiting,
+    release: () => proxy.releaseInOrder(),
+    close: () => proxy.close(),
+  };
+}
+
+const onMongo = process.env.TEST_DATABASE === 'mongo';
+const sharedStack = process.env.TEST_STACK;
+let writes: WriteHold;
+let stack: PrivateStack | undefined;
+let config: Config;
+let activities: ReturnType<typeof createActivities>;
+
+beforeAll(async () => {
+  if (onMongo) {
+    // A stack of its own whose Parse Server reaches the shared MongoDB (a database of its own) through the proxy.
+    const proxy = await MongoWireProxy.start(stackInfo().databaseURI);
+    writes = mongoHold(proxy);
+    const databaseURI = new URL(proxy.uri(stackInfo().databaseURI));
+    databaseURI.pathname = '/status-race';
+    stack = await startPrivateStack('status-race', { DATABASE_URI: databaseURI.toString() });
+    // The helpers (Parse SDK, Temporal client) serve this file's stack.
+    process.env.TEST_STACK = JSON.stringify(stack.info);
+  } else {
+    writes = await postgresHold(stackInfo().databaseURI);
+  }
+  config = loadConfig(stackInfo().env);
+  activities = createActivities({ config, endpoint: parseEndpoint(config), processor: persistOnlyProcessor, log: createLogger('silent') });
+});
 afterAll(async () => {
-  await Promise.all([database.end(), locker.end()]);
+  await writes?.close();
   await closeTemporal();
+  await stack?.shutdown();
+  process.env.TEST_STACK = sharedStack;
 });
 
 /** A pending request over the stored parts of a finished batch, with no workflow started for it. */
@@ -38,28 +99,19 @@ async function pendingBatch(): Promise<Parse.Object> {
   return batch.save(null, master);
 }
 
-/** UPDATEs of the request table waiting for a row lock. */
-async function waitingWrites(): Promise<number> {
-  const { rows } = await database.query<{ n: string }>(
-    `SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query ILIKE '%UPDATE "BatchMemoryRequest"%' `,
-  );
-  return Number(rows[0].n);
-}
-
 /**
  * Runs `first`, then `second`, each held inside Parse Server between its read of the row and its write,
  * and releases them in that order. Answers both outcomes.
  */
 async function heldInOrder<A, B>(batchId: string, first: () => Promise<A>, second: () => Promise<B>): Promise<[PromiseSettledResult<A>, PromiseSettledResult<B>]> {
-  await locker.query('BEGIN');
-  await locker.query('SELECT 1 FROM "BatchMemoryRequest" WHERE "objectId" = $1 FOR UPDATE', [batchId]);
+  await writes.hold(batchId);
   const one = first();
   one.catch(() => undefined);
-  await waitFor('the first write to wait for the row', async () => (await waitingWrites()) === 1, 30_000);
+  await waitFor('the first write to be held', async () => (await writes.waiting()) === 1, 30_000);
   const two = second();
   two.catch(() => undefined);
-  await waitFor('the second write to wait behind the first', async () => (await waitingWrites()) === 2, 30_000);
-  await locker.query('COMMIT');
+  await waitFor('the second write to be held behind the first', async () => (await writes.waiting()) === 2, 30_000);
+  await writes.release();
   return Promise.allSettled([one, two]);
 }
 
@@ -77,7 +129,7 @@ function progressWrite(batchId: string, processed: number): Promise<Parse.Object
   return counts.save(null, master);
 }
 
-describe('a cancel is never overwritten (compare-and-set on the status; PostgreSQL-only: a row lock holds the writes)', () => {
+describe('a cancel is never overwritten (compare-and-set on the status)', () => {
   test('beginBatch that read pending does not overwrite a cancel saved in between; the workflow ends with the batch cancelled', async () => {
     const batch = await pendingBatch();
     const batchId = batch.id as string;
@@ -86,7 +138,7 @@ describe('a cancel is never overwritten (compare-and-set on the status; PostgreS
     expect(begin.status === 'fulfilled' && begin.value.status).toBe('cancelled');
     expect((await getBatch(batchId)).get('status')).toBe('cancelled');
     // The workflow's start reads the cancelled status and ends without processing anything.
-    const handle = await (await temporal()).workflow.start('batchMemoryWorkflow', { workflowId: workflowIdFor(batchId), taskQueue: stackInfo().taskQueue, args: [{ batchId }] });
+    const handle = await (await temporal()).workflow.start('batchMemoryWorkflow', { workflowId: workflowIdFor(batchId), taskQueue: config.TEMPORAL_TASK_QUEUE, args: [{ batchId }] });
     await handle.result();
     const finished = await waitFor('the end to be recorded', async () => {
       const b = await getBatch(batchId);

@@ -83,6 +83,15 @@ describe('configuration', () => {
     expect(problems({ HOST: host })).toEqual([]);
   });
 
+  test('DATABASE_FERRETDB needs a mongodb:// DATABASE_URI', () => {
+    const refusal = 'DATABASE_FERRETDB needs a mongodb:// DATABASE_URI (FerretDB speaks the MongoDB protocol)';
+    expect(problems({ DATABASE_FERRETDB: 'true' })).toEqual([refusal]);
+    expect(problems({ DATABASE_FERRETDB: 'true', DATABASE_URI: 'postgres://db/parse' })).toEqual([refusal]);
+    expect(problems({ DATABASE_FERRETDB: 'maybe' })).toEqual(['DATABASE_FERRETDB must be true or false (got "maybe")']);
+    expect(loadConfig({ DATABASE_FERRETDB: 'true', DATABASE_URI: 'mongodb://ferretdb:27017/parse' }).DATABASE_FERRETDB).toBe(true);
+    expect(loadConfig({}).DATABASE_FERRETDB).toBe(false);
+  });
+
   test('the Dashboard cookie secret is never the master key, and long enough', () => {
     expect(problems({ DASHBOARD_COOKIE_SECRET: LOCAL_SECRETS.PARSE_MASTER_KEY.padEnd(32, '-'), PARSE_MASTER_KEY: LOCAL_SECRETS.PARSE_MASTER_KEY.padEnd(32, '-') })).toEqual([
       "DASHBOARD_COOKIE_SECRET must differ from PARSE_MASTER_KEY (the Dashboard's cookie would let anyone test master-key guesses offline)",

@@ -152,6 +152,8 @@ beforeAll(async () => {
     PARSE_MASTER_KEY: MASTER_KEY,
     FILES_ENCRYPTION_KEY: `existing-app-files-key-${process.pid}`,
     DATABASE_URI: databaseURI.toString(),
+    // On FerretDB, the host opts in as a user of FerretDB would (docs/deployment.md#ferretdb).
+    ...(info.env.DATABASE_FERRETDB ? { DATABASE_FERRETDB: info.env.DATABASE_FERRETDB } : {}),
     DATA_DIR: path.join(appDir, '.data'),
     TEMPORAL_ADDRESS: info.temporalAddress,
     TEMPORAL_NAMESPACE: info.namespace,

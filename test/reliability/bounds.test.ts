@@ -113,7 +113,7 @@ test('a 65 KB gzip body of one memory and 64 MiB of newlines is refused (413, MA
   const user = await api.signUp('bomb');
   const bomb = gzipSync(Buffer.concat([Buffer.from('{"content":"the only memory"}\n'), Buffer.alloc(64 * 1024 * 1024, 0x0a)]), { level: 9 });
   expect(bomb.length).toBeLessThan(70 * 1024);
-  const filesBefore = api.storedFiles().length;
+  const filesBefore = (await api.storedFiles()).length;
   const cpuBefore = cpuSeconds(stack.info.serverPid);
   const answer = await api.call('/api/v1/memory/batch?wait=false', { token: user.token, headers: ndjsonHeaders(user.token, { 'Content-Encoding': 'gzip' }), raw: new Uint8Array(bomb) });
   const cpu = cpuSeconds(stack.info.serverPid) - cpuBefore;
@@ -123,7 +123,7 @@ test('a 65 KB gzip body of one memory and 64 MiB of newlines is refused (413, MA
   expect(answer.body.error.message).toContain('MAX_STREAM_BATCH_SIZE = 1000000 lines');
   expect(cpu).toBeLessThan(2);
   expect(await batchesOf(user.id)).toBe(0);
-  expect(api.storedFiles().length).toBe(filesBefore);
+  expect((await api.storedFiles()).length).toBe(filesBefore);
   recordAttack({ attack: 'gzip bomb: 65 KB of gzip holding one memory and 64 MiB of blank lines', requests: 1, answers: tally([answer.status]), refused: answer.status === 413 && cpu < 2 });
 });
 
@@ -131,7 +131,7 @@ test('a gzip body that inflates over REST_MAX_INFLATE_RATIO (valid memories, und
   const user = await api.signUp('inflate');
   const inflated = `${Array.from({ length: 64 }, () => `{"content":"${'a'.repeat(60_000)}"}`).join('\n')}\n`;
   const body = gzipSync(inflated, { level: 9 });
-  const filesBefore = api.storedFiles().length;
+  const filesBefore = (await api.storedFiles()).length;
   const cpuBefore = cpuSeconds(stack.info.serverPid);
   const answer = await api.call('/api/v1/memory/batch?wait=false', { token: user.token, headers: ndjsonHeaders(user.token, { 'Content-Encoding': 'gzip' }), raw: new Uint8Array(body) });
   const cpu = cpuSeconds(stack.info.serverPid) - cpuBefore;
@@ -140,25 +140,16 @@ test('a gzip body that inflates over REST_MAX_INFLATE_RATIO (valid memories, und
   expect(answer.body.error.message).toBe('request body inflates more than REST_MAX_INFLATE_RATIO = 100 times its compressed size');
   expect(cpu).toBeLessThan(2);
   expect(await batchesOf(user.id)).toBe(0);
-  expect(api.storedFiles().length).toBe(filesBefore);
-  recordAttack({
-    attack: `gzip body inflating ${Math.round(inflated.length / body.length)} times (over REST_MAX_INFLATE_RATIO)`,
-    requests: 1,
-    answers: tally([answer.status]),
-    refused: answer.status === 413,
-  });
+  expect((await api.storedFiles()).length).toBe(filesBefore);
+  recordAttack({ attack: `gzip body inflating ${Math.round(inflated.length / body.length)} times (over REST_MAX_INFLATE_RATIO)`, requests: 1, answers: tally([answer.status]), refused: answer.status === 413 });
 });
 
 test('a body that trickles in (NDJSON and JSON) is answered 408 naming REST_BODY_TIMEOUT; nothing stored', async () => {
   const user = await api.signUp('trickle');
-  const filesBefore = api.storedFiles().length;
+  const filesBefore = (await api.storedFiles()).length;
   const trickles = [
     { kind: 'NDJSON', request: upload(user.token), first: '{"content":"a first memory arrives"}\n{"content":"' },
-    {
-      kind: 'JSON',
-      request: openRequest(`${origin}/api/v1/memory/batch`, { headers: { 'X-Parse-Session-Token': user.token, 'Content-Type': 'application/json' } }),
-      first: '{"memories":[{"content":"',
-    },
+    { kind: 'JSON', request: openRequest(`${origin}/api/v1/memory/batch`, { headers: { 'X-Parse-Session-Token': user.token, 'Content-Type': 'application/json' } }), first: '{"memories":[{"content":"' },
   ];
   const timers = trickles.map(({ request, first }) => {
     request.write(first);
@@ -173,14 +164,10 @@ test('a body that trickles in (NDJSON and JSON) is answered 408 naming REST_BODY
   for (const answer of answers) {
     expect(answer.status).toBe(408);
     expect(answer.headers.connection).toBe('close');
-    expect(answer.body.error).toMatchObject({
-      code: 'timeout',
-      message: `request body did not arrive within REST_BODY_TIMEOUT = ${BODY_TIMEOUT_MS} ms`,
-      details: [expect.objectContaining({ limit: BODY_TIMEOUT_MS })],
-    });
+    expect(answer.body.error).toMatchObject({ code: 'timeout', message: `request body did not arrive within REST_BODY_TIMEOUT = ${BODY_TIMEOUT_MS} ms`, details: [expect.objectContaining({ limit: BODY_TIMEOUT_MS })] });
   }
   expect(await batchesOf(user.id)).toBe(0);
-  expect(api.storedFiles().length).toBe(filesBefore);
+  expect((await api.storedFiles()).length).toBe(filesBefore);
   recordAttack({ attack: 'slow-trickle body (a byte every 200 ms), NDJSON and JSON', requests: 2, answers: tally(answers.map((a) => a.status)), refused: answers.every((a) => a.status === 408) });
 }, 60_000);
 
@@ -235,43 +222,36 @@ test('uploads per user and in total: N + 1 at once gets exactly one 429 with Ret
 
 test('an aborted upload releases its slot, and the parts it had stored are removed', async () => {
   const user = await api.signUp('abort');
-  const partFiles = () => api.storedFiles().filter((name) => name.includes('-part-')).length;
-  const filesBefore = partFiles();
+  const partFiles = async () => (await api.storedFiles()).filter((name) => name.includes('-part-')).length;
+  const filesBefore = await partFiles();
   // Both slots taken: of three at once, one is refused.
   const first = await heldUploads([user.token, user.token, user.token]);
   expect(first.refusal.status).toBe(429);
   const [kept, aborted] = first.requests.filter((_, index) => index !== first.refused);
   // Enough lines for two full parts (BATCH_PART_MAX_ITEMS = 100 on test stacks) to be stored before the client goes.
   aborted.write(Array.from({ length: 250 }, (_, i) => `{"content":"aborted ${i}"}\n`).join(''));
-  await waitFor('the aborted upload to store parts', async () => partFiles() >= filesBefore + 2, 20_000);
+  await waitFor('the aborted upload to store parts', async () => (await partFiles()) >= filesBefore + 2, 20_000);
   aborted.abort();
   // The slot comes back once the server has seen the abort: an upload sent whole is then accepted.
-  const statuses = await waitFor(
-    'the aborted upload to release its slot',
-    async () => {
-      const attempt = upload(user.token);
-      attempt.end('{"content":"next"}\n');
-      const { status } = await attempt.answer;
-      return status === 429 ? undefined : status;
-    },
-    20_000,
-  );
+  const statuses = await waitFor('the aborted upload to release its slot', async () => {
+    const attempt = upload(user.token);
+    attempt.end('{"content":"next"}\n');
+    const { status } = await attempt.answer;
+    return status === 429 ? undefined : status;
+  }, 20_000);
   expect(statuses).toBe(202);
   kept.end();
   expect((await kept.answer).status).toBe(202);
   expect(await batchesOf(user.id)).toBe(2);
   // Only the two stored batches' parts remain.
-  expect(await waitFor("the aborted upload's parts to be removed", async () => partFiles() === filesBefore + 2, 20_000)).toBe(true);
+  expect(await waitFor('the aborted upload\'s parts to be removed', async () => (await partFiles()) === filesBefore + 2, 20_000)).toBe(true);
   recordAttack({ attack: 'upload aborted by the client after two parts were stored', requests: 1, answers: { 'slot released, parts removed': 1 }, refused: true });
 });
 
 test('event streams per user and in total: N + 1 at once gets exactly one 429 with Retry-After; a closed stream frees its slot', async () => {
   const user = await api.signUp('events');
   // A batch that runs long enough to keep its event streams open.
-  const submitted = await api.call('/api/v1/memory/batch?wait=false', {
-    token: user.token,
-    body: { memories: Array.from({ length: 40 }, (_, i) => ({ content: `slow ${i}`, metadata: { test_slow_ms: 3000 } })) },
-  });
+  const submitted = await api.call('/api/v1/memory/batch?wait=false', { token: user.token, body: { memories: Array.from({ length: 40 }, (_, i) => ({ content: `slow ${i}`, metadata: { test_slow_ms: 3000 } })) } });
   expect(submitted.status).toBe(202);
   const batchId = submitted.body.batch_id as string;
   const asUser = { 'X-Parse-Session-Token': user.token };
@@ -302,16 +282,12 @@ test('event streams per user and in total: N + 1 at once gets exactly one 429 wi
 
     // The client closes its streams: the slots come back.
     for (const stream of open.splice(0)) stream.abort();
-    const reopened = await waitFor(
-      'closed streams to free their slots',
-      async () => {
-        const stream = eventStream(batchId, asUser);
-        const { status } = await headersOf(stream);
-        if (status === 200) return stream;
-        return undefined;
-      },
-      20_000,
-    );
+    const reopened = await waitFor('closed streams to free their slots', async () => {
+      const stream = eventStream(batchId, asUser);
+      const { status } = await headersOf(stream);
+      if (status === 200) return stream;
+      return undefined;
+    }, 20_000);
     open.push(reopened);
     statuses.push(200);
   } finally {
@@ -319,12 +295,7 @@ test('event streams per user and in total: N + 1 at once gets exactly one 429 wi
     // Cancelled by setting the status (the afterSave hook stops the workflow), without waiting for it to stop.
     await api.call(`/parse/classes/BatchMemoryRequest/${batchId}`, { master: true, method: 'PUT', body: { status: 'cancelled' } });
   }
-  recordAttack({
-    attack: 'more open event streams than REST_MAX_EVENT_STREAMS_PER_USER / REST_MAX_EVENT_STREAMS',
-    requests: statuses.length,
-    answers: tally(statuses),
-    refused: statuses.filter((s) => s === 429).length === 2,
-  });
+  recordAttack({ attack: 'more open event streams than REST_MAX_EVENT_STREAMS_PER_USER / REST_MAX_EVENT_STREAMS', requests: statuses.length, answers: tally(statuses), refused: statuses.filter((s) => s === 429).length === 2 });
 });
 
 describe('on the shared stack', () => {
@@ -351,12 +322,7 @@ describe('on the shared stack', () => {
       expect(answer?.status).toBe(401);
       expect(answer?.body).toEqual({ error: { code: 'unauthorized', message: MASTER_KEY_REFUSED, details: [] } });
     }
-    recordAttack({
-      attack: 'bulk write route: 60 MB body without the master key (none, wrong, from a disallowed address)',
-      requests: attempts.length,
-      answers: tally(statuses),
-      refused: statuses.every((s) => s === 401),
-    });
+    recordAttack({ attack: 'bulk write route: 60 MB body without the master key (none, wrong, from a disallowed address)', requests: attempts.length, answers: tally(statuses), refused: statuses.every((s) => s === 401) });
   });
 
   test('malformed JSON on every product route answers { error: { code, message, details } }, never HTML, a stack trace or a server path', async () => {
@@ -385,11 +351,7 @@ describe('on the shared stack', () => {
       expect(body).toEqual({ error: { code, message: expect.any(String), details: expect.any(Array) } });
     }
     // Parse Server's own routes keep Parse's shape, without a stack trace either.
-    const parse = await fetch(`${sharedOrigin()}/parse/functions/addMemoryBatch`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json', 'X-Parse-Application-Id': info.appId, 'X-Parse-Session-Token': user.token },
-      body: malformed,
-    });
+    const parse = await fetch(`${sharedOrigin()}/parse/functions/addMemoryBatch`, { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-Parse-Application-Id': info.appId, 'X-Parse-Session-Token': user.token }, body: malformed });
     const parseText = await parse.text();
     statuses.push(parse.status);
     if (/<html|<pre>|\/work\/|node_modules|\bat [\w.<>]+ \(/i.test(parseText)) leaks.push(`/parse/functions: ${parseText.slice(0, 200)}`);

@@ -8,6 +8,7 @@
 import { Client } from 'pg';
 import { loadConfig } from '../../config';
 import { waitFor } from '../../scripts/processes';
+import { postgresOnlyTest } from '../support/database';
 import { memories, preparedItems } from '../support/helpers';
 import { type PrivateStack, startPrivateStack } from '../support/privateStack';
 import { recordScenario, stackApi, tally } from './stackApi';
@@ -210,7 +211,7 @@ test('Temporal dev server restarted (same database file) in the middle of a batc
   await expectExact('Temporal dev server restarted', batchId, 2000, 1);
 });
 
-test("PostgreSQL connections of Parse Server terminated (pg_terminate_backend) in the middle of a batch: completes", async () => {
+postgresOnlyTest('PostgreSQL connections of Parse Server terminated (pg_terminate_backend) in the middle of a batch: completes', async () => {
   const batchId = await submit(2000);
   const database = new Client({ connectionString: stack.info.databaseURI });
   await database.connect();

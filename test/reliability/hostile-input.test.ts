@@ -280,7 +280,7 @@ test('one valid request through each door succeeds with the same session the hos
 
 test('at least 1,000 generated malformed requests: each answered with its exact status, code, index and field; nothing left behind', async () => {
   const before = await Promise.all(CLASSES.map((name) => api.count(name)));
-  const filesBefore = api.storedFiles().length;
+  const filesBefore = (await api.storedFiles()).length;
   const byKind = new Map<string, number>();
   const statuses: number[] = [];
   const wrong: string[] = [];
@@ -295,7 +295,7 @@ test('at least 1,000 generated malformed requests: each answered with its exact 
     { numRuns: 1200, seed: Number(process.env.FAST_CHECK_SEED ?? Date.now() % 2 ** 31), verbose: true },
   );
   // Parts a streamed upload had stored are removed before the answer; allow the file system to catch up.
-  const filesAfter = await waitFor('no stored files left', async () => (api.storedFiles().length === filesBefore ? filesBefore : undefined), 10_000).catch(() => api.storedFiles().length);
+  const filesAfter = await waitFor('no stored files left', async () => ((await api.storedFiles()).length === filesBefore ? filesBefore : undefined), 10_000).catch(async () => (await api.storedFiles()).length);
   const after = await Promise.all(CLASSES.map((name) => api.count(name)));
   const serverErrors = statuses.filter((status) => status >= 500).length;
   const refused = wrong.length === 0 && serverErrors === 0 && after.every((n, i) => n === before[i]) && filesAfter === filesBefore;

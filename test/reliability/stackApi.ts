@@ -1,7 +1,7 @@
 /** Raw HTTP against a private stack (the Parse SDK of a test file points at the shared one), and the scenario record. */
 import fs from 'node:fs';
 import http from 'node:http';
-import path from 'node:path';
+import { fileStorage } from '../support/fileStorage';
 import type { AttackRecord, ScenarioRecord } from '../../scripts/reliabilityReport';
 import type { TestStackInfo } from '../support/stackInfo';
 
@@ -73,10 +73,9 @@ export function stackApi(info: TestStackInfo) {
       const where = encodeURIComponent(JSON.stringify({ batch: pointer(batchId) }));
       return (await call(`/parse/classes/BatchMemoryChunk?where=${where}&keys=part,first,attempt&limit=1000000`, { master: true })).body.results;
     },
-    /** Stored batch files on disk (what the master key could download). */
-    storedFiles(): string[] {
-      const dir = path.join(info.env.DATA_DIR, 'files');
-      return fs.existsSync(dir) ? fs.readdirSync(dir).filter((name) => decodeURIComponent(name).includes('bmr-')) : [];
+    /** Stored batch files, on disk or in GridFS (what the master key could download). */
+    async storedFiles(): Promise<string[]> {
+      return (await fileStorage(info.env).names()).filter((name) => name.includes('bmr-'));
     },
   };
 }

@@ -6,6 +6,7 @@ import { Client, Connection } from '@temporalio/client';
 import Parse from 'parse/node';
 import { waitFor } from '../../scripts/processes';
 import type { BatchMemoryResponse, MemoryItem } from '../../schema/memory';
+import { fileStorage } from './fileStorage';
 import { stackInfo } from './stackInfo';
 import { batchWorkflowRuns, type HistoryEvent } from './workflowHistory';
 
@@ -130,9 +131,8 @@ async function everyRow(className: string, fields: string[]): Promise<Parse.Obje
 
 /** Stored batch files that no BatchMemoryRequest references (waits out uploads of requests still being created). */
 export async function orphanFiles(timeoutMs = 30_000): Promise<string[]> {
-  const dir = path.join(stackInfo().env.DATA_DIR, 'files');
   const find = async () => {
-    const onDisk = fs.existsSync(dir) ? fs.readdirSync(dir).map((f) => decodeURIComponent(f)).filter((f) => f.includes('bmr-')) : [];
+    const stored = (await fileStorage(stackInfo().env).names()).filter((f) => f.includes('bmr-'));
     const referenced = new Set<string>();
     const partsKeys = new Set<string>();
     for (const batch of await everyRow('BatchMemoryRequest', ['partsKey', 'resultsFile'])) {
@@ -143,7 +143,7 @@ export async function orphanFiles(timeoutMs = 30_000): Promise<string[]> {
     for (const part of await everyRow('BatchMemoryPart', ['partsKey', 'name'])) {
       if (partsKeys.has(part.get('partsKey'))) referenced.add(part.get('name'));
     }
-    return onDisk.filter((name) => !referenced.has(name));
+    return stored.filter((name) => !referenced.has(name));
   };
   try {
     return await waitFor('no orphan batch files', async () => ((await find()).length === 0 ? [] : undefined), timeoutMs, 500);

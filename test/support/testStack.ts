@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { databaseURI } from '../../config';
+import { isFerretDB } from '../../scripts/mongod';
 import { freePort } from '../../scripts/processes';
 import { type LocalStack, type LocalStackOptions, PROJECT_ROOT, startLocalStack, temporaryDataDir } from '../../scripts/stack';
 import { PAYLOAD_LIMIT_BYTES, type TestStackInfo, WEBHOOK_TEST_HOST } from './stackInfo';
@@ -57,10 +58,14 @@ export async function bootTestStack(name: string, overrides: NodeJS.ProcessEnv =
     ...overrides,
   };
   if (process.env.TEST_DATABASE === 'mongo') {
-    const { MongoMemoryServer } = await import('mongodb-memory-server');
-    const mongo = await MongoMemoryServer.create();
-    env.DATABASE_URI = mongo.getUri('parse');
-    (globalThis as Record<string, unknown>).__MONGO__ = mongo;
+    // A MongoDB of the stack's own, unless the test names one.
+    if (!overrides.DATABASE_URI) {
+      const { MongoMemoryServer } = await import('mongodb-memory-server');
+      const mongo = await MongoMemoryServer.create();
+      env.DATABASE_URI = mongo.getUri('parse');
+      (globalThis as Record<string, unknown>).__MONGO__ = mongo;
+    }
+    if (await isFerretDB(env.DATABASE_URI as string)) env.DATABASE_FERRETDB = 'true';
   }
   const stack = await startLocalStack({
     ...shape,
