@@ -1,15 +1,22 @@
 /**
  * What the same memories cost without the product: Parse.Object.saveAll against the same Parse Server
- * (what an application would write by hand), and multi-row INSERTs straight into PostgreSQL (the floor).
+ * (what an application would write by hand), multi-row INSERTs straight into PostgreSQL (the floor of a
+ * client writing rows), and COPY … FROM STDIN (the physical floor: PostgreSQL's own bulk load).
  */
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import Parse from 'parse/node';
 import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
 import type { TestStackInfo } from '../test/support/stackInfo';
 import { memoriesFrom, since } from './measure';
 
 export const SAVE_ALL_OBJECTS = 100;
 export const INSERT_ROWS = 1000;
+export const COPY_ROWS_PER_WRITE = 1000;
+const COPY_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
 const FLOOR_TABLE = 'bench_memory_floor';
+const FLOOR_COLUMNS = '(id text PRIMARY KEY, content text NOT NULL, metadata jsonb)';
 
 /** Memories per second of `Parse.Object.saveAll` in batches of 100 objects, one batch after another, with the master key. */
 export async function saveAllRate(info: TestStackInfo, ownerId: string, count: number): Promise<number> {
@@ -37,7 +44,7 @@ export async function postgresFloorRate(databaseURI: string, count: number): Pro
   await db.connect();
   try {
     await db.query(`DROP TABLE IF EXISTS ${FLOOR_TABLE}`);
-    await db.query(`CREATE TABLE ${FLOOR_TABLE} (id text PRIMARY KEY, content text NOT NULL, metadata jsonb)`);
+    await db.query(`CREATE TABLE ${FLOOR_TABLE} ${FLOOR_COLUMNS}`);
     const started = performance.now();
     for (let first = 0; first < count; first += INSERT_ROWS) {
       const memories = memoriesFrom(first, Math.min(INSERT_ROWS, count - first));
@@ -46,6 +53,42 @@ export async function postgresFloorRate(databaseURI: string, count: number): Pro
       await db.query(`INSERT INTO ${FLOOR_TABLE} (id, content, metadata) VALUES ${rows.join(', ')}`, values);
     }
     const rate = count / (since(started) / 1000);
+    await db.query(`DROP TABLE ${FLOOR_TABLE}`);
+    return rate;
+  } finally {
+    await db.end();
+  }
+}
+
+/** One row in COPY's text format: tab-separated columns, backslash, tab, newline and carriage return escaped. */
+export function copyLine(values: string[]): string {
+  return `${values.map((value) => value.replace(/[\\\t\n\r]/g, (character) => COPY_ESCAPES[character])).join('\t')}\n`;
+}
+
+/**
+ * Memories per second of one `COPY … FROM STDIN` of every row into a fresh table like the INSERT floor's,
+ * the rows produced as the copy reads them (a thousand at a time).
+ */
+export async function postgresCopyRate(databaseURI: string, count: number): Promise<number> {
+  const db = new pg.Client({ connectionString: databaseURI });
+  await db.connect();
+  try {
+    await db.query(`DROP TABLE IF EXISTS ${FLOOR_TABLE}`);
+    await db.query(`CREATE TABLE ${FLOOR_TABLE} ${FLOOR_COLUMNS}`);
+    const rows = function* (): Generator<string> {
+      for (let first = 0; first < count; first += COPY_ROWS_PER_WRITE) {
+        yield memoriesFrom(first, Math.min(COPY_ROWS_PER_WRITE, count - first))
+          .map((memory, k) => copyLine([`floor-${first + k}`, memory.content, JSON.stringify(memory.metadata)]))
+          .join('');
+      }
+    };
+    const started = performance.now();
+    await pipeline(Readable.from(rows()), db.query(copyFrom(`COPY ${FLOOR_TABLE} (id, content, metadata) FROM STDIN`)));
+    const rate = count / (since(started) / 1000);
+    const {
+      rows: [{ stored }],
+    } = await db.query(`SELECT count(*)::int AS stored FROM ${FLOOR_TABLE}`);
+    if (stored !== count) throw new Error(`COPY stored ${stored} of ${count} rows`);
     await db.query(`DROP TABLE ${FLOOR_TABLE}`);
     return rate;
   } finally {

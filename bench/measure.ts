@@ -25,6 +25,15 @@ export function rssBytes(pid: number): number {
   return Number(kilobytes) * 1024;
 }
 
+/** CPU seconds (user and system) a process has used so far, from /proc/<pid>/stat. */
+export function cpuSeconds(pid: number): number {
+  // Fields after the command name (which may hold spaces) in parentheses; utime and stime are the 12th and 13th of them.
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+}
+/** USER_HZ: Linux reports CPU times in these ticks on every architecture Node.js runs on. */
+const CLOCK_TICKS_PER_SECOND = 100;
+
 export interface RssFigures {
   /** Highest RSS of each process, in MB. */
   peak: Record<MeasuredProcess, number>;

@@ -21,7 +21,8 @@ const { getAuthForSessionToken } = require('parse-server/lib/Auth') as {
 interface AppConfig {
   database: ParseDatabase;
   filesController: {
-    createFile(config: AppConfig, filename: string, data: Buffer, contentType: string): Promise<{ name: string }>;
+    /** A stream is gathered by the controller for an adapter that stores whole files (the files adapters here). */
+    createFile(config: AppConfig, filename: string, data: Buffer | Readable, contentType: string): Promise<{ name: string }>;
     getFileData(config: AppConfig, filename: string): Promise<Buffer>;
     deleteFile(config: AppConfig, filename: string): Promise<unknown>;
   };
@@ -69,7 +70,7 @@ export class InProcessStorage implements BatchStorageAdapter {
     private readonly endpoint: ParseEndpoint,
   ) {}
 
-  async uploadFile(name: string, data: Buffer, contentType = 'application/gzip'): Promise<string> {
+  async uploadFile(name: string, data: Buffer | Readable, contentType = 'application/gzip'): Promise<string> {
     const { config } = this.parse;
     return (await config.filesController.createFile(config, name, data, contentType)).name;
   }
@@ -97,7 +98,7 @@ export class InProcessStorage implements BatchStorageAdapter {
   }
 
   /** Creates rows of a class without triggers, as the bulk write route does. */
-  createObjects(className: string, objects: Record<string, unknown>[]): Promise<CreateAnswer[]> {
-    return createObjects(this.parse.database, className, objects);
+  createObjects(className: string, objects: Record<string, unknown>[], shared?: Record<string, unknown>): Promise<CreateAnswer[]> {
+    return createObjects(this.parse.database, className, objects, shared);
   }
 }

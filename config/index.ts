@@ -102,7 +102,7 @@ export const configVariables = {
   BATCH_PARTS_PER_RUN: { schema: integer(1).default(200), doc: 'parts processed before the workflow continues as new (bounds history)' },
   BATCH_HEARTBEAT_TIMEOUT: { schema: duration.default(20_000), doc: 'a part activity silent for this long is retried elsewhere (how fast a crashed worker is noticed)' },
   BATCH_WAIT_TIMEOUT: { schema: duration.default(30_000), doc: 'how long addMemoryBatch waits for completion before answering with the running batch' },
-  MAX_STREAM_BATCH_SIZE: { schema: integer(1, 10_000_000).default(100_000), doc: 'most lines (one memory each; blank lines count too) in one NDJSON upload to the REST route' },
+  MAX_STREAM_BATCH_SIZE: { schema: integer(1, 10_000_000).default(1_000_000), doc: 'most lines (one memory each; blank lines count too) in one NDJSON upload to the REST route' },
   REST_MAX_JSON_BYTES: { schema: integer(1024).default(16 * MB), doc: 'largest JSON body the REST route and the MCP door (/mcp) accept (413 above; a parsed JSON batch costs about 6 times its size in server memory, so larger batches go as NDJSON)' },
   REST_MAX_STREAM_BYTES: { schema: integer(1024).default(2048 * MB), doc: 'largest NDJSON body, after decompression, the REST route accepts (413 above)' },
   REST_MAX_INFLATE_RATIO: { schema: integer(1).default(100), doc: 'most bytes a gzip NDJSON body may inflate to per compressed byte, checked once more than its longest allowed line (2 × MAX_MEMORY_SIZE + 1 KiB) is inflated (413 above)' },

@@ -7,6 +7,7 @@
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import Parse from 'parse/node';
+import { z } from 'zod';
 import { CLASS } from './classes';
 
 const gzip = promisify(zlib.gzip);
@@ -56,6 +57,18 @@ export function fileField(publicServerURL: string, appId: string, name: string):
 /** Bulk creates for the worker, next to the REST route (cloud/bulkWriter.ts). */
 export const BULK_WRITE_PATH = '/api/v1/internal/bulk';
 export const BULK_CLASSES = [CLASS.memory, CLASS.chunk] as const;
+
+// Each object is checked to be one, not copied key by key: its fields are Parse Server's to check as it stores them.
+const parseObjectBody = z.custom<Record<string, unknown>>((value) => typeof value === 'object' && value !== null && !Array.isArray(value), { error: 'must be an object' });
+/**
+ * The bulk route's body: the objects, and the fields they all share (owner pointers, the batch, the ACL)
+ * once rather than in every object; an object's own field wins over a shared one.
+ */
+export const bulkCreateBody = z.object({
+  objects: z.array(parseObjectBody),
+  shared: parseObjectBody.optional(),
+});
+export type BulkCreateBody = z.infer<typeof bulkCreateBody>;
 
 /** Names of stored files that belong to this product: file triggers refuse them to anything but the master key. */
 export const STORED_FILE_PREFIX = 'bmr-';

@@ -142,6 +142,9 @@ export const classDefinitions = [
       attempt: { type: 'Number' },
     },
     classLevelPermissions: masterOnly,
+    // finalizeBatch and a resumed part read a batch's chunk rows in order of `first`, a page at a time: without
+    // it each page scanned every chunk row (13 s of the database's time finalizing a million memories).
+    indexes: { batch_first: { batch: 1, first: 1 } },
   },
   {
     className: CLASS.memory,

@@ -45,6 +45,10 @@ export interface LocalStackOptions {
   workers?: number;
   /** Start a local redis-server on LOCAL_REDIS_PORT unless REDIS_URL is set (default: when instances > 1). */
   redis?: boolean;
+  /** Extra Node.js flags of the Parse Server and worker processes (e.g. `--cpu-prof`, which NODE_OPTIONS may not carry). */
+  nodeFlags?: string[];
+  /** Extra command-line flags of the embedded PostgreSQL server (e.g. `-c shared_preload_libraries=pg_stat_statements`). */
+  postgresFlags?: string[];
   /**
    * Restart a process that crashes (at start too), with exponential backoff, while the others keep running;
    * after `maxCrashes` crashes of one process within the window the stack stops (`npm start`). Without it a
@@ -129,7 +133,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   // The proxy reaches the instances from 127.0.0.1: every client would look local to them, inside
   // PARSE_MASTER_KEY_IPS and in one per-address count. So the local cluster stays on this machine.
   if (instances > 1 && !isLoopbackHost(config.HOST)) {
-    throw new Error(`the local cluster listens on loopback only (HOST is ${config.HOST}): its proxy would make every client look local to the instances; behind a load balancer of your own, run the instances as in docs/deployment.md`);
+    throw new Error(
+      `the local cluster listens on loopback only (HOST is ${config.HOST}): its proxy would make every client look local to the instances; behind a load balancer of your own, run the instances as in docs/deployment.md`,
+    );
   }
   const serverNames = Array.from({ length: instances }, (_, i) => processName('server', i + 1));
   const workerNames = Array.from({ length: workers }, (_, i) => processName('worker', i + 1));
@@ -148,7 +154,10 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     if (!output || output === 'inherit' || !('onLine' in output)) return;
     const kept: string[] = [];
     recentLines.set(name, kept);
-    for (const [stream, readable] of [['stdout', child.stdout], ['stderr', child.stderr]] as const) {
+    for (const [stream, readable] of [
+      ['stdout', child.stdout],
+      ['stderr', child.stderr],
+    ] as const) {
       if (!readable) continue;
       readline.createInterface({ input: readable, crlfDelay: Infinity }).on('line', (line) => {
         kept.push(line);
@@ -250,6 +259,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         password: 'postgres',
         persistent: true,
         createPostgresUser: true,
+        postgresFlags: options.postgresFlags ?? [],
         onLog: () => undefined,
         onError: () => undefined,
       });
@@ -328,7 +338,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       pipeLines('redis', redis);
       fs.writeFileSync(pidFile, String(redis.pid));
       await waitFor('redis-server', async () => {
-        if (spawnError || redis.exitCode !== null) throw new HopelessWaitError(`redis-server did not start (${spawnError?.message ?? `exit code ${redis.exitCode}`}); install it: apt-get install redis-server`);
+        if (spawnError || redis.exitCode !== null)
+          throw new HopelessWaitError(`redis-server did not start (${spawnError?.message ?? `exit code ${redis.exitCode}`}); install it: apt-get install redis-server`);
         return redisAnswers(config.LOCAL_REDIS_PORT);
       });
       return redis;
@@ -345,7 +356,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       // the server's main work. Measured on 20,000 memories of 1 KB as gzip NDJSON: Parse Server RSS +28 MB at
       // 2,750 memories/s (V8's defaults: +76 MB at 2,600/s; a 2 MB young generation growing by 10 %: +14 MB at
       // 2,000/s, a quarter of the server's CPU in garbage collection); worker peak RSS 226 MB (254 MB with defaults).
-      const flags = ['--enable-source-maps', '--max-semi-space-size=8', '--heap-growing-percent=30'];
+      const flags = ['--enable-source-maps', '--max-semi-space-size=8', '--heap-growing-percent=30', ...(options.nodeFlags ?? [])];
       const child = spawn(process.execPath, [...flags, entry], {
         cwd: PROJECT_ROOT,
         env: ownEnv,

@@ -28,22 +28,28 @@ export class FileStorageError extends Error {
 }
 
 export interface BatchStorageAdapter {
-  /** Stores a file as Parse's files route would; answers the stored name (with Parse's random prefix). */
-  uploadFile(name: string, data: Buffer, contentType?: string): Promise<string>;
+  /**
+   * Stores a file as Parse's files route would; answers the stored name (with Parse's random prefix). A stream
+   * is stored as it is produced, for a file not to be built in memory whole.
+   */
+  uploadFile(name: string, data: Buffer | Readable, contentType?: string): Promise<string>;
   /** A stored file's bytes; a missing one is a FileStorageError with status 404. */
   downloadFile(name: string): Promise<Buffer>;
   /** A stored file's bytes as a stream, for a file not to be held in memory whole. */
   openFile(name: string): Promise<Readable>;
   /** Deletes a file; one that is already gone is fine. */
   deleteFile(name: string): Promise<void>;
-  /** Creates rows of a class without triggers (memories, chunk and part rows), one answer each. */
-  createObjects(className: string, objects: Record<string, unknown>[]): Promise<CreateAnswer[]>;
+  /**
+   * Creates rows of a class without triggers (memories, chunk and part rows), one answer each; each row also
+   * gets the `shared` fields, which go once rather than in every object.
+   */
+  createObjects(className: string, objects: Record<string, unknown>[], shared?: Record<string, unknown>): Promise<CreateAnswer[]>;
 }
 
 export class BatchStorage implements BatchStorageAdapter {
   constructor(private readonly adapter: BatchStorageAdapter) {}
 
-  uploadFile(name: string, data: Buffer, contentType?: string): Promise<string> {
+  uploadFile(name: string, data: Buffer | Readable, contentType?: string): Promise<string> {
     return this.adapter.uploadFile(name, data, contentType);
   }
 
@@ -59,8 +65,8 @@ export class BatchStorage implements BatchStorageAdapter {
     return this.adapter.deleteFile(name);
   }
 
-  createObjects(className: string, objects: Record<string, unknown>[]): Promise<CreateAnswer[]> {
-    return this.adapter.createObjects(className, objects);
+  createObjects(className: string, objects: Record<string, unknown>[], shared?: Record<string, unknown>): Promise<CreateAnswer[]> {
+    return this.adapter.createObjects(className, objects, shared);
   }
 
   /** The lines of a stored file: a part's memories, a batch's results (callers check access first). */
@@ -74,18 +80,32 @@ export class BatchStorage implements BatchStorageAdapter {
     return row && partRecordOf(row);
   }
 
-  /** The recorded chunks of a batch (of one part, when given), in batch order, read with the master key. */
-  async chunkRows(batchId: string, part?: number): Promise<ChunkRow[]> {
+  /**
+   * The recorded chunks of a batch (of one part, when given), in batch order, read with the master key
+   * `pageSize` rows at a time: a caller that handles each page before the next holds one page only.
+   */
+  async *chunkRowPages(batchId: string, part?: number, pageSize = 1000): AsyncGenerator<ChunkRow[]> {
     const batch = Parse.Object.fromJSON({ className: CLASS.batch, objectId: batchId });
-    const rows: ChunkRow[] = [];
     let after = -1;
     for (;;) {
-      const query = new Parse.Query(CLASS.chunk).equalTo('batch', batch).greaterThan('first', after).ascending('first').select(...CHUNK_ROW_FIELDS).limit(1000);
+      const query = new Parse.Query(CLASS.chunk)
+        .equalTo('batch', batch)
+        .greaterThan('first', after)
+        .ascending('first')
+        .select(...CHUNK_ROW_FIELDS)
+        .limit(pageSize);
       if (part !== undefined) query.equalTo('part', part);
-      const page = await query.find(master);
-      for (const row of page) rows.push(chunkRowOf(row));
-      if (page.length < 1000) return rows;
-      after = rows[rows.length - 1].first;
+      const page = (await query.find(master)).map(chunkRowOf);
+      if (page.length > 0) yield page;
+      if (page.length < pageSize) return;
+      after = page[page.length - 1].first;
     }
+  }
+
+  /** Every recorded chunk of a batch (of one part, when given), in batch order. */
+  async chunkRows(batchId: string, part?: number): Promise<ChunkRow[]> {
+    const rows: ChunkRow[] = [];
+    for await (const page of this.chunkRowPages(batchId, part)) rows.push(...page);
+    return rows;
   }
 }

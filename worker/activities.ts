@@ -5,11 +5,13 @@
  * so a retried or re-delivered activity finds what it already wrote.
  */
 import { randomUUID } from 'node:crypto';
+import { Readable, pipeline } from 'node:stream';
+import zlib from 'node:zlib';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import Parse from 'parse/node';
 import { type Config, publicServerURL } from '../config';
 import type { Logger } from '../config/log';
-import { CorruptFileError, type ParseEndpoint, STORED_FILE_PREFIX, encodeLines, fileField } from '../schema/batchFile';
+import { CorruptFileError, type ParseEndpoint, STORED_FILE_PREFIX, fileField } from '../schema/batchFile';
 import { isTerminal, webhookEvent } from '../schema/answers';
 import { CLASS } from '../schema/classes';
 import { type MemoryItem, type MemoryProcessingResult, TERMINAL_STATUSES, isStatusRefusal } from '../schema/memory';
@@ -24,6 +26,8 @@ import { postWebhook } from './webhookDelivery';
 
 const master = { useMasterKey: true };
 const COUNTS_FLUSH_MS = 1000;
+/** Per-item results finalizeBatch reads (whole chunk rows) before writing them on into the results file. */
+const RESULTS_PER_PAGE = 2000;
 /** The only webhook error a batch records, whatever the cause (a refused address, a status, a connection error). */
 const WEBHOOK_FAILED = 'webhook delivery failed';
 
@@ -99,18 +103,21 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
           ...(prepared.embedding ? { embedding: prepared.embedding } : {}),
           ...(prepared.source ? { source: prepared.source } : {}),
           ...(prepared.tags ? { tags: prepared.tags } : {}),
-          user: pointer('_User', context.userId),
-          organization: pointer(CLASS.organization, context.organizationId),
-          ...(context.workspaceId ? { workspace: pointer(CLASS.workspace, context.workspaceId) } : {}),
-          ...(context.namespaceId ? { namespace: pointer(CLASS.namespace, context.namespaceId) } : {}),
-          batch: pointer(CLASS.batch, batchId),
           batchIndex: index,
           batchItem: `${batchId}:${index}`,
-          ACL: { [context.userId]: { read: true } },
         });
       }
     }
-    const answers = bodies.length ? await storage.createObjects(CLASS.memory, bodies) : [];
+    // What every memory of the batch shares: its owner, where it belongs, and the owner-only ACL.
+    const shared = {
+      user: pointer('_User', context.userId),
+      organization: pointer(CLASS.organization, context.organizationId),
+      ...(context.workspaceId ? { workspace: pointer(CLASS.workspace, context.workspaceId) } : {}),
+      ...(context.namespaceId ? { namespace: pointer(CLASS.namespace, context.namespaceId) } : {}),
+      batch: pointer(CLASS.batch, batchId),
+      ACL: { [context.userId]: { read: true } },
+    };
+    const answers = bodies.length ? await storage.createObjects(CLASS.memory, bodies, shared) : [];
     const duplicates: { chunk: number; index: number }[] = [];
     answers.forEach((answer, k) => {
       const { chunk, index } = written[k];
@@ -138,8 +145,8 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
 
   /** Records finished chunks in one write; for each, false when an earlier attempt had recorded it. */
   async function recordChunks(batchId: string, part: number, chunks: { first: number; results: ChunkResult[] }[], attempt: number): Promise<boolean[]> {
-    const rows = chunks.map(({ first, results }) => ({ batch: pointer(CLASS.batch, batchId), key: `${batchId}:${first}`, part, first, count: results.length, ...countsOf(results), results, attempt, ACL: {} }));
-    const answers = await storage.createObjects(CLASS.chunk, rows);
+    const rows = chunks.map(({ first, results }) => ({ key: `${batchId}:${first}`, first, count: results.length, ...countsOf(results), results }));
+    const answers = await storage.createObjects(CLASS.chunk, rows, { batch: pointer(CLASS.batch, batchId), part, attempt, ACL: {} });
     return answers.map((answer, k) => {
       if ('success' in answer) return true;
       if (answer.error.code === Parse.Error.DUPLICATE_VALUE) return false;
@@ -266,7 +273,12 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
         for (let write = writes.shift(); write; write = writes.shift()) {
           if (ctx.cancellationSignal.aborted) throw new CancelledFailure('batch cancelled');
           const results = await persistChunks(batchId, write, context);
-          const recorded = await recordChunks(batchId, part, write.map(({ first }, k) => ({ first, results: results[k] })), ctx.info.attempt);
+          const recorded = await recordChunks(
+            batchId,
+            part,
+            write.map(({ first }, k) => ({ first, results: results[k] })),
+            ctx.info.attempt,
+          );
           await counts.add(progress.written(write, results, recorded));
           heartbeat({ part, chunk: write[write.length - 1].first });
           if (progress.mustLookUp) {
@@ -292,18 +304,25 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
       if (record.completedAt) return { processed: record.processedMemories, failed: record.failedMemories, webhook };
       // A status set from outside (the Dashboard cancelling) stands; the counts and results are still written.
       const finalStatus = isTerminal(record.status) ? record.status : status;
-      const rows = await storage.chunkRows(batchId);
-      const lines: string[] = [];
       const counts: Counts = { processed: 0, failed: 0 };
-      for (const row of rows) {
-        counts.processed += row.processed;
-        counts.failed += row.failed;
-        for (const r of row.results) {
-          const result: MemoryProcessingResult = r.id ? { index: r.i, success: true, memory_id: r.id } : { index: r.i, success: false, error: r.e };
-          lines.push(JSON.stringify(result));
+      // The results stream into the file a page of chunk rows at a time: the worker's memory stays the same
+      // whatever the batch's size.
+      async function* resultLines(): AsyncGenerator<string> {
+        for await (const page of storage.chunkRowPages(batchId, undefined, Math.max(1, Math.floor(RESULTS_PER_PAGE / config.BATCH_CHUNK_SIZE)))) {
+          let text = '';
+          for (const row of page) {
+            counts.processed += row.processed;
+            counts.failed += row.failed;
+            for (const r of row.results) {
+              const result: MemoryProcessingResult = r.id ? { index: r.i, success: true, memory_id: r.id } : { index: r.i, success: false, error: r.e };
+              text += `${JSON.stringify(result)}\n`;
+            }
+          }
+          yield text;
         }
       }
-      const name = await storage.uploadFile(`${STORED_FILE_PREFIX}${randomUUID()}-results.jsonl.gz`, await encodeLines(lines, config.BATCH_GZIP_LEVEL));
+      const compressed = pipeline(Readable.from(resultLines()), zlib.createGzip({ level: config.BATCH_GZIP_LEVEL }), () => undefined);
+      const name = await storage.uploadFile(`${STORED_FILE_PREFIX}${randomUUID()}-results.jsonl.gz`, compressed);
       batch.set({
         status: finalStatus,
         processedMemories: counts.processed,
