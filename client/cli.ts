@@ -10,16 +10,7 @@ import fs from 'node:fs';
 import { Presets, SingleBar } from 'cli-progress';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import type { BatchMemoryResponse, BatchStatusResponse } from '../schema/memory';
-import {
-  BatchApiError,
-  BatchMemoryClient,
-  BatchWaitTimeoutError,
-  DEFAULT_APP_ID,
-  DEFAULT_SERVER_URL,
-  MemoriesDocumentError,
-  isFinished,
-  jsonDocumentToNdjson,
-} from '.';
+import { BatchApiError, BatchMemoryClient, BatchWaitTimeoutError, DEFAULT_APP_ID, DEFAULT_SERVER_URL, MemoriesDocumentError, isFinished, jsonDocumentToNdjson } from '.';
 import { serveMcpOverStdio } from './mcp';
 
 const EXIT = { success: 0, failure: 1, usage: 2 } as const;
@@ -150,9 +141,7 @@ function printSummary(client: BatchMemoryClient, batch: BatchView, startedAt: nu
     ['failed', batch.failed],
     ['duration', `${((Date.now() - startedAt) / 1000).toFixed(1)} s`],
     ...(error ? [['error', error] as [string, string]] : []),
-    isFinished(batch)
-      ? ['results', `memory-batch results ${id}${batch.failed ? ' --failed' : ''}  (GET ${client.resultsUrl(id)})`]
-      : ['follow', `memory-batch wait ${id}`],
+    isFinished(batch) ? ['results', `memory-batch results ${id}${batch.failed ? ' --failed' : ''}  (GET ${client.resultsUrl(id)})`] : ['follow', `memory-batch wait ${id}`],
   ];
   process.stdout.write(rows.map(([name, value]) => `${name.padEnd(11)}${value}\n`).join(''));
 }
@@ -331,7 +320,9 @@ function buildProgram(done: (exitCode: number) => void): Command {
 
   program
     .command('mcp')
-    .description('serve the Model Context Protocol on standard input and output, for an agent on this machine (tools: import_memories, get_batch, list_batches, get_batch_failures, cancel_batch, retry_failed)')
+    .description(
+      'serve the Model Context Protocol on standard input and output, for an agent on this machine (tools: import_memories, get_batch, list_batches, get_batch_failures, cancel_batch, retry_failed)',
+    )
     .action(
       run(async (_options: ConnectionOptions, command: Command) => {
         await serveMcpOverStdio(clientOf(command.optsWithGlobals<ConnectionOptions>(), true));

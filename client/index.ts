@@ -146,11 +146,7 @@ export class BatchMemoryClient {
     const { auth } = options;
     this.headers = {
       'X-Parse-Application-Id': options.appId ?? DEFAULT_APP_ID,
-      ...('masterKey' in auth
-        ? { 'X-Parse-Master-Key': auth.masterKey }
-        : auth.bearer
-          ? { Authorization: `Bearer ${auth.sessionToken}` }
-          : { 'X-Parse-Session-Token': auth.sessionToken }),
+      ...('masterKey' in auth ? { 'X-Parse-Master-Key': auth.masterKey } : auth.bearer ? { Authorization: `Bearer ${auth.sessionToken}` } : { 'X-Parse-Session-Token': auth.sessionToken }),
     };
     this.actingUserId = 'masterKey' in auth ? auth.userId : undefined;
   }

@@ -45,7 +45,10 @@ export function safeEqual(a: string, b: string): boolean {
 /** Which addresses may use the master key: PARSE_MASTER_KEY_IPS, as Parse Server itself applies it. Built once, checked per request. */
 export function masterKeyIps(allowed: string): (address: string | undefined) => boolean {
   const list = new BlockList();
-  for (const entry of allowed.split(',').map((ip) => ip.trim()).filter(Boolean)) {
+  for (const entry of allowed
+    .split(',')
+    .map((ip) => ip.trim())
+    .filter(Boolean)) {
     const [ip, bits] = entry.split('/');
     const type = isIPv4(ip) ? 'ipv4' : 'ipv6';
     if (bits === undefined) list.addAddress(ip, type);

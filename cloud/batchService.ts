@@ -78,13 +78,15 @@ export class BatchService {
     this.store = new BatchStore(config, endpoint, this.storage, log);
   }
 
-  private readonly requestSchema = () => batchRequestSchema({ maxBatchSize: this.config.MAX_BATCH_SIZE, maxMemorySize: this.config.MAX_MEMORY_SIZE, webhookAllowedNetworks: this.config.WEBHOOK_ALLOWED_NETWORKS ?? [] });
+  private readonly requestSchema = () =>
+    batchRequestSchema({ maxBatchSize: this.config.MAX_BATCH_SIZE, maxMemorySize: this.config.MAX_MEMORY_SIZE, webhookAllowedNetworks: this.config.WEBHOOK_ALLOWED_NETWORKS ?? [] });
 
   /** The user a request acts for; the master key must name one with `user_id`. Anonymous users never submit batches. */
   async actingUser(actor: Actor, userId?: string): Promise<Parse.User> {
     let user = actor.user;
     if (actor.master) {
-      if (!userId) throw new BatchError(400, 'invalid_request', 'user_id is required when using the master key', [{ path: 'user_id', field: 'user_id', message: 'is required when using the master key' }]);
+      if (!userId)
+        throw new BatchError(400, 'invalid_request', 'user_id is required when using the master key', [{ path: 'user_id', field: 'user_id', message: 'is required when using the master key' }]);
       user = await new Parse.Query(Parse.User).get(userId, master).catch(() => undefined);
       if (!user) throw new BatchError(404, 'not_found', `user ${userId} not found`);
     }

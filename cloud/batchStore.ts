@@ -100,7 +100,10 @@ class PartWriter {
 
 async function discardParts(storage: BatchStorage, partsKey: string, parts: StoredPart[]): Promise<void> {
   await Promise.all(parts.map((p) => storage.deleteFile(p.name).catch(() => undefined)));
-  const rows = await new Parse.Query(CLASS.part).equalTo('partsKey', partsKey).limit(parts.length + 1).find(master);
+  const rows = await new Parse.Query(CLASS.part)
+    .equalTo('partsKey', partsKey)
+    .limit(parts.length + 1)
+    .find(master);
   await Parse.Object.destroyAll(rows, master).catch(() => undefined);
 }
 
@@ -177,7 +180,6 @@ export class BatchStore {
     // Protected fields (the file list) are only visible to the master key.
     return auth.master ? readable : new Parse.Query(CLASS.batch).get(batchId, master);
   }
-
 }
 
 export function batchACL(userId: string, organizationId: string): Parse.ACL {

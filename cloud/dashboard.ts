@@ -28,7 +28,12 @@ const BATCH_COLUMNS = [
   ...['webhookStatus', 'webhookAttempts', 'filesExpiredAt', 'retryOf', 'workflowId', 'organization', 'workspace', 'partCount', 'rawBytes', 'storedBytes', 'expiresAt'],
 ]
   .map((name) => ({ name, visible: true }))
-  .concat(['batchFile', 'resultsFile', 'partsKey', 'requestHash', 'idempotencyKey', 'webhookUrl', 'webhookSecret', 'webhookDeliveredAt', 'webhookError', 'updatedAt', 'ACL'].map((name) => ({ name, visible: false })));
+  .concat(
+    ['batchFile', 'resultsFile', 'partsKey', 'requestHash', 'idempotencyKey', 'webhookUrl', 'webhookSecret', 'webhookDeliveredAt', 'webhookError', 'updatedAt', 'ACL'].map((name) => ({
+      name,
+      visible: false,
+    })),
+  );
 
 /** The Dashboard behind its login throttle; mount on the app itself with `app.use('/dashboard', ...)`. */
 export function dashboardHandlers(config: Config): express.Handler[] {

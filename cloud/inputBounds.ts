@@ -32,7 +32,9 @@ export interface BodyBounds {
 }
 
 function tooLarge(bounds: BodyBounds): BatchError {
-  return new BatchError(413, 'too_large', `request body exceeds ${bounds.maxBytesSetting} = ${bounds.maxBytes} bytes${bounds.tooLargeHint ? `; ${bounds.tooLargeHint}` : ''}`, [{ path: 'body', message: 'is too large', limit: bounds.maxBytes }]);
+  return new BatchError(413, 'too_large', `request body exceeds ${bounds.maxBytesSetting} = ${bounds.maxBytes} bytes${bounds.tooLargeHint ? `; ${bounds.tooLargeHint}` : ''}`, [
+    { path: 'body', message: 'is too large', limit: bounds.maxBytes },
+  ]);
 }
 
 /**
@@ -75,7 +77,8 @@ export function boundedBody(req: http.IncomingMessage, bounds: BodyBounds): Read
     if (!meter.destroyed) meter.destroy(error);
   };
   const deadline = setTimeout(
-    () => fail(new BatchError(408, 'timeout', `request body did not arrive within REST_BODY_TIMEOUT = ${bounds.timeoutMs} ms`, [{ path: 'body', message: 'arrived too slowly', limit: bounds.timeoutMs }])),
+    () =>
+      fail(new BatchError(408, 'timeout', `request body did not arrive within REST_BODY_TIMEOUT = ${bounds.timeoutMs} ms`, [{ path: 'body', message: 'arrived too slowly', limit: bounds.timeoutMs }])),
     bounds.timeoutMs,
   );
   req.once('end', () => clearTimeout(deadline));

@@ -91,4 +91,3 @@ export async function* ndjsonMemories(body: Readable, config: Config, hash: Retu
 export function maxNdjsonLineBytes(config: Config): number {
   return config.MAX_MEMORY_SIZE * 2 + 1024;
 }
-

@@ -14,8 +14,7 @@ import {
 const schema = (type: z.ZodType, io: 'input' | 'output') => z.toJSONSchema(type, { target: 'draft-2020-12', io, unrepresentable: 'any' });
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const jsonContent = (name: string) => ({ 'application/json': { schema: ref(name) } });
-const errors = (...codes: number[]) =>
-  Object.fromEntries(codes.map((code) => [String(code), { description: ERROR_DESCRIPTIONS[code], content: jsonContent('ErrorResponse') }]));
+const errors = (...codes: number[]) => Object.fromEntries(codes.map((code) => [String(code), { description: ERROR_DESCRIPTIONS[code], content: jsonContent('ErrorResponse') }]));
 
 const ERROR_DESCRIPTIONS: Record<number, string> = {
   400: 'invalid input; details name the item index, field and limit',
@@ -108,7 +107,10 @@ export function openApiDocument(): Record<string, unknown> {
         get: {
           summary: 'Server-sent events: a `progress` event with the batch status at each change, until a terminal status',
           parameters: [idParameter],
-          responses: { '200': { description: 'event stream; each data line is a BatchStatusResponse', content: { 'text/event-stream': { schema: ref('BatchStatusResponse') } } }, ...errors(401, 404, 429) },
+          responses: {
+            '200': { description: 'event stream; each data line is a BatchStatusResponse', content: { 'text/event-stream': { schema: ref('BatchStatusResponse') } } },
+            ...errors(401, 404, 429),
+          },
         },
       },
       '/api/v1/memory/batch/{id}/retry': {

@@ -121,7 +121,10 @@ export const defaultOwnershipResolver: OwnershipResolver = async ({ user, worksp
   const organization = await resolveOrganization(user);
   let workspace: Parse.Object | undefined;
   if (workspaceId) {
-    workspace = await new Parse.Query(CLASS.workspace).equalTo('organization', organization).get(workspaceId, master).catch(() => undefined);
+    workspace = await new Parse.Query(CLASS.workspace)
+      .equalTo('organization', organization)
+      .get(workspaceId, master)
+      .catch(() => undefined);
     if (!workspace) {
       throw new BatchError(400, 'invalid_request', `workspace_id "${workspaceId}" is not a workspace of your organization`, [
         { path: 'workspace_id', field: 'workspace_id', message: 'is not a workspace of your organization' },

@@ -123,8 +123,18 @@ export class RateLimits {
       // Each limit under its own prefix: Parse Server's limits use rate-limit-redis's default, `rl:`.
       store = (name) => new RedisStore({ prefix: `batch-memory:${name}:`, sendCommand: async (...args: string[]) => (await connected, redis.sendCommand(args)) });
     }
-    this.perUser = new Limit(store('user'), (limit, span) => `rate limit of ${limit} requests per ${span} exceeded (USER_RATE_LIMIT, Cloud Functions, the REST route and the MCP door together)`, config.USER_RATE_LIMIT, window);
-    this.authFailures = new Limit(store('auth-failures'), (limit, span) => `too many failed authentications from this address (AUTH_FAILURE_LIMIT: ${limit} per ${span})`, config.AUTH_FAILURE_LIMIT, window);
+    this.perUser = new Limit(
+      store('user'),
+      (limit, span) => `rate limit of ${limit} requests per ${span} exceeded (USER_RATE_LIMIT, Cloud Functions, the REST route and the MCP door together)`,
+      config.USER_RATE_LIMIT,
+      window,
+    );
+    this.authFailures = new Limit(
+      store('auth-failures'),
+      (limit, span) => `too many failed authentications from this address (AUTH_FAILURE_LIMIT: ${limit} per ${span})`,
+      config.AUTH_FAILURE_LIMIT,
+      window,
+    );
   }
 
   /** Parse Server's `rateLimit` option: sign-ups and log-ins per client address. */

@@ -61,9 +61,17 @@ export function batchRouter(service: BatchService, config: Config, log: Logger, 
   const base = BATCH_ROUTE;
 
   // A read whose database connection dropped under it is tried again rather than answered with a 500.
-  const handle = (handler: Handler): express.RequestHandler => (req, res, next) => {
-    (req.method === 'GET' ? retryRead(() => handler(req, res), () => !res.headersSent) : handler(req, res)).catch(next);
-  };
+  const handle =
+    (handler: Handler): express.RequestHandler =>
+    (req, res, next) => {
+      (req.method === 'GET'
+        ? retryRead(
+            () => handler(req, res),
+            () => !res.headersSent,
+          )
+        : handler(req, res)
+      ).catch(next);
+    };
 
   router.get('/openapi.json', (_req, res) => {
     res.json(openApiDocument());
@@ -204,4 +212,3 @@ function batchIdOf(req: express.Request): string {
   if (!BATCH_ID_PATTERN.test(id)) throw new BatchError(404, 'not_found', `batch ${id} not found`);
   return id;
 }
-

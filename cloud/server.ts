@@ -120,7 +120,11 @@ export async function startParseApp(config: Config, options: ParseAppOptions = {
   });
   // handleShutdown closes the server it knows about.
   (parseServer as unknown as { server: http.Server }).server = httpServer;
-  const liveQuery = await ParseServer.createLiveQueryServer(httpServer, batch.liveQueryServerOptions(options.liveQueryServerOptions), { appId: config.PARSE_APP_ID, masterKey: config.PARSE_MASTER_KEY, serverURL: serverURL(config) } as never);
+  const liveQuery = await ParseServer.createLiveQueryServer(httpServer, batch.liveQueryServerOptions(options.liveQueryServerOptions), {
+    appId: config.PARSE_APP_ID,
+    masterKey: config.PARSE_MASTER_KEY,
+    serverURL: serverURL(config),
+  } as never);
   const stopBatch = await batch.start(parseServer);
   log.info('parse server listening', { port: config.PORT });
 

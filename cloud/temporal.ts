@@ -1,12 +1,4 @@
-import {
-  Client,
-  Connection,
-  ScheduleAlreadyRunning,
-  ScheduleOverlapPolicy,
-  WorkflowExecutionAlreadyStartedError,
-  WorkflowIdReusePolicy,
-  WorkflowNotFoundError,
-} from '@temporalio/client';
+import { Client, Connection, ScheduleAlreadyRunning, ScheduleOverlapPolicy, WorkflowExecutionAlreadyStartedError, WorkflowIdReusePolicy, WorkflowNotFoundError } from '@temporalio/client';
 import { type Config, temporalConnectionOptions } from '../config';
 import { BATCH_WORKFLOW_TYPE, EXPIRY_SCHEDULE_ID, EXPIRY_WORKFLOW_TYPE, type BatchWorkflowInput, workflowIdFor } from '../schema/workflow';
 
@@ -78,7 +70,13 @@ export class BatchWorkflows {
       timer = setTimeout(() => resolve(false), timeoutMs);
     });
     try {
-      return await Promise.race([handle.result().then(() => true, () => true), timeout]);
+      return await Promise.race([
+        handle.result().then(
+          () => true,
+          () => true,
+        ),
+        timeout,
+      ]);
     } finally {
       clearTimeout(timer);
     }

@@ -71,7 +71,9 @@ function importInputSchema(maxBatchSize: number | undefined) {
       .string({ error: 'must be a string' })
       .min(1, { error: 'must not be empty' })
       .optional()
-      .describe('stdio only (memory-batch mcp): a JSON Lines file, or a JSON file (an array, or {"memories": [...]}), on the machine the MCP server runs on; streamed as NDJSON, any size the REST route takes'),
+      .describe(
+        'stdio only (memory-batch mcp): a JSON Lines file, or a JSON file (an array, or {"memories": [...]}), on the machine the MCP server runs on; streamed as NDJSON, any size the REST route takes',
+      ),
     format: z.enum(['jsonl', 'json'], { error: 'must be jsonl or json' }).optional().describe('format of the file at path (default: json for *.json, jsonl otherwise)'),
   });
 }
@@ -185,7 +187,12 @@ export function batchMcpServer(access: BatchAccess, options: McpServerOptions): 
       outputSchema: batchStatusResponseSchema,
       annotations: { readOnlyHint: true },
     },
-    ({ batch_id }) => answer(log, () => access.status(batch_id), (batch) => describe(summaryOf(batch))),
+    ({ batch_id }) =>
+      answer(
+        log,
+        () => access.status(batch_id),
+        (batch) => describe(summaryOf(batch)),
+      ),
   );
 
   server.registerTool(
@@ -201,7 +208,8 @@ export function batchMcpServer(access: BatchAccess, options: McpServerOptions): 
       answer(
         log,
         () => access.list(page),
-        (list) => `${list.batches.length} batches${list.batches.length ? `: ${list.batches.map((b) => `${b.batch_id} ${b.status}`).join(', ')}` : ''}${list.next_offset === undefined ? '' : `; more from offset ${list.next_offset}`}`,
+        (list) =>
+          `${list.batches.length} batches${list.batches.length ? `: ${list.batches.map((b) => `${b.batch_id} ${b.status}`).join(', ')}` : ''}${list.next_offset === undefined ? '' : `; more from offset ${list.next_offset}`}`,
       ),
   );
 
@@ -229,7 +237,8 @@ export function batchMcpServer(access: BatchAccess, options: McpServerOptions): 
           const more = failures.length > limit;
           return { batch_id, failures: failures.slice(0, limit), ...(more ? { next_offset: offset + limit } : {}) };
         },
-        (page) => `${page.failures.length} failed items${page.failures.length ? `: ${page.failures.map((f) => `[${f.index}] ${f.error}`).join('; ')}` : ''}${page.next_offset === undefined ? '' : `; more from offset ${page.next_offset}`}`,
+        (page) =>
+          `${page.failures.length} failed items${page.failures.length ? `: ${page.failures.map((f) => `[${f.index}] ${f.error}`).join('; ')}` : ''}${page.next_offset === undefined ? '' : `; more from offset ${page.next_offset}`}`,
       ),
   );
 

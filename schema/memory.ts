@@ -70,7 +70,10 @@ export const memoryItemSchema = z.strictObject({
     .max(MAX_EMBEDDING_LENGTH, { error: `must have at most ${MAX_EMBEDDING_LENGTH} dimensions` })
     .optional(),
   source: text(MAX_SOURCE_LENGTH).optional(),
-  tags: z.array(text(MAX_TAG_LENGTH), { error: 'must be an array of strings' }).max(MAX_TAGS, { error: `must have at most ${MAX_TAGS} tags` }).optional(),
+  tags: z
+    .array(text(MAX_TAG_LENGTH), { error: 'must be an array of strings' })
+    .max(MAX_TAGS, { error: `must have at most ${MAX_TAGS} tags` })
+    .optional(),
 });
 export type MemoryItem = z.infer<typeof memoryItemSchema>;
 
@@ -171,10 +174,10 @@ export function limitedMemoryItemSchema(maxMemorySize: number) {
 function batchRequestShape(limits: BatchLimits) {
   return batchOptionsFields
     .extend({
-    memories: z
-      .array(limitedMemoryItemSchema(limits.maxMemorySize), { error: 'must be an array of memories' })
-      .min(1, { error: 'must contain at least 1 memory' })
-      .max(limits.maxBatchSize, { error: `must contain at most MAX_BATCH_SIZE = ${limits.maxBatchSize} memories` }),
+      memories: z
+        .array(limitedMemoryItemSchema(limits.maxMemorySize), { error: 'must be an array of memories' })
+        .min(1, { error: 'must contain at least 1 memory' })
+        .max(limits.maxBatchSize, { error: `must contain at most MAX_BATCH_SIZE = ${limits.maxBatchSize} memories` }),
     })
     .superRefine(webhookRules(limits.webhookAllowedNetworks));
 }

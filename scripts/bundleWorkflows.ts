@@ -14,7 +14,14 @@ async function main(): Promise<void> {
 }
 
 const ignore = () => undefined;
-const quietLogger = { log: ignore, trace: ignore, debug: ignore, info: ignore, warn: (message: string) => process.stderr.write(`${message}\n`), error: (message: string) => process.stderr.write(`${message}\n`) };
+const quietLogger = {
+  log: ignore,
+  trace: ignore,
+  debug: ignore,
+  info: ignore,
+  warn: (message: string) => process.stderr.write(`${message}\n`),
+  error: (message: string) => process.stderr.write(`${message}\n`),
+};
 
 main().catch((error: unknown) => {
   process.stderr.write(`bundling the workflows failed: ${(error as Error).stack ?? String(error)}\n`);

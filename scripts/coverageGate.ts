@@ -41,16 +41,7 @@ export const WORKFLOWS_SOURCE = 'worker/workflows.ts';
  * beside the V8 coverage in `rawDir`), mapped back to the sources through their inline source maps.
  */
 export function c8UnitWorkflowArgs(rawDir: string, reportDir: string): string[] {
-  return [
-    'report',
-    '--temp-directory',
-    rawDir,
-    '--report-dir',
-    reportDir,
-    '--reporter=json-summary',
-    '--allowExternal',
-    `--include=${path.join(path.dirname(rawDir), WORKFLOW_BUNDLE_PREFIX)}*.js`,
-  ];
+  return ['report', '--temp-directory', rawDir, '--report-dir', reportDir, '--reporter=json-summary', '--allowExternal', `--include=${path.join(path.dirname(rawDir), WORKFLOW_BUNDLE_PREFIX)}*.js`];
 }
 
 /** c8's json-summary: `total` and one entry per file; `pct` is the string 'Unknown' when there are no lines. */

@@ -48,7 +48,12 @@ export function reliabilityReport(resultsFile: string): ReliabilityReport | unde
   const tables: string[] = [];
   if (rows.length) {
     const header = ['scenario', 'faults injected', 'bad inputs tried', '5xx', 'memories lost', 'memories duplicated'];
-    tables.push(markdownTable(header, rows.map((r) => [r.scenario, r.faults, r.badInputs, r.serverErrors, r.lost, r.duplicated].map(String))));
+    tables.push(
+      markdownTable(
+        header,
+        rows.map((r) => [r.scenario, r.faults, r.badInputs, r.serverErrors, r.lost, r.duplicated].map(String)),
+      ),
+    );
   }
   if (attacks.length) {
     const answers = (a: AttackRecord) =>
@@ -56,7 +61,12 @@ export function reliabilityReport(resultsFile: string): ReliabilityReport | unde
         .sort(([x], [y]) => x.localeCompare(y))
         .map(([answer, count]) => `${answer} ×${count}`)
         .join(', ');
-    tables.push(markdownTable(['attack', 'requests sent', 'answers', 'verdict'], attacks.map((a) => [a.attack, String(a.requests), answers(a), a.refused ? 'refused' : '**NOT REFUSED**'])));
+    tables.push(
+      markdownTable(
+        ['attack', 'requests sent', 'answers', 'verdict'],
+        attacks.map((a) => [a.attack, String(a.requests), answers(a), a.refused ? 'refused' : '**NOT REFUSED**']),
+      ),
+    );
   }
   const clean = rows.every((r) => r.serverErrors === 0 && r.lost === 0 && r.duplicated === 0) && attacks.every((a) => a.refused);
   return { table: tables.join('\n\n'), clean };

@@ -89,7 +89,7 @@ main().catch((error: unknown) => {
     say('error', error.message.split('\n')[0], crashLoopFields(error));
   } else {
     const known = error instanceof ConfigError || error instanceof TemporalCliNotFoundError;
-    process.stderr.write(`${known ? (error as Error).message : (error as Error).stack ?? String(error)}\n`);
+    process.stderr.write(`${known ? (error as Error).message : ((error as Error).stack ?? String(error))}\n`);
   }
   process.exit(1);
 });

@@ -128,11 +128,7 @@ export async function batchMemoryWorkflow(input: BatchWorkflowInput): Promise<vo
   } catch (error) {
     const cancelledByClient = isCancellation(error) && CancellationScope.current().consideredCancelled;
     const status = cancelledByClient ? 'cancelled' : 'failed';
-    const message = cancelledByClient
-      ? undefined
-      : isCancellation(error)
-        ? `batch did not finish within BATCH_WORKFLOW_TIMEOUT (${settings.timeoutMs} ms)`
-        : errorMessage(error);
+    const message = cancelledByClient ? undefined : isCancellation(error) ? `batch did not finish within BATCH_WORKFLOW_TIMEOUT (${settings.timeoutMs} ms)` : errorMessage(error);
     progress.status = status;
     await finish({ batchId, status, ...(message ? { error: message } : {}) });
     if (cancelledByClient) throw error;

@@ -15,7 +15,8 @@ const port = Number(process.env.PORT || 1337);
 async function main() {
   const batch = createBatchMemory(); // batch memory
   const parseServer = new ParseServer(
-    batch.parseServerOptions({ // batch memory
+    batch.parseServerOptions({
+      // batch memory
       appId: process.env.PARSE_APP_ID,
       masterKey: process.env.PARSE_MASTER_KEY,
       databaseURI: process.env.DATABASE_URI,

@@ -47,7 +47,11 @@ describe('batch memory storage', () => {
     expect(['pending', 'processing', 'completed']).toContain(response.status);
     const batch = await getBatch(response.batch_id);
     const parts = await new (parse().Query)('BatchMemoryPart').equalTo('partsKey', batch.get('partsKey')).ascending('index').find(master);
-    expect(parts.map((p) => [p.get('index'), p.get('first'), p.get('count')])).toEqual([[0, 0, 100], [1, 100, 100], [2, 200, 50]]);
+    expect(parts.map((p) => [p.get('index'), p.get('first'), p.get('count')])).toEqual([
+      [0, 0, 100],
+      [1, 100, 100],
+      [2, 200, 50],
+    ]);
     expect(batch.get('partCount')).toBe(3);
     expect(batch.get('batchFile').name()).toBe(parts[0].get('name'));
     expect(batch.get('totalMemories')).toBe(250);
@@ -81,7 +85,9 @@ describe('batch memory storage', () => {
     const ownView = await new P.Query('BatchMemoryRequest').get(batch_id, { sessionToken: owner.sessionToken });
     expect(ownView.get('batchFile')).toBeUndefined();
     expect(ownView.get('partsKey')).toBeUndefined();
-    await expect(new P.Query('BatchMemoryPart').equalTo('partsKey', (await getBatch(batch_id)).get('partsKey')).find({ sessionToken: owner.sessionToken })).rejects.toMatchObject({ code: P.Error.OPERATION_FORBIDDEN });
+    await expect(new P.Query('BatchMemoryPart').equalTo('partsKey', (await getBatch(batch_id)).get('partsKey')).find({ sessionToken: owner.sessionToken })).rejects.toMatchObject({
+      code: P.Error.OPERATION_FORBIDDEN,
+    });
   });
 
   test('a memory of exactly MAX_MEMORY_SIZE bytes is stored; one byte more is refused, naming item, field and limit', async () => {
@@ -94,7 +100,11 @@ describe('batch memory storage', () => {
   });
 
   test(`more than MAX_BATCH_SIZE memories are refused with the limit named, nothing stored`, async () => {
-    await expectRejected(await newUser(), { memories: Array.from({ length: MAX_BATCH_SIZE + 1 }, (_, i) => ({ content: `m${i}` })) }, new RegExp(`memories must contain at most MAX_BATCH_SIZE = ${MAX_BATCH_SIZE} memories`));
+    await expectRejected(
+      await newUser(),
+      { memories: Array.from({ length: MAX_BATCH_SIZE + 1 }, (_, i) => ({ content: `m${i}` })) },
+      new RegExp(`memories must contain at most MAX_BATCH_SIZE = ${MAX_BATCH_SIZE} memories`),
+    );
   });
 
   test.each([

@@ -127,7 +127,14 @@ async function expectBatchFails({ memories, tamper, reason }: FailureCase): Prom
 
     await waitFor('the batch.failed webhook', async () => hook.deliveries.length > 0, 60_000);
     const [delivery] = hook.deliveries;
-    expect(verifyWebhookSignature({ secret: SECRET, body: delivery.body, timestamp: delivery.headers[WEBHOOK_HEADERS.timestamp] as string, signature: delivery.headers[WEBHOOK_HEADERS.signature] as string })).toBe(true);
+    expect(
+      verifyWebhookSignature({
+        secret: SECRET,
+        body: delivery.body,
+        timestamp: delivery.headers[WEBHOOK_HEADERS.timestamp] as string,
+        signature: delivery.headers[WEBHOOK_HEADERS.signature] as string,
+      }),
+    ).toBe(true);
     expect(delivery.headers[WEBHOOK_HEADERS.event]).toBe('batch.failed');
     const event = webhookEventSchema.parse(JSON.parse(delivery.body));
     expect(event).toMatchObject({ id: `${batchId}:failed`, type: 'batch.failed', batch: { batch_id: batchId, status: 'failed', success: false, total: memories.length, processed: rows, failed: 0 } });
@@ -236,7 +243,11 @@ test('parts and writes are split by BATCH_PART_MAX_BYTES and BATCH_WRITE_MAX_BYT
   ).body.results;
   expect(chunks.every(({ attempt }) => attempt === 1)).toBe(true);
   const writes = new Map<string, number[]>();
-  for (const { part, first, createdAt } of chunks) writes.set(`${part} ${createdAt}`, [...(writes.get(`${part} ${createdAt}`) ?? []), first].sort((a, b) => a - b));
+  for (const { part, first, createdAt } of chunks)
+    writes.set(
+      `${part} ${createdAt}`,
+      [...(writes.get(`${part} ${createdAt}`) ?? []), first].sort((a, b) => a - b),
+    );
   expect([...writes.values()].sort((a, b) => a[0] - b[0])).toEqual([[0, 10], [20, 30], [40, 50], [60, 70], [80, 90], [100, 110], [120, 130], [140, 150], [160], [170], [180]]);
 
   const { rows, duplicates } = await api.memoryRows(batchId);

@@ -31,7 +31,13 @@ test('a 10,000-memory batch of ~1 KB memories completes under a 64 KiB payload l
   const { sessionToken } = await newUser();
   // A marker in every part of every memory: content (start and end), metadata, source and tags.
   const marker = `memory-text-${randomUUID()}`;
-  const items = memories(count, 1000).map((item, index) => ({ ...item, content: `${marker} ${index}: ${item.content} ${marker}`, metadata: { ...item.metadata, marker }, source: marker, tags: [marker] }));
+  const items = memories(count, 1000).map((item, index) => ({
+    ...item,
+    content: `${marker} ${index}: ${item.content} ${marker}`,
+    metadata: { ...item.metadata, marker },
+    source: marker,
+    tags: [marker],
+  }));
   const rawBytes = Buffer.byteLength(JSON.stringify(items));
   expect(rawBytes).toBeGreaterThan(10_000_000);
 

@@ -23,7 +23,7 @@ async function rowsOf(className: string, user: TestUser): Promise<number> {
   return new P.Query(className).equalTo('user', P.User.createWithoutData(user.id)).count(master);
 }
 
-test('workspace_id of the user\'s organization: the batch, its namespace and every memory carry the workspace', async () => {
+test("workspace_id of the user's organization: the batch, its namespace and every memory carry the workspace", async () => {
   const P = parse();
   const owner = await newUser('workspace');
   const workspace = await workspaceOf(owner);

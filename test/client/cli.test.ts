@@ -26,51 +26,59 @@ async function batchesOf(user: Parse.User): Promise<number> {
   return new (parse().Query)('BatchMemoryRequest').equalTo('user', user).count(master);
 }
 
-test('imports a 20,000-line JSONL file: streamed as gzip NDJSON, every memory stored once, summary printed', async () => {
-  const { sessionToken } = await newUser('cli');
-  const file = writeJsonl('memories-20k.jsonl', memories(20_000, 200));
-  const result = await runCli(['import', file, '--namespace', 'cli-import'], { MEMORY_BATCH_SERVER: SERVER, MEMORY_BATCH_SESSION_TOKEN: sessionToken });
+test(
+  'imports a 20,000-line JSONL file: streamed as gzip NDJSON, every memory stored once, summary printed',
+  async () => {
+    const { sessionToken } = await newUser('cli');
+    const file = writeJsonl('memories-20k.jsonl', memories(20_000, 200));
+    const result = await runCli(['import', file, '--namespace', 'cli-import'], { MEMORY_BATCH_SERVER: SERVER, MEMORY_BATCH_SESSION_TOKEN: sessionToken });
 
-  expect(result.stderr).toMatch(/^uploading .*memories-20k\.jsonl \(\d+\.\d MB\)$/m);
-  expect(result.stderr).toMatch(/^uploaded \d+\.\d MB; batch \w+ accepted: 20000 memories$/m);
-  expect(result.stderr).toMatch(/^completed: 20000\/20000 \(processed 20000, failed 0\)$/m);
-  expect(result.code).toBe(0);
-  const batchId = summaryValue(result.stdout, 'batch') as string;
-  expect(summaryValue(result.stdout, 'status')).toBe('completed');
-  expect(summaryValue(result.stdout, 'total')).toBe('20000');
-  expect(summaryValue(result.stdout, 'successful')).toBe('20000');
-  expect(summaryValue(result.stdout, 'failed')).toBe('0');
-  expect(summaryValue(result.stdout, 'duration')).toMatch(/^\d+\.\d s$/);
-  expect(summaryValue(result.stdout, 'results')).toBe(`memory-batch results ${batchId}  (GET ${SERVER}/api/v1/memory/batch/${batchId}/results)`);
+    expect(result.stderr).toMatch(/^uploading .*memories-20k\.jsonl \(\d+\.\d MB\)$/m);
+    expect(result.stderr).toMatch(/^uploaded \d+\.\d MB; batch \w+ accepted: 20000 memories$/m);
+    expect(result.stderr).toMatch(/^completed: 20000\/20000 \(processed 20000, failed 0\)$/m);
+    expect(result.code).toBe(0);
+    const batchId = summaryValue(result.stdout, 'batch') as string;
+    expect(summaryValue(result.stdout, 'status')).toBe('completed');
+    expect(summaryValue(result.stdout, 'total')).toBe('20000');
+    expect(summaryValue(result.stdout, 'successful')).toBe('20000');
+    expect(summaryValue(result.stdout, 'failed')).toBe('0');
+    expect(summaryValue(result.stdout, 'duration')).toMatch(/^\d+\.\d s$/);
+    expect(summaryValue(result.stdout, 'results')).toBe(`memory-batch results ${batchId}  (GET ${SERVER}/api/v1/memory/batch/${batchId}/results)`);
 
-  expect(await countMemories(batchId)).toBe(20_000);
-  expect(await duplicateMemories(batchId)).toBe(0);
-  expect((await (await getBatch(batchId)).get('namespace').fetch(master)).get('name')).toBe('cli-import');
-}, 15 * 60_000);
+    expect(await countMemories(batchId)).toBe(20_000);
+    expect(await duplicateMemories(batchId)).toBe(0);
+    expect((await (await getBatch(batchId)).get('namespace').fetch(master)).get('name')).toBe('cli-import');
+  },
+  15 * 60_000,
+);
 
-test('resume: an import interrupted after the upload, run again with the same idempotency key, finishes the same batch once', async () => {
-  const { user, sessionToken } = await newUser('cli-resume');
-  const file = writeJsonl('memories-resume.jsonl', memories(3000, 200));
-  const args = ['import', file, '--server', SERVER, '--session-token', sessionToken, '--idempotency-key', 'resume-import-1'];
+test(
+  'resume: an import interrupted after the upload, run again with the same idempotency key, finishes the same batch once',
+  async () => {
+    const { user, sessionToken } = await newUser('cli-resume');
+    const file = writeJsonl('memories-resume.jsonl', memories(3000, 200));
+    const args = ['import', file, '--server', SERVER, '--session-token', sessionToken, '--idempotency-key', 'resume-import-1'];
 
-  const first = startCli(args);
-  const accepted = await waitFor('the first run to be accepted', async () => /batch (\w+) accepted: 3000 memories/.exec(first.output.stderr)?.[1], 120_000);
-  first.child.kill('SIGTERM');
-  // Interrupted, it exits 1 (as any unfinished run: README's exit codes), not killed by the signal.
-  const interrupted = await first.exit;
-  expect(interrupted.code).toBe(1);
-  expect(interrupted.stderr).toContain('memory-batch: interrupted (SIGTERM); a batch already accepted keeps running');
+    const first = startCli(args);
+    const accepted = await waitFor('the first run to be accepted', async () => /batch (\w+) accepted: 3000 memories/.exec(first.output.stderr)?.[1], 120_000);
+    first.child.kill('SIGTERM');
+    // Interrupted, it exits 1 (as any unfinished run: README's exit codes), not killed by the signal.
+    const interrupted = await first.exit;
+    expect(interrupted.code).toBe(1);
+    expect(interrupted.stderr).toContain('memory-batch: interrupted (SIGTERM); a batch already accepted keeps running');
 
-  const second = await runCli(args);
-  expect(second.stderr).toContain(`batch ${accepted} matched by its idempotency key (no new batch): 3000 memories`);
-  expect(second.code).toBe(0);
-  expect(summaryValue(second.stdout, 'batch')).toBe(accepted);
-  expect(summaryValue(second.stdout, 'status')).toBe('completed');
-  expect(summaryValue(second.stdout, 'successful')).toBe('3000');
-  expect(await batchesOf(user)).toBe(1);
-  expect(await countMemories(accepted)).toBe(3000);
-  expect(await duplicateMemories(accepted)).toBe(0);
-}, 10 * 60_000);
+    const second = await runCli(args);
+    expect(second.stderr).toContain(`batch ${accepted} matched by its idempotency key (no new batch): 3000 memories`);
+    expect(second.code).toBe(0);
+    expect(summaryValue(second.stdout, 'batch')).toBe(accepted);
+    expect(summaryValue(second.stdout, 'status')).toBe('completed');
+    expect(summaryValue(second.stdout, 'successful')).toBe('3000');
+    expect(await batchesOf(user)).toBe(1);
+    expect(await countMemories(accepted)).toBe(3000);
+    expect(await duplicateMemories(accepted)).toBe(0);
+  },
+  10 * 60_000,
+);
 
 test('a JSON document ({"memories": [...]}, pretty-printed) is converted to NDJSON; failures exit 1 and are listed by `results --failed`', async () => {
   const { sessionToken } = await newUser('cli-json');
@@ -89,21 +97,31 @@ test('a JSON document ({"memories": [...]}, pretty-printed) is converted to NDJS
 
   const failures = await runCli(['results', batchId, '--failed'], env);
   expect(failures.code).toBe(0);
-  expect(failures.stdout.trim().split('\n').map((line) => JSON.parse(line))).toEqual([{ index: 7, success: false, error: 'rejected for the test' }]);
+  expect(
+    failures.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line)),
+  ).toEqual([{ index: 7, success: false, error: 'rejected for the test' }]);
   const all = await runCli(['results', batchId], env);
   expect(all.stdout.trim().split('\n')).toHaveLength(40);
 
   const status = await runCli(['status', batchId], env);
   expect(status.code).toBe(0);
   expect(JSON.parse(status.stdout)).toMatchObject({ batch_id: batchId, status: 'completed', total: 40, processed: 39, failed: 1 });
-  const stored = await new (parse().Query)('Memory').equalTo('batch', await getBatch(batchId)).equalTo('batchIndex', 3).first(master);
+  const stored = await new (parse().Query)('Memory')
+    .equalTo('batch', await getBatch(batchId))
+    .equalTo('batchIndex', 3)
+    .first(master);
   expect(stored?.get('tags')).toEqual(['json', 'a ] , } [']);
 });
 
 test('standard input: JSON Lines by default, a JSON array with --format json; --async returns at once and `wait` follows to the end', async () => {
   const { sessionToken } = await newUser('cli-stdin');
   const env = { MEMORY_BATCH_SERVER: SERVER, MEMORY_BATCH_SESSION_TOKEN: sessionToken };
-  const lines = memories(5).map((memory) => JSON.stringify(memory)).join('\n');
+  const lines = memories(5)
+    .map((memory) => JSON.stringify(memory))
+    .join('\n');
   const fromLines = await runCli(['import', '-'], env, lines);
   expect(fromLines.code).toBe(0);
   expect(await countMemories(summaryValue(fromLines.stdout, 'batch') as string)).toBe(5);

@@ -146,7 +146,11 @@ describe('errors become BatchApiError with the HTTP status, code, message and de
     await new Promise<void>((resolve) => impostor.listen(port, '127.0.0.1', resolve));
     try {
       const invalid = await rejection(new BatchMemoryClient({ serverUrl: `http://127.0.0.1:${port}`, auth: { sessionToken: 'r:x' } }).get('abc'));
-      expect(invalid).toMatchObject({ status: 200, code: 'invalid_response', details: expect.arrayContaining([expect.objectContaining({ path: 'batch_id' }), expect.objectContaining({ path: 'status' })]) });
+      expect(invalid).toMatchObject({
+        status: 200,
+        code: 'invalid_response',
+        details: expect.arrayContaining([expect.objectContaining({ path: 'batch_id' }), expect.objectContaining({ path: 'status' })]),
+      });
     } finally {
       await new Promise((resolve) => impostor.close(resolve));
     }

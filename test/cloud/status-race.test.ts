@@ -37,9 +37,7 @@ async function postgresHold(databaseURI: string): Promise<WriteHold> {
       await locker.query('SELECT 1 FROM "BatchMemoryRequest" WHERE "objectId" = $1 FOR UPDATE', [batchId]);
     },
     async waiting() {
-      const { rows } = await database.query<{ n: string }>(
-        `SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query ILIKE '%UPDATE "BatchMemoryRequest"%' `,
-      );
+      const { rows } = await database.query<{ n: string }>(`SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query ILIKE '%UPDATE "BatchMemoryRequest"%' `);
       return Number(rows[0].n);
     },
     release: async () => void (await locker.query('COMMIT')),
@@ -185,7 +183,11 @@ describe('a cancel is never overwritten (compare-and-set on the status)', () => 
     const batchId = batch.id as string;
     batch.set('status', 'processing');
     await batch.save(null, master);
-    const [finalize, progress] = await heldInOrder(batchId, () => activities.finalizeBatch({ batchId, status: 'cancelled' }), () => progressWrite(batchId, 2));
+    const [finalize, progress] = await heldInOrder(
+      batchId,
+      () => activities.finalizeBatch({ batchId, status: 'cancelled' }),
+      () => progressWrite(batchId, 2),
+    );
     expect(finalize.status).toBe('fulfilled');
     expect(progress.status).toBe('fulfilled');
     const stored = await getBatch(batchId);

@@ -32,7 +32,14 @@ describe('configuration', () => {
   });
 
   test('environment overrides are parsed: numbers, durations, booleans', () => {
-    const config = loadConfig({ MAX_BATCH_SIZE: '100000', BATCH_WORKFLOW_TIMEOUT: '90m', BATCH_WAIT_TIMEOUT: '1500', TEMPORAL_TLS: 'true', TEMPORAL_ADDRESS: 'temporal.internal:7233', TEMPORAL_API_KEY: 'key' });
+    const config = loadConfig({
+      MAX_BATCH_SIZE: '100000',
+      BATCH_WORKFLOW_TIMEOUT: '90m',
+      BATCH_WAIT_TIMEOUT: '1500',
+      TEMPORAL_TLS: 'true',
+      TEMPORAL_ADDRESS: 'temporal.internal:7233',
+      TEMPORAL_API_KEY: 'key',
+    });
     expect(config.MAX_BATCH_SIZE).toBe(100_000);
     expect(config.BATCH_WORKFLOW_TIMEOUT).toBe(90 * 60_000);
     expect(config.BATCH_WAIT_TIMEOUT).toBe(1500);
@@ -118,7 +125,14 @@ describe('configuration', () => {
     );
     // A blank secret is named, its value is not.
     expect(malformed.find((problem) => problem.startsWith('S3_SECRET_ACCESS_KEY'))).not.toMatch(/got/);
-    const production = { NODE_ENV: 'production', PARSE_MASTER_KEY: 'a-real-master-key-0123', DASHBOARD_PASSWORD: 'a-real-password', DATABASE_URI: 'postgres://db/parse', TEMPORAL_ADDRESS: 't:7233', METRICS_TOKEN: 'token' };
+    const production = {
+      NODE_ENV: 'production',
+      PARSE_MASTER_KEY: 'a-real-master-key-0123',
+      DASHBOARD_PASSWORD: 'a-real-password',
+      DATABASE_URI: 'postgres://db/parse',
+      TEMPORAL_ADDRESS: 't:7233',
+      METRICS_TOKEN: 'token',
+    };
     expect(problems({ ...production, ...s3 })).toEqual([]);
     expect(problems(production)).toEqual(['FILES_ENCRYPTION_KEY must be set to a secret of your own in production (the local default is refused)']);
   });

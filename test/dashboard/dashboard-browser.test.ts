@@ -66,10 +66,14 @@ test('log in, see a completed batch with its status and counts, and cancel a run
   // The Dashboard shows what the Cloud Function answered.
   await page.getByText(`batch ${running.batch_id} is being cancelled`).waitFor();
 
-  const cancelled = await waitFor('the batch to be cancelled', async () => {
-    const batch = await getBatch(running.batch_id);
-    return batch.get('status') === 'cancelled' && batch.get('completedAt') ? batch : undefined;
-  }, 60_000);
+  const cancelled = await waitFor(
+    'the batch to be cancelled',
+    async () => {
+      const batch = await getBatch(running.batch_id);
+      return batch.get('status') === 'cancelled' && batch.get('completedAt') ? batch : undefined;
+    },
+    60_000,
+  );
   expect(cancelled.get('processedMemories')).toBeLessThan(400);
   await page.close();
 });

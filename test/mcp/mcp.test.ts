@@ -83,7 +83,8 @@ async function batchesOf(user: Parse.User): Promise<number> {
 }
 
 /** A raw JSON-RPC request to /mcp, as any HTTP client could send it. */
-async function rawMcp(headers: Record<string, string>, body: unknown = { jsonrpc: '2.0', id: 1, method: 'tools/list' }): Promise<{ status: number; body: any; headers: Headers }> { // eslint-disable-line @typescript-eslint/no-explicit-any
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+async function rawMcp(headers: Record<string, string>, body: unknown = { jsonrpc: '2.0', id: 1, method: 'tools/list' }): Promise<{ status: number; body: any; headers: Headers }> {
   const response = await fetch(MCP_URL, { method: 'POST', headers: { 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream', ...headers }, body: JSON.stringify(body) });
   const text = await response.text();
   let parsed: unknown;
@@ -121,128 +122,159 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
     expect(resourceTemplates.map((template) => template.uriTemplate).sort()).toEqual(['batch://{id}', 'batch://{id}/results']);
   });
 
-  test('imports 1,000 memories and sends progress that rises to 1,000; the batch is listed newest first', async () => {
-    const { user, sessionToken } = await newUser(`mcp-import-${transport}`);
-    const client = await connect(transport, sessionToken);
-    const items = memories(1000, 200);
-    const file = writeJsonl(`import-${transport}.jsonl`, items);
-    const older = await call(client, 'import_memories', { memories: memories(2, 50), wait: true });
-    expect(older.structuredContent).toMatchObject({ status: 'completed', total: 2 });
+  test(
+    'imports 1,000 memories and sends progress that rises to 1,000; the batch is listed newest first',
+    async () => {
+      const { user, sessionToken } = await newUser(`mcp-import-${transport}`);
+      const client = await connect(transport, sessionToken);
+      const items = memories(1000, 200);
+      const file = writeJsonl(`import-${transport}.jsonl`, items);
+      const older = await call(client, 'import_memories', { memories: memories(2, 50), wait: true });
+      expect(older.structuredContent).toMatchObject({ status: 'completed', total: 2 });
 
-    const progress: { progress: number; total?: number }[] = [];
-    // Over stdio the file is read where the server runs; over HTTP the same memories go inline.
-    const source = transport === 'stdio' ? { path: file } : { memories: JSON.parse(`[${fs.readFileSync(file, 'utf8').trim().split('\n').join(',')}]`) };
-    const answer = await call(client, 'import_memories', { ...source, namespace: `mcp-${transport}`, wait: true }, { ...CALL, onprogress: (p) => progress.push(p) });
+      const progress: { progress: number; total?: number }[] = [];
+      // Over stdio the file is read where the server runs; over HTTP the same memories go inline.
+      const source = transport === 'stdio' ? { path: file } : { memories: JSON.parse(`[${fs.readFileSync(file, 'utf8').trim().split('\n').join(',')}]`) };
+      const answer = await call(client, 'import_memories', { ...source, namespace: `mcp-${transport}`, wait: true }, { ...CALL, onprogress: (p) => progress.push(p) });
 
-    expect(answer.isError).toBeFalsy();
-    expect(answer.structuredContent).toMatchObject({ status: 'completed', total: 1000, processed: 1000, failed: 0 });
-    const batchId = answer.structuredContent?.batch_id as string;
-    expect(textOf(answer)).toBe(`batch ${batchId}: completed, 1000 of 1000 stored, 0 failed`);
-    expect(progress.length).toBeGreaterThan(0);
-    // The counts reach 1,000 as the last chunk is recorded, possibly before the status says completed.
-    expect(progress.at(-1)).toMatchObject({ progress: 1000, total: 1000 });
-    for (let i = 1; i < progress.length; i++) expect(progress[i].progress).toBeGreaterThan(progress[i - 1].progress);
-    expect(await countMemories(batchId)).toBe(1000);
-    expect((await (await getBatch(batchId)).get('namespace').fetch(master)).get('name')).toBe(`mcp-${transport}`);
-    expect(await batchesOf(user)).toBe(2);
+      expect(answer.isError).toBeFalsy();
+      expect(answer.structuredContent).toMatchObject({ status: 'completed', total: 1000, processed: 1000, failed: 0 });
+      const batchId = answer.structuredContent?.batch_id as string;
+      expect(textOf(answer)).toBe(`batch ${batchId}: completed, 1000 of 1000 stored, 0 failed`);
+      expect(progress.length).toBeGreaterThan(0);
+      // The counts reach 1,000 as the last chunk is recorded, possibly before the status says completed.
+      expect(progress.at(-1)).toMatchObject({ progress: 1000, total: 1000 });
+      for (let i = 1; i < progress.length; i++) expect(progress[i].progress).toBeGreaterThan(progress[i - 1].progress);
+      expect(await countMemories(batchId)).toBe(1000);
+      expect((await (await getBatch(batchId)).get('namespace').fetch(master)).get('name')).toBe(`mcp-${transport}`);
+      expect(await batchesOf(user)).toBe(2);
 
-    const firstPage = await call(client, 'list_batches', { limit: 1 });
-    expect(firstPage.structuredContent).toMatchObject({ batches: [{ batch_id: batchId, status: 'completed', total: 1000 }], next_offset: 1 });
-    const secondPage = await call(client, 'list_batches', { offset: 1, limit: 1 });
-    expect(secondPage.structuredContent).toEqual({ batches: [expect.objectContaining({ batch_id: older.structuredContent?.batch_id, total: 2 })] });
-  }, 10 * 60_000);
+      const firstPage = await call(client, 'list_batches', { limit: 1 });
+      expect(firstPage.structuredContent).toMatchObject({ batches: [{ batch_id: batchId, status: 'completed', total: 1000 }], next_offset: 1 });
+      const secondPage = await call(client, 'list_batches', { offset: 1, limit: 1 });
+      expect(secondPage.structuredContent).toEqual({ batches: [expect.objectContaining({ batch_id: older.structuredContent?.batch_id, total: 2 })] });
+    },
+    10 * 60_000,
+  );
 
-  test("lists a batch's failed items with index and error, a page at a time; retry_failed makes a batch of them", async () => {
-    const { sessionToken } = await newUser(`mcp-failures-${transport}`);
-    const client = await connect(transport, sessionToken);
-    const items = memories(6, 80, (index) => (index === 1 || index === 4 ? { metadata: { test_reject: `bad item ${index}` } } : {}));
-    const answer = await call(client, 'import_memories', { memories: items, wait: true });
-    expect(answer.structuredContent).toMatchObject({ status: 'completed', total: 6, processed: 4, failed: 2 });
-    const batchId = answer.structuredContent?.batch_id as string;
+  test(
+    "lists a batch's failed items with index and error, a page at a time; retry_failed makes a batch of them",
+    async () => {
+      const { sessionToken } = await newUser(`mcp-failures-${transport}`);
+      const client = await connect(transport, sessionToken);
+      const items = memories(6, 80, (index) => (index === 1 || index === 4 ? { metadata: { test_reject: `bad item ${index}` } } : {}));
+      const answer = await call(client, 'import_memories', { memories: items, wait: true });
+      expect(answer.structuredContent).toMatchObject({ status: 'completed', total: 6, processed: 4, failed: 2 });
+      const batchId = answer.structuredContent?.batch_id as string;
 
-    const first = await call(client, 'get_batch_failures', { batch_id: batchId, limit: 1 });
-    expect(first.structuredContent).toEqual({ batch_id: batchId, failures: [{ index: 1, success: false, error: expect.stringContaining('bad item 1') }], next_offset: 1 });
-    expect(textOf(first)).toMatch(/^1 failed items: \[1\] .*bad item 1.*; more from offset 1$/);
-    const second = await call(client, 'get_batch_failures', { batch_id: batchId, offset: 1, limit: 1 });
-    expect(second.structuredContent).toEqual({ batch_id: batchId, failures: [{ index: 4, success: false, error: expect.stringContaining('bad item 4') }] });
+      const first = await call(client, 'get_batch_failures', { batch_id: batchId, limit: 1 });
+      expect(first.structuredContent).toEqual({ batch_id: batchId, failures: [{ index: 1, success: false, error: expect.stringContaining('bad item 1') }], next_offset: 1 });
+      expect(textOf(first)).toMatch(/^1 failed items: \[1\] .*bad item 1.*; more from offset 1$/);
+      const second = await call(client, 'get_batch_failures', { batch_id: batchId, offset: 1, limit: 1 });
+      expect(second.structuredContent).toEqual({ batch_id: batchId, failures: [{ index: 4, success: false, error: expect.stringContaining('bad item 4') }] });
 
-    const retry = await call(client, 'retry_failed', { batch_id: batchId });
-    expect(retry.isError).toBeFalsy();
-    expect(retry.structuredContent).toMatchObject({ total: 2 });
-    expect(retry.structuredContent?.batch_id).not.toBe(batchId);
-  }, 5 * 60_000);
+      const retry = await call(client, 'retry_failed', { batch_id: batchId });
+      expect(retry.isError).toBeFalsy();
+      expect(retry.structuredContent).toMatchObject({ total: 2 });
+      expect(retry.structuredContent?.batch_id).not.toBe(batchId);
+    },
+    5 * 60_000,
+  );
 
-  test('cancels a running batch: it stops with fewer memories than it was given', async () => {
-    const { sessionToken } = await newUser(`mcp-cancel-${transport}`);
-    const client = await connect(transport, sessionToken);
-    const accepted = await call(client, 'import_memories', { memories: memories(300, 50, () => ({ metadata: { test_slow_ms: 100 } })) });
-    const batchId = accepted.structuredContent?.batch_id as string;
-    expect(accepted.structuredContent).toMatchObject({ total: 300 });
-    await waitFor('the batch to be processing', async () => (await getBatch(batchId)).get('status') === 'processing', 60_000);
+  test(
+    'cancels a running batch: it stops with fewer memories than it was given',
+    async () => {
+      const { sessionToken } = await newUser(`mcp-cancel-${transport}`);
+      const client = await connect(transport, sessionToken);
+      const accepted = await call(client, 'import_memories', { memories: memories(300, 50, () => ({ metadata: { test_slow_ms: 100 } })) });
+      const batchId = accepted.structuredContent?.batch_id as string;
+      expect(accepted.structuredContent).toMatchObject({ total: 300 });
+      await waitFor('the batch to be processing', async () => (await getBatch(batchId)).get('status') === 'processing', 60_000);
 
-    const cancelled = await call(client, 'cancel_batch', { batch_id: batchId });
-    expect(cancelled.isError).toBeFalsy();
-    expect(cancelled.structuredContent).toMatchObject({ batch_id: batchId, status: 'cancelled', total: 300 });
-    expect((await getBatch(batchId)).get('status')).toBe('cancelled');
-    expect(await countMemories(batchId)).toBeLessThan(300);
-  }, 5 * 60_000);
+      const cancelled = await call(client, 'cancel_batch', { batch_id: batchId });
+      expect(cancelled.isError).toBeFalsy();
+      expect(cancelled.structuredContent).toMatchObject({ batch_id: batchId, status: 'cancelled', total: 300 });
+      expect((await getBatch(batchId)).get('status')).toBe('cancelled');
+      expect(await countMemories(batchId)).toBeLessThan(300);
+    },
+    5 * 60_000,
+  );
 
-  test('reads batch://{id} (status) and batch://{id}/results (JSON Lines)', async () => {
-    const { sessionToken } = await newUser(`mcp-resources-${transport}`);
-    const client = await connect(transport, sessionToken);
-    const answer = await call(client, 'import_memories', { memories: memories(5, 60, (index) => (index === 2 ? { metadata: { test_reject: 'no' } } : {})), wait: true });
-    const batchId = answer.structuredContent?.batch_id as string;
+  test(
+    'reads batch://{id} (status) and batch://{id}/results (JSON Lines)',
+    async () => {
+      const { sessionToken } = await newUser(`mcp-resources-${transport}`);
+      const client = await connect(transport, sessionToken);
+      const answer = await call(client, 'import_memories', { memories: memories(5, 60, (index) => (index === 2 ? { metadata: { test_reject: 'no' } } : {})), wait: true });
+      const batchId = answer.structuredContent?.batch_id as string;
 
-    const status = await client.readResource({ uri: `batch://${batchId}` });
-    expect(status.contents).toHaveLength(1);
-    expect(status.contents[0]).toMatchObject({ uri: `batch://${batchId}`, mimeType: 'application/json' });
-    expect(JSON.parse(textContent(status.contents[0]))).toMatchObject({ batch_id: batchId, status: 'completed', total: 5, processed: 4, failed: 1 });
+      const status = await client.readResource({ uri: `batch://${batchId}` });
+      expect(status.contents).toHaveLength(1);
+      expect(status.contents[0]).toMatchObject({ uri: `batch://${batchId}`, mimeType: 'application/json' });
+      expect(JSON.parse(textContent(status.contents[0]))).toMatchObject({ batch_id: batchId, status: 'completed', total: 5, processed: 4, failed: 1 });
 
-    const results = await client.readResource({ uri: `batch://${batchId}/results` });
-    expect(results.contents[0].mimeType).toBe('application/x-ndjson');
-    const lines = textContent(results.contents[0]).split('\n');
-    expect(lines.pop()).toBe('');
-    const parsed = lines.map((line) => JSON.parse(line));
-    expect(parsed.map((result) => [result.index, result.success])).toEqual([[0, true], [1, true], [2, false], [3, true], [4, true]]);
-    expect(parsed[0].memory_id).toMatch(/^\w+$/);
-  }, 5 * 60_000);
+      const results = await client.readResource({ uri: `batch://${batchId}/results` });
+      expect(results.contents[0].mimeType).toBe('application/x-ndjson');
+      const lines = textContent(results.contents[0]).split('\n');
+      expect(lines.pop()).toBe('');
+      const parsed = lines.map((line) => JSON.parse(line));
+      expect(parsed.map((result) => [result.index, result.success])).toEqual([
+        [0, true],
+        [1, true],
+        [2, false],
+        [3, true],
+        [4, true],
+      ]);
+      expect(parsed[0].memory_id).toMatch(/^\w+$/);
+    },
+    5 * 60_000,
+  );
 
-  test("refusals: another user's batch is not found; an oversized memory names its index and the limit; nothing is stored or changed", async () => {
-    const owner = await newUser(`mcp-owner-${transport}`);
-    const intruder = await newUser(`mcp-intruder-${transport}`);
-    const ownerClient = await connect(transport, owner.sessionToken);
-    const running = await call(ownerClient, 'import_memories', { memories: memories(100, 50, () => ({ metadata: { test_slow_ms: 200 } })) });
-    const batchId = running.structuredContent?.batch_id as string;
+  test(
+    "refusals: another user's batch is not found; an oversized memory names its index and the limit; nothing is stored or changed",
+    async () => {
+      const owner = await newUser(`mcp-owner-${transport}`);
+      const intruder = await newUser(`mcp-intruder-${transport}`);
+      const ownerClient = await connect(transport, owner.sessionToken);
+      const running = await call(ownerClient, 'import_memories', { memories: memories(100, 50, () => ({ metadata: { test_slow_ms: 200 } })) });
+      const batchId = running.structuredContent?.batch_id as string;
 
-    const client = await connect(transport, intruder.sessionToken);
-    const outcomes: string[] = [];
-    for (const [tool, args] of [
-      ['get_batch', { batch_id: batchId }],
-      ['cancel_batch', { batch_id: batchId }],
-      ['retry_failed', { batch_id: batchId }],
-      ['get_batch_failures', { batch_id: batchId }],
-    ] as const) {
-      const answer = await call(client, tool, args);
-      expect([tool, answer.isError, textOf(answer)]).toEqual([tool, true, `batch ${batchId} not found`]);
-      outcomes.push('not found');
-    }
-    for (const uri of [`batch://${batchId}`, `batch://${batchId}/results`]) {
-      const refusal = await client.readResource({ uri }).catch((error: unknown) => error);
-      expect(refusal).toBeInstanceOf(McpError);
-      expect(refusal).toMatchObject({ code: -32002, message: expect.stringContaining(`batch ${batchId} not found`) });
-      outcomes.push('not found');
-    }
-    expect(await call(client, 'list_batches', {})).toMatchObject({ structuredContent: { batches: [] } });
-    expect((await getBatch(batchId)).get('status')).not.toBe('cancelled');
-    recordAttack({ attack: `MCP over ${transport}: a second user reads, cancels, retries and reads the resources of another user's batch`, requests: outcomes.length, answers: tally(outcomes), refused: true });
+      const client = await connect(transport, intruder.sessionToken);
+      const outcomes: string[] = [];
+      for (const [tool, args] of [
+        ['get_batch', { batch_id: batchId }],
+        ['cancel_batch', { batch_id: batchId }],
+        ['retry_failed', { batch_id: batchId }],
+        ['get_batch_failures', { batch_id: batchId }],
+      ] as const) {
+        const answer = await call(client, tool, args);
+        expect([tool, answer.isError, textOf(answer)]).toEqual([tool, true, `batch ${batchId} not found`]);
+        outcomes.push('not found');
+      }
+      for (const uri of [`batch://${batchId}`, `batch://${batchId}/results`]) {
+        const refusal = await client.readResource({ uri }).catch((error: unknown) => error);
+        expect(refusal).toBeInstanceOf(McpError);
+        expect(refusal).toMatchObject({ code: -32002, message: expect.stringContaining(`batch ${batchId} not found`) });
+        outcomes.push('not found');
+      }
+      expect(await call(client, 'list_batches', {})).toMatchObject({ structuredContent: { batches: [] } });
+      expect((await getBatch(batchId)).get('status')).not.toBe('cancelled');
+      recordAttack({
+        attack: `MCP over ${transport}: a second user reads, cancels, retries and reads the resources of another user's batch`,
+        requests: outcomes.length,
+        answers: tally(outcomes),
+        refused: true,
+      });
 
-    const oversized = await call(client, 'import_memories', { memories: [{ content: 'fine' }, { content: 'x'.repeat(MAX_MEMORY_SIZE) }] });
-    expect(oversized.isError).toBe(true);
-    expect(textOf(oversized)).toMatch(new RegExp(`^invalid batch: memories\\[1\\] is \\d+ bytes, over MAX_MEMORY_SIZE of ${MAX_MEMORY_SIZE} bytes$`));
-    expect(textOf(oversized)).not.toMatch(/\n\s+at /);
-    expect(await batchesOf(intruder.user)).toBe(0);
-    recordAttack({ attack: `MCP over ${transport}: a memory over MAX_MEMORY_SIZE`, requests: 1, answers: { 'tool error': 1 }, refused: true });
-  }, 5 * 60_000);
+      const oversized = await call(client, 'import_memories', { memories: [{ content: 'fine' }, { content: 'x'.repeat(MAX_MEMORY_SIZE) }] });
+      expect(oversized.isError).toBe(true);
+      expect(textOf(oversized)).toMatch(new RegExp(`^invalid batch: memories\\[1\\] is \\d+ bytes, over MAX_MEMORY_SIZE of ${MAX_MEMORY_SIZE} bytes$`));
+      expect(textOf(oversized)).not.toMatch(/\n\s+at /);
+      expect(await batchesOf(intruder.user)).toBe(0);
+      recordAttack({ attack: `MCP over ${transport}: a memory over MAX_MEMORY_SIZE`, requests: 1, answers: { 'tool error': 1 }, refused: true });
+    },
+    5 * 60_000,
+  );
 });
 
 test.each(TRANSPORTS)('over %s, idempotency_key: a repeat answers with the same batch and stores nothing twice', async (transport) => {
@@ -310,33 +342,40 @@ describe('refusals of the HTTP door', () => {
   });
 });
 
-test('the memories an MCP import stores are the rows, with the ACLs, that the REST route stores', async () => {
-  const { sessionToken } = await newUser('mcp-same-rows');
-  const items = memories(4, 80, (index) => ({ tags: [`tag-${index}`], source: 'mcp-compare' }));
-  const settings = { namespace: 'compare' };
-  const viaRest = await postJson('/memory/batch', { ...settings, memories: items, wait: true }, { token: sessionToken });
-  expect(viaRest.status).toBe(200);
-  const batchIds = [viaRest.body.batch_id as string];
-  for (const transport of TRANSPORTS) {
-    const client = await connect(transport, sessionToken);
-    const answer = await call(client, 'import_memories', { ...settings, memories: items, wait: true });
-    expect(answer.structuredContent).toMatchObject({ status: 'completed', processed: 4 });
-    batchIds.push(answer.structuredContent?.batch_id as string);
-  }
-  const P = parse();
-  const rowsOf = async (batchId: string) => {
-    const rows = await new P.Query('Memory').equalTo('batch', P.Object.fromJSON({ className: 'BatchMemoryRequest', objectId: batchId })).ascending('batchIndex').find(master);
-    return rows.map((row) => {
-      const { objectId: _id, createdAt: _created, updatedAt: _updated, batch, batchItem, ...fields } = row.toJSON();
-      // What names the batch differs by batch; everything else must be the same.
-      expect([batch.objectId, batchItem]).toEqual([batchId, `${batchId}:${fields.batchIndex}`]);
-      return fields;
-    });
-  };
-  const [rest, stdio, http] = await Promise.all(batchIds.map(rowsOf));
-  expect(rest).toHaveLength(4);
-  expect(rest[0].ACL).toBeDefined();
-  expect(rest[0].content).toBe(items[0].content);
-  expect(stdio).toEqual(rest);
-  expect(http).toEqual(rest);
-}, 5 * 60_000);
+test(
+  'the memories an MCP import stores are the rows, with the ACLs, that the REST route stores',
+  async () => {
+    const { sessionToken } = await newUser('mcp-same-rows');
+    const items = memories(4, 80, (index) => ({ tags: [`tag-${index}`], source: 'mcp-compare' }));
+    const settings = { namespace: 'compare' };
+    const viaRest = await postJson('/memory/batch', { ...settings, memories: items, wait: true }, { token: sessionToken });
+    expect(viaRest.status).toBe(200);
+    const batchIds = [viaRest.body.batch_id as string];
+    for (const transport of TRANSPORTS) {
+      const client = await connect(transport, sessionToken);
+      const answer = await call(client, 'import_memories', { ...settings, memories: items, wait: true });
+      expect(answer.structuredContent).toMatchObject({ status: 'completed', processed: 4 });
+      batchIds.push(answer.structuredContent?.batch_id as string);
+    }
+    const P = parse();
+    const rowsOf = async (batchId: string) => {
+      const rows = await new P.Query('Memory')
+        .equalTo('batch', P.Object.fromJSON({ className: 'BatchMemoryRequest', objectId: batchId }))
+        .ascending('batchIndex')
+        .find(master);
+      return rows.map((row) => {
+        const { objectId: _id, createdAt: _created, updatedAt: _updated, batch, batchItem, ...fields } = row.toJSON();
+        // What names the batch differs by batch; everything else must be the same.
+        expect([batch.objectId, batchItem]).toEqual([batchId, `${batchId}:${fields.batchIndex}`]);
+        return fields;
+      });
+    };
+    const [rest, stdio, http] = await Promise.all(batchIds.map(rowsOf));
+    expect(rest).toHaveLength(4);
+    expect(rest[0].ACL).toBeDefined();
+    expect(rest[0].content).toBe(items[0].content);
+    expect(stdio).toEqual(rest);
+    expect(http).toEqual(rest);
+  },
+  5 * 60_000,
+);

@@ -24,12 +24,27 @@ test('running the expiry job deletes expired files (404 even to the master key) 
   batch.set('expiresAt', new Date(Date.now() - 60_000));
   await batch.save(null, master);
   const client = await temporal();
-  await waitFor('the expiry schedule', async () => (await client.schedule.getHandle(EXPIRY_SCHEDULE_ID).describe().then(() => true, () => undefined)), 30_000);
+  await waitFor(
+    'the expiry schedule',
+    async () =>
+      await client.schedule
+        .getHandle(EXPIRY_SCHEDULE_ID)
+        .describe()
+        .then(
+          () => true,
+          () => undefined,
+        ),
+    30_000,
+  );
   await client.schedule.getHandle(EXPIRY_SCHEDULE_ID).trigger();
-  const expired = await waitFor('the batch files to expire', async () => {
-    const current = await getBatch(batchId);
-    return current.get('filesExpiredAt') ? current : undefined;
-  }, 60_000);
+  const expired = await waitFor(
+    'the batch files to expire',
+    async () => {
+      const current = await getBatch(batchId);
+      return current.get('filesExpiredAt') ? current : undefined;
+    },
+    60_000,
+  );
 
   for (const url of fileURLs) expect((await http(url, asMaster())).status).toBe(404);
   expect(await new P.Query('BatchMemoryPart').equalTo('partsKey', batch.get('partsKey')).count(master)).toBe(0);

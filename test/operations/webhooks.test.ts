@@ -55,10 +55,14 @@ test('a receiver that keeps failing gets WEBHOOK_MAX_ATTEMPTS attempts, then the
   try {
     const { sessionToken } = await newUser();
     const submitted = await postJson('/memory/batch', { memories: memories(5), webhook_url: hook.url, webhook_secret: SECRET }, { token: sessionToken });
-    const status = await waitFor('the webhook to give up', async () => {
-      const answer = await rest(`/memory/batch/${submitted.body.batch_id}`, { token: sessionToken });
-      return answer.body.webhook?.status === 'failed' ? answer.body : undefined;
-    }, 60_000);
+    const status = await waitFor(
+      'the webhook to give up',
+      async () => {
+        const answer = await rest(`/memory/batch/${submitted.body.batch_id}`, { token: sessionToken });
+        return answer.body.webhook?.status === 'failed' ? answer.body : undefined;
+      },
+      60_000,
+    );
     expect(status.webhook).toMatchObject({ status: 'failed', attempts: 3, error: 'webhook delivery failed' });
     expect(hook.deliveries).toHaveLength(3);
   } finally {

@@ -13,6 +13,12 @@ test('Parse.Object.saveAll of 100 objects succeeds through /batch', async () => 
   });
   const saved = await P.Object.saveAll(objects, master);
   expect(saved.every((o) => typeof o.id === 'string')).toBe(true);
-  const found = await new P.Query('RouterPinProbe').containedIn('objectId', saved.map((o) => o.id as string)).limit(1000).find(master);
+  const found = await new P.Query('RouterPinProbe')
+    .containedIn(
+      'objectId',
+      saved.map((o) => o.id as string),
+    )
+    .limit(1000)
+    .find(master);
   expect(found.map((o) => o.get('i')).sort((a, b) => a - b)).toEqual([...Array(100).keys()]);
 });

@@ -106,11 +106,16 @@ async function rowsOf(className: string, where: object): Promise<Record<string, 
 }
 
 async function completedBatch(batchId: string): Promise<ParseAnswer> {
-  return waitFor(`batch ${batchId} to complete`, async () => {
-    const answer = await parseApi('GET', `/classes/BatchMemoryRequest/${batchId}`, { master: true });
-    if (['failed', 'cancelled'].includes(answer.body.status)) throw new Error(`batch ${batchId} ended ${answer.body.status}: ${answer.body.error}`);
-    return answer.body.status === 'completed' ? answer.body : undefined;
-  }, 120_000, 200);
+  return waitFor(
+    `batch ${batchId} to complete`,
+    async () => {
+      const answer = await parseApi('GET', `/classes/BatchMemoryRequest/${batchId}`, { master: true });
+      if (['failed', 'cancelled'].includes(answer.body.status)) throw new Error(`batch ${batchId} ended ${answer.body.status}: ${answer.body.error}`);
+      return answer.body.status === 'completed' ? answer.body : undefined;
+    },
+    120_000,
+    200,
+  );
 }
 
 /** Memories of a batch: rows, and how many distinct items they are. */
@@ -199,15 +204,23 @@ test('the tarball holds what a host needs and no tests, benchmarks or TypeScript
 });
 
 test('the host mounts the plugin through the entry point in at most 15 lines', () => {
-  const lines = fs.readFileSync(path.join(EXAMPLE_DIR, 'app.js'), 'utf8').split('\n').filter((line) => line.includes('// batch memory'));
+  const lines = fs
+    .readFileSync(path.join(EXAMPLE_DIR, 'app.js'), 'utf8')
+    .split('\n')
+    .filter((line) => line.includes('// batch memory'));
   expect(lines.length).toBeGreaterThan(0);
   expect(lines.length).toBeLessThanOrEqual(15);
 });
 
-test('npm ls parse-server in the host shows one copy: the host\'s own', () => {
+test("npm ls parse-server in the host shows one copy: the host's own", () => {
   const tree = npm(['ls', 'parse-server', '--all'], appDir);
   process.stdout.write(`npm ls parse-server (host):\n${tree}`);
-  const copies = new Set(tree.split('\n').filter((line) => /parse-server@/.test(line) && !/deduped/.test(line)).map((line) => line.replace(/^[\s│├└─┬]+/, '')));
+  const copies = new Set(
+    tree
+      .split('\n')
+      .filter((line) => /parse-server@/.test(line) && !/deduped/.test(line))
+      .map((line) => line.replace(/^[\s│├└─┬]+/, '')),
+  );
   expect([...copies]).toEqual(['parse-server@9.10.0']);
   const installed = execFileSync('find', ['node_modules', '-path', '*/parse-server/package.json', '-not', '-path', '*/parse-server/*/*'], { cwd: appDir, encoding: 'utf8' }).trim().split('\n');
   expect(installed).toEqual(['node_modules/parse-server/package.json']);
@@ -280,10 +293,15 @@ test('a worker killed with SIGKILL mid-batch: a new worker from the package ends
   expect(answer.status).toBe(200);
   const batchId: string = answer.body.result.batch_id;
   // Some chunks written, not all: the kill lands inside the batch.
-  const before = await waitFor(`batch ${batchId} to record chunks`, async () => {
-    const chunks = await rowsOf('BatchMemoryChunk', { batch: batchPointer(batchId) });
-    return chunks.length >= 1 ? chunks : undefined;
-  }, 60_000, 50);
+  const before = await waitFor(
+    `batch ${batchId} to record chunks`,
+    async () => {
+      const chunks = await rowsOf('BatchMemoryChunk', { batch: batchPointer(batchId) });
+      return chunks.length >= 1 ? chunks : undefined;
+    },
+    60_000,
+    50,
+  );
   await stopGroup(worker, 'SIGKILL');
   worker = await startHostProcess('npx', ['--no-install', 'memory-batch', 'worker'], /worker polling/);
   expect(await completedBatch(batchId)).toMatchObject({ totalMemories: TOTAL, processedMemories: TOTAL, failedMemories: 0 });

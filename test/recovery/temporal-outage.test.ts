@@ -30,10 +30,14 @@ test('Temporal stopped at submit time: 202 and stored; after the dev server rest
   expect(await api.batch(batchId)).toMatchObject({ status: 'pending', totalMemories: 120, partCount: 2 });
 
   await stack.start('temporal');
-  const done = await waitFor('the batch to complete after Temporal is back', async () => {
-    const status = await api.call(`/api/v1/memory/batch/${batchId}`, { token });
-    return status.body.status === 'completed' ? status.body : undefined;
-  }, 150_000);
+  const done = await waitFor(
+    'the batch to complete after Temporal is back',
+    async () => {
+      const status = await api.call(`/api/v1/memory/batch/${batchId}`, { token });
+      return status.body.status === 'completed' ? status.body : undefined;
+    },
+    150_000,
+  );
   expect(done).toMatchObject({ processed: 120, failed: 0 });
   expect(await api.memoryRows(batchId)).toEqual({ rows: 120, duplicates: 0 });
   // The same worker process rode out the outage.

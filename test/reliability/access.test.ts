@@ -183,7 +183,13 @@ test('every read path: another user and an anonymous client get the exact refusa
   }
 
   // The REST route: status, results, events, cancel, retry.
-  for (const [method, path] of [['GET', ''], ['GET', '/results'], ['GET', '/events'], ['POST', '/cancel'], ['POST', '/retry']]) {
+  for (const [method, path] of [
+    ['GET', ''],
+    ['GET', '/results'],
+    ['GET', '/events'],
+    ['POST', '/cancel'],
+    ['POST', '/retry'],
+  ]) {
     expectRefusal(`${method} ${path || '/'} as another user`, await attacker.rest(`/memory/batch/${batchId}${path}`, { method, ...asOther }), { status: 404, code: 'not_found' });
     expectRefusal(`${method} ${path || '/'} anonymous`, await attacker.rest(`/memory/batch/${batchId}${path}`, { method }), { status: 401, code: 'unauthorized' });
   }

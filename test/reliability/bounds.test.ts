@@ -141,7 +141,12 @@ test('a gzip body that inflates over REST_MAX_INFLATE_RATIO (valid memories, und
   expect(cpu).toBeLessThan(2);
   expect(await batchesOf(user.id)).toBe(0);
   expect((await api.storedFiles()).length).toBe(filesBefore);
-  recordAttack({ attack: `gzip body inflating ${Math.round(inflated.length / body.length)} times (over REST_MAX_INFLATE_RATIO)`, requests: 1, answers: tally([answer.status]), refused: answer.status === 413 });
+  recordAttack({
+    attack: `gzip body inflating ${Math.round(inflated.length / body.length)} times (over REST_MAX_INFLATE_RATIO)`,
+    requests: 1,
+    answers: tally([answer.status]),
+    refused: answer.status === 413,
+  });
 });
 
 test('a body that trickles in (NDJSON and JSON) is answered 408 naming REST_BODY_TIMEOUT; nothing stored', async () => {
@@ -149,7 +154,11 @@ test('a body that trickles in (NDJSON and JSON) is answered 408 naming REST_BODY
   const filesBefore = (await api.storedFiles()).length;
   const trickles = [
     { kind: 'NDJSON', request: upload(user.token), first: '{"content":"a first memory arrives"}\n{"content":"' },
-    { kind: 'JSON', request: openRequest(`${origin}/api/v1/memory/batch`, { headers: { 'X-Parse-Session-Token': user.token, 'Content-Type': 'application/json' } }), first: '{"memories":[{"content":"' },
+    {
+      kind: 'JSON',
+      request: openRequest(`${origin}/api/v1/memory/batch`, { headers: { 'X-Parse-Session-Token': user.token, 'Content-Type': 'application/json' } }),
+      first: '{"memories":[{"content":"',
+    },
   ];
   const timers = trickles.map(({ request, first }) => {
     request.write(first);
@@ -164,7 +173,11 @@ test('a body that trickles in (NDJSON and JSON) is answered 408 naming REST_BODY
   for (const answer of answers) {
     expect(answer.status).toBe(408);
     expect(answer.headers.connection).toBe('close');
-    expect(answer.body.error).toMatchObject({ code: 'timeout', message: `request body did not arrive within REST_BODY_TIMEOUT = ${BODY_TIMEOUT_MS} ms`, details: [expect.objectContaining({ limit: BODY_TIMEOUT_MS })] });
+    expect(answer.body.error).toMatchObject({
+      code: 'timeout',
+      message: `request body did not arrive within REST_BODY_TIMEOUT = ${BODY_TIMEOUT_MS} ms`,
+      details: [expect.objectContaining({ limit: BODY_TIMEOUT_MS })],
+    });
   }
   expect(await batchesOf(user.id)).toBe(0);
   expect((await api.storedFiles()).length).toBe(filesBefore);
@@ -233,25 +246,32 @@ test('an aborted upload releases its slot, and the parts it had stored are remov
   await waitFor('the aborted upload to store parts', async () => (await partFiles()) >= filesBefore + 2, 20_000);
   aborted.abort();
   // The slot comes back once the server has seen the abort: an upload sent whole is then accepted.
-  const statuses = await waitFor('the aborted upload to release its slot', async () => {
-    const attempt = upload(user.token);
-    attempt.end('{"content":"next"}\n');
-    const { status } = await attempt.answer;
-    return status === 429 ? undefined : status;
-  }, 20_000);
+  const statuses = await waitFor(
+    'the aborted upload to release its slot',
+    async () => {
+      const attempt = upload(user.token);
+      attempt.end('{"content":"next"}\n');
+      const { status } = await attempt.answer;
+      return status === 429 ? undefined : status;
+    },
+    20_000,
+  );
   expect(statuses).toBe(202);
   kept.end();
   expect((await kept.answer).status).toBe(202);
   expect(await batchesOf(user.id)).toBe(2);
   // Only the two stored batches' parts remain.
-  expect(await waitFor('the aborted upload\'s parts to be removed', async () => (await partFiles()) === filesBefore + 2, 20_000)).toBe(true);
+  expect(await waitFor("the aborted upload's parts to be removed", async () => (await partFiles()) === filesBefore + 2, 20_000)).toBe(true);
   recordAttack({ attack: 'upload aborted by the client after two parts were stored', requests: 1, answers: { 'slot released, parts removed': 1 }, refused: true });
 });
 
 test('event streams per user and in total: N + 1 at once gets exactly one 429 with Retry-After; a closed stream frees its slot', async () => {
   const user = await api.signUp('events');
   // A batch that runs long enough to keep its event streams open.
-  const submitted = await api.call('/api/v1/memory/batch?wait=false', { token: user.token, body: { memories: Array.from({ length: 40 }, (_, i) => ({ content: `slow ${i}`, metadata: { test_slow_ms: 3000 } })) } });
+  const submitted = await api.call('/api/v1/memory/batch?wait=false', {
+    token: user.token,
+    body: { memories: Array.from({ length: 40 }, (_, i) => ({ content: `slow ${i}`, metadata: { test_slow_ms: 3000 } })) },
+  });
   expect(submitted.status).toBe(202);
   const batchId = submitted.body.batch_id as string;
   const asUser = { 'X-Parse-Session-Token': user.token };
@@ -282,12 +302,16 @@ test('event streams per user and in total: N + 1 at once gets exactly one 429 wi
 
     // The client closes its streams: the slots come back.
     for (const stream of open.splice(0)) stream.abort();
-    const reopened = await waitFor('closed streams to free their slots', async () => {
-      const stream = eventStream(batchId, asUser);
-      const { status } = await headersOf(stream);
-      if (status === 200) return stream;
-      return undefined;
-    }, 20_000);
+    const reopened = await waitFor(
+      'closed streams to free their slots',
+      async () => {
+        const stream = eventStream(batchId, asUser);
+        const { status } = await headersOf(stream);
+        if (status === 200) return stream;
+        return undefined;
+      },
+      20_000,
+    );
     open.push(reopened);
     statuses.push(200);
   } finally {
@@ -295,7 +319,12 @@ test('event streams per user and in total: N + 1 at once gets exactly one 429 wi
     // Cancelled by setting the status (the afterSave hook stops the workflow), without waiting for it to stop.
     await api.call(`/parse/classes/BatchMemoryRequest/${batchId}`, { master: true, method: 'PUT', body: { status: 'cancelled' } });
   }
-  recordAttack({ attack: 'more open event streams than REST_MAX_EVENT_STREAMS_PER_USER / REST_MAX_EVENT_STREAMS', requests: statuses.length, answers: tally(statuses), refused: statuses.filter((s) => s === 429).length === 2 });
+  recordAttack({
+    attack: 'more open event streams than REST_MAX_EVENT_STREAMS_PER_USER / REST_MAX_EVENT_STREAMS',
+    requests: statuses.length,
+    answers: tally(statuses),
+    refused: statuses.filter((s) => s === 429).length === 2,
+  });
 });
 
 describe('on the shared stack', () => {
@@ -322,7 +351,12 @@ describe('on the shared stack', () => {
       expect(answer?.status).toBe(401);
       expect(answer?.body).toEqual({ error: { code: 'unauthorized', message: MASTER_KEY_REFUSED, details: [] } });
     }
-    recordAttack({ attack: 'bulk write route: 60 MB body without the master key (none, wrong, from a disallowed address)', requests: attempts.length, answers: tally(statuses), refused: statuses.every((s) => s === 401) });
+    recordAttack({
+      attack: 'bulk write route: 60 MB body without the master key (none, wrong, from a disallowed address)',
+      requests: attempts.length,
+      answers: tally(statuses),
+      refused: statuses.every((s) => s === 401),
+    });
   });
 
   test('malformed JSON on every product route answers { error: { code, message, details } }, never HTML, a stack trace or a server path', async () => {
@@ -351,7 +385,11 @@ describe('on the shared stack', () => {
       expect(body).toEqual({ error: { code, message: expect.any(String), details: expect.any(Array) } });
     }
     // Parse Server's own routes keep Parse's shape, without a stack trace either.
-    const parse = await fetch(`${sharedOrigin()}/parse/functions/addMemoryBatch`, { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-Parse-Application-Id': info.appId, 'X-Parse-Session-Token': user.token }, body: malformed });
+    const parse = await fetch(`${sharedOrigin()}/parse/functions/addMemoryBatch`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'X-Parse-Application-Id': info.appId, 'X-Parse-Session-Token': user.token },
+      body: malformed,
+    });
     const parseText = await parse.text();
     statuses.push(parse.status);
     if (/<html|<pre>|\/work\/|node_modules|\bat [\w.<>]+ \(/i.test(parseText)) leaks.push(`/parse/functions: ${parseText.slice(0, 200)}`);

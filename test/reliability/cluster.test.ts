@@ -56,11 +56,17 @@ async function ownerMemoryCount(on: ReturnType<typeof stackApi>, token: string, 
   return answer.body.count;
 }
 
-async function untilFinished(batchId: string, timeoutMs = 150_000): Promise<Record<string, any>> { // eslint-disable-line @typescript-eslint/no-explicit-any
-  return waitFor(`batch ${batchId} to finish`, async () => {
-    const batch = await api.batch(batchId);
-    return ['completed', 'failed', 'cancelled'].includes(batch.status) ? batch : undefined;
-  }, timeoutMs, 250);
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+async function untilFinished(batchId: string, timeoutMs = 150_000): Promise<Record<string, any>> {
+  return waitFor(
+    `batch ${batchId} to finish`,
+    async () => {
+      const batch = await api.batch(batchId);
+      return ['completed', 'failed', 'cancelled'].includes(batch.status) ? batch : undefined;
+    },
+    timeoutMs,
+    250,
+  );
 }
 
 test('a batch submitted through instance A is followed to completion through instance B: status, events, results, LiveQuery, memories on both', async () => {
@@ -84,7 +90,10 @@ test('a batch submitted through instance A is followed to completion through ins
     // The events stream on B runs until the batch ends.
     const events = await fetch(`${stack.info.instanceURLs[1].replace(/\/parse$/, '')}/api/v1/memory/batch/${batchId}/events`, { headers: { 'X-Parse-Session-Token': user.token } });
     expect(events.status).toBe(200);
-    const progress = (await events.text()).split('\n\n').filter((block) => block.startsWith('event: progress')).map((block) => JSON.parse(block.split('\ndata: ')[1]));
+    const progress = (await events.text())
+      .split('\n\n')
+      .filter((block) => block.startsWith('event: progress'))
+      .map((block) => JSON.parse(block.split('\ndata: ')[1]));
     expect(progress[progress.length - 1]).toMatchObject({ status: 'completed', processed: count });
 
     const status = await onB.call(`/api/v1/memory/batch/${batchId}`, { token: user.token });
@@ -103,7 +112,14 @@ test('a batch submitted through instance A is followed to completion through ins
     expect(await ownerMemoryCount(onB, user.token, batchId)).toBe(count);
     const rows = await api.memoryRows(batchId);
     expect(rows).toEqual({ rows: count, duplicates: 0 });
-    recordScenario({ scenario: 'cluster: submitted through instance A, followed through instance B (status, events, results, LiveQuery)', faults: 0, badInputs: 0, serverErrors: 0, lost: count - rows.rows, duplicated: rows.duplicates });
+    recordScenario({
+      scenario: 'cluster: submitted through instance A, followed through instance B (status, events, results, LiveQuery)',
+      faults: 0,
+      badInputs: 0,
+      serverErrors: 0,
+      lost: count - rows.rows,
+      duplicated: rows.duplicates,
+    });
   } finally {
     await subscription.unsubscribe();
     await Parse.LiveQuery.close();
@@ -140,7 +156,10 @@ test('the rate limits are one limit across instances: requests spread over A and
 test('instance A killed (SIGKILL) in the middle of an NDJSON upload: the retry with the same Idempotency-Key through the proxy reaches B and the batch ends exact', async () => {
   const user = await api.signUp('killed-upload');
   const count = 2000;
-  const body = memories(count, 900).map((item) => JSON.stringify(item)).join('\n') + '\n';
+  const body =
+    memories(count, 900)
+      .map((item) => JSON.stringify(item))
+      .join('\n') + '\n';
   const bytes = Buffer.from(body);
   const key = `cluster-upload-${Date.now()}`;
   const headers = { 'X-Parse-Application-Id': stack.info.appId, 'X-Parse-Session-Token': user.token, 'Content-Type': 'application/x-ndjson', 'Idempotency-Key': key };
@@ -184,11 +203,16 @@ test('instance A killed (SIGKILL) in the middle of an NDJSON upload: the retry w
 
     // The client retries the whole body with the same key until an instance accepts it.
     const retries: number[] = [];
-    const accepted = await waitFor('the retried upload to be accepted', async () => {
-      const answer = await fetch(`${origin}/api/v1/memory/batch?wait=false`, { method: 'POST', headers, body: bytes });
-      retries.push(answer.status);
-      return answer.status === 202 || answer.status === 200 ? { servedBy: Number(answer.headers.get('x-served-by')), body: await answer.json() } : undefined;
-    }, 60_000, 250);
+    const accepted = await waitFor(
+      'the retried upload to be accepted',
+      async () => {
+        const answer = await fetch(`${origin}/api/v1/memory/batch?wait=false`, { method: 'POST', headers, body: bytes });
+        retries.push(answer.status);
+        return answer.status === 202 || answer.status === 200 ? { servedBy: Number(answer.headers.get('x-served-by')), body: await answer.json() } : undefined;
+      },
+      60_000,
+      250,
+    );
     expect(accepted.servedBy).not.toBe(receiver);
     const batchId: string = accepted.body.batch_id;
     expect((await untilFinished(batchId)).status).toBe('completed');
@@ -197,14 +221,21 @@ test('instance A killed (SIGKILL) in the middle of an NDJSON upload: the retry w
     // Nothing of the cut upload was kept: the user has the one batch.
     expect(await api.count('BatchMemoryRequest', { user: { __type: 'Pointer', className: '_User', objectId: user.id } })).toBe(1);
     // The proxy's 502 for the dead instance is the load balancer's answer, not the product's.
-    recordScenario({ scenario: 'cluster: Parse Server instance SIGKILLed mid NDJSON upload, retried with the same Idempotency-Key through the proxy', faults: 1, badInputs: 0, serverErrors: retries.filter((status) => status >= 500 && status !== 502).length, lost: count - rows.rows, duplicated: rows.duplicates });
+    recordScenario({
+      scenario: 'cluster: Parse Server instance SIGKILLed mid NDJSON upload, retried with the same Idempotency-Key through the proxy',
+      faults: 1,
+      badInputs: 0,
+      serverErrors: retries.filter((status) => status >= 500 && status !== 502).length,
+      lost: count - rows.rows,
+      duplicated: rows.duplicates,
+    });
   } finally {
     release();
     await stack.start(receiverName);
   }
 });
 
-test('a batch instance A stored while Temporal was unreachable, A then killed: B\'s reconciler starts it and it ends exact', async () => {
+test("a batch instance A stored while Temporal was unreachable, A then killed: B's reconciler starts it and it ends exact", async () => {
   const user = await onA.signUp('reconciled');
   const count = 150;
   await stack.stop('temporal');
@@ -222,7 +253,14 @@ test('a batch instance A stored while Temporal was unreachable, A then killed: B
     expect(finished).toMatchObject({ status: 'completed', processedMemories: count });
     const rows = await api.memoryRows(accepted.body.batch_id);
     expect(rows).toEqual({ rows: count, duplicates: 0 });
-    recordScenario({ scenario: 'cluster: batch stored by an instance during a Temporal outage, that instance SIGKILLed, started by the other', faults: 2, badInputs: 0, serverErrors: 0, lost: count - rows.rows, duplicated: rows.duplicates });
+    recordScenario({
+      scenario: 'cluster: batch stored by an instance during a Temporal outage, that instance SIGKILLed, started by the other',
+      faults: 2,
+      badInputs: 0,
+      serverErrors: 0,
+      lost: count - rows.rows,
+      duplicated: rows.duplicates,
+    });
   } finally {
     await stack.start('server');
   }
@@ -237,15 +275,20 @@ test('two workers, the one running a part killed (SIGKILL): the other finishes t
   const batchId: string = accepted.body.batch_id;
   const pids = stack.info.pids;
   // The worker running one of the batch's parts right now (Temporal names it pid@host).
-  const running = await waitFor('a part of the batch to run on a worker', async () => {
-    const description = await temporal.workflow.getHandle(workflowIdFor(batchId)).describe();
-    for (const activity of description.raw.pendingActivities ?? []) {
-      const pid = Number(activity.lastWorkerIdentity?.split('@')[0]);
-      const name = Object.keys(pids).find((process) => process.startsWith('worker') && pids[process] === pid);
-      if (name && (await api.batch(batchId)).processedMemories > 0) return name as 'worker' | 'worker-2';
-    }
-    return undefined;
-  }, 120_000, 100);
+  const running = await waitFor(
+    'a part of the batch to run on a worker',
+    async () => {
+      const description = await temporal.workflow.getHandle(workflowIdFor(batchId)).describe();
+      for (const activity of description.raw.pendingActivities ?? []) {
+        const pid = Number(activity.lastWorkerIdentity?.split('@')[0]);
+        const name = Object.keys(pids).find((process) => process.startsWith('worker') && pids[process] === pid);
+        if (name && (await api.batch(batchId)).processedMemories > 0) return name as 'worker' | 'worker-2';
+      }
+      return undefined;
+    },
+    120_000,
+    100,
+  );
   await stack.stop(running, 'SIGKILL');
   try {
     const finished = await untilFinished(batchId);
@@ -294,9 +337,14 @@ postgresOnlyTest('a class-level-permission change made on instance A holds on B 
   expect((await onB.call(query)).status).toBe(200);
   expect((await onA.call(`/parse/schemas/${className}`, { method: 'PUT', master: true, body: { classLevelPermissions: { ...open, find: {}, get: {}, count: {} } } })).status).toBe(200);
   // Announced through the database (LISTEN/NOTIFY): B refuses as soon as it has heard.
-  const refused = await waitFor('B to refuse the find the permission change forbids', async () => {
-    const answer = await onB.call(query);
-    return answer.status === 200 ? undefined : answer;
-  }, 10_000, 100);
+  const refused = await waitFor(
+    'B to refuse the find the permission change forbids',
+    async () => {
+      const answer = await onB.call(query);
+      return answer.status === 200 ? undefined : answer;
+    },
+    10_000,
+    100,
+  );
   expect(refused).toMatchObject({ status: 400, body: { code: Parse.Error.OPERATION_FORBIDDEN } });
 });

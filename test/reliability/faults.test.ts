@@ -39,13 +39,15 @@ beforeEach(() => requests.mockClear());
 async function answersReceived(): Promise<{ status: number | 'network error'; request: string }[]> {
   const calls = requests.mock.calls.map(([input, init], k) => ({ request: `${init?.method ?? 'GET'} ${String(input).replace(/^https?:\/\/[^/]+/, '')}`, result: requests.mock.results[k] }));
   return Promise.all(
-    calls.filter(({ request }) => / \/api\/v1\//.test(request)).map(async ({ request, result }) => {
-      try {
-        return { status: (await (result.value as Promise<Response>)).status, request };
-      } catch {
-        return { status: 'network error' as const, request };
-      }
-    }),
+    calls
+      .filter(({ request }) => / \/api\/v1\//.test(request))
+      .map(async ({ request, result }) => {
+        try {
+          return { status: (await (result.value as Promise<Response>)).status, request };
+        } catch {
+          return { status: 'network error' as const, request };
+        }
+      }),
   );
 }
 
@@ -61,7 +63,8 @@ async function submit(count: number, slowMs = 4): Promise<string> {
 }
 
 /** The batch's status as its owner reads it (GET /api/v1/memory/batch/:id). */
-async function batchStatus(batchId: string): Promise<Record<string, any>> { // eslint-disable-line @typescript-eslint/no-explicit-any
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+async function batchStatus(batchId: string): Promise<Record<string, any>> {
   const answer = await api.call(`/api/v1/memory/batch/${batchId}`, { token: user.token });
   if (answer.status !== 200) throw new Error(`the status of batch ${batchId} answered ${answer.status}`);
   return answer.body;
@@ -102,11 +105,16 @@ async function untilProcessedChunks(batchId: string, chunks: number): Promise<vo
 
 /** Waits for the end, then checks the invariants and records the scenario. */
 async function expectExact(scenario: string, batchId: string, total: number, faults: number): Promise<void> {
-  const batch = await waitFor(`batch ${batchId} to complete`, async () => {
-    const current = await batchStatus(batchId);
-    if (['failed', 'cancelled'].includes(current.status)) throw new Error(`batch ${batchId} ended ${current.status}: ${current.error}`);
-    return current.status === 'completed' ? current : undefined;
-  }, 300_000, 250);
+  const batch = await waitFor(
+    `batch ${batchId} to complete`,
+    async () => {
+      const current = await batchStatus(batchId);
+      if (['failed', 'cancelled'].includes(current.status)) throw new Error(`batch ${batchId} ended ${current.status}: ${current.error}`);
+      return current.status === 'completed' ? current : undefined;
+    },
+    300_000,
+    250,
+  );
   const { rows, duplicates } = await api.memoryRows(batchId);
   const received = await answersReceived();
   const answers = tally(received.map(({ status }) => status));
@@ -152,7 +160,8 @@ function expectResumedAfterEachKill(batchId: string, kills: Kill[]): void {
       const part = Math.floor(i / partItems);
       repeatedPerPart.set(part, (repeatedPerPart.get(part) ?? new Set()).add(i));
     }
-    for (const [part, repeated] of repeatedPerPart) expect({ kill: k + 1, part, repeated: repeated.size <= writeItems ? 'at most one write' : [...repeated] }).toEqual({ kill: k + 1, part, repeated: 'at most one write' });
+    for (const [part, repeated] of repeatedPerPart)
+      expect({ kill: k + 1, part, repeated: repeated.size <= writeItems ? 'at most one write' : [...repeated] }).toEqual({ kill: k + 1, part, repeated: 'at most one write' });
   });
 }
 

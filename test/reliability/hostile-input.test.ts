@@ -85,9 +85,13 @@ const badMemories: fc.Arbitrary<BadMemory> = fc.oneof(
   ),
   notAnObject.map((item) => ({ kind: 'memory of a wrong type', item })),
   fc.integer({ min: LIMITS.MAX_MEMORY_SIZE + 1, max: LIMITS.MAX_MEMORY_SIZE * 4 }).map((size) => ({ kind: 'oversized content', item: { content: 'x'.repeat(size) }, oversized: true })),
-  fc.integer({ min: LIMITS.MAX_MEMORY_SIZE, max: LIMITS.MAX_MEMORY_SIZE * 2 }).map((size) => ({ kind: 'oversized metadata', item: { content: 'ok', metadata: { blob: 'y'.repeat(size) } }, oversized: true })),
+  fc
+    .integer({ min: LIMITS.MAX_MEMORY_SIZE, max: LIMITS.MAX_MEMORY_SIZE * 2 })
+    .map((size) => ({ kind: 'oversized metadata', item: { content: 'ok', metadata: { blob: 'y'.repeat(size) } }, oversized: true })),
   fc.integer({ min: 17, max: 200 }).map((depth) => ({ kind: 'deeply nested metadata', item: { content: 'ok', metadata: nested(depth) }, field: 'metadata.level' })),
-  fc.constantFrom('__proto__', 'constructor', 'prototype', '$where', 'a.b').map((key) => ({ kind: 'forbidden key', item: { content: 'ok', metadata: JSON.parse(`{"${key}": {"polluted": true}}`) }, field: `metadata.${key}` })),
+  fc
+    .constantFrom('__proto__', 'constructor', 'prototype', '$where', 'a.b')
+    .map((key) => ({ kind: 'forbidden key', item: { content: 'ok', metadata: JSON.parse(`{"${key}": {"polluted": true}}`) }, field: `metadata.${key}` })),
   notAnObject.filter((m) => m !== null).map((metadata) => ({ kind: 'metadata of a wrong type', item: { content: 'ok', metadata }, field: 'metadata' })),
   fc
     .oneof(fc.integer(), fc.boolean(), fc.string(), fc.dictionary(word, fc.integer(), { maxKeys: 2 }), fc.array(fc.string(), { minLength: 1, maxLength: 3 }))
@@ -113,7 +117,9 @@ function requestRefusal(door: 'cloud' | 'rest-json', expected: Expected & { code
 }
 
 const jsonRequests: fc.Arbitrary<Hostile> = fc.oneof(
-  fc.tuple(badMemoryLists, fc.constantFrom<'cloud' | 'rest-json'>('cloud', 'rest-json')).map(([{ bad, index, memories }, door]) => ({ kind: bad.kind, door, body: { memories }, expected: memoryRefusal(door, index, bad) })),
+  fc
+    .tuple(badMemoryLists, fc.constantFrom<'cloud' | 'rest-json'>('cloud', 'rest-json'))
+    .map(([{ bad, index, memories }, door]) => ({ kind: bad.kind, door, body: { memories }, expected: memoryRefusal(door, index, bad) })),
   fc.constantFrom<'cloud' | 'rest-json'>('cloud', 'rest-json').chain((door) => {
     const invalid = (path: string, names?: string) => requestRefusal(door, { status: 400, code: 'invalid_request', path, ...(names ? { names } : {}) });
     return fc.oneof(
@@ -144,7 +150,9 @@ const notGzipBody: Expected = { status: 400, code: 'invalid_request', path: 'bod
 const json = { 'Content-Type': 'application/json' };
 
 const rawRequests: fc.Arbitrary<Hostile> = fc.oneof(
-  fc.constantFrom('NaN', 'Infinity', '-Infinity').map((n) => ({ kind: 'NaN or Infinity in an embedding', door: 'rest-raw' as const, raw: `{"memories":[{"content":"x","embedding":[0.5,${n}]}]}`, headers: json, expected: notJsonBody })),
+  fc
+    .constantFrom('NaN', 'Infinity', '-Infinity')
+    .map((n) => ({ kind: 'NaN or Infinity in an embedding', door: 'rest-raw' as const, raw: `{"memories":[{"content":"x","embedding":[0.5,${n}]}]}`, headers: json, expected: notJsonBody })),
   fc.constantFrom('1e400', '-1e400').map((n) => ({
     kind: 'number beyond a double in an embedding',
     door: 'rest-raw' as const,
@@ -180,10 +188,21 @@ const rawRequests: fc.Arbitrary<Hostile> = fc.oneof(
   fc.uint8Array({ minLength: 1, maxLength: 64 }).map((bytes) => ({
     kind: 'invalid UTF-8 in NDJSON',
     door: 'rest-ndjson' as const,
-    raw: Buffer.concat([Buffer.from('{"content":"ok"}\n{"content":"'), Buffer.from([0xc3, 0x28, 0xff]), Buffer.from(bytes.filter((b) => b < 0x80 && b !== 0x22 && b !== 0x5c && b !== 0x0a)), Buffer.from('"}\n')]),
+    raw: Buffer.concat([
+      Buffer.from('{"content":"ok"}\n{"content":"'),
+      Buffer.from([0xc3, 0x28, 0xff]),
+      Buffer.from(bytes.filter((b) => b < 0x80 && b !== 0x22 && b !== 0x5c && b !== 0x0a)),
+      Buffer.from('"}\n'),
+    ]),
     expected: { status: 400, code: 'invalid_request', index: 1, names: 'not valid UTF-8' },
   })),
-  fc.integer({ min: 2, max: 30 }).map((cut) => ({ kind: 'truncated gzip', door: 'rest-ndjson' as const, raw: gzipSync('{"content":"one"}\n{"content":"two"}\n').subarray(0, cut), headers: { 'Content-Encoding': 'gzip' }, expected: notGzipBody })),
+  fc.integer({ min: 2, max: 30 }).map((cut) => ({
+    kind: 'truncated gzip',
+    door: 'rest-ndjson' as const,
+    raw: gzipSync('{"content":"one"}\n{"content":"two"}\n').subarray(0, cut),
+    headers: { 'Content-Encoding': 'gzip' },
+    expected: notGzipBody,
+  })),
   // A gzip header, then random bytes whose first deflate block has the reserved type 3: it fails before any
   // output (random deflate data could first inflate to a line, which is refused as that line instead).
   fc.uint8Array({ minLength: 4, maxLength: 64 }).map((bytes) => ({
@@ -199,7 +218,12 @@ const rawRequests: fc.Arbitrary<Hostile> = fc.oneof(
     raw: `{"content":"first"}\n${'{"content":"second one"}'.slice(0, cut)}`,
     expected: { status: 400, code: 'invalid_request', index: 1, names: 'not valid JSON' },
   })),
-  badMemoryLists.map(({ bad, index, memories }) => ({ kind: `NDJSON: ${bad.kind}`, door: 'rest-ndjson' as const, raw: `${memories.map((m) => JSON.stringify(m)).join('\n')}\n`, expected: memoryRefusal('rest-ndjson', index, bad) })),
+  badMemoryLists.map(({ bad, index, memories }) => ({
+    kind: `NDJSON: ${bad.kind}`,
+    door: 'rest-ndjson' as const,
+    raw: `${memories.map((m) => JSON.stringify(m)).join('\n')}\n`,
+    expected: memoryRefusal('rest-ndjson', index, bad),
+  })),
   fc.constant({
     kind: 'NDJSON: MAX_STREAM_BATCH_SIZE + 1 lines',
     door: 'rest-ndjson' as const,
@@ -207,7 +231,9 @@ const rawRequests: fc.Arbitrary<Hostile> = fc.oneof(
     expected: { status: 413, code: 'too_large', path: 'memories', limit: LIMITS.MAX_STREAM_BATCH_SIZE },
   }),
   fc.constant({ kind: 'NDJSON: empty body', door: 'rest-ndjson' as const, raw: '', expected: { status: 400, code: 'invalid_request', path: 'memories' } }),
-  fc.integer({ min: 17_000, max: 40_000 }).map((size) => ({ kind: 'huge header', door: 'rest-raw' as const, raw: '{"memories":[{"content":"x"}]}', headers: { ...json, 'X-Padding': 'p'.repeat(size) }, expected: { status: 431 } })),
+  fc
+    .integer({ min: 17_000, max: 40_000 })
+    .map((size) => ({ kind: 'huge header', door: 'rest-raw' as const, raw: '{"memories":[{"content":"x"}]}', headers: { ...json, 'X-Padding': 'p'.repeat(size) }, expected: { status: 431 } })),
 );
 
 async function send(request: Omit<Hostile, 'expected' | 'kind'>): Promise<Answer> {
@@ -272,7 +298,11 @@ test('one valid request through each door succeeds with the same session the hos
   for (const request of valid) {
     const answer = await send(request);
     const response = request.door === 'cloud' ? answer.body.result : answer.body;
-    expect({ door: request.door, status: answer.status, response }).toMatchObject({ door: request.door, status: 200, response: { success: true, status: 'completed', total: 2, processed: 2, failed: 0 } });
+    expect({ door: request.door, status: answer.status, response }).toMatchObject({
+      door: request.door,
+      status: 200,
+      response: { success: true, status: 'completed', total: 2, processed: 2, failed: 0 },
+    });
     const memoryRows = await api.count('Memory', { batch: { __type: 'Pointer', className: 'BatchMemoryRequest', objectId: response.batch_id } });
     expect(memoryRows).toBe(2);
   }
@@ -295,7 +325,9 @@ test('at least 1,000 generated malformed requests: each answered with its exact 
     { numRuns: 1200, seed: Number(process.env.FAST_CHECK_SEED ?? Date.now() % 2 ** 31), verbose: true },
   );
   // Parts a streamed upload had stored are removed before the answer; allow the file system to catch up.
-  const filesAfter = await waitFor('no stored files left', async () => ((await api.storedFiles()).length === filesBefore ? filesBefore : undefined), 10_000).catch(async () => (await api.storedFiles()).length);
+  const filesAfter = await waitFor('no stored files left', async () => ((await api.storedFiles()).length === filesBefore ? filesBefore : undefined), 10_000).catch(
+    async () => (await api.storedFiles()).length,
+  );
   const after = await Promise.all(CLASSES.map((name) => api.count(name)));
   const serverErrors = statuses.filter((status) => status >= 500).length;
   const refused = wrong.length === 0 && serverErrors === 0 && after.every((n, i) => n === before[i]) && filesAfter === filesBefore;

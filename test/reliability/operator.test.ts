@@ -119,7 +119,12 @@ test(`Dashboard logins: after ${MAX_FAILURES} wrong passwords an address gets 42
   }
   // The same path spelled otherwise reaches the same Dashboard route, and the same throttle.
   for (const route of ['/dashboard/LOGIN', '/dashboard/login/']) {
-    const answer = await request(route, { method: 'POST', from: GUESSER, headers: { Cookie: guesser.cookie, 'Content-Type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ username: 'admin', password: password(), _csrf: guesser.csrf }).toString() });
+    const answer = await request(route, {
+      method: 'POST',
+      from: GUESSER,
+      headers: { Cookie: guesser.cookie, 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ username: 'admin', password: password(), _csrf: guesser.csrf }).toString(),
+    });
     statuses.push(answer.status);
     expect(answer.status).toBe(429);
   }
@@ -184,7 +189,12 @@ test('the master key only after a login: the Dashboard config answers 401 withou
   expect(genuine.status).toBe(200);
   expect(JSON.parse(genuine.text).apps[0].masterKey).toBe(stack.info.masterKey);
 
-  recordAttack({ attack: 'Dashboard config (master key) without a login, with a visitor cookie, and with a cookie signed with the master key', requests: statuses.length, answers: tally(statuses), refused: true });
+  recordAttack({
+    attack: 'Dashboard config (master key) without a login, with a visitor cookie, and with a cookie signed with the master key',
+    requests: statuses.length,
+    answers: tally(statuses),
+    refused: true,
+  });
 });
 
 test('/metrics refuses a request without the token or with a wrong one', async () => {
@@ -222,7 +232,10 @@ test('refused LiveQuery subscriptions and a malformed frame leave no session tok
   const refusals: { code: number; message: string }[] = [];
   try {
     // An unknown token on a class that needs a user, and a real user's token on a master-only class.
-    for (const [className, token] of [['BatchMemoryRequest', forgedToken], ['BatchMemoryChunk', user.token]]) {
+    for (const [className, token] of [
+      ['BatchMemoryRequest', forgedToken],
+      ['BatchMemoryChunk', user.token],
+    ]) {
       const subscription = client.subscribe(new P.Query(className), token);
       if (!subscription) throw new Error('no subscription');
       subscription.on('error', () => undefined);
@@ -244,10 +257,14 @@ test('refused LiveQuery subscriptions and a malformed frame leave no session tok
   await new Promise<void>((resolve) => socket.once('open', resolve));
   socket.send(`{"op":"connect","applicationId":"${stack.info.appId}","sessionToken":"${customToken}"`);
 
-  const log = await waitFor('the refusals and the malformed frame in the server log', async () => {
-    const text = serverLog();
-    return (text.match(/Failed running beforeSubscribe on (BatchMemoryRequest|BatchMemoryChunk) for session/g) ?? []).length >= 2 && text.includes('unable to parse request') ? text : undefined;
-  }, 10_000);
+  const log = await waitFor(
+    'the refusals and the malformed frame in the server log',
+    async () => {
+      const text = serverLog();
+      return (text.match(/Failed running beforeSubscribe on (BatchMemoryRequest|BatchMemoryChunk) for session/g) ?? []).length >= 2 && text.includes('unable to parse request') ? text : undefined;
+    },
+    10_000,
+  );
   socket.close();
   const leaked = [forgedToken, user.token, customToken].filter((token) => log.includes(token));
   expect(leaked).toEqual([]);

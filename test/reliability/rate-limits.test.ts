@@ -98,7 +98,12 @@ describe('USER_RATE_LIMIT: one count per user over Cloud Functions and the REST 
     for (const answer of answers.slice(LIMITS.USER_RATE_LIMIT)) expectParseLimited(answer, 'USER_RATE_LIMIT');
     const stored = await batchesOf(user.id);
     expect(stored).toBe(LIMITS.USER_RATE_LIMIT);
-    recordAttack({ attack: 'rate limit: one user calls addMemoryBatch through /parse/functions past USER_RATE_LIMIT', requests: answers.length, answers: tally(statuses), refused: stored === LIMITS.USER_RATE_LIMIT });
+    recordAttack({
+      attack: 'rate limit: one user calls addMemoryBatch through /parse/functions past USER_RATE_LIMIT',
+      requests: answers.length,
+      answers: tally(statuses),
+      refused: stored === LIMITS.USER_RATE_LIMIT,
+    });
   });
 
   test('mixing the REST route and the Cloud Function does not double the allowance', async () => {
@@ -115,7 +120,12 @@ describe('USER_RATE_LIMIT: one count per user over Cloud Functions and the REST 
     answers.slice(LIMITS.USER_RATE_LIMIT).forEach((answer, index) => (index % 2 === 0 ? expectParseLimited(answer, 'USER_RATE_LIMIT') : expectRestLimited(answer, 'USER_RATE_LIMIT')));
     const stored = await batchesOf(user.id);
     expect(stored).toBe(LIMITS.USER_RATE_LIMIT);
-    recordAttack({ attack: 'rate limit: one user alternates the REST route and the Cloud Function past USER_RATE_LIMIT', requests: answers.length, answers: tally(answers.map((a) => a.status)), refused: stored === LIMITS.USER_RATE_LIMIT });
+    recordAttack({
+      attack: 'rate limit: one user alternates the REST route and the Cloud Function past USER_RATE_LIMIT',
+      requests: answers.length,
+      answers: tally(answers.map((a) => a.status)),
+      refused: stored === LIMITS.USER_RATE_LIMIT,
+    });
   });
 
   test('Cloud Function calls inside /parse/batch count one each', async () => {
@@ -136,7 +146,9 @@ describe('AUTH_FAILURE_LIMIT: failed authentications of one address, counted bef
     const answers: WireAnswer[] = [];
     for (let attempt = 0; attempt < LIMITS.AUTH_FAILURE_LIMIT; attempt++) {
       const token = `r:${randomUUID().replace(/-/g, '')}`;
-      answers.push(attempt % 2 === 0 ? await send(from, '/api/v1/memory/batch', { token, body: oneMemory('guess') }) : await send(from, '/parse/functions/addMemoryBatch', { token, body: oneMemory('guess') }));
+      answers.push(
+        attempt % 2 === 0 ? await send(from, '/api/v1/memory/batch', { token, body: oneMemory('guess') }) : await send(from, '/parse/functions/addMemoryBatch', { token, body: oneMemory('guess') }),
+      );
     }
     answers.forEach((answer, index) => {
       if (index % 2 === 0) expect([answer.status, answer.body.error.message]).toEqual([401, 'the session token is invalid or expired']);

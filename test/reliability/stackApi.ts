@@ -59,7 +59,8 @@ export function stackApi(info: TestStackInfo) {
       if (answer.status !== 201) throw new Error(`sign-up answered ${answer.status}`);
       return { id: answer.body.objectId, token: answer.body.sessionToken };
     },
-    async batch(batchId: string): Promise<Record<string, any>> { // eslint-disable-line @typescript-eslint/no-explicit-any
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    async batch(batchId: string): Promise<Record<string, any>> {
       return (await call(`/parse/classes/BatchMemoryRequest/${batchId}`, { master: true })).body;
     },
     /** Memory rows of a batch, and how many share a batch index with another (must be 0). */
@@ -123,21 +124,25 @@ export interface WireOptions {
 /** One request with node:http, for what fetch cannot do: choose the source address and the connection. */
 export function requestFrom(url: string, options: WireOptions = {}): Promise<WireAnswer> {
   return new Promise((resolve, reject) => {
-    const request = http.request(url, { method: options.method ?? (options.body === undefined ? 'GET' : 'POST'), headers: options.headers, localAddress: options.from, agent: options.agent }, (response) => {
-      const chunks: Buffer[] = [];
-      response.on('data', (chunk: Buffer) => chunks.push(chunk));
-      response.on('error', reject);
-      response.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let body: unknown;
-        try {
-          body = JSON.parse(text);
-        } catch {
-          body = undefined;
-        }
-        resolve({ status: response.statusCode ?? 0, headers: response.headers, text, body, reusedSocket: request.reusedSocket });
-      });
-    });
+    const request = http.request(
+      url,
+      { method: options.method ?? (options.body === undefined ? 'GET' : 'POST'), headers: options.headers, localAddress: options.from, agent: options.agent },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('error', reject);
+        response.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let body: unknown;
+          try {
+            body = JSON.parse(text);
+          } catch {
+            body = undefined;
+          }
+          resolve({ status: response.statusCode ?? 0, headers: response.headers, text, body, reusedSocket: request.reusedSocket });
+        });
+      },
+    );
     request.on('error', reject);
     request.end(options.body);
   });

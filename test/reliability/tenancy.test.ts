@@ -147,16 +147,28 @@ test('item 1: a second account cannot move itself into another organization, by 
     const leakedLive = watch.events.filter((event) => (event.object.get('user') as Parse.User).id === attacker.id);
 
     const refused =
-      setOwn.status === 400 && setOwn.body.code === 119 &&
-      unknown.status === 400 && unknown.body.code === 119 &&
-      signUp.status === 400 && signUp.body.code === 119 &&
-      foreignWorkspace.status === 400 && foreignWorkspace.body.error?.details?.[0]?.field === 'workspace_id' &&
-      unknownWorkspace.status === 400 && unknownWorkspace.body.error?.details?.[0]?.field === 'workspace_id' &&
-      heldPointer.status === 403 && heldPointerFunction.status === 400 && heldPointerFunction.body.code === 119 &&
+      setOwn.status === 400 &&
+      setOwn.body.code === 119 &&
+      unknown.status === 400 &&
+      unknown.body.code === 119 &&
+      signUp.status === 400 &&
+      signUp.body.code === 119 &&
+      foreignWorkspace.status === 400 &&
+      foreignWorkspace.body.error?.details?.[0]?.field === 'workspace_id' &&
+      unknownWorkspace.status === 400 &&
+      unknownWorkspace.body.error?.details?.[0]?.field === 'workspace_id' &&
+      heldPointer.status === 403 &&
+      heldPointerFunction.status === 400 &&
+      heldPointerFunction.body.code === 119 &&
       danglingPointer.status === 404 &&
       attackerBatches + storedInB + memoriesInB + signedUp + listedByVictim.length + leakedLive.length === 0 &&
       namespacesAfter === namespacesBefore;
-    recordAttack({ attack: 'cross-tenant write: own _User.organization, sign-up, workspace_id, held pointer (item 1)', requests: answers.length, answers: tally(answers.map((a) => a.status)), refused });
+    recordAttack({
+      attack: 'cross-tenant write: own _User.organization, sign-up, workspace_id, held pointer (item 1)',
+      requests: answers.length,
+      answers: tally(answers.map((a) => a.status)),
+      refused,
+    });
 
     expect(setOwn).toMatchObject({ status: 400, body: { code: 119 } });
     expect(unknown).toMatchObject({ status: 400, body: { code: 119 } });
@@ -206,7 +218,7 @@ postgresOnlyTest('item 2: no Organization row is ever stored without its ACL, so
     };
     const pollers = [poll(), poll()];
     const newcomers = await Promise.all(Array.from({ length: 8 }, () => api.signUp('newcomer')));
-    const created = await Promise.all(newcomers.map((newcomer) => submit(newcomer.token, {}, { 'Prefer': 'respond-async' })));
+    const created = await Promise.all(newcomers.map((newcomer) => submit(newcomer.token, {}, { Prefer: 'respond-async' })));
     creating = false;
     await Promise.all(pollers);
     const organizations = await Promise.all(created.map((answer) => organizationOf(answer.body.batch_id)));
@@ -232,7 +244,7 @@ postgresOnlyTest('item 2: no Organization row is ever stored without its ACL, so
   }
 });
 
-test("item 3: _Role is closed to clients; a planted org_<id> role gives no membership the server did not record", async () => {
+test('item 3: _Role is closed to clients; a planted org_<id> role gives no membership the server did not record', async () => {
   const attacker = await api.signUp('role-attacker');
   const plant = { name: `org_${organizationB}x`, ACL: { '*': { read: true, write: true } }, users: { __op: 'AddRelation', objects: [userPointer(attacker.id)] } };
   const { answers, send } = attackRequests();
@@ -265,7 +277,12 @@ test("item 3: _Role is closed to clients; a planted org_<id> role gives no membe
     attackerRoles === 1 &&
     attackerBatches === 0 &&
     !attackerInB;
-  recordAttack({ attack: 'create, list, read and join _Role as anonymous / second account; planted org_<id> role (item 3)', requests: answers.length, answers: tally(answers.map((a) => a.status)), refused });
+  recordAttack({
+    attack: 'create, list, read and join _Role as anonymous / second account; planted org_<id> role (item 3)',
+    requests: answers.length,
+    answers: tally(answers.map((a) => a.status)),
+    refused,
+  });
 
   for (const answer of [createAnonymous, createAsUser, listAnonymous, listAsUser, getAsUser, joinAsUser]) expect(answer).toMatchObject({ status: 400, body: { code: 119 } });
   expect(writeWithPlantedRole).toMatchObject({ status: 403, body: { error: { code: 'forbidden' } } });
@@ -304,9 +321,20 @@ test("item 8: an organization member reads a batch's status but cannot cancel, r
   const forbiddenFunction = (answer: Answer) => answer.status === 400 && answer.body.code === 119;
   const refused =
     [cancelFunction, dataFunction, finishedData, retryFunction].every(forbiddenFunction) &&
-    cancelRest.status === 403 && retryRest.status === 403 && resultsRest.status === 403 && statusFunction.body.result?.results?.length === 0 &&
-    stillRunning !== 'cancelled' && retriesAfter === retriesBefore && !leakedContent && memoriesReadable === 0;
-  recordAttack({ attack: "organization member cancels, retries and reads the stored memories or per-item results of another member's batch (item 8)", requests: answers.length, answers: tally(answers.map((a) => a.status)), refused });
+    cancelRest.status === 403 &&
+    retryRest.status === 403 &&
+    resultsRest.status === 403 &&
+    statusFunction.body.result?.results?.length === 0 &&
+    stillRunning !== 'cancelled' &&
+    retriesAfter === retriesBefore &&
+    !leakedContent &&
+    memoriesReadable === 0;
+  recordAttack({
+    attack: "organization member cancels, retries and reads the stored memories or per-item results of another member's batch (item 8)",
+    requests: answers.length,
+    answers: tally(answers.map((a) => a.status)),
+    refused,
+  });
 
   // The owner still can (and stops the long batch).
   const ownerCancel = await api.call(`/api/v1/memory/batch/${batchId}/cancel`, { method: 'POST', token: victim.token });
@@ -349,7 +377,12 @@ test('item 11: webhookUrl and idempotencyKey of a batch are hidden from organiza
     const leakedFields = [memberGet.body, ...memberFind.body.results, ...memberLive].flatMap((row: Record<string, unknown>) => hidden.filter((field) => field in row));
     const answers = [memberGet, memberFind, memberQueryOnUrl];
     const refused = memberGet.status === 200 && memberFind.body.results.length === 1 && leakedFields.length === 0 && memberQueryOnUrl.status === 400;
-    recordAttack({ attack: 'organization member reads webhookUrl / idempotencyKey through /parse/classes and LiveQuery (item 11)', requests: answers.length + 1, answers: tally([...answers.map((a) => a.status), 'LiveQuery events without the fields']), refused });
+    recordAttack({
+      attack: 'organization member reads webhookUrl / idempotencyKey through /parse/classes and LiveQuery (item 11)',
+      requests: answers.length + 1,
+      answers: tally([...answers.map((a) => a.status), 'LiveQuery events without the fields']),
+      refused,
+    });
 
     expect(memberGet.status).toBe(200);
     expect(memberFind.body.results).toHaveLength(1);

@@ -97,10 +97,17 @@ describe('the address classifier (no stack)', () => {
     expect(problem).toContain(`(${range}): webhooks reach public addresses only`);
   });
 
-  test.each(['http://8.8.8.8/', 'https://1.1.1.1/hook', 'http://172.32.0.1/', 'http://100.128.0.1/', 'http://192.169.0.1/', 'http://11.0.0.1/', 'http://223.255.255.255/', 'http://[2606:4700:4700::1111]/', 'http://[2a00:1450:4001::200e]:8443/'])(
-    'public address %s passes',
-    (url) => expect(webhookUrlProblems(url, [])).toEqual([]),
-  );
+  test.each([
+    'http://8.8.8.8/',
+    'https://1.1.1.1/hook',
+    'http://172.32.0.1/',
+    'http://100.128.0.1/',
+    'http://192.169.0.1/',
+    'http://11.0.0.1/',
+    'http://223.255.255.255/',
+    'http://[2606:4700:4700::1111]/',
+    'http://[2a00:1450:4001::200e]:8443/',
+  ])('public address %s passes', (url) => expect(webhookUrlProblems(url, [])).toEqual([]));
 
   test.each(['http://localhost/', 'http://LOCALHOST./', 'http://ｌｏｃａｌｈｏｓｔ/', 'https://receiver.example/hook', 'http://127.0.0.1.nip.io/', 'http://0x7f.example/'])(
     'host name %s passes at submit (it is checked where it resolves, at delivery)',
@@ -110,7 +117,8 @@ describe('the address classifier (no stack)', () => {
   test('WEBHOOK_ALLOWED_NETWORKS lets exactly its networks through, in their own family', () => {
     const allowed = networks('127.0.0.3/32', '10.20.0.0/16', 'fd12:3456::/32');
     for (const url of ['http://127.0.0.3:9/', 'http://2130706435/', 'http://10.20.255.1/', 'http://[fd12:3456:1::1]/']) expect(webhookUrlProblems(url, allowed)).toEqual([]);
-    for (const url of ['http://127.0.0.4/', 'http://127.0.0.2/', 'http://[::ffff:127.0.0.3]/', 'http://10.21.0.1/', 'http://[fd12:3457::1]/', 'http://[::1]/']) expect(webhookUrlProblems(url, allowed)).toHaveLength(1);
+    for (const url of ['http://127.0.0.4/', 'http://127.0.0.2/', 'http://[::ffff:127.0.0.3]/', 'http://10.21.0.1/', 'http://[fd12:3457::1]/', 'http://[::1]/'])
+      expect(webhookUrlProblems(url, allowed)).toHaveLength(1);
   });
 
   test('credentials in the URL are refused; a malformed URL is left to the field check', () => {
@@ -142,7 +150,10 @@ describe('the address classifier (no stack)', () => {
   });
 
   test('delivery checks every address a name resolves to, and connects to the one it checked', async () => {
-    const answers = (...addresses: string[]) => async () => addresses.map((address) => ({ address, family: address.includes(':') ? 6 : 4 }));
+    const answers =
+      (...addresses: string[]) =>
+      async () =>
+        addresses.map((address) => ({ address, family: address.includes(':') ? 6 : 4 }));
     // A name that answers with a public and a loopback address (rebinding in one answer) is refused whole.
     await expect(webhookAddress('rebind.example', [], answers('93.184.215.14', '127.0.0.1'))).rejects.toThrow('rebind.example resolves to 127.0.0.1, loopback 127.0.0.0/8');
     await expect(webhookAddress('metadata.example', [], answers('fd00:ec2::254'))).rejects.toThrow('unique local fc00::/7');
@@ -213,10 +224,14 @@ function loopbackNames(): string[] {
 }
 
 async function webhookOutcome(user: TestUser, batchId: string): Promise<{ status: string; attempts: number; error?: string }> {
-  return waitFor(`the webhook of ${batchId} to finish`, async () => {
-    const answer = await rest(`/memory/batch/${batchId}`, { token: user.sessionToken });
-    return answer.body?.webhook?.status === 'failed' || answer.body?.webhook?.status === 'delivered' ? answer.body.webhook : undefined;
-  }, 120_000);
+  return waitFor(
+    `the webhook of ${batchId} to finish`,
+    async () => {
+      const answer = await rest(`/memory/batch/${batchId}`, { token: user.sessionToken });
+      return answer.body?.webhook?.status === 'failed' || answer.body?.webhook?.status === 'delivered' ? answer.body.webhook : undefined;
+    },
+    120_000,
+  );
 }
 
 describe('on the shared stack', () => {
@@ -243,7 +258,8 @@ describe('on the shared stack', () => {
       statuses.push(viaRest.status, viaNdjson.status, viaCloud.status);
       if (viaRest.status !== 400 || viaRest.body.error.code !== 'invalid_request' || !namesField(viaRest.body.error.details)) wrong.push(`REST JSON ${url}: ${viaRest.status} ${viaRest.text}`);
       if (viaNdjson.status !== 400 || viaNdjson.body.error.code !== 'invalid_request' || !namesField(viaNdjson.body.error.details)) wrong.push(`NDJSON ${url}: ${viaNdjson.status} ${viaNdjson.text}`);
-      if (viaCloud.status !== 400 || viaCloud.body.code !== 142 || !/webhook_url must not point to/.test(viaCloud.body.error)) wrong.push(`Cloud Function ${url}: ${viaCloud.status} ${JSON.stringify(viaCloud.body)}`);
+      if (viaCloud.status !== 400 || viaCloud.body.code !== 142 || !/webhook_url must not point to/.test(viaCloud.body.error))
+        wrong.push(`Cloud Function ${url}: ${viaCloud.status} ${JSON.stringify(viaCloud.body)}`);
     }
     const stored = (await Promise.all([restUser, ndjsonUser, cloudUser].map(batchRows))).reduce((a, b) => a + b, 0);
     return { statuses, wrong, stored };
@@ -263,7 +279,12 @@ describe('on the shared stack', () => {
   test('literal private, metadata and other restricted addresses are refused at submit on every door, before any connection', async () => {
     const urls = privateSpellings.map(([url]) => url);
     const { statuses, wrong, stored } = await submitEverywhere(urls);
-    recordAttack({ attack: `webhook_url: literal private / metadata / reserved address in ${urls.length} spellings (REST JSON, NDJSON, Cloud Function)`, requests: statuses.length, answers: tally(statuses), refused: wrong.length === 0 && stored === 0 });
+    recordAttack({
+      attack: `webhook_url: literal private / metadata / reserved address in ${urls.length} spellings (REST JSON, NDJSON, Cloud Function)`,
+      requests: statuses.length,
+      answers: tally(statuses),
+      refused: wrong.length === 0 && stored === 0,
+    });
     expect(wrong).toEqual([]);
     expect(stored).toBe(0);
   });
@@ -278,7 +299,12 @@ describe('on the shared stack', () => {
     // Checked once every delivery is final: no attempt ever connected.
     const connections = internal.connections();
     const answers = outcomes.map((o) => `${o.status}: ${o.error ?? ''}`);
-    recordAttack({ attack: `webhook_url: host name resolving to loopback (${names.length} names: localhost spellings and /etc/hosts entries)`, requests: urls.length, answers: tally(answers), refused: connections === 0 && outcomes.every((o) => o.status === 'failed' && o.error === GENERIC_ERROR) });
+    recordAttack({
+      attack: `webhook_url: host name resolving to loopback (${names.length} names: localhost spellings and /etc/hosts entries)`,
+      requests: urls.length,
+      answers: tally(answers),
+      refused: connections === 0 && outcomes.every((o) => o.status === 'failed' && o.error === GENERIC_ERROR),
+    });
     expect(outcomes).toEqual(urls.map(() => ({ status: 'failed', attempts: 3, error: GENERIC_ERROR })));
     expect(connections).toBe(0);
     // The cause is in the worker's structured log only.
@@ -295,7 +321,12 @@ describe('on the shared stack', () => {
       const submitted = await Promise.all(receivers.map((hook) => postJson('/memory/batch', { memories: memories(2), webhook_url: hook.url, webhook_secret: SECRET }, { token: user.sessionToken })));
       const outcomes = await Promise.all(submitted.map((answer) => webhookOutcome(user, answer.body.batch_id)));
       const connections = internal.connections();
-      recordAttack({ attack: 'webhook redirect (302/307/308) from the allowed receiver to a loopback service', requests: receivers.length, answers: tally(outcomes.map((o) => `${o.status}: ${o.error ?? ''}`)), refused: connections === 0 && outcomes.every((o) => o.status === 'failed') });
+      recordAttack({
+        attack: 'webhook redirect (302/307/308) from the allowed receiver to a loopback service',
+        requests: receivers.length,
+        answers: tally(outcomes.map((o) => `${o.status}: ${o.error ?? ''}`)),
+        refused: connections === 0 && outcomes.every((o) => o.status === 'failed'),
+      });
       expect(outcomes).toEqual(receivers.map(() => ({ status: 'failed', attempts: 3, error: GENERIC_ERROR })));
       expect(receivers.map((hook) => hook.deliveries.length)).toEqual([3, 3, 3]);
       expect(connections).toBe(0);
@@ -312,7 +343,12 @@ describe('on the shared stack', () => {
       const submitted = await Promise.all(targets.map((url) => postJson('/memory/batch', { memories: memories(2), webhook_url: url, webhook_secret: SECRET }, { token: user.sessionToken })));
       const outcomes = await Promise.all(submitted.map((answer) => webhookOutcome(user, answer.body.batch_id)));
       const distinct = new Set(outcomes.map((o) => JSON.stringify(o)));
-      recordAttack({ attack: 'webhook error as a port scanner (open port answering 500, closed port, refused address)', requests: targets.length, answers: tally(outcomes.map((o) => `${o.status}: ${o.error ?? ''}`)), refused: distinct.size === 1 });
+      recordAttack({
+        attack: 'webhook error as a port scanner (open port answering 500, closed port, refused address)',
+        requests: targets.length,
+        answers: tally(outcomes.map((o) => `${o.status}: ${o.error ?? ''}`)),
+        refused: distinct.size === 1,
+      });
       expect(outcomes).toEqual(targets.map(() => ({ status: 'failed', attempts: 3, error: GENERIC_ERROR })));
       expect(open.deliveries.length).toBe(3);
       // Operators still see why, in the worker's log.

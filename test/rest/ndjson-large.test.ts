@@ -27,53 +27,59 @@ function rssBytes(pid: number): number {
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]) * 1024;
 }
 
-test('100,000 memories as gzip NDJSON: streamed in with < 100 MB server RSS growth, processed with exact counts', async () => {
-  const count = 100_000;
-  const { token: sessionToken } = await api.signUp('ndjson-large');
-  const lines = Array.from({ length: count }, (_, i) => `${JSON.stringify({ content: englishText(300, i), metadata: { line: i } })}\n`);
-  const body = gzipSync(lines.join(''));
-  const rawBytes = lines.reduce((sum, line) => sum + line.length, 0);
-  lines.length = 0;
+test(
+  '100,000 memories as gzip NDJSON: streamed in with < 100 MB server RSS growth, processed with exact counts',
+  async () => {
+    const count = 100_000;
+    const { token: sessionToken } = await api.signUp('ndjson-large');
+    const lines = Array.from({ length: count }, (_, i) => `${JSON.stringify({ content: englishText(300, i), metadata: { line: i } })}\n`);
+    const body = gzipSync(lines.join(''));
+    const rawBytes = lines.reduce((sum, line) => sum + line.length, 0);
+    lines.length = 0;
 
-  const { serverPid } = stack.info;
-  const baseline = rssBytes(serverPid);
-  let peak = baseline;
-  const sampler = setInterval(() => (peak = Math.max(peak, rssBytes(serverPid))), 25);
-  const startedAt = Date.now();
-  let response: Response;
-  try {
-    // Sent in 64 KiB pieces, as a client streaming a file would.
-    const pieces = Readable.from((function* () {
-      for (let at = 0; at < body.length; at += 65536) yield body.subarray(at, at + 65536);
-    })());
-    response = await fetch(`${stack.info.serverURL.replace(/\/parse$/, '')}/api/v1/memory/batch?wait=false&namespace=ndjson-100k`, {
-      method: 'POST',
-      headers: { 'X-Parse-Session-Token': sessionToken, 'Content-Type': 'application/x-ndjson', 'Content-Encoding': 'gzip' },
-      body: Readable.toWeb(pieces) as ReadableStream,
-      duplex: 'half',
-    } as RequestInit);
-  } finally {
-    clearInterval(sampler);
-  }
-  const received = await response.json();
-  const growth = peak - baseline;
-  process.stdout.write(
-    `NDJSON 100k: ${rawBytes} raw / ${body.length} gzip bytes stored in ${Date.now() - startedAt} ms; server RSS ${Math.round(baseline / 2 ** 20)} MB -> peak ${Math.round(peak / 2 ** 20)} MB (+${Math.round(growth / 2 ** 20)} MB)\n`,
-  );
-  expect(response.status).toBe(202);
-  expect(received).toMatchObject({ total: count });
-  expect(growth).toBeLessThan(100 * 1024 * 1024);
+    const { serverPid } = stack.info;
+    const baseline = rssBytes(serverPid);
+    let peak = baseline;
+    const sampler = setInterval(() => (peak = Math.max(peak, rssBytes(serverPid))), 25);
+    const startedAt = Date.now();
+    let response: Response;
+    try {
+      // Sent in 64 KiB pieces, as a client streaming a file would.
+      const pieces = Readable.from(
+        (function* () {
+          for (let at = 0; at < body.length; at += 65536) yield body.subarray(at, at + 65536);
+        })(),
+      );
+      response = await fetch(`${stack.info.serverURL.replace(/\/parse$/, '')}/api/v1/memory/batch?wait=false&namespace=ndjson-100k`, {
+        method: 'POST',
+        headers: { 'X-Parse-Session-Token': sessionToken, 'Content-Type': 'application/x-ndjson', 'Content-Encoding': 'gzip' },
+        body: Readable.toWeb(pieces) as ReadableStream,
+        duplex: 'half',
+      } as RequestInit);
+    } finally {
+      clearInterval(sampler);
+    }
+    const received = await response.json();
+    const growth = peak - baseline;
+    process.stdout.write(
+      `NDJSON 100k: ${rawBytes} raw / ${body.length} gzip bytes stored in ${Date.now() - startedAt} ms; server RSS ${Math.round(baseline / 2 ** 20)} MB -> peak ${Math.round(peak / 2 ** 20)} MB (+${Math.round(growth / 2 ** 20)} MB)\n`,
+    );
+    expect(response.status).toBe(202);
+    expect(received).toMatchObject({ total: count });
+    expect(growth).toBeLessThan(100 * 1024 * 1024);
 
-  const done = await waitFor(
-    'the 100,000-memory batch to complete',
-    async () => {
-      const status = await api.call(`/api/v1/memory/batch/${received.batch_id}`, { token: sessionToken });
-      return status.body.status === 'completed' ? status.body : undefined;
-    },
-    15 * 60_000,
-    2000,
-  );
-  process.stdout.write(`NDJSON 100k: processed in ${Date.now() - startedAt} ms\n`);
-  expect(done).toMatchObject({ total: count, processed: count, failed: 0 });
-  expect(await api.memoryRows(received.batch_id)).toEqual({ rows: count, duplicates: 0 });
-}, 20 * 60_000);
+    const done = await waitFor(
+      'the 100,000-memory batch to complete',
+      async () => {
+        const status = await api.call(`/api/v1/memory/batch/${received.batch_id}`, { token: sessionToken });
+        return status.body.status === 'completed' ? status.body : undefined;
+      },
+      15 * 60_000,
+      2000,
+    );
+    process.stdout.write(`NDJSON 100k: processed in ${Date.now() - startedAt} ms\n`);
+    expect(done).toMatchObject({ total: count, processed: count, failed: 0 });
+    expect(await api.memoryRows(received.batch_id)).toEqual({ rows: count, duplicates: 0 });
+  },
+  20 * 60_000,
+);

@@ -33,9 +33,21 @@ describe('POST /api/v1/memory/batch', () => {
 
   test('Authorization: Bearer works like X-Parse-Session-Token; item failures answer 207', async () => {
     const { sessionToken } = await newUser();
-    const response = await postJson('/memory/batch', { memories: [{ content: 'fine' }, { content: 'bad', metadata: { test_reject: 'no' } }] }, { headers: { Authorization: `Bearer ${sessionToken}` } });
+    const response = await postJson(
+      '/memory/batch',
+      { memories: [{ content: 'fine' }, { content: 'bad', metadata: { test_reject: 'no' } }] },
+      { headers: { Authorization: `Bearer ${sessionToken}` } },
+    );
     expect(response.status).toBe(207);
-    expect(response.body).toMatchObject({ success: false, processed: 1, failed: 1, results: [{ index: 0, success: true }, { index: 1, success: false, error: 'no' }] });
+    expect(response.body).toMatchObject({
+      success: false,
+      processed: 1,
+      failed: 1,
+      results: [
+        { index: 0, success: true },
+        { index: 1, success: false, error: 'no' },
+      ],
+    });
     expect(await openApiProblems('BatchMemoryResponse', response.body)).toEqual([]);
   });
 
@@ -56,7 +68,10 @@ describe('POST /api/v1/memory/batch', () => {
     const results = await rest(`/memory/batch/${accepted.body.batch_id}/results`, { token: sessionToken });
     expect(results.status).toBe(200);
     expect(results.headers.get('content-type')).toMatch(/application\/x-ndjson/);
-    const lines = results.text.trim().split('\n').map((line) => JSON.parse(line));
+    const lines = results.text
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line));
     expect(lines.map((r) => r.index)).toEqual([...Array(300).keys()]);
     for (const line of lines.slice(0, 5)) expect(await openApiProblems('MemoryProcessingResult', line)).toEqual([]);
   });
@@ -95,7 +110,12 @@ describe('POST /api/v1/memory/batch', () => {
     const owner = await newUser();
     const other = await newUser();
     const { body } = await postJson('/memory/batch', { memories: [{ content: 'private' }] }, { token: owner.sessionToken });
-    for (const [method, path] of [['GET', ''], ['GET', '/results'], ['GET', '/events'], ['POST', '/cancel']]) {
+    for (const [method, path] of [
+      ['GET', ''],
+      ['GET', '/results'],
+      ['GET', '/events'],
+      ['POST', '/cancel'],
+    ]) {
       await expectError(await rest(`/memory/batch/${body.batch_id}${path}`, { method, token: other.sessionToken }), 404, new RegExp(`batch ${body.batch_id} not found`));
     }
     await expectError(await rest('/memory/batch/nonexistent1', { token: other.sessionToken }), 404, /not found/);
@@ -122,7 +142,12 @@ describe('POST /api/v1/memory/batch', () => {
     const limit = Number(info.env.REST_MAX_JSON_BYTES);
     const huge = await rest('/memory/batch', { method: 'POST', token: sessionToken, headers: { 'Content-Type': 'application/json' }, body: `{"memories":[{"content":"${'a'.repeat(limit)}"}]}` });
     await expectError(huge, 413, new RegExp(`REST_MAX_JSON_BYTES = ${limit} bytes`));
-    const bigLine = await rest('/memory/batch', { method: 'POST', token: sessionToken, headers: { 'Content-Type': 'application/x-ndjson' }, body: ndjson([{ content: 'ok' }, { content: 'b'.repeat(10 * 1024 * 1024 + 1) }]) });
+    const bigLine = await rest('/memory/batch', {
+      method: 'POST',
+      token: sessionToken,
+      headers: { 'Content-Type': 'application/x-ndjson' },
+      body: ndjson([{ content: 'ok' }, { content: 'b'.repeat(10 * 1024 * 1024 + 1) }]),
+    });
     await expectError(bigLine, 413, /memories\[1\] is 10485775 bytes, over MAX_MEMORY_SIZE of 10485760 bytes/);
     expect(bigLine.body.error.details[0]).toMatchObject({ index: 1, limit: 10485760 });
     await expect(orphanFiles()).resolves.toEqual([]);
@@ -203,5 +228,12 @@ test('the OpenAPI 3.1 document is served and describes every path', async () => 
   const document = await rest('/openapi.json');
   expect(document.status).toBe(200);
   expect(document.body.openapi).toBe('3.1.0');
-  expect(Object.keys(document.body.paths).sort()).toEqual(['/api/v1/memory/batch', '/api/v1/memory/batch/{id}', '/api/v1/memory/batch/{id}/cancel', '/api/v1/memory/batch/{id}/events', '/api/v1/memory/batch/{id}/results', '/api/v1/memory/batch/{id}/retry']);
+  expect(Object.keys(document.body.paths).sort()).toEqual([
+    '/api/v1/memory/batch',
+    '/api/v1/memory/batch/{id}',
+    '/api/v1/memory/batch/{id}/cancel',
+    '/api/v1/memory/batch/{id}/events',
+    '/api/v1/memory/batch/{id}/results',
+    '/api/v1/memory/batch/{id}/retry',
+  ]);
 });

@@ -21,7 +21,10 @@ test('the gate fails when no coverage was collected, when c8 found no lines, and
   // What c8 writes when it has coverage files but none of the product: 'Unknown' is not below 80, and must still fail.
   expect(coverageVerdict(12, summaryOf(0, 0))).toMatchObject({ ok: false, reason: expect.stringContaining('no product lines') });
   expect(coverageVerdict(12, summaryOf(4000, 0))).toMatchObject({ ok: false, reason: expect.stringContaining('no product line was covered') });
-  expect(coverageVerdict(12, summaryOf(4000, 3199))).toEqual({ ok: false, reason: `line coverage of cloud/, schema/, storage/, worker/, config/, client/, mcp/ is 79.98% (3199 of 4000 lines), below the 80% threshold` });
+  expect(coverageVerdict(12, summaryOf(4000, 3199))).toEqual({
+    ok: false,
+    reason: `line coverage of cloud/, schema/, storage/, worker/, config/, client/, mcp/ is 79.98% (3199 of 4000 lines), below the 80% threshold`,
+  });
   expect(coverageVerdict(12, summaryOf(4000, 3200))).toMatchObject({ ok: true, reason: expect.stringContaining('is 80% (3200 of 4000 lines)') });
   expect(coverageVerdict(12, summaryOf(4000, 3900)).ok).toBe(true);
 });
@@ -33,7 +36,7 @@ test('a failed gate adds to the failed count of the closing line; a run that fai
   expect(closingLine({ passed: 410, failed: 2, skipped: 1, runFailed: true }, 2)).toBe('410 passed, 4 failed, 1 skipped');
 });
 
-test('c8 with the gate\'s arguments counts every product source file, loaded or not: a run that collected nothing fails', () => {
+test("c8 with the gate's arguments counts every product source file, loaded or not: a run that collected nothing fails", () => {
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'coverage-gate-'));
   try {
     const raw = path.join(scratch, 'v8');
@@ -48,7 +51,11 @@ test('c8 with the gate\'s arguments counts every product source file, loaded or 
         .map((file) => path.join(PROJECT_ROOT, dir, file)),
     ).filter((file) => file !== path.join(PROJECT_ROOT, 'worker/workflows.ts'));
     expect(sources.length).toBeGreaterThan(20);
-    expect(Object.keys(summary).filter((key) => key !== 'total').sort()).toEqual(sources.sort());
+    expect(
+      Object.keys(summary)
+        .filter((key) => key !== 'total')
+        .sort(),
+    ).toEqual(sources.sort());
     expect(summary.total.lines.covered).toBe(0);
     expect(summary.total.lines.total).toBeGreaterThan(1000);
     // Even with a coverage file that holds nothing of the product, 0% fails.

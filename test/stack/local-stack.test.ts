@@ -46,27 +46,31 @@ async function expectAllGone(pids: number[]): Promise<void> {
   await waitFor(`processes ${pids.join(', ')} to be gone`, async () => pids.every((pid) => !isAlive(pid)), 30_000);
 }
 
-test('npm start: up (time reported), clean stop, and a restart after kill -9 on the same data folder', async () => {
-  const dataDir = temporaryDataDir('batch-memory-start-');
-  const env = await npmStartEnv(dataDir, { TEMPORAL_TASK_QUEUE: 'local-stack-test' });
-  try {
-    const first = await startStack(env, 'npm start');
-    expect(first.pids.length).toBeGreaterThanOrEqual(4); // postgres, temporal, Parse Server, worker
-    process.kill(-(first.child.pid as number), 'SIGINT');
-    await expectAllGone([first.child.pid as number, ...first.pids]);
+test(
+  'npm start: up (time reported), clean stop, and a restart after kill -9 on the same data folder',
+  async () => {
+    const dataDir = temporaryDataDir('batch-memory-start-');
+    const env = await npmStartEnv(dataDir, { TEMPORAL_TASK_QUEUE: 'local-stack-test' });
+    try {
+      const first = await startStack(env, 'npm start');
+      expect(first.pids.length).toBeGreaterThanOrEqual(4); // postgres, temporal, Parse Server, worker
+      process.kill(-(first.child.pid as number), 'SIGINT');
+      await expectAllGone([first.child.pid as number, ...first.pids]);
 
-    const second = await startStack(env, 'entry');
-    second.child.kill('SIGKILL');
-    // Parse Server and the worker notice their parent is gone; postgres and temporal are left behind.
-    const leftBehind = second.pids.filter(isAlive);
+      const second = await startStack(env, 'entry');
+      second.child.kill('SIGKILL');
+      // Parse Server and the worker notice their parent is gone; postgres and temporal are left behind.
+      const leftBehind = second.pids.filter(isAlive);
 
-    const third = await startStack(env, 'entry');
-    expect(leftBehind.filter(isAlive)).toEqual([]);
-    third.child.kill('SIGTERM');
-    await expectAllGone([third.child.pid as number, ...third.pids, ...second.pids]);
-    expect(fs.existsSync(path.join(dataDir, 'temporal.db'))).toBe(true);
-    expect(fs.existsSync(path.join(dataDir, 'postgres', 'PG_VERSION'))).toBe(true);
-  } finally {
-    fs.rmSync(dataDir, { recursive: true, force: true });
-  }
-}, 3 * START_DEADLINE_MS + 120_000);
+      const third = await startStack(env, 'entry');
+      expect(leftBehind.filter(isAlive)).toEqual([]);
+      third.child.kill('SIGTERM');
+      await expectAllGone([third.child.pid as number, ...third.pids, ...second.pids]);
+      expect(fs.existsSync(path.join(dataDir, 'temporal.db'))).toBe(true);
+      expect(fs.existsSync(path.join(dataDir, 'postgres', 'PG_VERSION'))).toBe(true);
+    } finally {
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  },
+  3 * START_DEADLINE_MS + 120_000,
+);

@@ -51,7 +51,9 @@ export function memories(count: number, bytes = 200, extra: (index: number) => P
 }
 
 const WORDS =
-  'the user mentioned that their team prefers morning meetings and wants summaries sent by email after each call about the project roadmap budget review customer feedback release plan design notes and travel schedule for next quarter'.split(' ');
+  'the user mentioned that their team prefers morning meetings and wants summaries sent by email after each call about the project roadmap budget review customer feedback release plan design notes and travel schedule for next quarter'.split(
+    ' ',
+  );
 
 /**
  * Memories that take `slowMs` each to prepare. At 150 ms a part of 100 takes 15 s and a write of 30 takes
@@ -122,7 +124,12 @@ async function everyRow(className: string, fields: string[]): Promise<Parse.Obje
   const rows: Parse.Object[] = [];
   let after = new Date(0);
   for (;;) {
-    const page = await new P.Query(className).greaterThan('createdAt', after).ascending('createdAt').select(...fields, 'createdAt').limit(1000).find(master);
+    const page = await new P.Query(className)
+      .greaterThan('createdAt', after)
+      .ascending('createdAt')
+      .select(...fields, 'createdAt')
+      .limit(1000)
+      .find(master);
     rows.push(...page);
     if (page.length < 1000) return rows;
     after = page[page.length - 1].createdAt as Date;
@@ -182,7 +189,10 @@ export function preparedItems(batchId: string, dataDir = stackInfo().env.DATA_DI
 export function repeatedIndexes(prepared: PreparedItem[]): number[] {
   const seen = new Map<number, number>();
   for (const { i } of prepared) seen.set(i, (seen.get(i) ?? 0) + 1);
-  return [...seen].filter(([, times]) => times > 1).map(([i]) => i).sort((a, b) => a - b);
+  return [...seen]
+    .filter(([, times]) => times > 1)
+    .map(([i]) => i)
+    .sort((a, b) => a - b);
 }
 
 /**
@@ -219,10 +229,10 @@ export async function untilActivitiesClosed(batchId: string, timeoutMs = 120_000
 function isClosed(event: HistoryEvent | undefined): boolean {
   return Boolean(
     event &&
-      (event.workflowExecutionCompletedEventAttributes ||
-        event.workflowExecutionFailedEventAttributes ||
-        event.workflowExecutionCanceledEventAttributes ||
-        event.workflowExecutionTerminatedEventAttributes ||
-        event.workflowExecutionTimedOutEventAttributes),
+    (event.workflowExecutionCompletedEventAttributes ||
+      event.workflowExecutionFailedEventAttributes ||
+      event.workflowExecutionCanceledEventAttributes ||
+      event.workflowExecutionTerminatedEventAttributes ||
+      event.workflowExecutionTimedOutEventAttributes),
   );
 }

@@ -23,7 +23,9 @@ export interface PrivateStack {
 }
 
 export async function startPrivateStack(name: string, overrides: NodeJS.ProcessEnv = {}, shape: ClusterShape = {}): Promise<PrivateStack> {
-  const child: ChildProcess = fork(path.join(PROJECT_ROOT, 'dist/test/support/privateStack.js'), [name, JSON.stringify(overrides), JSON.stringify(shape)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child: ChildProcess = fork(path.join(PROJECT_ROOT, 'dist/test/support/privateStack.js'), [name, JSON.stringify(overrides), JSON.stringify(shape)], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   const info = await new Promise<TestStackInfo>((resolve, reject) => {
     child.once('message', (message: Ready) => ('ready' in message ? resolve(message.ready) : reject(new Error(message.failed))));
     child.once('exit', (code) => reject(new Error(`the private stack exited with code ${code}`)));

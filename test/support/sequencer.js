@@ -1,7 +1,19 @@
 /** Starts the longest test files first, so that they overlap the rest instead of running alone at the end. */
 const Sequencer = require('@jest/test-sequencer').default;
 
-const LONGEST_FIRST = ['ndjson-large.test.ts', 'cli.test.ts', 'existing-app.test.ts', 'faults.test.ts', 'temporal-outage.test.ts', 'cluster.test.ts', 'supervision.test.ts', 's3-files.test.ts', 'bench-smoke.test.ts', 'payload-limits.test.ts', 'local-stack.test.ts'];
+const LONGEST_FIRST = [
+  'ndjson-large.test.ts',
+  'cli.test.ts',
+  'existing-app.test.ts',
+  'faults.test.ts',
+  'temporal-outage.test.ts',
+  'cluster.test.ts',
+  'supervision.test.ts',
+  's3-files.test.ts',
+  'bench-smoke.test.ts',
+  'payload-limits.test.ts',
+  'local-stack.test.ts',
+];
 
 class LongestFirstSequencer extends Sequencer {
   sort(tests) {

@@ -23,7 +23,7 @@ export async function batchWorkflowRuns(client: Client, batchId: string): Promis
   const firstRunId = latest.events?.[0]?.workflowExecutionStartedEventAttributes?.firstExecutionRunId;
   if (!firstRunId) throw new Error(`the history of ${workflowId} names no first run`);
   const runs: WorkflowRun[] = [];
-  for (let runId: string | null | undefined = firstRunId; runId; ) {
+  for (let runId: string | null | undefined = firstRunId; runId;) {
     const events: HistoryEvent[] = (await client.workflow.getHandle(workflowId, runId).fetchHistory()).events ?? [];
     runs.push({ runId, events });
     runId = events.at(-1)?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId;

@@ -80,8 +80,18 @@ function storedBatch(fields: Record<string, unknown>): Parse.Object {
 }
 
 test('a stored batch reads as a record: pointers as ids, files as names, counts defaulting to 0', () => {
-  const record = batchRecordOf(storedBatch({ resultsFile: { __type: 'File', name: 'bmr-results.jsonl.gz', url: 'http://127.0.0.1/x' }, completedAt: { __type: 'Date', iso: '2026-01-01T00:02:00.000Z' } }));
-  expect(record).toMatchObject({ id: 'batch1', organizationId: 'org1', userId: 'user1', batchFileName: 'bmr-part-0.jsonl.gz', resultsFileName: 'bmr-results.jsonl.gz', processedMemories: 0, failedMemories: 0 });
+  const record = batchRecordOf(
+    storedBatch({ resultsFile: { __type: 'File', name: 'bmr-results.jsonl.gz', url: 'http://127.0.0.1/x' }, completedAt: { __type: 'Date', iso: '2026-01-01T00:02:00.000Z' } }),
+  );
+  expect(record).toMatchObject({
+    id: 'batch1',
+    organizationId: 'org1',
+    userId: 'user1',
+    batchFileName: 'bmr-part-0.jsonl.gz',
+    resultsFileName: 'bmr-results.jsonl.gz',
+    processedMemories: 0,
+    failedMemories: 0,
+  });
   expect(record.completedAt?.toISOString()).toBe('2026-01-01T00:02:00.000Z');
 });
 
