@@ -199,8 +199,10 @@ test('the tarball holds what a host needs and no tests, benchmarks or TypeScript
   expect(files.filter((file) => /(^|\/)(test|bench|examples)\//.test(file) || /\.test\./.test(file) || (/\.ts$/.test(file) && !/\.d\.ts$/.test(file)))).toEqual([]);
   const manifest = JSON.parse(fs.readFileSync(path.join(appDir, 'node_modules/parse-temporal-batch-memory/package.json'), 'utf8'));
   expect(manifest.private).toBeUndefined();
-  expect(Object.keys(manifest.peerDependencies).sort()).toEqual(['express', 'parse', 'parse-server']);
-  for (const name of ['express', 'parse', 'parse-server']) expect(manifest.dependencies[name]).toBeUndefined();
+  expect(Object.keys(manifest.peerDependencies).sort()).toEqual(['@parse/s3-files-adapter', 'express', 'parse', 'parse-server']);
+  // The S3 adapter (and the AWS SDK it brings) is installed only by hosts that store files in S3.
+  expect(manifest.peerDependenciesMeta).toEqual({ '@parse/s3-files-adapter': { optional: true } });
+  for (const name of ['@parse/s3-files-adapter', 'express', 'parse', 'parse-server']) expect(manifest.dependencies[name]).toBeUndefined();
 });
 
 test('the host mounts the plugin through the entry point in at most 15 lines', () => {
