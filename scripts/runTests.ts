@@ -23,7 +23,7 @@ function main(): number {
   const reliabilityOnly = process.argv[2] === '--reliability';
   const args = reliabilityOnly ? ['test/reliability', ...process.argv.slice(3)] : process.argv.slice(2);
   // Results, coverage and the summary line that .ci/run prints last.
-  const coverageRoot = process.env.TEST_OUTPUT_DIR ?? path.join(PROJECT_ROOT, 'coverage');
+  const coverageRoot = path.resolve(PROJECT_ROOT, process.env.TEST_OUTPUT_DIR ?? 'coverage');
   const mongo = process.env.TEST_DATABASE === 'mongo' ? chooseMongod() : undefined;
   if (mongo) process.stdout.write(`TEST_DATABASE=mongo: mongodb-memory-server with ${mongo.description}.\n`);
   const rawCoverage = path.join(coverageRoot, 'v8');

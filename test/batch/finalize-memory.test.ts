@@ -6,7 +6,6 @@
  */
 import fs from 'node:fs';
 import { gzipSync } from 'node:zlib';
-import { Client } from 'pg';
 import { englishText, waitFor } from '../support/helpers';
 import { type PrivateStack, startPrivateStack } from '../support/privateStack';
 import { stackApi } from '../reliability/stackApi';
@@ -17,18 +16,14 @@ const ALLOWED_EXTRA_GROWTH_MB = 5;
 
 let stack: PrivateStack;
 let api: ReturnType<typeof stackApi>;
-let db: Client;
 
 beforeAll(async () => {
   // Parts and writes at their defaults (the shared test stack makes them small), so that 50,000 memories go fast.
   stack = await startPrivateStack('finalize-memory', { BATCH_PART_MAX_ITEMS: '1000', BATCH_WRITE_MAX_ITEMS: '100', BATCH_PARTS_PER_RUN: '200' });
   api = stackApi(stack.info);
-  db = new Client({ connectionString: stack.info.databaseURI });
-  await db.connect();
 }, 180_000);
 
 afterAll(async () => {
-  await db?.end();
   await stack?.shutdown();
 });
 
@@ -50,7 +45,8 @@ async function finalizeGrowth(token: string, count: number, chunkSize: number): 
   expect(answer.status).toBe(202);
   const batchId = answer.body.batch_id as string;
   const chunks = Math.ceil(count / chunkSize);
-  const recorded = async () => Number((await db.query('SELECT count(*) AS n FROM "BatchMemoryChunk" WHERE "batch" = $1', [batchId])).rows[0].n);
+  const where = encodeURIComponent(JSON.stringify({ batch: { __type: 'Pointer', className: 'BatchMemoryRequest', objectId: batchId } }));
+  const recorded = async () => (await api.call(`/parse/classes/BatchMemoryChunk?where=${where}&count=1&limit=0`, { master: true })).body.count as number;
   await waitFor(`every chunk of batch ${batchId} recorded`, async () => ((await recorded()) === chunks ? true : undefined), 300_000, 20);
 
   const { workerPid } = stack.info;
