@@ -5,10 +5,13 @@
  */
 import {
   ActivityCancellationType,
+  ApplicationFailure,
   CancellationScope,
   ParentClosePolicy,
+  condition,
   continueAsNew,
   defineQuery,
+  defineSignal,
   isCancellation,
   proxyActivities,
   proxyLocalActivities,
@@ -25,11 +28,14 @@ import {
   type ExpiryOutcome,
   type FinalizeInput,
   NON_RETRYABLE_ERRORS,
+  PARTS_STORED_SIGNAL,
   PROGRESS_QUERY,
+  type PartsStored,
   webhookWorkflowIdFor,
 } from '../schema/workflow';
 
 export const progressQuery = defineQuery<BatchProgress>(PROGRESS_QUERY);
+export const partsStoredSignal = defineSignal<[PartsStored]>(PARTS_STORED_SIGNAL);
 
 const retry: RetryPolicy = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', nonRetryableErrorTypes: NON_RETRYABLE_ERRORS };
 // Local activities: short reads and writes of the request that need no task queue round trip of their own,
@@ -72,6 +78,14 @@ export async function batchMemoryWorkflow(input: BatchWorkflowInput): Promise<vo
   const { batchId } = input;
   const progress: BatchProgress = { batchId, total: 0, partCount: 0, partsDone: 0, processed: 0, failed: 0, status: 'starting' };
   setHandler(progressQuery, () => progress);
+  // What is known of the body of a batch processed while uploading: parts stored so far, and whether it has ended.
+  const upload = { partCount: 0, sealed: false };
+  const learn = (partCount: number, sealed: boolean) => {
+    upload.partCount = Math.max(upload.partCount, partCount);
+    upload.sealed ||= sealed;
+    progress.partCount = upload.partCount;
+  };
+  setHandler(partsStoredSignal, ({ partCount, sealed }) => learn(partCount, sealed));
 
   let manifest;
   try {
@@ -81,8 +95,9 @@ export async function batchMemoryWorkflow(input: BatchWorkflowInput): Promise<vo
     await finish({ batchId, status: 'failed', error: errorMessage(error) }).catch(() => undefined);
     return;
   }
-  Object.assign(progress, { total: manifest.total, partCount: manifest.partCount, status: manifest.status });
-  if (manifest.status !== 'processing') return;
+  Object.assign(progress, { total: manifest.total, status: manifest.status });
+  learn(manifest.partCount, manifest.status !== 'receiving');
+  if (manifest.status !== 'processing' && manifest.status !== 'receiving') return;
 
   const { settings } = manifest;
   const resume: BatchWorkflowResume = input.resume ?? { nextPart: 0, processed: 0, failed: 0, deadline: Date.now() + settings.timeoutMs };
@@ -92,11 +107,28 @@ export async function batchMemoryWorkflow(input: BatchWorkflowInput): Promise<vo
   // A small batch's only part runs inside the workflow task, like beginBatch and finalizeBatch: the whole
   // batch takes one workflow task and no activity task (10 batches of 100 at once are bound by that work).
   const { processPart } =
-    manifest.partCount === 1 && manifest.total <= settings.localPartMaxItems
+    manifest.onlyPart && manifest.total <= settings.localPartMaxItems
       ? proxyLocalActivities<BatchActivities>({ startToCloseTimeout: '1h', retry, cancellationType })
       : proxyActivities<BatchActivities>({ startToCloseTimeout: '1h', heartbeatTimeout: settings.heartbeatTimeoutMs, retry, cancellationType });
 
-  const runUntil = Math.min(manifest.partCount, resume.nextPart + settings.partsPerRun);
+  // Parts processed, and waits for the body, both add to history: a run takes at most partsPerRun of them.
+  const runUntil = resume.nextPart + settings.partsPerRun;
+  let waits = 0;
+  // One wait for more of the body at a time, shared by the lanes: a signal, or else the request read again.
+  let waiting: Promise<void> | undefined;
+  const moreOfTheBody = (): Promise<void> =>
+    (waiting ??= (async () => {
+      const known = upload.partCount;
+      waits++;
+      if (!(await condition(() => upload.partCount > known || upload.sealed, settings.uploadPollMs))) {
+        const current = await beginBatch(batchId);
+        progress.total = current.total;
+        if (current.status !== 'receiving' && current.status !== 'processing') throw ApplicationFailure.nonRetryable(`batch ${batchId} is ${current.status}`, 'BatchDataError');
+        learn(current.partCount, current.status !== 'receiving');
+      }
+    })().finally(() => {
+      waiting = undefined;
+    }));
   let outcome: 'done' | 'continue';
   try {
     outcome = await CancellationScope.withTimeout(Math.max(1, resume.deadline - Date.now()), async () => {
@@ -106,7 +138,12 @@ export async function batchMemoryWorkflow(input: BatchWorkflowInput): Promise<vo
       let stop = false;
       const lane = async () => {
         try {
-          while (!stop && next < runUntil) {
+          while (!stop && next + waits < runUntil) {
+            if (next >= upload.partCount) {
+              if (upload.sealed) return;
+              await moreOfTheBody();
+              continue;
+            }
             const counts = await processPart({ batchId, part: next++, partsKey: manifest.partsKey, owner: manifest.owner, onlyPart: manifest.onlyPart });
             progress.processed += counts.processed;
             progress.failed += counts.failed;
@@ -123,7 +160,7 @@ export async function batchMemoryWorkflow(input: BatchWorkflowInput): Promise<vo
       const lanes = await Promise.allSettled(Array.from({ length: settings.partConcurrency }, lane));
       const failure = lanes.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
       if (failure) throw failure.reason;
-      return next >= manifest.partCount ? 'done' : 'continue';
+      return upload.sealed && next >= upload.partCount ? 'done' : 'continue';
     });
   } catch (error) {
     const cancelledByClient = isCancellation(error) && CancellationScope.current().consideredCancelled;
