@@ -273,5 +273,5 @@ test('process= takes only its two values, on the NDJSON route only', async () =>
   expect(answer.body.error.details).toEqual([expect.objectContaining({ path: 'process', message: 'must be one of after_upload, while_uploading' })]);
   const json = await rest('/memory/batch', { method: 'POST', token: owner.sessionToken, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ process: 'while_uploading', memories: batchOf(0, 1) }) });
   expect(json.status).toBe(400);
-  expect(json.body.error.details).toEqual([expect.objectContaining({ path: 'process' })]);
+  expect(json.body.error.message).toMatch(/Unrecognized key: "process"/);
 });
