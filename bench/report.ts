@@ -230,10 +230,14 @@ function millionTargets(scaling: ScalingRow[]): TargetVerdict[] {
 }
 
 /** Paths of figures that are not finite numbers (a scenario that measured nothing, or divided by zero). */
+/** Fields that say which run a row is (text), not what it measured. */
+const ROW_LABELS = new Set<string>(['process'] satisfies (keyof ScalingRow)[]);
+
 export function unmeasuredFigures(value: unknown, path = 'results'): string[] {
   if (typeof value === 'number') return Number.isFinite(value) ? [] : [path];
   if (Array.isArray(value)) return value.length === 0 ? [`${path} (no rows)`] : value.flatMap((item, i) => unmeasuredFigures(item, `${path}[${i}]`));
-  if (value !== null && typeof value === 'object') return Object.entries(value).flatMap(([key, item]) => unmeasuredFigures(item, `${path}.${key}`));
+  if (value !== null && typeof value === 'object')
+    return Object.entries(value).flatMap(([key, item]) => (ROW_LABELS.has(key) && typeof item === 'string' ? [] : unmeasuredFigures(item, `${path}.${key}`)));
   return [`${path} (${typeof value})`];
 }
 
