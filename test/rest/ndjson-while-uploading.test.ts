@@ -204,6 +204,28 @@ test('an idempotent repeat: of a finished upload, answered with its batch; of on
   expect(await orphanFiles()).toEqual([]);
 });
 
+test('a batch cancelled while its body arrives stops: the rest of the upload is refused (409), and its counts equal the memories written', async () => {
+  const owner = await newUser('early-cancel');
+  const upload = openUpload(owner.sessionToken, 'process=while_uploading&wait=false');
+  await upload.write(lines(batchOf(0, 150)));
+  const batchId = (await batchOfUser(owner)).id as string;
+  const cancelled = await rest(`/memory/batch/${batchId}/cancel`, { method: 'POST', token: owner.sessionToken });
+  expect(cancelled.status).toBe(200);
+  expect(cancelled.body.status).toBe('cancelled');
+  await upload.write(lines(batchOf(150, 150)));
+  upload.end();
+  const answer = await upload.answer;
+  expect(answer.status).toBe(409);
+  expect(answer.body.error).toMatchObject({ code: 'conflict', batch_id: batchId });
+  expect(answer.body.error.message).toMatch(/was cancelled while its body arrived/);
+  const done = await untilStatus(batchId, ['cancelled']);
+  await waitFor('the cancel to be recorded', async () => Boolean((await getBatch(batchId)).get('completedAt')), 60_000, 100);
+  const final = await getBatch(batchId);
+  expect(done.get('status')).toBe('cancelled');
+  expect(await countMemories(batchId)).toBe(final.get('processedMemories'));
+  expect(await duplicateMemories(batchId)).toBe(0);
+});
+
 test('another account reads nothing of a batch still receiving: Parse classes, REST route, events, files, LiveQuery', async () => {
   const owner = await newUser('early-owner');
   const other = await newUser('early-other');
