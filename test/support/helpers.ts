@@ -8,6 +8,7 @@ import { waitFor } from '../../scripts/processes';
 import type { BatchMemoryResponse, MemoryItem } from '../../schema/memory';
 import { fileStorage } from './fileStorage';
 import { stackInfo } from './stackInfo';
+import { gateFile } from './testProcessor';
 import { batchWorkflowRuns, type HistoryEvent } from './workflowHistory';
 
 export { waitFor };
@@ -172,6 +173,26 @@ export interface PreparedItem {
   i: number;
   /** The activity attempt that prepared it. */
   a: number;
+}
+
+export interface Gate {
+  /** Metadata that makes an item wait for this gate (see testProcessor.ts). */
+  hold: { test_hold: string };
+  /** Lets every item held by this gate go on; opening twice is harmless. */
+  open(): void;
+}
+
+/** A new, closed gate of the worker of the stack with this DATA_DIR. */
+export function newGate(dataDir = stackInfo().env.DATA_DIR): Gate {
+  const name = randomUUID();
+  const file = gateFile(dataDir, name);
+  return {
+    hold: { test_hold: name },
+    open: () => {
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      fs.writeFileSync(file, '');
+    },
+  };
 }
 
 /** What the worker of the stack with this DATA_DIR prepared for a batch so far (see testProcessor.ts). */
