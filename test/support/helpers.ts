@@ -56,16 +56,6 @@ const WORDS =
     ' ',
   );
 
-/**
- * Memories that take `slowMs` each to prepare. At 150 ms a part of 100 takes 15 s and a write of 30 takes
- * 4.5 s: a cancel sent once the first rows are written reaches the running activities (at their next
- * heartbeat, sent at most every 80% of BATCH_HEARTBEAT_TIMEOUT, 4 s in the test stack) and stops them
- * at a write boundary in the middle of their parts.
- */
-export function slowMemories(count: number, slowMs = 150): MemoryItem[] {
-  return memories(count, 300, (index) => ({ metadata: { index, kind: 'note', test_slow_ms: slowMs } }));
-}
-
 export function englishText(bytes: number, seed: number): string {
   const parts: string[] = [`Memory ${seed}:`];
   let length = parts[0].length;
@@ -193,6 +183,16 @@ export function newGate(dataDir = stackInfo().env.DATA_DIR): Gate {
       fs.writeFileSync(file, '');
     },
   };
+}
+
+/**
+ * A batch that runs until it is cancelled: in each part of the test stack (BATCH_PART_MAX_ITEMS 100) the first
+ * write (BATCH_WRITE_MAX_ITEMS 30) is written at once and the other memories wait for `gate`. A cancel that
+ * reaches the running activities (at their next heartbeat) lets them go too: they stop at a write boundary in
+ * the middle of their parts.
+ */
+export function heldMemories(count: number, gate: Gate): MemoryItem[] {
+  return memories(count, 300, (index) => ({ metadata: { index, kind: 'note', ...(index % 100 < 30 ? {} : gate.hold) } }));
 }
 
 /** What the worker of the stack with this DATA_DIR prepared for a batch so far (see testProcessor.ts). */

@@ -26,10 +26,14 @@ export function gateFile(dataDir: string, gate: string): string {
   return path.join(dataDir, 'gates', gate);
 }
 
+/** When each gate first held an item: the limit is the gate's, so a forgotten gate fails its items at once after it. */
+const gatesSeen = new Map<string, number>();
+
 async function untilGateOpens(gate: string): Promise<void> {
   const file = gateFile(process.env.DATA_DIR as string, gate);
   const cancelled = Context.current().cancellationSignal;
-  const deadline = Date.now() + GATE_MAX_MS;
+  if (!gatesSeen.has(gate)) gatesSeen.set(gate, Date.now());
+  const deadline = (gatesSeen.get(gate) as number) + GATE_MAX_MS;
   while (!fs.existsSync(file) && !cancelled.aborted) {
     if (Date.now() > deadline) throw new MemoryRejectedError(`test_hold: gate ${gate} was not opened within ${GATE_MAX_MS} ms`);
     await new Promise((resolve) => setTimeout(resolve, GATE_POLL_MS));
