@@ -22,7 +22,8 @@ export class BatchWorkflows {
   async start(batchId: string): Promise<boolean> {
     const client = await this.connect();
     try {
-      await client.workflow.start(BATCH_WORKFLOW_TYPE, this.startOptions(batchId));
+      // Without a deadline the client retries an unreachable server for about 40 s while the submitter waits.
+      await client.withDeadline(Date.now() + this.config.TEMPORAL_START_TIMEOUT, () => client.workflow.start(BATCH_WORKFLOW_TYPE, this.startOptions(batchId)));
       return true;
     } catch (error) {
       if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
@@ -34,7 +35,9 @@ export class BatchWorkflows {
   async partsStored(batchId: string, parts: PartsStored): Promise<void> {
     const client = await this.connect();
     try {
-      await client.workflow.signalWithStart(BATCH_WORKFLOW_TYPE, { ...this.startOptions(batchId), signal: PARTS_STORED_SIGNAL, signalArgs: [parts] });
+      await client.withDeadline(Date.now() + this.config.TEMPORAL_START_TIMEOUT, () =>
+        client.workflow.signalWithStart(BATCH_WORKFLOW_TYPE, { ...this.startOptions(batchId), signal: PARTS_STORED_SIGNAL, signalArgs: [parts] }),
+      );
     } catch (error) {
       // The workflow has ended (the batch was cancelled): there is nothing to tell.
       if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
