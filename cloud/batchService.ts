@@ -233,7 +233,9 @@ export class BatchService {
       throw new BatchError(refusal.status, refusal.code, `${refusal.message}${holds}`, refusal.details, refusal.retryAfterSeconds, batchId);
     }
     if (failure) throw failure;
-    return { response: await this.answer(batch, settings.wait), created: true };
+    // Sealed `pending`: its workflow has not begun (Temporal unreachable so far). Nothing to wait for if it still cannot start.
+    const reached = batchRecordOf(await batch.fetch(master)).status !== 'pending' || (await this.startWorkflow(batch, log));
+    return { response: await this.answer(batch, reached ? settings.wait : false), created: true };
   }
 
   private idempotencyKey(user: Parse.User, clientKey: string | undefined): string | undefined {
