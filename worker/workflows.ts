@@ -79,13 +79,18 @@ export async function batchMemoryWorkflow(input: BatchWorkflowInput): Promise<vo
   const progress: BatchProgress = { batchId, total: 0, partCount: 0, partsDone: 0, processed: 0, failed: 0, status: 'starting' };
   setHandler(progressQuery, () => progress);
   // What is known of the body of a batch processed while uploading: parts stored so far, and whether it has ended.
-  const upload = { partCount: 0, sealed: false };
+  // The end is taken from the request only (a read moves a batch sealed `pending` on to `processing`); a signal of
+  // it is the cue to read.
+  const upload = { partCount: 0, sealed: false, endSignalled: false };
   const learn = (partCount: number, sealed: boolean) => {
     upload.partCount = Math.max(upload.partCount, partCount);
     upload.sealed ||= sealed;
     progress.partCount = upload.partCount;
   };
-  setHandler(partsStoredSignal, ({ partCount, sealed }) => learn(partCount, sealed));
+  setHandler(partsStoredSignal, ({ partCount, sealed }) => {
+    learn(partCount, false);
+    upload.endSignalled ||= sealed;
+  });
 
   let manifest;
   try {
@@ -114,13 +119,15 @@ export async function batchMemoryWorkflow(input: BatchWorkflowInput): Promise<vo
   // Parts processed, and waits for the body, both add to history: a run takes at most partsPerRun of them.
   const runUntil = resume.nextPart + settings.partsPerRun;
   let waits = 0;
-  // One wait for more of the body at a time, shared by the lanes: a signal, or else the request read again.
+  // One wait for more of the body at a time, shared by the lanes: a signal of new parts, or else (and at its end) the request read again.
   let waiting: Promise<void> | undefined;
   const moreOfTheBody = (): Promise<void> =>
     (waiting ??= (async () => {
       const known = upload.partCount;
       waits++;
-      if (!(await condition(() => upload.partCount > known || upload.sealed, settings.uploadPollMs))) {
+      const signalled = await condition(() => upload.partCount > known || upload.endSignalled, settings.uploadPollMs);
+      if (!signalled || upload.endSignalled) {
+        upload.endSignalled = false;
         const current = await beginBatch(batchId);
         progress.total = current.total;
         if (current.status !== 'receiving' && current.status !== 'processing') throw ApplicationFailure.nonRetryable(`batch ${batchId} is ${current.status}`, 'BatchDataError');

@@ -286,8 +286,10 @@ async function runsOf(handle: { workflowId: string; firstExecutionRunId: string 
 
 test('while the body arrives, each part is processed once it is signalled as stored, and the batch ends when the body does', async () => {
   const seen = recorder();
+  // The request as Parse Server records it, before it signals.
+  let request = manifest({ status: 'receiving', partCount: 1, total: 100 });
   const progress = await withBatch(
-    activities(async () => manifest({ status: 'receiving', partCount: 1, total: 100 }), tenEach, seen),
+    activities(async () => request, tenEach, seen),
     async (batchId, taskQueue) => {
       const handle = await startBatch(batchId, taskQueue);
       await waitFor('part 0 processed', async () => seen.log.includes('part 0 done'), 30_000, 20);
@@ -296,6 +298,7 @@ test('while the body arrives, each part is processed once it is signalled as sto
       await handle.signal<[PartsStored]>(PARTS_STORED_SIGNAL, { partCount: 3, sealed: false });
       await waitFor('parts 1 and 2 processed', async () => seen.log.includes('part 1 done') && seen.log.includes('part 2 done'), 30_000, 20);
       expect(seen.finalized).toEqual([]);
+      request = manifest({ status: 'processing', partCount: 4, total: 400 });
       await handle.signal<[PartsStored]>(PARTS_STORED_SIGNAL, { partCount: 4, sealed: true });
       await handle.result();
       return handle.query<BatchProgress>(PROGRESS_QUERY);
@@ -304,6 +307,34 @@ test('while the body arrives, each part is processed once it is signalled as sto
   expect(seen.parts.sort()).toEqual([0, 1, 2, 3]);
   expect(seen.finalized).toEqual([{ batchId: expect.any(String), status: 'completed' }]);
   expect(progress).toMatchObject({ partCount: 4, partsDone: 4, processed: 40, status: 'completed' });
+});
+
+test('a signal of the end is confirmed by reading the request: a batch the read finds still receiving is not finalized', async () => {
+  const seen = recorder();
+  let reads = 0;
+  let request = manifest({ status: 'receiving', partCount: 1 }, { uploadPollMs: 50 });
+  await withBatch(
+    activities(
+      async () => {
+        reads++;
+        return request;
+      },
+      tenEach,
+      seen,
+    ),
+    async (batchId, taskQueue) => {
+      const handle = await startBatch(batchId, taskQueue);
+      await waitFor('part 0 processed', async () => seen.log.includes('part 0 done'), 30_000, 20);
+      const before = reads;
+      await handle.signal<[PartsStored]>(PARTS_STORED_SIGNAL, { partCount: 1, sealed: true });
+      await waitFor('the request read again', async () => reads > before, 30_000, 20);
+      expect(seen.finalized).toEqual([]);
+      request = manifest({ status: 'processing', partCount: 2 }, { uploadPollMs: 50 });
+      await handle.result();
+    },
+  );
+  expect(seen.parts).toEqual([0, 1]);
+  expect(seen.finalized).toEqual([{ batchId: expect.any(String), status: 'completed' }]);
 });
 
 test('with no signal (lost, or Temporal was unreachable), the workflow reads the request again and learns of new parts and of the end', async () => {
