@@ -195,10 +195,7 @@ export class BatchService {
         if (batch) {
           await this.store.recordParts(batch, stored);
         } else {
-          batch = await this.store.createRequest(
-            { user, ownership, parts: stored, idempotencyKey, webhookUrl: settings.webhook_url, webhookSecret: settings.webhook_secret },
-            'receiving',
-          );
+          batch = await this.store.createRequest({ user, ownership, parts: stored, idempotencyKey, webhookUrl: settings.webhook_url, webhookSecret: settings.webhook_secret }, 'receiving');
           log = this.log.child({ batchId: idOf(batch), workflowId: workflowIdFor(idOf(batch)) });
           log.info('batch receiving');
         }

@@ -50,12 +50,7 @@ const batchOf = (from: number, count: number) => memories(from + count, 150).sli
 /** The user's one batch, as the master key reads it, once it exists. */
 async function batchOfUser(owner: TestUser): Promise<Parse.Object> {
   const P = parse();
-  return waitFor(
-    'the batch of the upload',
-    async () => new P.Query('BatchMemoryRequest').equalTo('user', owner.user).first(master),
-    60_000,
-    50,
-  );
+  return waitFor('the batch of the upload', async () => new P.Query('BatchMemoryRequest').equalTo('user', owner.user).first(master), 60_000, 50);
 }
 
 async function untilStatus(batchId: string, statuses: string[]): Promise<Parse.Object> {
@@ -184,7 +179,12 @@ test('an idempotent repeat: of a finished upload, answered with its batch; of on
   // Still arriving: a second upload with the key is refused before it stores anything.
   const open = openUpload(owner.sessionToken, 'process=while_uploading&wait=false', { 'Idempotency-Key': 'open' });
   await open.write(lines(batchOf(0, 120)));
-  const openBatch = await waitFor('the open upload to have its batch', async () => new (parse().Query)('BatchMemoryRequest').equalTo('user', owner.user).equalTo('status', 'receiving').first(master), 60_000, 50);
+  const openBatch = await waitFor(
+    'the open upload to have its batch',
+    async () => new (parse().Query)('BatchMemoryRequest').equalTo('user', owner.user).equalTo('status', 'receiving').first(master),
+    60_000,
+    50,
+  );
   const whileOpen = await send('open');
   expect(whileOpen.status).toBe(409);
   expect(whileOpen.body.error).toMatchObject({ code: 'conflict', batch_id: openBatch.id });
@@ -276,7 +276,12 @@ test('another account reads nothing of a batch still receiving: Parse classes, R
     expect((await upload.answer).status).toBe(202);
     await untilStatus(batchId, ['completed']);
     // The other account's subscription is alive: it sees an update of its own batch, and nothing of the owner's.
-    const own = await rest('/memory/batch?wait=false', { method: 'POST', token: other.sessionToken, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ memories: batchOf(0, 2) }) });
+    const own = await rest('/memory/batch?wait=false', {
+      method: 'POST',
+      token: other.sessionToken,
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ memories: batchOf(0, 2) }),
+    });
     await waitFor('the other account to see its own batch', async () => otherSaw.some((seen) => seen.endsWith(own.body.batch_id)), 30_000, 50);
     expect(otherSaw.filter((seen) => !seen.endsWith(own.body.batch_id))).toEqual([]);
   } finally {
@@ -293,7 +298,12 @@ test('process= takes only its two values, on the NDJSON route only', async () =>
   const answer = await wrong.answer;
   expect(answer.status).toBe(400);
   expect(answer.body.error.details).toEqual([expect.objectContaining({ path: 'process', message: 'must be one of after_upload, while_uploading' })]);
-  const json = await rest('/memory/batch', { method: 'POST', token: owner.sessionToken, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ process: 'while_uploading', memories: batchOf(0, 1) }) });
+  const json = await rest('/memory/batch', {
+    method: 'POST',
+    token: owner.sessionToken,
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ process: 'while_uploading', memories: batchOf(0, 1) }),
+  });
   expect(json.status).toBe(400);
   expect(json.body.error.message).toMatch(/Unrecognized key: "process"/);
 });
