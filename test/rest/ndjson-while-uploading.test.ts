@@ -6,9 +6,12 @@
  */
 import http from 'node:http';
 import type { MemoryItem } from '../../schema/memory';
-import { countMemories, duplicateMemories, getBatch, master, memories, newUser, orphanFiles, parse, type TestUser, waitFor } from '../support/helpers';
+import { closeTemporal, countMemories, duplicateMemories, getBatch, master, memories, newUser, orphanFiles, parse, temporal, type TestUser, waitFor } from '../support/helpers';
 import { REST, openApiProblems, rest } from '../support/rest';
 import { stackInfo } from '../support/stackInfo';
+import { batchWorkflowRuns, historyFigures, textsIn } from '../support/workflowHistory';
+
+afterAll(closeTemporal);
 
 interface Answer {
   status: number;
@@ -96,6 +99,13 @@ test('memories are written while the body is still open; the batch is sealed wit
   expect(done.get('partCount')).toBe(4);
   expect(await countMemories(batchId)).toBe(400);
   expect(await duplicateMemories(batchId)).toBe(0);
+  // The parts were told to the workflow as counts: nothing of the memories went through Temporal.
+  const runs = await batchWorkflowRuns(await temporal(), batchId);
+  const texts = runs.flatMap((run) => textsIn(run.events));
+  expect(texts.filter((text) => text.includes('Memory 1:'))).toEqual([]);
+  const figures = historyFigures(runs);
+  expect(figures.longestHistory).toBeLessThan(4096);
+  expect(figures.largestPayload).toBeLessThan(4096);
 });
 
 test('a bad line after the first part: 400 naming the line, field and batch; the batch ends failed holding exactly the memories before it', async () => {
