@@ -29,14 +29,13 @@ import {
   type ScalingRow,
   benchmarkMarkdown,
   profileSection,
-  sectionOf,
   formatNumber as f,
   judgeTargets,
   nodeFlagsOf,
   stackSettings,
   unmeasuredFigures,
   verdictText,
-  writeSection,
+  writeDocument,
 } from './report';
 import { type BenchContext, backToBack, benchUser, claimCheck, concurrentBatches, scaling, singleBatch, warmUp } from './scenarios';
 
@@ -273,9 +272,7 @@ async function main(): Promise<number> {
   fs.mkdirSync(path.dirname(resultsFile), { recursive: true });
   fs.writeFileSync(resultsFile, `${JSON.stringify(report, null, 2)}\n`);
   // The MongoDB path's section is written by `--mongo` alone: it stays as it was.
-  const mongoSection = fs.existsSync(markdownFile) ? sectionOf(fs.readFileSync(markdownFile, 'utf8'), MONGO_SECTION) : undefined;
-  fs.writeFileSync(markdownFile, benchmarkMarkdown(report));
-  if (mongoSection) writeSection(markdownFile, MONGO_SECTION, mongoSection);
+  writeDocument(markdownFile, benchmarkMarkdown(report), [MONGO_SECTION]);
   if (!smoke) await comparison();
   say('\ntargets:');
   for (const verdict of report.targets) say(`  ${verdict.target}: ${verdictText(verdict)}`);
