@@ -182,8 +182,10 @@ export class BatchService {
     const started = this.startWorkflow(batch, log);
     // An answer that does not wait for the batch need not wait for its start either: the batch is
     // stored, and one that Temporal does not take stays pending until the reconciler starts it.
-    if (settings.wait !== false) await started;
-    return { response: await this.answer(batch, settings.wait), created: true };
+    if (settings.wait === false) return { response: await this.answer(batch, false), created: true };
+    // Nor is there anything to wait for when Temporal did not take it.
+    const reached = await started;
+    return { response: await this.answer(batch, reached ? settings.wait : false), created: true };
   }
 
   private async findByIdempotencyKey(idempotencyKey: string, requestHash: string): Promise<Parse.Object | undefined> {

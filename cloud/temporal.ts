@@ -24,14 +24,17 @@ export class BatchWorkflows {
     const workflowId = workflowIdFor(batchId);
     const input: BatchWorkflowInput = { batchId };
     try {
-      await client.workflow.start(BATCH_WORKFLOW_TYPE, {
-        workflowId,
-        taskQueue: this.config.TEMPORAL_TASK_QUEUE,
-        args: [input],
-        workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
-        // The workflow fails itself cleanly at BATCH_WORKFLOW_TIMEOUT; this is only the backstop.
-        workflowExecutionTimeout: this.config.BATCH_WORKFLOW_TIMEOUT + 10 * 60_000,
-      });
+      // Without a deadline the client retries an unreachable server for about 40 s while the submitter waits.
+      await client.withDeadline(Date.now() + this.config.TEMPORAL_START_TIMEOUT, () =>
+        client.workflow.start(BATCH_WORKFLOW_TYPE, {
+          workflowId,
+          taskQueue: this.config.TEMPORAL_TASK_QUEUE,
+          args: [input],
+          workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+          // The workflow fails itself cleanly at BATCH_WORKFLOW_TIMEOUT; this is only the backstop.
+          workflowExecutionTimeout: this.config.BATCH_WORKFLOW_TIMEOUT + 10 * 60_000,
+        }),
+      );
       return true;
     } catch (error) {
       if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;

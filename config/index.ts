@@ -195,6 +195,10 @@ export const configVariables = {
   },
   ALLOW_ANONYMOUS_USERS: { schema: boolean.default(false), doc: 'let clients sign up anonymously (Parse authData.anonymous); anonymous users can never submit batches' },
   RECONCILE_INTERVAL: { schema: duration.default(30_000), doc: 'how often Parse Server starts the workflows of pending batches (accepted while Temporal was unreachable)' },
+  TEMPORAL_START_TIMEOUT: {
+    schema: duration.default(5_000),
+    doc: "longest a submission waits for Temporal to start the batch's workflow; past it the stored batch is answered as pending and the reconciler starts it",
+  },
   BATCH_EXPIRY_INTERVAL: { schema: duration.default(3_600_000), doc: 'how often the Temporal Schedule deletes expired batch and result files' },
   WEBHOOK_MAX_ATTEMPTS: { schema: integer(1, 100).default(10), doc: 'delivery attempts of a webhook (exponential backoff from 1s, at most 5m apart)' },
   WEBHOOK_TIMEOUT: { schema: duration.default(10_000), doc: 'how long one webhook delivery waits for the receiver' },

@@ -1,5 +1,5 @@
 /**
- * On one private stack with small limits (BATCH_WORKFLOW_TIMEOUT 30 s, parts of 4 KiB, writes of 1 KiB):
+ * On one private stack with small limits (BATCH_WORKFLOW_TIMEOUT 10 s, parts of 4 KiB, writes of 1 KiB):
  * batches that end `failed` — by the workflow timeout, or by a stored part that is missing or corrupt —
  * answer 207 with the reason, deliver a signed `batch.failed` webhook, make the CLI exit 1 and count
  * exactly the memories written; and a batch is split into parts and writes by the byte limits.
@@ -12,13 +12,13 @@ import { workflowIdFor } from '../../schema/workflow';
 import type { MemoryItem } from '../../schema/memory';
 import { startCli, summaryValue } from '../client/cliProcess';
 import { fileStorage } from '../support/fileStorage';
-import { englishText, waitFor } from '../support/helpers';
+import { type Gate, englishText, newGate, waitFor } from '../support/helpers';
 import { type PrivateStack, startPrivateStack } from '../support/privateStack';
 import { startWebhookReceiver } from '../support/webhookReceiver';
 import { batchWorkflowRuns } from '../support/workflowHistory';
 import { stackApi } from '../reliability/stackApi';
 
-const WORKFLOW_TIMEOUT_MS = 30_000;
+const WORKFLOW_TIMEOUT_MS = 10_000;
 const PART_MAX_BYTES = 4096;
 const WRITE_MAX_BYTES = 1024;
 const FILES_ENCRYPTION_KEY = 'failed-batches-files-key-0123456789';
@@ -70,6 +70,8 @@ function filesAdapter(): { createFile(name: string, data: Buffer): Promise<unkno
 
 interface FailureCase {
   memories: MemoryItem[];
+  /** Holds the first parts until the stored batch is altered (or, never opened, until the workflow times out). */
+  gate: Gate;
   /** Alters the stored batch after it is stored and before the workflow reaches the altered part. */
   tamper?: (parts: Awaited<ReturnType<typeof partRows>>) => Promise<void>;
   reason: RegExp;
@@ -80,7 +82,7 @@ interface FailureCase {
  * every outlet of the failure: the 207 answer, the status, the signed webhook, the CLI's exit code,
  * and counts equal to the Memory rows written. Answers the batch's processed count.
  */
-async function expectBatchFails({ memories, tamper, reason }: FailureCase): Promise<number> {
+async function expectBatchFails({ memories, gate, tamper, reason }: FailureCase): Promise<number> {
   const user = await api.signUp('failed');
   const hook = await startWebhookReceiver();
   let cli: ReturnType<typeof startCli> | undefined;
@@ -95,7 +97,10 @@ async function expectBatchFails({ memories, tamper, reason }: FailureCase): Prom
       50,
     );
     const batchId = batch.objectId as string;
-    if (tamper) await tamper(await partRows(batch.partsKey));
+    if (tamper) {
+      await tamper(await partRows(batch.partsKey));
+      gate.open();
+    }
     cli = startCli(['wait', batchId, '--server', origin], { MEMORY_BATCH_SESSION_TOKEN: user.token, PARSE_APP_ID: stack.info.appId });
 
     const answer = await submitted;
@@ -147,72 +152,67 @@ async function expectBatchFails({ memories, tamper, reason }: FailureCase): Prom
     expect(summaryValue(exit.stdout, 'error')).toMatch(reason);
     return rows;
   } finally {
+    gate.open();
     if (cli?.child.exitCode === null) cli.child.kill();
     await hook.close();
   }
 }
 
-/** Memories of 80 bytes (50 to a part, one chunk to a write); the first `slowCount` take `slowMs` each to prepare. */
-function slowBatch(count: number, slowMs: number, slowCount = count): MemoryItem[] {
-  return Array.from({ length: count }, (_, index) => sized(80, index, index < slowCount ? { test_slow_ms: slowMs } : { test_slow_ms: 0 }));
+/** Six parts of 50 memories of 80 bytes (one chunk to a write); the memories from `heldFrom` on wait for the gate. */
+function heldBatch(gate: Gate, heldFrom: number): MemoryItem[] {
+  return Array.from({ length: 300 }, (_, index) => sized(80, index, index >= heldFrom ? gate.hold : {}));
 }
 
 /**
- * Six parts; the four parts that start at once take about 10 s, so the last part is altered long
- * before a lane reaches it, and the parts before it are written.
+ * The four parts that start at once wait for the gate, which opens once the last part is altered:
+ * a lane reaches that part only after the parts before it are written.
  */
-function tamperedBatch(): MemoryItem[] {
-  return slowBatch(300, 200, 4 * 50);
+function tampered(tamper: NonNullable<FailureCase['tamper']>, reason: RegExp): FailureCase {
+  const gate = newGate(stack.info.env.DATA_DIR);
+  return { memories: heldBatch(gate, 0), gate, tamper, reason };
 }
 
 test('a batch that runs out of BATCH_WORKFLOW_TIMEOUT ends failed, with what it wrote counted', async () => {
-  // 400 memories of 500 ms each on four lanes need about 50 s: the timeout lands in the second round of parts.
-  const processed = await expectBatchFails({ memories: slowBatch(400, 500), reason: new RegExp(`^batch did not finish within BATCH_WORKFLOW_TIMEOUT \\(${WORKFLOW_TIMEOUT_MS} ms\\)$`) });
-  expect(processed).toBeGreaterThan(0);
+  // The first part is written; the others wait for a gate that stays closed until the timeout cancels them.
+  const gate = newGate(stack.info.env.DATA_DIR);
+  const processed = await expectBatchFails({ memories: heldBatch(gate, 50), gate, reason: new RegExp(`^batch did not finish within BATCH_WORKFLOW_TIMEOUT \\(${WORKFLOW_TIMEOUT_MS} ms\\)$`) });
+  expect(processed).toBeGreaterThanOrEqual(50);
 });
 
 test('a part file deleted from storage fails the batch, naming the part', async () => {
-  await expectBatchFails({
-    memories: tamperedBatch(),
-    tamper: async (parts) => {
+  await expectBatchFails(
+    tampered(async (parts) => {
       expect(parts).toHaveLength(6);
       await fileStorage(stack.info.env).remove(parts[5].name);
-    },
-    reason: /^part 5 of batch \w+ is missing from file storage or does not decrypt with FILES_ENCRYPTION_KEY$/,
-  });
+    }, /^part 5 of batch \w+ is missing from file storage or does not decrypt with FILES_ENCRYPTION_KEY$/),
+  );
 });
 
 test('a part file overwritten in storage (it no longer decrypts) fails the batch, naming the part', async () => {
-  await expectBatchFails({
-    memories: tamperedBatch(),
-    tamper: async (parts) => {
+  await expectBatchFails(
+    tampered(async (parts) => {
       const storage = fileStorage(stack.info.env);
       const bytes = await storage.read(parts[5].name);
       bytes[Math.floor(bytes.length / 2)] ^= 0xff;
       await storage.write(parts[5].name, bytes);
-    },
-    reason: /^part 5 of batch \w+ is missing from file storage or does not decrypt with FILES_ENCRYPTION_KEY$/,
-  });
+    }, /^part 5 of batch \w+ is missing from file storage or does not decrypt with FILES_ENCRYPTION_KEY$/),
+  );
 });
 
 test('a part file that reads back but is not gzip JSON Lines fails the batch at once instead of being retried', async () => {
-  await expectBatchFails({
-    memories: tamperedBatch(),
-    tamper: async (parts) => {
+  await expectBatchFails(
+    tampered(async (parts) => {
       await filesAdapter().createFile(parts[5].name, Buffer.from('not gzip: a part damaged in storage that has no encryption of its own'));
-    },
-    reason: /^part 5 of batch \w+ is corrupt: /,
-  });
+    }, /^part 5 of batch \w+ is corrupt: /),
+  );
 });
 
 test('a missing BatchMemoryPart row fails the batch, naming the part', async () => {
-  await expectBatchFails({
-    memories: tamperedBatch(),
-    tamper: async (parts) => {
+  await expectBatchFails(
+    tampered(async (parts) => {
       expect((await api.call(`/parse/classes/BatchMemoryPart/${parts[5].objectId}`, { method: 'DELETE', master: true })).status).toBe(200);
-    },
-    reason: /^batch \w+ has no part 5$/,
-  });
+    }, /^batch \w+ has no part 5$/),
+  );
 });
 
 test('parts and writes are split by BATCH_PART_MAX_BYTES and BATCH_WRITE_MAX_BYTES, and the batch completes exactly', async () => {

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { MemoryItem } from '../../schema/memory';
-import { closeTemporal, countMemories, duplicateMemories, getBatch, master, memories, newUser, parse, slowMemories, untilActivitiesClosed, waitFor } from '../support/helpers';
+import { closeTemporal, countMemories, duplicateMemories, getBatch, heldMemories, master, memories, newGate, newUser, parse, untilActivitiesClosed, waitFor } from '../support/helpers';
 import { stackInfo } from '../support/stackInfo';
 import { SERVER, runCli, startCli, summaryValue } from './cliProcess';
 
@@ -138,7 +138,7 @@ test('standard input: JSON Lines by default, a JSON array with --format json; --
 
 test('`cancel` stops a running batch, and the master key acts for the user named by --user-id', async () => {
   const owner = await newUser('cli-cancel');
-  const file = writeJsonl('memories-cancel.jsonl', slowMemories(3000));
+  const file = writeJsonl('memories-cancel.jsonl', heldMemories(400, newGate()));
   const asMaster = ['--server', SERVER, '--master-key', stackInfo().masterKey];
   const accepted = await runCli([...asMaster, '--user-id', owner.id, 'import', file, '--async']);
   expect(accepted.code).toBe(0);
@@ -150,7 +150,7 @@ test('`cancel` stops a running batch, and the master key acts for the user named
   expect(cancelled.code).toBe(0);
   expect(summaryValue(cancelled.stdout, 'status')).toBe('cancelled');
   const successful = Number(summaryValue(cancelled.stdout, 'successful'));
-  expect(successful).toBeLessThan(3000);
+  expect(successful).toBeLessThan(400);
   // Counted once Temporal's history shows every activity closed (some stopped mid-part): what the summary said, no more.
   const activities = await untilActivitiesClosed(batchId);
   expect(activities.cancelled).toBeGreaterThan(0);

@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import { BatchApiError, BatchMemoryClient, BatchWaitTimeoutError } from '../../client';
 import { freePort } from '../../scripts/processes';
 import type { BatchStatusResponse, MemoryProcessingResult } from '../../schema/memory';
-import { closeTemporal, countMemories, duplicateMemories, getBatch, memories, newUser, slowMemories, untilActivitiesClosed, waitFor } from '../support/helpers';
+import { closeTemporal, countMemories, duplicateMemories, getBatch, heldMemories, memories, newGate, newUser, untilActivitiesClosed, waitFor } from '../support/helpers';
 import { stackInfo } from '../support/stackInfo';
 import { SERVER } from './cliProcess';
 
@@ -66,7 +66,7 @@ test('addNdjson streams lines with gzip; wait follows the events stream to the e
 test('wait by polling; a wait that runs out rejects with BatchWaitTimeoutError while the batch keeps running; cancel stops it', async () => {
   const { sessionToken } = await newUser('client-cancel');
   const client = clientFor(sessionToken);
-  const accepted = await client.add({ memories: slowMemories(3000) }, { wait: false });
+  const accepted = await client.add({ memories: heldMemories(400, newGate()) }, { wait: false });
   expect(accepted.httpStatus).toBe(202);
   const batchId = accepted.batch.batch_id;
 
@@ -78,7 +78,7 @@ test('wait by polling; a wait that runs out rejects with BatchWaitTimeoutError w
   const cancelled = await client.cancel(batchId);
   expect(cancelled).toMatchObject({ batch_id: batchId, status: 'cancelled', success: false });
   const rowsAtCancel = await countMemories(batchId);
-  expect(rowsAtCancel).toBeLessThan(3000);
+  expect(rowsAtCancel).toBeLessThan(400);
   expect(cancelled.processed).toBe(rowsAtCancel);
   const polled = await client.wait(batchId, { via: 'poll', pollIntervalMs: 200, timeoutMs: 60_000 });
   expect(polled.status).toBe('cancelled');

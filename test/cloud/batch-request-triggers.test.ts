@@ -1,5 +1,5 @@
 /** BatchMemoryRequest is guarded: master-key writes only, legal status moves only, owner and organization reads only. */
-import { addMemoryBatch, closeTemporal, countMemories, getBatch, master, memories, newUser, parse, slowMemories, temporal, untilActivitiesClosed, waitFor } from '../support/helpers';
+import { addMemoryBatch, closeTemporal, countMemories, getBatch, heldMemories, master, memories, newGate, newUser, parse, temporal, untilActivitiesClosed, waitFor } from '../support/helpers';
 import { workflowIdFor } from '../../schema/workflow';
 
 afterAll(closeTemporal);
@@ -82,7 +82,7 @@ describe('BatchMemoryRequest triggers and permissions', () => {
   test('cancelling a running batch ends it as cancelled, stops its running parts, and nothing is written after the cancel is acknowledged', async () => {
     const P = parse();
     const { sessionToken } = await newUser();
-    const { batch_id } = await addMemoryBatch(sessionToken, { memories: slowMemories(3000), wait: false });
+    const { batch_id } = await addMemoryBatch(sessionToken, { memories: heldMemories(400, newGate()), wait: false });
     await waitFor('the first memories to be written', async () => (await countMemories(batch_id)) > 0, 60_000);
     const cancelled = (await P.Cloud.run('cancelMemoryBatch', { batch_id }, { sessionToken })) as { status: string; processed: number };
     expect(cancelled.status).toBe('cancelled');
@@ -93,7 +93,7 @@ describe('BatchMemoryRequest triggers and permissions', () => {
     // ended cancelled: the cancel reached parts in the middle and they stopped there.
     const activities = await untilActivitiesClosed(batch_id);
     expect(activities.cancelled).toBeGreaterThan(0);
-    expect(rowsAtCancel).toBeLessThan(3000);
+    expect(rowsAtCancel).toBeLessThan(400);
     expect(await countMemories(batch_id)).toBe(rowsAtCancel);
     const batch = await getBatch(batch_id);
     expect(batch.get('processedMemories')).toBe(rowsAtCancel);
@@ -104,7 +104,7 @@ describe('BatchMemoryRequest triggers and permissions', () => {
 
   test('setting status = cancelled with the master key (what the Dashboard does) cancels the workflow; nothing is written after', async () => {
     const { sessionToken } = await newUser();
-    const { batch_id } = await addMemoryBatch(sessionToken, { memories: slowMemories(3000), wait: false });
+    const { batch_id } = await addMemoryBatch(sessionToken, { memories: heldMemories(400, newGate()), wait: false });
     await waitFor('the first memories to be written', async () => (await countMemories(batch_id)) > 0, 60_000);
     const batch = await getBatch(batch_id);
     batch.set('status', 'cancelled');
@@ -119,7 +119,7 @@ describe('BatchMemoryRequest triggers and permissions', () => {
     const rows = await countMemories(batch_id);
     expect(finished.get('status')).toBe('cancelled');
     expect(finished.get('processedMemories')).toBe(rows);
-    expect(rows).toBeLessThan(3000);
+    expect(rows).toBeLessThan(400);
     const activities = await untilActivitiesClosed(batch_id);
     expect(activities.cancelled).toBeGreaterThan(0);
     expect(await countMemories(batch_id)).toBe(rows);

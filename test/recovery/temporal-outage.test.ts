@@ -11,7 +11,7 @@ let stack: PrivateStack;
 let api: ReturnType<typeof stackApi>;
 
 beforeAll(async () => {
-  stack = await startPrivateStack('outage', { RECONCILE_INTERVAL: '1s' });
+  stack = await startPrivateStack('outage', { RECONCILE_INTERVAL: '1s', TEMPORAL_START_TIMEOUT: '2s' });
   api = stackApi(stack.info);
 }, 180_000);
 

@@ -8,6 +8,7 @@ import { waitFor } from '../../scripts/processes';
 import type { BatchMemoryResponse, MemoryItem } from '../../schema/memory';
 import { fileStorage } from './fileStorage';
 import { stackInfo } from './stackInfo';
+import { gateFile } from './testProcessor';
 import { batchWorkflowRuns, type HistoryEvent } from './workflowHistory';
 
 export { waitFor };
@@ -54,16 +55,6 @@ const WORDS =
   'the user mentioned that their team prefers morning meetings and wants summaries sent by email after each call about the project roadmap budget review customer feedback release plan design notes and travel schedule for next quarter'.split(
     ' ',
   );
-
-/**
- * Memories that take `slowMs` each to prepare. At 150 ms a part of 100 takes 15 s and a write of 30 takes
- * 4.5 s: a cancel sent once the first rows are written reaches the running activities (at their next
- * heartbeat, sent at most every 80% of BATCH_HEARTBEAT_TIMEOUT, 4 s in the test stack) and stops them
- * at a write boundary in the middle of their parts.
- */
-export function slowMemories(count: number, slowMs = 150): MemoryItem[] {
-  return memories(count, 300, (index) => ({ metadata: { index, kind: 'note', test_slow_ms: slowMs } }));
-}
 
 export function englishText(bytes: number, seed: number): string {
   const parts: string[] = [`Memory ${seed}:`];
@@ -172,6 +163,36 @@ export interface PreparedItem {
   i: number;
   /** The activity attempt that prepared it. */
   a: number;
+}
+
+export interface Gate {
+  /** Metadata that makes an item wait for this gate (see testProcessor.ts). */
+  hold: { test_hold: string };
+  /** Lets every item held by this gate go on; opening twice is harmless. */
+  open(): void;
+}
+
+/** A new, closed gate of the worker of the stack with this DATA_DIR. */
+export function newGate(dataDir = stackInfo().env.DATA_DIR): Gate {
+  const name = randomUUID();
+  const file = gateFile(dataDir, name);
+  return {
+    hold: { test_hold: name },
+    open: () => {
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      fs.writeFileSync(file, '');
+    },
+  };
+}
+
+/**
+ * A batch that runs until it is cancelled: in each part of the test stack (BATCH_PART_MAX_ITEMS 100) the first
+ * write (BATCH_WRITE_MAX_ITEMS 30) is written at once and the other memories wait for `gate`. A cancel that
+ * reaches the running activities (at their next heartbeat) lets them go too: they stop at a write boundary in
+ * the middle of their parts.
+ */
+export function heldMemories(count: number, gate: Gate): MemoryItem[] {
+  return memories(count, 300, (index) => ({ metadata: { index, kind: 'note', ...(index % 100 < 30 ? {} : gate.hold) } }));
 }
 
 /** What the worker of the stack with this DATA_DIR prepared for a batch so far (see testProcessor.ts). */
