@@ -1,14 +1,15 @@
-/** The benchmark runner at smoke sizes, as a subprocess: it boots its own stack, and every scenario produces numbers. */
+/** The benchmark runner at smoke sizes, as a subprocess: it boots its own stack, and every scenario produces numbers; the MongoDB path's too. */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { MongoBenchReport } from '../../bench/mongo';
 import { type BenchReport, unmeasuredFigures } from '../../bench/report';
 import { PROJECT_ROOT } from '../../scripts/stack';
 
-test('node dist/bench/run.js --smoke runs every scenario and writes finite figures', async () => {
-  const outputDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-smoke-'));
-  const child = spawn(process.execPath, [path.join(PROJECT_ROOT, 'dist/bench/run.js'), '--smoke'], {
+/** Runs the benchmark runner with `args`, writing into `outputDir`; answers its exit code and output. */
+async function runBench(args: string[], outputDir: string): Promise<{ code: number | null; output: string }> {
+  const child = spawn(process.execPath, [path.join(PROJECT_ROOT, 'dist/bench/run.js'), ...args], {
     cwd: PROJECT_ROOT,
     env: {
       ...process.env,
@@ -22,6 +23,12 @@ test('node dist/bench/run.js --smoke runs every scenario and writes finite figur
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  return { code, output };
+}
+
+test('node dist/bench/run.js --smoke runs every scenario and writes finite figures', async () => {
+  const outputDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-smoke-'));
+  const { code, output } = await runBench(['--smoke'], outputDir);
 
   expect({ code, output }).toMatchObject({ code: 0 });
   expect(output).toContain('bench smoke: 6 scenarios, all produced numbers');
@@ -42,5 +49,21 @@ test('node dist/bench/run.js --smoke runs every scenario and writes finite figur
   expect(markdown).toContain('| PostgreSQL COPY |');
   expect(markdown).toContain('## 7. Where the time goes');
   expect(markdown).toContain('| upload and store | processing after it |');
+  fs.rmSync(outputDir, { recursive: true, force: true });
+}, 600_000);
+
+test('node dist/bench/run.js --mongo --smoke measures the MongoDB path against saveAll and writes its section, keeping the rest of BENCHMARKS.md', async () => {
+  const outputDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-mongo-smoke-'));
+  fs.writeFileSync(path.join(outputDir, 'BENCHMARKS.md'), '# Benchmarks\n\nthe other sections\n');
+  const { code, output } = await runBench(['--mongo', '--smoke'], outputDir);
+
+  expect({ code, output }).toMatchObject({ code: 0 });
+  const report = JSON.parse(fs.readFileSync(path.join(outputDir, 'mongo-results.json'), 'utf8')) as MongoBenchReport;
+  expect(report.rows.map((row) => row.memories)).toEqual([200, 500]);
+  expect(unmeasuredFigures(report.rows)).toEqual([]);
+  const markdown = fs.readFileSync(path.join(outputDir, 'BENCHMARKS.md'), 'utf8');
+  expect(markdown).toMatch(/^# Benchmarks\n\nthe other sections\n\n<!-- the MongoDB path: written by bench\/mongo\.ts -->\n## The MongoDB path\n/);
+  expect(markdown).toContain(`- database: ${report.database}`);
+  for (const row of report.rows) expect(markdown).toContain(`| ${row.memories} |`);
   fs.rmSync(outputDir, { recursive: true, force: true });
 }, 600_000);
