@@ -14,7 +14,7 @@ import { freePort } from '../scripts/processes';
 import { startLocalStack, temporaryDataDir } from '../scripts/stack';
 import { stackApi } from '../test/reliability/stackApi';
 import { describeStack } from '../test/support/testStack';
-import { formatNumber as f, table } from './report';
+import { type MarkedSection, formatNumber as f, table, writeSection } from './report';
 import { mean, memoriesFrom, percentile } from './measure';
 import { type BenchContext, benchUser, submitUntilResults, warmUp } from './scenarios';
 
@@ -44,8 +44,7 @@ export const CLUSTER_SHAPES: ClusterShape[] = [
   { instances: 2, workers: 2 },
 ];
 
-const SECTION_START = '<!-- one instance against two: written by bench/cluster.ts -->';
-const SECTION_END = '<!-- end of one instance against two -->';
+const SECTION: MarkedSection = { start: '<!-- one instance against two: written by bench/cluster.ts -->', end: '<!-- end of one instance against two -->' };
 
 /** Linux reports process CPU time in clock ticks of USER_HZ, 100 per second on every mainstream kernel. */
 const TICKS_PER_SECOND = 100;
@@ -188,7 +187,7 @@ async function measureShape(shape: ClusterShape, users: number, memoriesPerUser:
 export async function compareInstances(markdownFile: string, logDir: string, say: (line: string) => void, users = 10, memoriesPerUser = 100): Promise<ClusterRow[]> {
   const rows: ClusterRow[] = [];
   for (const shape of CLUSTER_SHAPES) rows.push(await measureShape(shape, users, memoriesPerUser, logDir, say));
-  writeSection(markdownFile, clusterMarkdown(rows));
+  writeSection(markdownFile, SECTION, clusterMarkdown(rows));
   say(`written: the comparison of one instance with two in ${markdownFile}`);
   const inexact = rows.filter((row) => row.successRate !== 100 || row.storedMemories !== row.users * row.memoriesPerUser);
   if (inexact.length > 0) throw new Error(`not every batch was exact on: ${inexact.map((row) => `${row.instances} instance(s)`).join(', ')}`);
@@ -212,7 +211,7 @@ export function clusterMarkdown(rows: ClusterRow[]): string {
     return parts.sort((a, b) => b[1] - a[1])[0][0];
   };
   return [
-    SECTION_START,
+    SECTION.start,
     '## One instance against two',
     '',
     `Written by \`npm run bench -- --cluster\` (and by a full \`npm run bench\`, \`bench/cluster.ts\`): ${one.users} users each submit a batch of ${one.memoriesPerUser}`,
@@ -249,16 +248,7 @@ export function clusterMarkdown(rows: ClusterRow[]): string {
     `(other programs on the machine included); most of the stack's CPU went to ${busiest(one) === busiest(two) ? `${busiest(one)} in both` : `${busiest(one)} with one instance and to ${busiest(two)} with two`},`,
     'and one Temporal dev server and one PostgreSQL serve both instances. A second instance on the same cores adds processes, not CPU:',
     'the row shows the product running spread over instances, not how it scales on machines of their own.',
-    SECTION_END,
+    SECTION.end,
     '',
   ].join('\n');
-}
-
-/** Replaces this comparison's section of the document, or appends it when the document has none yet. */
-export function writeSection(markdownFile: string, section: string): void {
-  const current = fs.existsSync(markdownFile) ? fs.readFileSync(markdownFile, 'utf8') : '';
-  const start = current.indexOf(SECTION_START);
-  const end = current.indexOf(SECTION_END);
-  const next = start !== -1 && end > start ? `${current.slice(0, start)}${section}${current.slice(end + SECTION_END.length).replace(/^\n/, '')}` : `${current.replace(/\n*$/, '\n\n')}${section}`;
-  fs.writeFileSync(markdownFile, next);
 }

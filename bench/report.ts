@@ -250,6 +250,37 @@ export function verdictText(v: TargetVerdict): string {
   return `${v.met ? 'met' : 'missed'} by ${formatNumber(v.margin)} ${v.unit}`;
 }
 
+/** A section of BENCHMARKS.md that one command writes between two marks, and the other commands keep as it is. */
+export interface MarkedSection {
+  start: string;
+  end: string;
+}
+
+/** The section as the document holds it, marks included; undefined when the document has none. */
+function sectionOf(markdown: string, marks: MarkedSection): string | undefined {
+  const start = markdown.indexOf(marks.start);
+  const end = markdown.indexOf(marks.end);
+  return start !== -1 && end > start ? `${markdown.slice(start, end + marks.end.length)}\n` : undefined;
+}
+
+/** Replaces the section of the document, or appends it when the document has none yet; the rest stays as it is. */
+export function writeSection(markdownFile: string, marks: MarkedSection, section: string): void {
+  const current = fs.existsSync(markdownFile) ? fs.readFileSync(markdownFile, 'utf8') : '';
+  const start = current.indexOf(marks.start);
+  const end = current.indexOf(marks.end);
+  const next =
+    start !== -1 && end > start ? `${current.slice(0, start)}${section}${current.slice(end + marks.end.length).replace(/^\n/, '')}` : `${current ? current.replace(/\n*$/, '\n\n') : ''}${section}`;
+  fs.writeFileSync(markdownFile, next);
+}
+
+/** Writes the whole document, with the sections `kept` (which other commands write) carried over as they were. */
+export function writeDocument(markdownFile: string, markdown: string, kept: MarkedSection[]): void {
+  const current = fs.existsSync(markdownFile) ? fs.readFileSync(markdownFile, 'utf8') : '';
+  const sections = kept.map((marks) => ({ marks, section: sectionOf(current, marks) }));
+  fs.writeFileSync(markdownFile, markdown);
+  for (const { marks, section } of sections) if (section) writeSection(markdownFile, marks, section);
+}
+
 export function table(header: string[], rows: (string | number)[][]): string {
   const cell = (value: string | number) => (typeof value === 'number' ? formatNumber(value) : value);
   return [header, header.map(() => '---'), ...rows.map((row) => row.map(cell))].map((cells) => `| ${cells.join(' | ')} |`).join('\n');

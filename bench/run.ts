@@ -3,7 +3,8 @@
  * upload on another stack, and writes BENCHMARKS.md and bench/results.json. `npm run bench:smoke` (`--smoke`)
  * runs every scenario at tiny sizes into coverage/bench-smoke/ (or BENCH_OUTPUT_DIR), to show that each one
  * runs and measures. `-- --million` adds one batch of a million memories to the scaling table; `-- --profile[=N]`
- * runs the profiled upload alone (of N memories) and prints where its time went.
+ * runs the profiled upload alone (of N memories) and prints where its time went; `-- --mongo` measures the MongoDB
+ * path alone (bench/mongo.ts), into a section of BENCHMARKS.md that the other runs keep.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -18,7 +19,7 @@ import type { TestStackInfo } from '../test/support/stackInfo';
 import { describeStack } from '../test/support/testStack';
 import { postgresCopyRate, postgresFloorRate, saveAllRate } from './baselines';
 import { compareInstances } from './cluster';
-import { mongoBench } from './mongo';
+import { MONGO_SECTION, mongoBench } from './mongo';
 import { STATEMENT_STATS_FLAGS, cpuByCategory, cpuProfileFlags, monotonicMicroseconds, readCpuProfile, resetStatementStats, statementTimes } from './profile';
 import {
   type BaselineRow,
@@ -34,6 +35,7 @@ import {
   stackSettings,
   unmeasuredFigures,
   verdictText,
+  writeDocument,
 } from './report';
 import { type BenchContext, backToBack, benchUser, claimCheck, concurrentBatches, scaling, singleBatch, warmUp } from './scenarios';
 
@@ -216,7 +218,7 @@ async function main(): Promise<number> {
   fs.rmSync(logDir, { recursive: true, force: true });
   fs.mkdirSync(logDir, { recursive: true });
   // The MongoDB path, on a stack of its own (bench/mongo.ts).
-  if (process.argv.includes('--mongo')) return mongoBench({ smoke, resultsFile: path.join(path.dirname(resultsFile), 'mongo-results.json'), logDir, boot: bootStack, say });
+  if (process.argv.includes('--mongo')) return mongoBench({ smoke, resultsFile: path.join(path.dirname(resultsFile), 'mongo-results.json'), markdownFile, logDir, boot: bootStack, say });
 
   const profileOnly = process.argv.find((arg) => arg === '--profile' || arg.startsWith('--profile='));
   if (profileOnly) {
@@ -271,7 +273,8 @@ async function main(): Promise<number> {
 
   fs.mkdirSync(path.dirname(resultsFile), { recursive: true });
   fs.writeFileSync(resultsFile, `${JSON.stringify(report, null, 2)}\n`);
-  fs.writeFileSync(markdownFile, benchmarkMarkdown(report));
+  // The MongoDB path's section is written by `--mongo` alone: it stays as it was.
+  writeDocument(markdownFile, benchmarkMarkdown(report), [MONGO_SECTION]);
   if (!smoke) await comparison();
   say('\ntargets:');
   for (const verdict of report.targets) say(`  ${verdict.target}: ${verdictText(verdict)}`);

@@ -470,10 +470,10 @@ export class BatchService {
     const { status } = batch;
     if (!isTerminal(status)) throw new BatchError(409, 'conflict', `batch ${batchId} is ${status}; retry its failed items once it has finished`);
     if (batch.filesExpiredAt) throw filesExpiredError(batch);
-    const stored = await this.storedIndexes(batchId);
+    const { partsKey, partCount } = storedParts(batch);
+    const stored = await this.storedIndexes(batchId, partCount);
     if (stored.size === batch.totalMemories) throw new BatchError(409, 'conflict', `batch ${batchId} has no failed items to retry`);
     const { storage } = this;
-    const { partsKey, partCount } = storedParts(batch);
     async function* unstored(): AsyncIterable<MemoryItem> {
       for (let index = 0; index < partCount; index++) {
         const part = await storage.findPart(partsKey, index);
@@ -494,9 +494,12 @@ export class BatchService {
   }
 
   /** Indexes of the memories a batch stored, from its chunk rows (the record the worker writes as it goes). */
-  private async storedIndexes(batchId: string): Promise<Set<number>> {
-    const rows = await this.storage.chunkRows(batchId);
-    return new Set(rows.flatMap((row) => row.results.filter((result) => result.id).map((result) => result.i)));
+  private async storedIndexes(batchId: string, partCount: number): Promise<Set<number>> {
+    const stored = new Set<number>();
+    for await (const page of this.storage.chunkRowPages(batchId, partCount)) {
+      for (const row of page) for (const result of row.results) if (result.id) stored.add(result.i);
+    }
+    return stored;
   }
 
   /** Keeps the workflow in step with a saved request: cancelled stops it; pending starts it (a no-op if it runs). */

@@ -24,6 +24,7 @@ import { RouteAuthentication, safeEqual } from './auth';
 import { BatchService } from './batchService';
 import { type ParseDatabase, bulkWriteRoute } from './bulkWriter';
 import { onFerretDB } from './ferretdb';
+import { isMongoAdapter } from './mongoBulkWriter';
 import { jsonErrorHandler, notFound } from './httpErrors';
 import { registerCloudCode } from './main';
 import { BatchMaintenance } from './maintenance';
@@ -201,7 +202,10 @@ function mergeParseServerOptions(
       deleteExtraFields: false,
       recreateModifiedFields: false,
       ...host.schema,
-      definitions: mergeClassDefinitions(classDefinitions as ClassDefinition[], host.schema?.definitions ?? []),
+      definitions: mergeClassDefinitions(
+        storesInMongo(hostOptions) ? withMongoIndexKeys(classDefinitions as ClassDefinition[]) : (classDefinitions as ClassDefinition[]),
+        host.schema?.definitions ?? [],
+      ),
     },
     liveQuery: { ...(config.REDIS_URL ? { redisURL: config.REDIS_URL } : {}), ...host.liveQuery, classNames: [...new Set([...(host.liveQuery?.classNames ?? []), CLASS.batch])] },
     rateLimit: [...plugin.limits.parseServerRateLimits(), ...hostRateLimits],
@@ -245,6 +249,30 @@ export function mergeClassDefinitions(pluginClasses: readonly ClassDefinition[],
     });
   }
   return [...merged.values()];
+}
+
+/** Whether Parse Server stores through its MongoDB adapter: the host's adapter is one, or (as Parse Server chooses) the URI is not postgres:. */
+function storesInMongo(options: HostParseServerOptions): boolean {
+  const { databaseAdapter, databaseURI } = options as { databaseAdapter?: object; databaseURI?: unknown };
+  if (databaseAdapter) return isMongoAdapter(databaseAdapter);
+  return typeof databaseURI !== 'string' || !/^postgres(ql)?:/.test(databaseURI);
+}
+
+/**
+ * The plugin's indexes with the keys MongoDB documents have: Parse Server's MongoDB adapter stores a pointer
+ * `batch` as `_p_batch` but creates a declared index on the key as written, so `{ batch: 1 }` would index a
+ * field no document has, and every query by batch would scan the collection. PostgreSQL's adapter takes the
+ * field's own name.
+ */
+function withMongoIndexKeys(definitions: ClassDefinition[]): ClassDefinition[] {
+  return definitions.map((definition) => {
+    if (!definition.indexes) return definition;
+    const mongoKey = (field: string) => (definition.fields?.[field]?.type === 'Pointer' ? `_p_${field}` : field);
+    const indexes = Object.fromEntries(
+      Object.entries(definition.indexes).map(([name, keys]) => [name, Object.fromEntries(Object.entries(keys as Record<string, unknown>).map(([field, order]) => [mongoKey(field), order]))]),
+    );
+    return { ...definition, indexes };
+  });
 }
 
 function describeType(field: { type: string; targetClass?: string }): string {

@@ -26,6 +26,8 @@ const { GridFSBucketAdapter } = require('parse-server/lib/Adapters/Files/GridFSB
 
 /** Where Parse Server is mounted on the app. */
 const PARSE_MOUNT = '/parse';
+/** Longer than a load balancer's idle timeout (60 s on common ones); see the HTTP server below. */
+const KEEP_ALIVE_TIMEOUT_MS = 65_000;
 
 export interface ParseAppOptions {
   /** Decides organization, workspace and namespace of a batch (default: the user's organization or a personal one). */
@@ -114,6 +116,10 @@ export async function startParseApp(config: Config, options: ParseAppOptions = {
   // Node's own cut-off for a request that has not fully arrived (a bare 408 on any route), kept behind
   // REST_BODY_TIMEOUT so that the REST route answers first, in JSON, and an upload may use the whole of it.
   httpServer.requestTimeout = config.REST_BODY_TIMEOUT + 5_000;
+  // Idle keep-alive connections outlive a load balancer's (60 s on common ones) and a client's own cut-off, so
+  // that the client closes them: a request sent as the server closes its connection fails ("other side closed").
+  httpServer.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+  httpServer.headersTimeout = KEEP_ALIVE_TIMEOUT_MS + 1_000;
   await new Promise<void>((resolve, reject) => {
     httpServer.once('error', reject);
     httpServer.listen(config.PORT, config.HOST, () => resolve());

@@ -25,7 +25,7 @@ function git(...args: string[]): string {
 }
 
 /** What `npm run bench` and `npm run reliability` write: a run that follows another is still on a clean tree. */
-const REPORTS = ['BENCHMARKS.md', 'bench/results.json', 'RELIABILITY.md'];
+const REPORTS = ['BENCHMARKS.md', 'bench/results.json', 'bench/mongo-results.json', 'RELIABILITY.md'];
 
 export function describeMachine(): Machine {
   const cpus = os.cpus();

@@ -37,13 +37,19 @@ export function chooseMongod(): { env: NodeJS.ProcessEnv; description: string } 
   return mongodChoice(process.env, locate('sh', ['-c', 'command -v mongod']), locate('bash', [path.join(PROJECT_ROOT, 'scripts/ferretdb.sh'), '--locate']));
 }
 
-/** Whether the server at `uri` is FerretDB: it answers buildInfo with its own version beside the MongoDB one it plays. */
-export async function isFerretDB(uri: string): Promise<boolean> {
+/** What the server at `uri` says it is (buildInfo): the MongoDB version it answers as, and FerretDB's own version when it is FerretDB. */
+export async function mongoServerInfo(uri: string): Promise<{ version: string; ferretdbVersion?: string }> {
   const { MongoClient } = await import('mongodb');
   const client = await MongoClient.connect(uri);
   try {
-    return 'ferretdbVersion' in (await client.db('admin').command({ buildInfo: 1 }));
+    const { version, ferretdbVersion } = await client.db('admin').command({ buildInfo: 1 });
+    return { version: String(version), ...(ferretdbVersion === undefined ? {} : { ferretdbVersion: String(ferretdbVersion) }) };
   } finally {
     await client.close();
   }
+}
+
+/** Whether the server at `uri` is FerretDB: it answers buildInfo with its own version beside the MongoDB one it plays. */
+export async function isFerretDB(uri: string): Promise<boolean> {
+  return (await mongoServerInfo(uri)).ferretdbVersion !== undefined;
 }

@@ -81,20 +81,28 @@ export class BatchStorage implements BatchStorageAdapter {
   }
 
   /**
-   * The recorded chunks of a batch (of one part, when given), in batch order, read with the master key
-   * `pageSize` rows at a time: a caller that handles each page before the next holds one page only.
+   * The recorded chunks of a batch (`partCount` parts), in batch order, read with the master key part after part
+   * and at most `pageSize` rows at a time: a caller that handles each page before the next holds one page only.
+   * Each query names its part: FerretDB (DATABASE_FERRETDB) filters in its database on equalities only, then
+   * sorts and limits what they matched, so a page of the whole batch read every chunk row of the batch
+   * (finalizing 100,000 memories read 10,000 rows 50 times); a page of one part reads that part's rows.
    */
-  async *chunkRowPages(batchId: string, part?: number, pageSize = 1000): AsyncGenerator<ChunkRow[]> {
+  async *chunkRowPages(batchId: string, partCount: number, pageSize = 1000): AsyncGenerator<ChunkRow[]> {
+    for (let part = 0; part < partCount; part++) yield* this.partChunkRowPages(batchId, part, pageSize);
+  }
+
+  /** The recorded chunks of one part of a batch, in order, `pageSize` rows at a time. */
+  async *partChunkRowPages(batchId: string, part: number, pageSize = 1000): AsyncGenerator<ChunkRow[]> {
     const batch = Parse.Object.fromJSON({ className: CLASS.batch, objectId: batchId });
     let after = -1;
     for (;;) {
       const query = new Parse.Query(CLASS.chunk)
         .equalTo('batch', batch)
+        .equalTo('part', part)
         .greaterThan('first', after)
         .ascending('first')
         .select(...CHUNK_ROW_FIELDS)
         .limit(pageSize);
-      if (part !== undefined) query.equalTo('part', part);
       const page = (await query.find(master)).map(chunkRowOf);
       if (page.length > 0) yield page;
       if (page.length < pageSize) return;
@@ -102,10 +110,10 @@ export class BatchStorage implements BatchStorageAdapter {
     }
   }
 
-  /** Every recorded chunk of a batch (of one part, when given), in batch order. */
-  async chunkRows(batchId: string, part?: number): Promise<ChunkRow[]> {
+  /** Every recorded chunk of one part of a batch, in order. */
+  async chunkRows(batchId: string, part: number): Promise<ChunkRow[]> {
     const rows: ChunkRow[] = [];
-    for await (const page of this.chunkRowPages(batchId, part)) rows.push(...page);
+    for await (const page of this.partChunkRowPages(batchId, part)) rows.push(...page);
     return rows;
   }
 }

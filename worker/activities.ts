@@ -333,7 +333,8 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
       // The results stream into the file a page of chunk rows at a time: the worker's memory stays the same
       // whatever the batch's size.
       async function* resultLines(): AsyncGenerator<string> {
-        for await (const page of storage.chunkRowPages(batchId, undefined, Math.max(1, Math.floor(RESULTS_PER_PAGE / config.BATCH_CHUNK_SIZE)))) {
+        // A batch without stored parts (refused by beginBatch) has no chunk rows either.
+        for await (const page of storage.chunkRowPages(batchId, record.partCount ?? 0, Math.max(1, Math.floor(RESULTS_PER_PAGE / config.BATCH_CHUNK_SIZE)))) {
           let text = '';
           for (const row of page) {
             counts.processed += row.processed;

@@ -37,6 +37,9 @@ test('/metrics values change as a batch runs', async () => {
 });
 
 test('the worker serves Temporal worker metrics for Prometheus', async () => {
+  // Two parts of the test stack (100 memories each): activities on the task queue, not the local part of a small batch.
+  const { sessionToken } = await newUser();
+  expect((await postJson('/memory/batch', { memories: memories(150) }, { token: sessionToken })).status).toBe(200);
   const response = await fetch(`http://127.0.0.1:${stackInfo().env.WORKER_METRICS_PORT}/metrics`);
   expect(response.status).toBe(200);
   const text = await response.text();

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
+import { loadConfig } from '../../config';
 import { englishText, waitFor } from '../support/helpers';
 import { type PrivateStack, startPrivateStack } from '../support/privateStack';
 import { stackApi } from '../reliability/stackApi';
@@ -14,7 +15,10 @@ let stack: PrivateStack;
 let api: ReturnType<typeof stackApi>;
 
 beforeAll(async () => {
-  stack = await startPrivateStack('ndjson-large');
+  // Parts and writes of a deployment's default sizes, not the test stack's small ones (which make multi-part
+  // batches of a few hundred memories): this batch is processed as a deployment would process it.
+  const defaults = loadConfig({});
+  stack = await startPrivateStack('ndjson-large', { BATCH_PART_MAX_ITEMS: String(defaults.BATCH_PART_MAX_ITEMS), BATCH_WRITE_MAX_ITEMS: String(defaults.BATCH_WRITE_MAX_ITEMS) });
   api = stackApi(stack.info);
 }, 180_000);
 

@@ -1,10 +1,14 @@
 /**
  * The benchmark's own arithmetic: rows for the COPY baseline in PostgreSQL's text format, and a CPU
  * profile's samples split by what the code is, within the measured window and scaled to the CPU time
- * the kernel counted.
+ * the kernel counted; and the sections of BENCHMARKS.md that separate commands write.
  */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { copyLine } from '../../bench/baselines';
 import { cpuByCategory } from '../../bench/profile';
+import { writeDocument, writeSection } from '../../bench/report';
 
 test('copyLine escapes what COPY text format reads as separators or escapes, and nothing else', () => {
   expect(copyLine(['a', 'b c'])).toBe('a\tb c\n');
@@ -31,4 +35,19 @@ test('cpuByCategory counts only samples inside the window and splits the measure
     { category: 'this plugin: Cloud Code and REST route', seconds: expect.closeTo(4), percent: expect.closeTo((100 * 2) / 3) },
     { category: 'garbage collection', seconds: expect.closeTo(2), percent: expect.closeTo(100 / 3) },
   ]);
+});
+
+test('a marked section of BENCHMARKS.md is replaced or appended, and the rest of the document kept; a whole rewrite keeps it', () => {
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'bench-sections-')), 'BENCHMARKS.md');
+  const marks = { start: '<!-- s -->', end: '<!-- /s -->' };
+  const other = { start: '<!-- o -->', end: '<!-- /o -->' };
+  fs.writeFileSync(file, '# Benchmarks\n\nfigures\n');
+  writeSection(file, marks, '<!-- s -->\none\n<!-- /s -->\n');
+  writeSection(file, other, '<!-- o -->\nother\n<!-- /o -->\n');
+  expect(fs.readFileSync(file, 'utf8')).toBe('# Benchmarks\n\nfigures\n\n<!-- s -->\none\n<!-- /s -->\n\n<!-- o -->\nother\n<!-- /o -->\n');
+  writeSection(file, marks, '<!-- s -->\ntwo\n<!-- /s -->\n');
+  expect(fs.readFileSync(file, 'utf8')).toBe('# Benchmarks\n\nfigures\n\n<!-- s -->\ntwo\n<!-- /s -->\n\n<!-- o -->\nother\n<!-- /o -->\n');
+  writeDocument(file, '# Benchmarks\n\nnew figures\n', [marks]);
+  expect(fs.readFileSync(file, 'utf8')).toBe('# Benchmarks\n\nnew figures\n\n<!-- s -->\ntwo\n<!-- /s -->\n');
+  fs.rmSync(path.dirname(file), { recursive: true, force: true });
 });
