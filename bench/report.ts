@@ -8,6 +8,7 @@ import { type Machine, machineLine } from '../scripts/machine';
 import { COPY_ROWS_PER_WRITE, INSERT_ROWS, SAVE_ALL_OBJECTS } from './baselines';
 import { MEMORY_BYTES, SAMPLE_INTERVAL_MS, WARM_UP_BATCHES, WARM_UP_MEMORIES } from './measure';
 import type { CpuShare, StatementTime } from './profile';
+import type { StreamProcessing } from '../schema/memory';
 
 export interface ConcurrentResult {
   batches: number;
@@ -46,9 +47,11 @@ export interface ClaimCheckRow {
 
 export interface ScalingRow {
   memories: number;
+  /** When the batch was processed: while its body was uploaded, or after (all or nothing, the server's default). */
+  process: StreamProcessing;
   seconds: number;
   perSecond: number;
-  /** From the start of the upload until the server answered that the batch is stored. */
+  /** From the start of the upload until the server answered that the batch is stored (with while_uploading, processing runs during it). */
   uploadSeconds: number;
   /** From that answer until the batch completed. */
   processingSeconds: number;
@@ -227,10 +230,14 @@ function millionTargets(scaling: ScalingRow[]): TargetVerdict[] {
 }
 
 /** Paths of figures that are not finite numbers (a scenario that measured nothing, or divided by zero). */
+/** Fields that say which run a row is (text), not what it measured. */
+const ROW_LABELS = new Set<string>(['process'] satisfies (keyof ScalingRow)[]);
+
 export function unmeasuredFigures(value: unknown, path = 'results'): string[] {
   if (typeof value === 'number') return Number.isFinite(value) ? [] : [path];
   if (Array.isArray(value)) return value.length === 0 ? [`${path} (no rows)`] : value.flatMap((item, i) => unmeasuredFigures(item, `${path}[${i}]`));
-  if (value !== null && typeof value === 'object') return Object.entries(value).flatMap(([key, item]) => unmeasuredFigures(item, `${path}.${key}`));
+  if (value !== null && typeof value === 'object')
+    return Object.entries(value).flatMap(([key, item]) => (ROW_LABELS.has(key) && typeof item === 'string' ? [] : unmeasuredFigures(item, `${path}.${key}`)));
   return [`${path} (${typeof value})`];
 }
 
@@ -395,12 +402,14 @@ export function benchmarkMarkdown(report: BenchReport): string {
     '',
     'One upload of gzip NDJSON through `BatchMemoryClient.addNdjson`, not waiting, then followed to its end. Throughput runs from the start of',
     "the upload to the batch's completion time, split at the server's answer that the batch is stored; the history figures cover every",
-    'continue-as-new run of its workflow (longest history: the most events of one run).',
+    'continue-as-new run of its workflow (longest history: the most events of one run). Processed `while_uploading` (each part as it is',
+    'stored, so that processing overlaps the upload); the last row is the largest size again `after_upload` (all or nothing, the default).',
     '',
     table(
-      ['memories', 'end to end', 'throughput', 'upload and store', 'processing after it', 'worker peak RSS', 'Parse Server peak RSS', 'workflow runs', 'longest history', 'largest payload'],
+      ['memories', 'process', 'end to end', 'throughput', 'upload and store', 'processing after it', 'worker peak RSS', 'Parse Server peak RSS', 'workflow runs', 'longest history', 'largest payload'],
       results.scaling.map((row) => [
         row.memories,
+        row.process,
         `${formatNumber(row.seconds)} s`,
         `${formatNumber(row.perSecond)} memories/s`,
         `${formatNumber(row.uploadSeconds)} s`,

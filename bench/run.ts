@@ -150,6 +150,8 @@ async function measure(context: BenchContext, sizes: Sizes): Promise<BenchResult
         `this product ${f(row.vsSaveAll)} × saveAll, ${f(row.vsFloor)} × INSERT, ${f(row.vsCopy)} × COPY`,
     );
   }
+  // The largest size of the table again, processed after the upload (all or nothing, the server's default): what overlapping saves.
+  scalingRows.push(await scaling(context, user, Math.min(Math.max(...sizes.scaling), BASELINE_MAX_MEMORIES), 'after_upload'));
   return { concurrent, single, sequence, claimCheck: claimCheckRows, scaling: scalingRows, baselines: baselineRows };
 }
 

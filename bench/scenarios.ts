@@ -1,7 +1,7 @@
 /** The measured scenarios, each against the runner's own stack through the product's REST route and client. */
 import type { Client } from '@temporalio/client';
 import { BatchMemoryClient, isFinished } from '../client';
-import type { MemoryItem, MemoryProcessingResult } from '../schema/memory';
+import type { MemoryItem, MemoryProcessingResult, StreamProcessing } from '../schema/memory';
 import type { stackApi } from '../test/reliability/stackApi';
 import type { TestStackInfo } from '../test/support/stackInfo';
 import { batchWorkflowRuns, historyFigures } from '../test/support/workflowHistory';
@@ -149,11 +149,14 @@ export async function claimCheck(context: BenchContext, memories: number, repeat
   return row;
 }
 
-/** Scaling: one gzip NDJSON upload through the client, from submit to completed; then its Temporal history. */
-export async function scaling(context: BenchContext, user: BenchUser, memories: number): Promise<ScalingRow> {
+/**
+ * Scaling: one gzip NDJSON upload through the client, from submit to completed; then its Temporal history. Processed
+ * while uploading unless told otherwise, so that the upload and the processing overlap.
+ */
+export async function scaling(context: BenchContext, user: BenchUser, memories: number, process: StreamProcessing = 'while_uploading'): Promise<ScalingRow> {
   const sampler = new RssSampler(context.pids).start();
   const started = Date.now();
-  const { batch } = await user.client.addNdjson(ndjsonLines(memories), { namespace: `bench-scaling-${memories}` }, { wait: false });
+  const { batch } = await user.client.addNdjson(ndjsonLines(memories), { namespace: `bench-scaling-${memories}`, process }, { wait: false });
   const stored = Date.now();
   const uploadRss = sampler.stop();
   const processingSampler = new RssSampler(context.pids).start();
@@ -167,6 +170,7 @@ export async function scaling(context: BenchContext, user: BenchUser, memories: 
   const history = historyFigures(await batchWorkflowRuns(context.temporal, batch.batch_id));
   const row: ScalingRow = {
     memories,
+    process,
     seconds,
     perSecond: memories / seconds,
     uploadSeconds: (stored - started) / 1000,
@@ -179,7 +183,7 @@ export async function scaling(context: BenchContext, user: BenchUser, memories: 
     runs: history.runs,
   };
   context.say(
-    `5. ${memories} memories as gzip NDJSON: ${f(seconds)} s (upload and store ${f(row.uploadSeconds)} s, then processing ${f(row.processingSeconds)} s), ${f(row.perSecond)} memories/s; peak RSS worker ${f(row.workerPeakMb)} MB, Parse Server ${f(row.serverPeakMb)} MB (${f(row.serverUploadPeakMb)} MB during the upload); ` +
+    `5. ${memories} memories as gzip NDJSON, processed ${process}: ${f(seconds)} s (upload and store ${f(row.uploadSeconds)} s, then processing ${f(row.processingSeconds)} s), ${f(row.perSecond)} memories/s; peak RSS worker ${f(row.workerPeakMb)} MB, Parse Server ${f(row.serverPeakMb)} MB (${f(row.serverUploadPeakMb)} MB during the upload); ` +
       `${row.runs} workflow run${row.runs === 1 ? '' : 's'}, longest history ${row.longestHistoryEvents} events, largest payload ${row.largestPayloadBytes} bytes`,
   );
   return row;

@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import fs from 'node:fs';
 import { Presets, SingleBar } from 'cli-progress';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import type { BatchMemoryResponse, BatchStatusResponse } from '../schema/memory';
+import { type BatchMemoryResponse, type BatchStatusResponse, STREAM_PROCESSING_MODES, type StreamProcessing } from '../schema/memory';
 import { BatchApiError, BatchMemoryClient, BatchWaitTimeoutError, DEFAULT_APP_ID, DEFAULT_SERVER_URL, MemoriesDocumentError, isFinished, jsonDocumentToNdjson } from '.';
 import { serveMcpOverStdio } from './mcp';
 
@@ -37,6 +37,7 @@ interface ImportOptions extends FollowOptions {
   workspaceId?: string;
   format?: 'jsonl' | 'json';
   idempotencyKey?: string;
+  process?: StreamProcessing;
   async?: boolean;
 }
 
@@ -195,7 +196,7 @@ async function importMemories(file: string, options: ImportOptions): Promise<num
     const bytes = counted(input.chunks, (n) => display.uploaded((uploadedBytes += n)));
     const { batch, replayed } = await client.addNdjson(
       format === 'json' ? jsonDocumentToNdjson(bytes) : bytes,
-      { namespace: options.namespace, workspace_id: options.workspaceId },
+      { namespace: options.namespace, workspace_id: options.workspaceId, process: options.process },
       { idempotencyKey: options.idempotencyKey, wait: false },
     );
     display.accepted(uploadedBytes, batch, replayed, !options.async);
@@ -274,6 +275,12 @@ function buildProgram(done: (exitCode: number) => void): Command {
     .option('--workspace-id <id>', 'workspace of the memories')
     .addOption(new Option('--format <format>', 'input format (default: json for *.json, jsonl otherwise)').choices(['jsonl', 'json']))
     .option('--idempotency-key <key>', 'a repeat with the same key and file answers with the same batch (resume)')
+    .addOption(
+      new Option(
+        '--process <when>',
+        'after_upload (the default): all or nothing, processed once the whole file is uploaded and valid; while_uploading: each part processed as it is stored, and a bad line later ends the batch failed, holding the memories before it',
+      ).choices([...STREAM_PROCESSING_MODES]),
+    )
     .option('--async', 'return once the batch is accepted, with its id')
     .addOption(timeout)
     .action(run((file: string, _options: ImportOptions, command: Command) => importMemories(file, command.optsWithGlobals<ImportOptions>())));

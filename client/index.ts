@@ -23,6 +23,7 @@ import {
   errorResponseSchema,
   type memoryItemSchema,
   memoryProcessingResultSchema,
+  type streamOptionsFields,
   validationDetails,
 } from '../schema/memory';
 import type { Chunks } from './ndjson';
@@ -38,6 +39,13 @@ export type ErrorDetail = z.infer<typeof errorResponseSchema>['error']['details'
 export type MemoryInput = z.input<typeof memoryItemSchema>;
 /** Options of a batch; the idempotency key, waiting and the acting user are set through the client. */
 export type BatchSettings = Omit<z.input<typeof batchOptionsFields>, 'idempotency_key' | 'wait' | 'user_id'>;
+/**
+ * Options of a streamed batch: those of any batch, and `process`. 'after_upload' (the server's default):
+ * all or nothing, processed once the whole body has arrived valid. 'while_uploading': each part processed as
+ * it is stored; a bad line later refuses the upload with `batchId` set on the BatchApiError, naming the
+ * batch that holds (and processes) the memories before it.
+ */
+export type StreamSettings = Omit<z.input<typeof streamOptionsFields>, 'idempotency_key' | 'wait' | 'user_id'>;
 export type BatchRequestBody = BatchSettings & { memories: MemoryInput[] };
 
 /**
@@ -88,6 +96,8 @@ export class BatchApiError extends Error {
     readonly code: string,
     message: string,
     readonly details: ErrorDetail[] = [],
+    /** A batch the refused upload created all the same (process: 'while_uploading'): it holds the memories before the refused line. */
+    readonly batchId?: string,
   ) {
     super(message);
     this.name = 'BatchApiError';
@@ -172,7 +182,7 @@ export class BatchMemoryClient {
    * Submits a batch streamed as NDJSON (one memory per line), gzip-compressed on the way, so a file of
    * any size (up to the server's MAX_STREAM_BATCH_SIZE memories) is never held in memory.
    */
-  async addNdjson(lines: Chunks, settings: BatchSettings = {}, options: SubmitOptions = {}): Promise<BatchSubmission> {
+  async addNdjson(lines: Chunks, settings: StreamSettings = {}, options: SubmitOptions = {}): Promise<BatchSubmission> {
     const query = new URLSearchParams();
     for (const [key, value] of Object.entries({ ...settings, user_id: this.actingUserId })) {
       if (value !== undefined) query.set(key, String(value));
@@ -328,7 +338,7 @@ export class BatchMemoryClient {
       body = undefined;
     }
     const parsed = errorResponseSchema.safeParse(body);
-    if (parsed.success) return new BatchApiError(response.status, parsed.data.error.code, parsed.data.error.message, parsed.data.error.details);
+    if (parsed.success) return new BatchApiError(response.status, parsed.data.error.code, parsed.data.error.message, parsed.data.error.details, parsed.data.error.batch_id);
     return new BatchApiError(response.status, 'http_error', `HTTP ${response.status} ${response.statusText}${text ? `: ${text.slice(0, 200)}` : ''}`);
   }
 

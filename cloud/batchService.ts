@@ -3,6 +3,7 @@
  * REST route: validate, store, start the workflow, wait, answer.
  */
 import { createHash, randomUUID } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import Parse from 'parse/node';
 import type { Config } from '../config';
 import type { Logger } from '../config/log';
@@ -17,13 +18,14 @@ import {
   type MemoryItem,
   type MemoryProcessingResult,
   type Page,
+  type StreamOptions,
   batchRequestSchema,
   describeDetails,
   isStatusRefusal,
   validationDetails,
 } from '../schema/memory';
 import { type BatchRecord, batchRecordOf } from '../schema/records';
-import { workflowIdFor } from '../schema/workflow';
+import { type PartsStored, workflowIdFor } from '../schema/workflow';
 import { BatchStorage } from '../storage/batchStorage';
 import type { Actor } from './auth';
 import { BatchStore, type StoredParts } from './batchStore';
@@ -35,6 +37,8 @@ import type { BatchWorkflows } from './temporal';
 const master = { useMasterKey: true };
 /** How often an event stream reads the batch again. */
 const EVENTS_POLL_MS = 500;
+/** Least time between two signals of parts stored to the workflow of a batch processed while uploading. */
+const UPLOAD_SIGNAL_INTERVAL_MS = 1000;
 
 export interface SubmitOptions {
   /** Idempotency key from a header, when the transport has one. */
@@ -49,10 +53,35 @@ export interface BatchAnswer {
   created: boolean;
 }
 
-/** The settings that make two requests the same batch (not how the caller wants to be answered). */
-function contentSettings(settings: BatchOptions): Omit<BatchOptions, 'wait' | 'idempotency_key' | 'user_id'> {
-  const { wait: _wait, idempotency_key: _key, user_id: _user, ...content } = settings;
+/** The settings that make two requests the same batch (not how the caller wants to be answered or processed). */
+function contentSettings(settings: StreamOptions): Omit<StreamOptions, 'wait' | 'idempotency_key' | 'user_id' | 'process'> {
+  const { wait: _wait, idempotency_key: _key, user_id: _user, process: _process, ...content } = settings;
   return content;
+}
+
+/**
+ * Sends the latest of a batch's upload signals, one at a time, without holding up the upload: a signal
+ * that fails (Temporal unreachable) is logged, and the workflow reads the request again in time.
+ */
+function uploadSignals(send: (parts: PartsStored) => Promise<void>, log: () => Logger): (parts: PartsStored) => Promise<void> {
+  let latest: PartsStored | undefined;
+  let sending: Promise<void> | undefined;
+  const pump = async () => {
+    for (let parts = latest; parts; parts = latest) {
+      latest = undefined;
+      const sentAt = Date.now();
+      await send(parts).catch((error: unknown) => log().warn('parts stored signal failed; the workflow reads the request again', { error: (error as Error).message, ...parts }));
+      // Each signal is an event in the workflow's history: at most one a second while the body arrives; its end is told at once.
+      const pause = UPLOAD_SIGNAL_INTERVAL_MS - (Date.now() - sentAt);
+      if (latest && !(latest as PartsStored).sealed && pause > 0) await delay(pause);
+    }
+    sending = undefined;
+  };
+  return (parts) => {
+    latest = parts;
+    sending ??= pump();
+    return sending;
+  };
 }
 
 function sha256(text: string): string {
@@ -124,14 +153,86 @@ export class BatchService {
    * A streamed batch (NDJSON): the options are validated first, each memory as it arrives; parts are
    * stored while the body streams in, and removed again if a line is bad or the key was used before.
    */
-  async submitStream(actor: Actor, settings: BatchOptions, memories: AsyncIterable<MemoryItem>, bodyHash: () => string, options: SubmitOptions = {}): Promise<BatchAnswer> {
+  async submitStream(actor: Actor, settings: StreamOptions, memories: AsyncIterable<MemoryItem>, bodyHash: () => string, options: SubmitOptions = {}): Promise<BatchAnswer> {
     const user = await this.actingUser(actor, settings.user_id);
     const idempotencyKey = this.idempotencyKey(user, options.idempotencyKey ?? settings.idempotency_key);
+    // A repeat of a batch whose body has ended is answered as any repeat: the body is read and compared with the first.
+    if (settings.process === 'while_uploading' && !(idempotencyKey && (await this.findByIdempotencyKey(idempotencyKey)))) {
+      return this.processWhileUploading(user, settings, memories, bodyHash, idempotencyKey, options);
+    }
     const stored = await this.store.writeParts(memories);
     if (stored.total === 0) {
       throw new BatchError(400, 'invalid_request', 'invalid batch: memories must contain at least 1 memory', [{ path: 'memories', field: 'memories', message: 'must contain at least 1 memory' }]);
     }
     return this.create(user, settings, stored, idempotencyKey, sha256(`${JSON.stringify(contentSettings(settings))}\n${bodyHash()}`), { onStored: options.onStored });
+  }
+
+  /**
+   * A streamed batch processed while its body arrives (process=while_uploading): the request is created
+   * `receiving` with the first stored part, its workflow started, and every further part signalled to it.
+   * When the body ends the batch is sealed with its total. A body that breaks (a bad line, a body too
+   * large or too slow, the client gone) after the first part ends the batch `failed` once the memories
+   * before the break are processed; the refusal names the batch.
+   */
+  private async processWhileUploading(
+    user: Parse.User,
+    settings: StreamOptions,
+    memories: AsyncIterable<MemoryItem>,
+    bodyHash: () => string,
+    idempotencyKey: string | undefined,
+    options: SubmitOptions,
+  ): Promise<BatchAnswer> {
+    const ownership = await this.resolveOwnership({ user, workspaceId: settings.workspace_id, namespace: settings.namespace });
+    let batch: Parse.Object | undefined;
+    let log = this.log;
+    const signal = uploadSignals(
+      (parts) => this.workflows.partsStored(idOf(batch as Parse.Object), parts),
+      () => log,
+    );
+    let written;
+    try {
+      written = await this.store.writePartsAsStored(memories, async (stored) => {
+        if (batch) {
+          await this.store.recordParts(batch, stored);
+        } else {
+          batch = await this.store.createRequest({ user, ownership, parts: stored, idempotencyKey, webhookUrl: settings.webhook_url, webhookSecret: settings.webhook_secret }, 'receiving');
+          log = this.log.child({ batchId: idOf(batch), workflowId: workflowIdFor(idOf(batch)) });
+          log.info('batch receiving');
+        }
+        void signal({ partCount: stored.parts.length, sealed: false });
+      });
+    } catch (error) {
+      // Two uploads with one key raced and this one lost: the other still arrives.
+      if (idempotencyKey && (error as Parse.Error).code === Parse.Error.DUPLICATE_VALUE) {
+        await this.findByIdempotencyKey(idempotencyKey);
+        throw new BatchError(409, 'conflict', 'another request with this idempotency key created its batch first; repeat the request to be answered with that batch');
+      }
+      throw error;
+    }
+    const { stored, failure } = written;
+    if (!batch) {
+      throw new BatchError(400, 'invalid_request', 'invalid batch: memories must contain at least 1 memory', [{ path: 'memories', field: 'memories', message: 'must contain at least 1 memory' }]);
+    }
+    const batchId = idOf(batch);
+    const refusal = failure instanceof BatchError ? failure : undefined;
+    await this.store.seal(
+      batch,
+      stored,
+      failure
+        ? { error: `the upload broke after ${stored.total} memories, which the batch holds: ${refusal?.message ?? 'internal error'}` }
+        : { requestHash: sha256(`${JSON.stringify(contentSettings(settings))}\n${bodyHash()}`) },
+    );
+    await signal({ partCount: stored.parts.length, sealed: true });
+    options.onStored?.();
+    log.info('batch stored', { total: stored.total, parts: stored.parts.length, storedBytes: stored.storedBytes, ...(failure ? { error: refusal?.message ?? (failure as Error).message } : {}) });
+    if (refusal) {
+      const holds = refusal.batchId ? '' : `; batch ${batchId} holds the ${stored.total} memories before it and ends failed once they are processed`;
+      throw new BatchError(refusal.status, refusal.code, `${refusal.message}${holds}`, refusal.details, refusal.retryAfterSeconds, batchId);
+    }
+    if (failure) throw failure;
+    // Sealed `pending`: its workflow has not begun (Temporal unreachable so far). Nothing to wait for if it still cannot start.
+    const reached = batchRecordOf(await batch.fetch(master)).status !== 'pending' || (await this.startWorkflow(batch, log));
+    return { response: await this.answer(batch, reached ? settings.wait : false), created: true };
   }
 
   private idempotencyKey(user: Parse.User, clientKey: string | undefined): string | undefined {
@@ -188,11 +289,23 @@ export class BatchService {
     return { response: await this.answer(batch, reached ? settings.wait : false), created: true };
   }
 
-  private async findByIdempotencyKey(idempotencyKey: string, requestHash: string): Promise<Parse.Object | undefined> {
+  /**
+   * The batch created with an idempotency key, if any. One whose body has not ended well (processed while
+   * uploading: still arriving, or broken) cannot be compared with a repeat, which is refused naming it.
+   * Without `requestHash`, any batch whose body has ended is returned.
+   */
+  private async findByIdempotencyKey(idempotencyKey: string, requestHash?: string): Promise<Parse.Object | undefined> {
     const existing = await new Parse.Query(CLASS.batch).equalTo('idempotencyKey', idempotencyKey).first(master);
     if (!existing) return undefined;
     const record = batchRecordOf(existing);
-    if (record.requestHash !== requestHash) {
+    if (record.requestHash === undefined) {
+      const message =
+        record.status === 'receiving'
+          ? `the upload of batch ${record.id} with this idempotency key is still arriving (${record.totalMemories} memories so far); follow that batch, or use a new key for a new batch`
+          : `the upload of batch ${record.id} with this idempotency key broke after ${record.totalMemories} memories, which that batch holds (status ${record.status}); send the memories after them as a new batch, with a new key`;
+      throw new BatchError(409, 'conflict', message, [{ path: 'idempotency_key', field: 'idempotency_key', message: 'belongs to a batch whose upload did not end' }], undefined, record.id);
+    }
+    if (requestHash !== undefined && record.requestHash !== requestHash) {
       throw new BatchError(409, 'conflict', 'this idempotency key was already used with a different request body; use a new key for a new batch', [
         { path: 'idempotency_key', field: 'idempotency_key', message: 'was used before with a different body' },
       ]);

@@ -8,10 +8,10 @@ import Parse from 'parse/node';
 import { type Config, publicServerURL } from '../config';
 import type { Logger } from '../config/log';
 import { type ParseEndpoint, STORED_FILE_PREFIX, encodeLines, fileField } from '../schema/batchFile';
-import type { StoredPart } from '../schema/records';
+import { type StoredPart, batchRecordOf } from '../schema/records';
 import type { BatchStorage } from '../storage/batchStorage';
 import { CLASS, idOf, organizationRoleName, partKey } from '../schema/classes';
-import type { MemoryItem } from '../schema/memory';
+import { type MemoryItem, isStatusRefusal } from '../schema/memory';
 import { BatchError } from './errors';
 import type { BatchOwnership } from './organizations';
 
@@ -52,10 +52,15 @@ class PartWriter {
   private total = 0;
   private rawBytes = 0;
   readonly parts: StoredPart[] = [];
+  private indexed = 0;
+  /** Parts `onPart` has taken: a batch references them from then on. */
+  handedOver = 0;
 
   constructor(
     private readonly storage: BatchStorage,
     private readonly limits: { maxItems: number; maxBytes: number; gzipLevel: number },
+    /** Set for a batch processed while uploading: called with the parts so far once each is stored and indexed. */
+    private readonly onPart?: (stored: StoredParts) => Promise<void>,
   ) {}
 
   async add(item: MemoryItem): Promise<void> {
@@ -75,18 +80,24 @@ class PartWriter {
     this.parts.push({ name, first: this.total - this.lines.length, count: this.lines.length, rawBytes: this.pendingBytes, storedBytes: data.length });
     this.lines = [];
     this.pendingBytes = 0;
-  }
-
-  /** Saves the index rows of the uploaded parts, in one bulk create. */
-  async index(): Promise<void> {
-    const rows = this.parts.map((part, index) => ({ key: partKey(this.stem, index), partsKey: this.stem, index, ...part, ACL: {} }));
-    for (const answer of rows.length ? await this.storage.createObjects(CLASS.part, rows) : []) {
-      if ('error' in answer) throw new Error(`the part index of ${this.stem} could not be saved: ${answer.error.code} ${answer.error.error}`);
+    if (this.onPart) {
+      await this.index();
+      await this.onPart(this.result());
+      this.handedOver = this.parts.length;
     }
   }
 
+  /** Saves the index rows of the uploaded parts not indexed yet, in one bulk create. */
+  async index(): Promise<void> {
+    const rows = this.parts.slice(this.indexed).map((part, k) => ({ key: partKey(this.stem, this.indexed + k), partsKey: this.stem, index: this.indexed + k, ...part, ACL: {} }));
+    for (const answer of rows.length ? await this.storage.createObjects(CLASS.part, rows) : []) {
+      if ('error' in answer) throw new Error(`the part index of ${this.stem} could not be saved: ${answer.error.code} ${answer.error.error}`);
+    }
+    this.indexed = this.parts.length;
+  }
+
   result(): StoredParts {
-    const parts = this.parts;
+    const parts = [...this.parts];
     return {
       partsKey: this.stem,
       parts,
@@ -117,7 +128,7 @@ export class BatchStore {
 
   /** Compresses and uploads memories part by part. If the memories fail (a bad line of a stream), nothing stays behind. */
   async writeParts(memories: Iterable<MemoryItem> | AsyncIterable<MemoryItem>): Promise<StoredParts> {
-    const writer = new PartWriter(this.storage, { maxItems: this.config.BATCH_PART_MAX_ITEMS, maxBytes: this.config.BATCH_PART_MAX_BYTES, gzipLevel: this.config.BATCH_GZIP_LEVEL });
+    const writer = this.partWriter();
     try {
       for await (const memory of memories) await writer.add(memory);
       await writer.flush();
@@ -133,8 +144,35 @@ export class BatchStore {
     return stored;
   }
 
-  /** Creates the pending request over stored parts; deletes the parts if that fails. */
-  async createRequest(request: NewBatch): Promise<Parse.Object> {
+  private partWriter(onPart?: (stored: StoredParts) => Promise<void>): PartWriter {
+    return new PartWriter(this.storage, { maxItems: this.config.BATCH_PART_MAX_ITEMS, maxBytes: this.config.BATCH_PART_MAX_BYTES, gzipLevel: this.config.BATCH_GZIP_LEVEL }, onPart);
+  }
+
+  /**
+   * For a batch processed while uploading: stores memories part by part and hands each stored, indexed part
+   * to `onPart` at once. A failure of the memories (a bad line, a broken body) before any part was taken
+   * removes what was stored and is thrown, as writeParts does; after, the memories before the failure are
+   * stored as a last part and the failure is returned with the parts, which a batch references now.
+   */
+  async writePartsAsStored(memories: AsyncIterable<MemoryItem>, onPart: (stored: StoredParts) => Promise<void>): Promise<{ stored: StoredParts; failure?: unknown }> {
+    const writer = this.partWriter(onPart);
+    try {
+      for await (const memory of memories) await writer.add(memory);
+      await writer.flush();
+      return { stored: writer.result() };
+    } catch (failure) {
+      if (writer.handedOver === 0) {
+        await discardParts(this.storage, writer.stem, writer.parts);
+        throw failure;
+      }
+      // The last part may be the one that failed to be taken (its batch cancelled, a database error): what is stored is reported as it is.
+      await writer.flush().catch((error: unknown) => this.log.warn('the last part of a broken upload was not stored', { partsKey: writer.stem, error: (error as Error).message }));
+      return { stored: writer.result(), failure };
+    }
+  }
+
+  /** Creates the request over stored parts (`pending`, or `receiving` while its body still arrives); deletes the parts if that fails. */
+  async createRequest(request: NewBatch, status: 'pending' | 'receiving' = 'pending'): Promise<Parse.Object> {
     const { parts } = request.parts;
     const batch = new Parse.Object(CLASS.batch);
     batch.set({
@@ -145,7 +183,7 @@ export class BatchStore {
       batchFile: fileField(publicServerURL(this.config), this.endpoint.appId, parts[0].name),
       partsKey: request.parts.partsKey,
       partCount: parts.length,
-      status: 'pending',
+      status,
       totalMemories: request.parts.total,
       processedMemories: 0,
       failedMemories: 0,
@@ -165,6 +203,38 @@ export class BatchStore {
     }
   }
 
+  /** Records the parts of a batch stored so far while its body arrives; refused (409) once the batch was cancelled. */
+  async recordParts(batch: Parse.Object, stored: StoredParts): Promise<void> {
+    // `receiving` again: the write is a compare-and-set on the status, which fails once a cancel has landed.
+    batch.set({ status: 'receiving', ...partTotals(stored) });
+    try {
+      await batch.save(null, master);
+    } catch (error) {
+      if (!isStatusRefusal(error)) throw error;
+      batch.revert();
+      throw new BatchError(409, 'conflict', `batch ${idOf(batch)} was cancelled while its body arrived; it holds the memories stored before`, [], undefined, idOf(batch));
+    }
+  }
+
+  /**
+   * Ends the body of a batch processed while uploading: its final parts and total, and either the request's
+   * hash (an idempotent repeat is compared with it) or the error the body broke with. It goes on as
+   * `processing`, or `pending` if its workflow has not begun (the reconciler starts it); the workflow ends
+   * a batch with an error `failed` once it has processed the memories before the break. A batch cancelled
+   * meanwhile stays cancelled.
+   */
+  async seal(batch: Parse.Object, stored: StoredParts, ending: { requestHash: string } | { error: string }): Promise<void> {
+    const { status, startedAt } = batchRecordOf(await batch.fetch(master));
+    if (status !== 'receiving') return;
+    batch.set({ status: startedAt ? 'processing' : 'pending', ...partTotals(stored), ...ending });
+    try {
+      await batch.save(null, master);
+    } catch (error) {
+      if (!isStatusRefusal(error)) throw error;
+      batch.revert();
+    }
+  }
+
   /**
    * Loads a request the caller may read: the owner or a member of its organization
    * (through the ACL, with their session token), or the master key. Anyone else: not found.
@@ -180,6 +250,10 @@ export class BatchStore {
     // Protected fields (the file list) are only visible to the master key.
     return auth.master ? readable : new Parse.Query(CLASS.batch).get(batchId, master);
   }
+}
+
+function partTotals(stored: StoredParts): { partCount: number; totalMemories: number; rawBytes: number; storedBytes: number } {
+  return { partCount: stored.parts.length, totalMemories: stored.total, rawBytes: stored.rawBytes, storedBytes: stored.storedBytes };
 }
 
 export function batchACL(userId: string, organizationId: string): Parse.ACL {

@@ -12,6 +12,8 @@ export class BatchError extends Error {
     readonly details: ValidationDetail[] = [],
     /** For a 429: seconds until a retry may succeed (the Retry-After header). */
     readonly retryAfterSeconds?: number,
+    /** A batch the request created before it was refused (process=while_uploading). */
+    readonly batchId?: string,
   ) {
     super(message);
     this.name = 'BatchError';

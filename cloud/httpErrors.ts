@@ -43,7 +43,7 @@ export function sendError(res: express.Response, error: BatchError): void {
     if (error.status === 408) res.setHeader('Connection', 'close');
     else discardRestOfBody(res.req);
   }
-  res.status(error.status).json({ error: { code: error.code, message: error.message, details: error.details } });
+  res.status(error.status).json({ error: { code: error.code, message: error.message, details: error.details, ...(error.batchId ? { batch_id: error.batchId } : {}) } });
 }
 
 /** Errors of Express's body parsers and of zlib, as the client's mistake they are. */

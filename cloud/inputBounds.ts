@@ -83,8 +83,10 @@ export function boundedBody(req: http.IncomingMessage, bounds: BodyBounds): Read
   );
   req.once('end', () => clearTimeout(deadline));
   // The client went away: its answer goes nowhere, but what the upload stored must still be removed.
-  req.once('close', () => req.complete || fail(new BatchError(400, 'invalid_request', 'the client closed the connection before the body ended')));
-  req.once('error', fail);
+  const clientGone = () => new BatchError(400, 'invalid_request', 'the client closed the connection before the body ended');
+  req.once('close', () => req.complete || fail(clientGone()));
+  // A connection reset reaches the request as an `aborted` error before its close: the same cause, named as such.
+  req.once('error', (error: NodeJS.ErrnoException) => fail(error.code === 'ECONNRESET' ? clientGone() : error));
   meter.once('error', fail);
   // The reader stopped (a bad line, or the end): nothing more is read.
   meter.once('close', stop);

@@ -13,6 +13,9 @@ import type { StorageAdapter } from './bulkWriter';
 
 /** Legal status moves; nothing leaves a terminal status. */
 const TRANSITIONS: Record<BatchStatus, readonly BatchStatus[]> = {
+  // The body of a batch processed while uploading still arrives; it ends in `processing` (or `pending` if its
+  // workflow has not begun), even when the body broke: the memories before the break are processed first.
+  receiving: ['pending', 'processing', 'failed', 'cancelled'],
   pending: ['processing', 'failed', 'cancelled'],
   processing: ['completed', 'failed', 'cancelled'],
   completed: [],
@@ -142,7 +145,7 @@ export function registerCloudCode(service: BatchService, log: Logger, metrics?: 
     if (!BATCH_STATUSES.includes(status)) throw new Parse.Error(Parse.Error.VALIDATION_ERROR, `status must be one of ${BATCH_STATUSES.join(', ')}`);
     const original = request.original && batchRecordOf(request.original);
     const previous = original?.status;
-    if (!previous && status !== 'pending') throw new Parse.Error(Parse.Error.VALIDATION_ERROR, 'a new batch starts as pending');
+    if (!previous && status !== 'pending' && status !== 'receiving') throw new Parse.Error(Parse.Error.VALIDATION_ERROR, 'a new batch starts as pending, or receiving (processed while uploading)');
     // A fast refusal only: the status may change between this read and the write (guardStatusWrites).
     if (previous && previous !== status && !TRANSITIONS[previous].includes(status)) throw statusRefused(previous, status);
     const total = requireCount(fields.totalMemories, 'totalMemories');

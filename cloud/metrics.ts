@@ -56,13 +56,18 @@ export class BatchMetrics {
   /** Follows one save of a BatchMemoryRequest: a new batch, counts that grew, a terminal status reached. */
   observeSave(object: Parse.Object, originalObject: Parse.Object | undefined): void {
     const batch = batchRecordOf(object);
-    if (!originalObject) {
-      this.submitted.inc();
+    const observeSize = () => {
       this.sizeMemories.observe(batch.totalMemories);
       this.sizeBytes.observe(batch.rawBytes ?? 0);
+    };
+    if (!originalObject) {
+      this.submitted.inc();
+      if (batch.status !== 'receiving') observeSize();
       return;
     }
     const original = batchRecordOf(originalObject);
+    // A batch processed while uploading has its size once its body has ended.
+    if (original.status === 'receiving' && batch.status !== 'receiving') observeSize();
     this.processed.inc(Math.max(0, batch.processedMemories - original.processedMemories));
     this.failed.inc(Math.max(0, batch.failedMemories - original.failedMemories));
     const { status, completedAt } = batch;

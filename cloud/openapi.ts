@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import {
   MAX_PAGE_SIZE,
+  STREAM_PROCESSING_MODES,
   batchListResponseSchema,
   batchMemoryResponseSchema,
   batchOptionsFields,
@@ -17,10 +18,10 @@ const jsonContent = (name: string) => ({ 'application/json': { schema: ref(name)
 const errors = (...codes: number[]) => Object.fromEntries(codes.map((code) => [String(code), { description: ERROR_DESCRIPTIONS[code], content: jsonContent('ErrorResponse') }]));
 
 const ERROR_DESCRIPTIONS: Record<number, string> = {
-  400: 'invalid input; details name the item index, field and limit',
+  400: 'invalid input; details name the item index, field and limit (with process=while_uploading, batch_id names the batch that holds the memories before it)',
   401: 'no valid session token or master key',
   404: 'no such batch, or not yours',
-  409: 'idempotency key reused with a different body, or results not ready',
+  409: 'idempotency key reused with a different body or on an upload that did not end (batch_id names it), or results not ready',
   413: 'over a size or count limit, named in the message',
   415: 'unsupported Content-Type or Content-Encoding',
   429: 'rate limited (USER_RATE_LIMIT, or AUTH_FAILURE_LIMIT for the address); see Retry-After',
@@ -61,6 +62,15 @@ export function openApiDocument(): Record<string, unknown> {
             { name: 'wait', in: 'query', schema: { type: 'boolean' }, description: 'false answers at once with 202 (also Prefer: respond-async)' },
             { name: 'namespace', in: 'query', schema: { type: 'string' }, description: 'NDJSON uploads take their options from the query' },
             { name: 'workspace_id', in: 'query', schema: { type: 'string' } },
+            {
+              name: 'process',
+              in: 'query',
+              schema: { type: 'string', enum: [...STREAM_PROCESSING_MODES], default: 'after_upload' },
+              description:
+                'NDJSON only. after_upload (default): processed once the whole body has arrived and every line is valid, all or nothing. ' +
+                'while_uploading: the batch is created `receiving` with its first stored part and each part is processed as it is stored; ' +
+                'a bad line or a broken upload after that answers the error with its batch_id, and the batch ends failed holding exactly the memories before it',
+            },
           ],
           requestBody: {
             required: true,

@@ -9,7 +9,7 @@ import express from 'express';
 import type { Config } from '../config';
 import type { Logger } from '../config/log';
 import { BATCH_ROUTE, httpStatusOf, statusResponse } from '../schema/answers';
-import { BATCH_ID_PATTERN, type BatchListResponse, batchOptionsSchema, describeDetails, pageFields, validationDetails } from '../schema/memory';
+import { BATCH_ID_PATTERN, type BatchListResponse, describeDetails, pageFields, streamOptionsSchema, validationDetails } from '../schema/memory';
 import { batchRecordOf } from '../schema/records';
 import type { Actor, AuthedRequest, RouteAuthentication } from './auth';
 import { type BatchService, filesExpiredError, resultsNotReady } from './batchService';
@@ -31,7 +31,7 @@ function wantsToWait(req: express.Request, bodyWait?: boolean): boolean | undefi
 
 export function batchRouter(service: BatchService, config: Config, log: Logger, authentication: RouteAuthentication, slots: ConcurrencySlots): express.Router {
   const router = express.Router();
-  const optionsSchema = batchOptionsSchema(config.WEBHOOK_ALLOWED_NETWORKS ?? []);
+  const optionsSchema = streamOptionsSchema(config.WEBHOOK_ALLOWED_NETWORKS ?? []);
   // A JSON body is bounded by REST_MAX_JSON_BYTES after decompression, which already bounds what inflating it costs.
   const jsonBounds: BodyBounds = {
     maxBytes: config.REST_MAX_JSON_BYTES,

@@ -1,6 +1,6 @@
 import { Client, Connection, ScheduleAlreadyRunning, ScheduleOverlapPolicy, WorkflowExecutionAlreadyStartedError, WorkflowIdReusePolicy, WorkflowNotFoundError } from '@temporalio/client';
 import { type Config, temporalConnectionOptions } from '../config';
-import { BATCH_WORKFLOW_TYPE, EXPIRY_SCHEDULE_ID, EXPIRY_WORKFLOW_TYPE, type BatchWorkflowInput, workflowIdFor } from '../schema/workflow';
+import { BATCH_WORKFLOW_TYPE, EXPIRY_SCHEDULE_ID, EXPIRY_WORKFLOW_TYPE, type BatchWorkflowInput, PARTS_STORED_SIGNAL, type PartsStored, workflowIdFor } from '../schema/workflow';
 
 /** Temporal as Cloud Code sees it: start a batch workflow, wait for it, cancel it. */
 export class BatchWorkflows {
@@ -21,25 +21,39 @@ export class BatchWorkflows {
   /** Starts the workflow for a batch; true when this call started it (a second start of the same batch is a no-op). */
   async start(batchId: string): Promise<boolean> {
     const client = await this.connect();
-    const workflowId = workflowIdFor(batchId);
-    const input: BatchWorkflowInput = { batchId };
     try {
       // Without a deadline the client retries an unreachable server for about 40 s while the submitter waits.
-      await client.withDeadline(Date.now() + this.config.TEMPORAL_START_TIMEOUT, () =>
-        client.workflow.start(BATCH_WORKFLOW_TYPE, {
-          workflowId,
-          taskQueue: this.config.TEMPORAL_TASK_QUEUE,
-          args: [input],
-          workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
-          // The workflow fails itself cleanly at BATCH_WORKFLOW_TIMEOUT; this is only the backstop.
-          workflowExecutionTimeout: this.config.BATCH_WORKFLOW_TIMEOUT + 10 * 60_000,
-        }),
-      );
+      await client.withDeadline(Date.now() + this.config.TEMPORAL_START_TIMEOUT, () => client.workflow.start(BATCH_WORKFLOW_TYPE, this.startOptions(batchId)));
       return true;
     } catch (error) {
       if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
       return false;
     }
+  }
+
+  /** Tells the workflow of a batch processed while uploading that parts were stored, starting it if it does not run yet. */
+  async partsStored(batchId: string, parts: PartsStored): Promise<void> {
+    const client = await this.connect();
+    try {
+      await client.withDeadline(Date.now() + this.config.TEMPORAL_START_TIMEOUT, () =>
+        client.workflow.signalWithStart(BATCH_WORKFLOW_TYPE, { ...this.startOptions(batchId), signal: PARTS_STORED_SIGNAL, signalArgs: [parts] }),
+      );
+    } catch (error) {
+      // The workflow has ended (the batch was cancelled): there is nothing to tell.
+      if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
+    }
+  }
+
+  private startOptions(batchId: string) {
+    const input: BatchWorkflowInput = { batchId };
+    return {
+      workflowId: workflowIdFor(batchId),
+      taskQueue: this.config.TEMPORAL_TASK_QUEUE,
+      args: [input] as [BatchWorkflowInput],
+      workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+      // The workflow fails itself cleanly at BATCH_WORKFLOW_TIMEOUT; this is only the backstop.
+      workflowExecutionTimeout: this.config.BATCH_WORKFLOW_TIMEOUT + 10 * 60_000,
+    };
   }
 
   /** Creates the Schedule that deletes expired batch files, or brings its interval up to date; true when it changed. */

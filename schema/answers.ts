@@ -47,7 +47,7 @@ export function batchMemoryResponse(batch: BatchRecord, results: MemoryProcessin
 
 /** HTTP status of a batch answer: 200 all done and well, 207 finished with problems, 202 still running. */
 export function httpStatusOf(response: BatchMemoryResponse): number {
-  if (response.status === 'pending' || response.status === 'processing') return 202;
+  if (!isTerminal(response.status)) return 202;
   return response.status === 'completed' && response.failed === 0 ? 200 : 207;
 }
 

@@ -127,6 +127,24 @@ export function batchOptionsSchema(webhookAllowedNetworks: readonly IpNetwork[])
 }
 export type BatchOptions = z.infer<typeof batchOptionsFields>;
 
+/**
+ * When a streamed (NDJSON) batch is processed. `after_upload`, the default: once the whole body has
+ * arrived and every line is valid, all or nothing. `while_uploading`: each part as soon as it is stored;
+ * a bad line or a broken upload ends the batch `failed`, holding the memories before it.
+ */
+export const STREAM_PROCESSING_MODES = ['after_upload', 'while_uploading'] as const;
+export type StreamProcessing = (typeof STREAM_PROCESSING_MODES)[number];
+
+/** The options of a streamed batch (the query of an NDJSON POST): the batch options and when to process. */
+export const streamOptionsFields = batchOptionsFields.extend({
+  process: z.enum(STREAM_PROCESSING_MODES, { error: `must be one of ${STREAM_PROCESSING_MODES.join(', ')}` }).optional(),
+});
+
+export function streamOptionsSchema(webhookAllowedNetworks: readonly IpNetwork[]) {
+  return streamOptionsFields.superRefine(webhookRules(webhookAllowedNetworks));
+}
+export type StreamOptions = z.infer<typeof streamOptionsFields>;
+
 export interface BatchLimits {
   maxBatchSize: number;
   maxMemorySize: number;
@@ -215,7 +233,8 @@ export function describeDetails(details: ValidationDetail[]): string {
 /** What a batch id looks like (Parse object ids); anything else is not found without a lookup. */
 export const BATCH_ID_PATTERN = /^[A-Za-z0-9]{1,64}$/;
 
-export const BATCH_STATUSES = ['pending', 'processing', 'completed', 'failed', 'cancelled'] as const;
+/** `receiving`: a batch processed while its body still arrives (process=while_uploading), until the body ends. */
+export const BATCH_STATUSES = ['receiving', 'pending', 'processing', 'completed', 'failed', 'cancelled'] as const;
 export const batchStatusSchema = z.enum(BATCH_STATUSES);
 export type BatchStatus = z.infer<typeof batchStatusSchema>;
 export const TERMINAL_STATUSES: readonly BatchStatus[] = ['completed', 'failed', 'cancelled'];
@@ -315,5 +334,7 @@ export const errorResponseSchema = z.strictObject({
         limit: z.number().optional(),
       }),
     ),
+    /** A batch the refused request had created all the same (process=while_uploading): it ends failed, holding the memories before the refused line. */
+    batch_id: z.string().optional(),
   }),
 });

@@ -3,6 +3,7 @@ import type { BatchStatus } from './memory';
 
 export const BATCH_WORKFLOW_TYPE = 'batchMemoryWorkflow';
 export const PROGRESS_QUERY = 'progress';
+export const PARTS_STORED_SIGNAL = 'partsStored';
 export const EXPIRY_WORKFLOW_TYPE = 'expireBatchFilesWorkflow';
 export const EXPIRY_SCHEDULE_ID = 'batch-memory-file-expiry';
 
@@ -33,6 +34,8 @@ export interface BatchSettings {
   partConcurrency: number;
   partsPerRun: number;
   heartbeatTimeoutMs: number;
+  /** While the body still arrives, how long the workflow waits for a signal of new parts before it reads the request again. */
+  uploadPollMs: number;
   /** A batch of one part this small runs it as a local activity. */
   localPartMaxItems: number;
 }
@@ -50,6 +53,16 @@ export interface PartFile {
   name: string;
   first: number;
   count: number;
+}
+
+/**
+ * Sent by Parse Server as a batch processed while uploading stores its parts: counts only. The workflow
+ * reads the request again if a signal is lost, so a signal only saves waiting.
+ */
+export interface PartsStored {
+  partCount: number;
+  /** The body has ended: no part follows. */
+  sealed: boolean;
 }
 
 export interface BatchManifest {

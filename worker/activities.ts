@@ -26,6 +26,10 @@ import { postWebhook } from './webhookDelivery';
 
 const master = { useMasterKey: true };
 const COUNTS_FLUSH_MS = 1000;
+/** While a batch's body still arrives, how long its workflow waits for a signal of new parts before it reads the request again. */
+const UPLOAD_POLL_MS = 5000;
+/** Past REST_BODY_TIMEOUT, how long a batch may stay `receiving` before its upload counts as lost (its Parse Server gone). */
+const UPLOAD_LOST_GRACE_MS = 60_000;
 /** Per-item results finalizeBatch reads (whole chunk rows) before writing them on into the results file. */
 const RESULTS_PER_PAGE = 2000;
 /** The only webhook error a batch records, whatever the cause (a refused address, a status, a connection error). */
@@ -201,6 +205,24 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
     async beginBatch(batchId: string): Promise<BatchManifest> {
       const object = await loadBatch(batchId);
       let batch = batchRecordOf(object);
+      if (batch.status === 'receiving') {
+        // The body still arrives (processed while uploading). Called again as the workflow waits for parts.
+        const lost = Date.now() > batch.createdAt.getTime() + config.REST_BODY_TIMEOUT + UPLOAD_LOST_GRACE_MS;
+        if (lost) {
+          // No body outlives REST_BODY_TIMEOUT: the Parse Server that received this one stopped before sealing it.
+          object.set({ status: 'processing', error: `the upload did not end (its server stopped); the batch holds the ${batch.totalMemories} memories stored before` });
+        }
+        if (!batch.startedAt) object.set({ startedAt: new Date(), workflowId: workflowIdFor(batchId) });
+        if (lost || !batch.startedAt) {
+          try {
+            await object.save(null, master);
+          } catch (error) {
+            // Sealed or cancelled since the read: the stored status stands.
+            if (!isStatusRefusal(error)) throw error;
+          }
+          batch = batchRecordOf(await loadBatch(batchId));
+        }
+      }
       if (batch.status === 'pending') {
         object.set({ status: 'processing', startedAt: new Date(), workflowId: workflowIdFor(batchId) });
         try {
@@ -218,7 +240,7 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
       return {
         total,
         partCount,
-        ...(partCount === 1 ? { onlyPart: { name: batchFileName, first: 0, count: total } } : {}),
+        ...(partCount === 1 && status !== 'receiving' ? { onlyPart: { name: batchFileName, first: 0, count: total } } : {}),
         partsKey,
         owner: {
           userId: batch.userId,
@@ -232,6 +254,7 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
           partConcurrency: config.BATCH_PART_CONCURRENCY,
           partsPerRun: config.BATCH_PARTS_PER_RUN,
           heartbeatTimeoutMs: config.BATCH_HEARTBEAT_TIMEOUT,
+          uploadPollMs: UPLOAD_POLL_MS,
           localPartMaxItems: config.BATCH_LOCAL_PART_MAX_ITEMS,
         },
       };
@@ -303,7 +326,9 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
       const webhook = Boolean(record.webhookUrl);
       if (record.completedAt) return { processed: record.processedMemories, failed: record.failedMemories, webhook };
       // A status set from outside (the Dashboard cancelling) stands; the counts and results are still written.
-      const finalStatus = isTerminal(record.status) ? record.status : status;
+      // A batch whose upload broke (processed while uploading: its error recorded when its body ended) fails,
+      // once the memories before the break are processed.
+      const finalStatus = isTerminal(record.status) ? record.status : status === 'completed' && record.error ? 'failed' : status;
       const counts: Counts = { processed: 0, failed: 0 };
       // The results stream into the file a page of chunk rows at a time: the worker's memory stays the same
       // whatever the batch's size.

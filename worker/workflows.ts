@@ -5,10 +5,13 @@
  */
 import {
   ActivityCancellationType,
+  ApplicationFailure,
   CancellationScope,
   ParentClosePolicy,
+  condition,
   continueAsNew,
   defineQuery,
+  defineSignal,
   isCancellation,
   proxyActivities,
   proxyLocalActivities,
@@ -25,11 +28,14 @@ import {
   type ExpiryOutcome,
   type FinalizeInput,
   NON_RETRYABLE_ERRORS,
+  PARTS_STORED_SIGNAL,
   PROGRESS_QUERY,
+  type PartsStored,
   webhookWorkflowIdFor,
 } from '../schema/workflow';
 
 export const progressQuery = defineQuery<BatchProgress>(PROGRESS_QUERY);
+export const partsStoredSignal = defineSignal<[PartsStored]>(PARTS_STORED_SIGNAL);
 
 const retry: RetryPolicy = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', nonRetryableErrorTypes: NON_RETRYABLE_ERRORS };
 // Local activities: short reads and writes of the request that need no task queue round trip of their own,
@@ -72,6 +78,19 @@ export async function batchMemoryWorkflow(input: BatchWorkflowInput): Promise<vo
   const { batchId } = input;
   const progress: BatchProgress = { batchId, total: 0, partCount: 0, partsDone: 0, processed: 0, failed: 0, status: 'starting' };
   setHandler(progressQuery, () => progress);
+  // What is known of the body of a batch processed while uploading: parts stored so far, and whether it has ended.
+  // The end is taken from the request only (a read moves a batch sealed `pending` on to `processing`); a signal of
+  // it is the cue to read.
+  const upload = { partCount: 0, sealed: false, endSignalled: false };
+  const learn = (partCount: number, sealed: boolean) => {
+    upload.partCount = Math.max(upload.partCount, partCount);
+    upload.sealed ||= sealed;
+    progress.partCount = upload.partCount;
+  };
+  setHandler(partsStoredSignal, ({ partCount, sealed }) => {
+    learn(partCount, false);
+    upload.endSignalled ||= sealed;
+  });
 
   let manifest;
   try {
@@ -81,8 +100,9 @@ export async function batchMemoryWorkflow(input: BatchWorkflowInput): Promise<vo
     await finish({ batchId, status: 'failed', error: errorMessage(error) }).catch(() => undefined);
     return;
   }
-  Object.assign(progress, { total: manifest.total, partCount: manifest.partCount, status: manifest.status });
-  if (manifest.status !== 'processing') return;
+  Object.assign(progress, { total: manifest.total, status: manifest.status });
+  learn(manifest.partCount, manifest.status !== 'receiving');
+  if (manifest.status !== 'processing' && manifest.status !== 'receiving') return;
 
   const { settings } = manifest;
   const resume: BatchWorkflowResume = input.resume ?? { nextPart: 0, processed: 0, failed: 0, deadline: Date.now() + settings.timeoutMs };
@@ -92,11 +112,30 @@ export async function batchMemoryWorkflow(input: BatchWorkflowInput): Promise<vo
   // A small batch's only part runs inside the workflow task, like beginBatch and finalizeBatch: the whole
   // batch takes one workflow task and no activity task (10 batches of 100 at once are bound by that work).
   const { processPart } =
-    manifest.partCount === 1 && manifest.total <= settings.localPartMaxItems
+    manifest.onlyPart && manifest.total <= settings.localPartMaxItems
       ? proxyLocalActivities<BatchActivities>({ startToCloseTimeout: '1h', retry, cancellationType })
       : proxyActivities<BatchActivities>({ startToCloseTimeout: '1h', heartbeatTimeout: settings.heartbeatTimeoutMs, retry, cancellationType });
 
-  const runUntil = Math.min(manifest.partCount, resume.nextPart + settings.partsPerRun);
+  // Parts processed, and waits for the body, both add to history: a run takes at most partsPerRun of them.
+  const runUntil = resume.nextPart + settings.partsPerRun;
+  let waits = 0;
+  // One wait for more of the body at a time, shared by the lanes: a signal of new parts, or else (and at its end) the request read again.
+  let waiting: Promise<void> | undefined;
+  const moreOfTheBody = (): Promise<void> =>
+    (waiting ??= (async () => {
+      const known = upload.partCount;
+      waits++;
+      const signalled = await condition(() => upload.partCount > known || upload.endSignalled, settings.uploadPollMs);
+      if (!signalled || upload.endSignalled) {
+        upload.endSignalled = false;
+        const current = await beginBatch(batchId);
+        progress.total = current.total;
+        if (current.status !== 'receiving' && current.status !== 'processing') throw ApplicationFailure.nonRetryable(`batch ${batchId} is ${current.status}`, 'BatchDataError');
+        learn(current.partCount, current.status !== 'receiving');
+      }
+    })().finally(() => {
+      waiting = undefined;
+    }));
   let outcome: 'done' | 'continue';
   try {
     outcome = await CancellationScope.withTimeout(Math.max(1, resume.deadline - Date.now()), async () => {
@@ -106,7 +145,12 @@ export async function batchMemoryWorkflow(input: BatchWorkflowInput): Promise<vo
       let stop = false;
       const lane = async () => {
         try {
-          while (!stop && next < runUntil) {
+          while (!stop && next + waits < runUntil) {
+            if (next >= upload.partCount) {
+              if (upload.sealed) return;
+              await moreOfTheBody();
+              continue;
+            }
             const counts = await processPart({ batchId, part: next++, partsKey: manifest.partsKey, owner: manifest.owner, onlyPart: manifest.onlyPart });
             progress.processed += counts.processed;
             progress.failed += counts.failed;
@@ -123,7 +167,7 @@ export async function batchMemoryWorkflow(input: BatchWorkflowInput): Promise<vo
       const lanes = await Promise.allSettled(Array.from({ length: settings.partConcurrency }, lane));
       const failure = lanes.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
       if (failure) throw failure.reason;
-      return next >= manifest.partCount ? 'done' : 'continue';
+      return upload.sealed && next >= upload.partCount ? 'done' : 'continue';
     });
   } catch (error) {
     const cancelledByClient = isCancellation(error) && CancellationScope.current().consideredCancelled;

@@ -43,6 +43,8 @@ postgresRun(
     const report = JSON.parse(fs.readFileSync(path.join(outputDir, 'results.json'), 'utf8')) as BenchReport;
     expect(Object.keys(report.results).sort()).toEqual(['baselines', 'claimCheck', 'concurrent', 'scaling', 'sequence', 'single']);
     expect(unmeasuredFigures(report.results)).toEqual([]);
+    // The scaling uploads are processed while uploading; the largest size runs once more all or nothing, after the upload.
+    expect(report.results.scaling.map((row) => `${row.memories} ${row.process}`)).toEqual(['200 while_uploading', '500 while_uploading', '500 after_upload']);
     // The COPY baseline ran beside the other two, and the product is judged against it.
     for (const row of report.results.baselines) expect(row).toMatchObject({ copyPerSecond: expect.any(Number), vsCopy: expect.any(Number) });
     expect(report.targets.length).toBeGreaterThan(0);
@@ -56,6 +58,7 @@ postgresRun(
     expect(markdown).toContain('## Targets');
     expect(markdown).toContain('| PostgreSQL COPY |');
     expect(markdown).toContain('## 7. Where the time goes');
+    expect(markdown).toContain('| memories | process | end to end |');
     expect(markdown).toContain('| upload and store | processing after it |');
     fs.rmSync(outputDir, { recursive: true, force: true });
   },

@@ -157,6 +157,33 @@ test('`cancel` stops a running batch, and the master key acts for the user named
   expect(await countMemories(batchId)).toBe(successful);
 });
 
+test('--process while_uploading: a valid file completes exactly; a bad line after the first part exits 1 naming the batch, which holds the memories before it', async () => {
+  const { user, sessionToken } = await newUser('cli-early');
+  const env = { MEMORY_BATCH_SERVER: SERVER, MEMORY_BATCH_SESSION_TOKEN: sessionToken };
+  const good = await runCli(['import', writeJsonl('early.jsonl', memories(2000, 200)), '--process', 'while_uploading'], env);
+  expect(good.code).toBe(0);
+  const batchId = summaryValue(good.stdout, 'batch') as string;
+  expect(summaryValue(good.stdout, 'successful')).toBe('2000');
+  expect(await countMemories(batchId)).toBe(2000);
+  expect(await duplicateMemories(batchId)).toBe(0);
+
+  const file = path.join(dir, 'early-bad.jsonl');
+  const items = memories(1000, 200).map((memory) => JSON.stringify(memory));
+  items[950] = '{"content":"ok","tags":"x"}';
+  fs.writeFileSync(file, `${items.join('\n')}\n`);
+  const bad = await runCli(['import', file, '--process', 'while_uploading'], env);
+  expect(bad).toMatchObject({ code: 1, stderr: expect.stringContaining('HTTP 400 invalid_request: invalid batch: memories[950].tags must be an array of strings') });
+  const held = /batch (\w+) holds the 950 memories before it and ends failed/.exec(bad.stderr)?.[1];
+  expect(held).toBeDefined();
+  const failed = await waitFor('the batch of the bad file to end', async () => {
+    const batch = await getBatch(held as string);
+    return ['completed', 'failed', 'cancelled'].includes(batch.get('status')) ? batch : undefined;
+  });
+  expect({ status: failed.get('status'), total: failed.get('totalMemories'), processed: failed.get('processedMemories') }).toEqual({ status: 'failed', total: 950, processed: 950 });
+  expect(await countMemories(held as string)).toBe(950);
+  expect(await batchesOf(user)).toBe(2);
+});
+
 describe('exit codes and messages', () => {
   test('2 for usage errors: no credentials, a missing file, a bad option, the master key importing without --user-id', async () => {
     const noCredentials = await runCli(['import', path.join(dir, 'none.jsonl'), '--server', SERVER]);

@@ -40,7 +40,7 @@ describe('BatchMemoryRequest triggers and permissions', () => {
     copy.set({ user: batch.get('user'), batchFile: batch.get('batchFile'), status: 'pending', totalMemories: 1 });
     await expect(copy.save(null, master)).rejects.toMatchObject({ message: 'organization is required' });
     copy.set({ organization: batch.get('organization'), status: 'processing' });
-    await expect(copy.save(null, master)).rejects.toMatchObject({ message: 'a new batch starts as pending' });
+    await expect(copy.save(null, master)).rejects.toMatchObject({ message: 'a new batch starts as pending, or receiving (processed while uploading)' });
     batch.set({ processedMemories: 3, failedMemories: 1 });
     await expect(batch.save(null, master)).rejects.toMatchObject({ message: 'processed (3) + failed (1) exceeds totalMemories (3)' });
     await expect(P.Cloud.run('getMemoryBatch', { batch_id: 'not an id!' }, master)).rejects.toMatchObject({ message: 'batch_id must be a batch id' });

@@ -5,6 +5,7 @@
  * REST route is a 5xx; a killed worker's parts resume after their recorded chunks (what the processor
  * prepared shows it).
  */
+import { Readable } from 'node:stream';
 import { Client } from 'pg';
 import { loadConfig } from '../../config';
 import { waitFor } from '../../scripts/processes';
@@ -206,6 +207,43 @@ test('the worker killed with SIGKILL in the middle of a batch of one part (a loc
   const after = await api.chunkRows(batchId);
   expect(after).toHaveLength(10);
   for (const { first, attempt } of before) expect(after.find((chunk) => chunk.first === first)?.attempt).toBe(attempt);
+});
+
+test('the worker killed with SIGKILL while parts are processed before the upload has finished (process=while_uploading): exact, and resumed', async () => {
+  const total = 1000;
+  // 20 ms an item: a part of 100 takes about 2 s, so that the kill lands inside one while the body is held open.
+  const body = memories(total, 150, (index) => ({ metadata: { index, test_slow_ms: 20, test_record: true } })).map((item) => `${JSON.stringify(item)}\n`);
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  const stream = Readable.from(
+    (async function* () {
+      yield body.slice(0, 500).join('');
+      await held;
+      yield body.slice(500).join('');
+    })(),
+  );
+  const answer = fetch(`${stack.info.serverURL.replace(/\/parse$/, '')}/api/v1/memory/batch?process=while_uploading&wait=false`, {
+    method: 'POST',
+    headers: { 'X-Parse-Session-Token': user.token, 'Content-Type': 'application/x-ndjson' },
+    body: Readable.toWeb(stream) as ReadableStream,
+    duplex: 'half',
+  } as RequestInit);
+  const ofUser = encodeURIComponent(JSON.stringify({ user: { __type: 'Pointer', className: '_User', objectId: user.id }, status: 'receiving' }));
+  const batchId: string = await waitFor(
+    'the batch of the open upload',
+    async () => (await api.call(`/parse/classes/BatchMemoryRequest?where=${ofUser}`, { master: true })).body.results[0]?.objectId,
+    60_000,
+    50,
+  );
+  await untilPartHalfDone(batchId);
+  const kill = await killWorker(batchId);
+  expect((await batchStatus(batchId)).status).toBe('receiving');
+  release();
+  const accepted = await answer;
+  expect(accepted.status).toBe(202);
+  expect(await accepted.json()).toMatchObject({ batch_id: batchId, total });
+  await expectExact('worker killed (SIGKILL) while parts are processed before the upload has finished', batchId, total, 1);
+  expectResumedAfterEachKill(batchId, [kill]);
 });
 
 test('Parse Server killed and restarted in the middle of a batch: completes with exact counts', async () => {

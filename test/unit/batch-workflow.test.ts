@@ -1,6 +1,7 @@
 /**
  * The batch workflow's branches on Temporal's time-skipping test server, with activities the test supplies:
- * cancel against timeout, continue-as-new, lanes that settle before the batch is finalized.
+ * cancel against timeout, continue-as-new, lanes that settle before the batch is finalized, parts processed
+ * while the body still arrives.
  */
 import { randomUUID } from 'node:crypto';
 import { Context } from '@temporalio/activity';
@@ -11,13 +12,13 @@ import type { Worker } from '@temporalio/worker';
 import { waitFor } from '../../scripts/processes';
 import type { BatchActivities } from '../../worker/activities';
 import type { BatchManifest, BatchProgress, BatchSettings, BatchWorkflowInput, Counts, ExpiryOutcome, FinalizeInput, FinalizeOutcome, PartInput } from '../../schema/workflow';
-import { BATCH_WORKFLOW_TYPE, EXPIRY_WORKFLOW_TYPE, PROGRESS_QUERY, webhookWorkflowIdFor, workflowIdFor } from '../../schema/workflow';
+import { BATCH_WORKFLOW_TYPE, EXPIRY_WORKFLOW_TYPE, PARTS_STORED_SIGNAL, PROGRESS_QUERY, type PartsStored, webhookWorkflowIdFor, workflowIdFor } from '../../schema/workflow';
 import { timeSkippingEnvironment, workflowWorker } from './support/workflowEnvironment';
 
 type History = Awaited<ReturnType<WorkflowHandle['fetchHistory']>>;
 type Activities = Pick<BatchActivities, 'beginBatch' | 'processPart' | 'finalizeBatch' | 'deliverWebhook' | 'expireBatchFiles'>;
 
-const SETTINGS: BatchSettings = { timeoutMs: 3_600_000, partConcurrency: 2, partsPerRun: 100, heartbeatTimeoutMs: 86_400_000, localPartMaxItems: 0 };
+const SETTINGS: BatchSettings = { timeoutMs: 3_600_000, partConcurrency: 2, partsPerRun: 100, heartbeatTimeoutMs: 86_400_000, uploadPollMs: 5000, localPartMaxItems: 0 };
 
 function manifest(overrides: Partial<BatchManifest> = {}, settings: Partial<BatchSettings> = {}): BatchManifest {
   return {
@@ -271,6 +272,111 @@ test('a small batch of one part runs it as a local activity and hands its webhoo
   });
   expect(info).toEqual({ isLocal: true, onlyPart });
   expect(seen.log).toEqual(['part 0 started', 'part 0 done', 'finalize completed', `webhook ${batchId}`]);
+});
+
+/** Runs of a workflow, first to last, by following each run's continue-as-new event. */
+async function runsOf(handle: { workflowId: string; firstExecutionRunId: string }): Promise<number> {
+  let runs = 0;
+  for (let runId: string | undefined = handle.firstExecutionRunId; runId; runs++) {
+    const history: History = await env.client.workflow.getHandle(handle.workflowId, runId).fetchHistory();
+    runId = history.events?.[history.events.length - 1]?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId ?? undefined;
+  }
+  return runs;
+}
+
+test('while the body arrives, each part is processed once it is signalled as stored, and the batch ends when the body does', async () => {
+  const seen = recorder();
+  // The request as Parse Server records it, before it signals.
+  let request = manifest({ status: 'receiving', partCount: 1, total: 100 });
+  const progress = await withBatch(
+    activities(async () => request, tenEach, seen),
+    async (batchId, taskQueue) => {
+      const handle = await startBatch(batchId, taskQueue);
+      await waitFor('part 0 processed', async () => seen.log.includes('part 0 done'), 30_000, 20);
+      // Nothing past the stored parts was taken.
+      expect(seen.parts).toEqual([0]);
+      await handle.signal<[PartsStored]>(PARTS_STORED_SIGNAL, { partCount: 3, sealed: false });
+      await waitFor('parts 1 and 2 processed', async () => seen.log.includes('part 1 done') && seen.log.includes('part 2 done'), 30_000, 20);
+      expect(seen.finalized).toEqual([]);
+      request = manifest({ status: 'processing', partCount: 4, total: 400 });
+      await handle.signal<[PartsStored]>(PARTS_STORED_SIGNAL, { partCount: 4, sealed: true });
+      await handle.result();
+      return handle.query<BatchProgress>(PROGRESS_QUERY);
+    },
+  );
+  expect(seen.parts.sort()).toEqual([0, 1, 2, 3]);
+  expect(seen.finalized).toEqual([{ batchId: expect.any(String), status: 'completed' }]);
+  expect(progress).toMatchObject({ partCount: 4, partsDone: 4, processed: 40, status: 'completed' });
+});
+
+test('a signal of the end is confirmed by reading the request: a batch the read finds still receiving is not finalized', async () => {
+  const seen = recorder();
+  let reads = 0;
+  let request = manifest({ status: 'receiving', partCount: 1 }, { uploadPollMs: 50 });
+  await withBatch(
+    activities(
+      async () => {
+        reads++;
+        return request;
+      },
+      tenEach,
+      seen,
+    ),
+    async (batchId, taskQueue) => {
+      const handle = await startBatch(batchId, taskQueue);
+      await waitFor('part 0 processed', async () => seen.log.includes('part 0 done'), 30_000, 20);
+      const before = reads;
+      await handle.signal<[PartsStored]>(PARTS_STORED_SIGNAL, { partCount: 1, sealed: true });
+      await waitFor('the request read again', async () => reads > before, 30_000, 20);
+      expect(seen.finalized).toEqual([]);
+      request = manifest({ status: 'processing', partCount: 2 }, { uploadPollMs: 50 });
+      await handle.result();
+    },
+  );
+  expect(seen.parts).toEqual([0, 1]);
+  expect(seen.finalized).toEqual([{ batchId: expect.any(String), status: 'completed' }]);
+});
+
+test('with no signal (lost, or Temporal was unreachable), the workflow reads the request again and learns of new parts and of the end', async () => {
+  const seen = recorder();
+  // The test server skips no time while local activities run: a short poll keeps the test fast.
+  const poll = { uploadPollMs: 50 };
+  const reads: BatchManifest[] = [manifest({ status: 'receiving', partCount: 1 }, poll), manifest({ status: 'receiving', partCount: 2 }, poll), manifest({ status: 'processing', partCount: 3 }, poll)];
+  let read = 0;
+  await withBatch(
+    activities(async () => reads[Math.min(read++, reads.length - 1)], tenEach, seen),
+    async (batchId, taskQueue) => (await startBatch(batchId, taskQueue)).result(),
+  );
+  expect(read).toBeGreaterThanOrEqual(3);
+  expect(seen.parts.sort()).toEqual([0, 1, 2]);
+  expect(seen.finalized).toEqual([{ batchId: expect.any(String), status: 'completed' }]);
+});
+
+test('waiting for the body counts toward the parts of a run: a long upload continues as new instead of growing one history', async () => {
+  const seen = recorder();
+  let read = 0;
+  const runs = await withBatch(
+    activities(async () => manifest(read++ < 8 ? { status: 'receiving', partCount: 0 } : { status: 'processing', partCount: 1 }, { partsPerRun: 3, uploadPollMs: 50 }), tenEach, seen),
+    async (batchId, taskQueue) => {
+      const handle = await env.client.workflow.start(BATCH_WORKFLOW_TYPE, { taskQueue, workflowId: workflowIdFor(batchId), args: [{ batchId }] });
+      await handle.result();
+      return runsOf(handle);
+    },
+  );
+  expect(runs).toBeGreaterThan(1);
+  expect(seen.parts).toEqual([0]);
+  expect(seen.finalized).toEqual([{ batchId: expect.any(String), status: 'completed' }]);
+});
+
+test('a batch that stopped while its body arrived (found ended on a read) is finalized failed, naming its status', async () => {
+  const seen = recorder();
+  let read = 0;
+  await withBatch(
+    activities(async () => manifest({ status: read++ === 0 ? 'receiving' : 'failed', partCount: 0 }, { uploadPollMs: 50 }), tenEach, seen),
+    async (batchId, taskQueue) => (await startBatch(batchId, taskQueue)).result(),
+  );
+  expect(seen.parts).toEqual([]);
+  expect(seen.finalized).toEqual([{ batchId: expect.any(String), status: 'failed', error: expect.stringMatching(/is failed$/) }]);
 });
 
 test('the expiry workflow answers what its activity removed', async () => {
