@@ -160,12 +160,16 @@ const SMALL_BATCH_CPU =
 const FLOOR_GAP =
   "the work the product does per memory beyond writing its row, on two cores shared by every process: validating, compressing and storing the upload, then reading it back, the worker's request and Parse Server's conversion of each row, and one chunk row per ten memories (the time split is in section 7)";
 
-/** The targets of issues 7 and 16, judged on the measured figures of this run (at the sizes it ran). */
+/** The size of `npm run bench -- --million`'s batch. */
+export const MILLION_MEMORIES = 1_000_000;
+
+/** The performance targets, judged on the measured figures of this run (at the sizes it ran). */
 export function judgeTargets(results: BenchResults): TargetVerdict[] {
   const { concurrent, single, sequence } = results;
   const claimCheck = results.claimCheck.find((row) => row.memories === 100);
   if (!claimCheck) throw new Error('the claim-check scenario has no row for 100 memories');
-  const largest = results.scaling.reduce((a, b) => (b.memories > a.memories ? b : a));
+  // The million-memory row (`--million`) has targets of its own; these are the ones of the regular sizes.
+  const largest = results.scaling.filter((row) => row.memories < MILLION_MEMORIES).reduce((a, b) => (b.memories > a.memories ? b : a));
   const twoLargest = [...results.baselines]
     .sort((a, b) => b.memories - a.memories)
     .slice(0, 2)
@@ -216,7 +220,7 @@ export function judgeTargets(results: BenchResults): TargetVerdict[] {
 
 /** The targets of a batch of a million memories (`npm run bench -- --million`), against the largest size below it. */
 function millionTargets(scaling: ScalingRow[]): TargetVerdict[] {
-  const million = scaling.find((row) => row.memories >= 1_000_000);
+  const million = scaling.find((row) => row.memories >= MILLION_MEMORIES);
   if (!million) return [];
   const below = scaling.filter((row) => row.memories < million.memories).reduce((a, b) => (b.memories > a.memories ? b : a));
   const name = `${formatNumber(million.memories)} memories in one batch`;

@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: boots a stack of its own, runs the benchmark scenarios of issues 7 and 16, then a profiled
+ * `npm run bench`: boots a stack of its own, runs the benchmark scenarios (docs/requirements.md §7 and the targets), then a profiled
  * upload on another stack, and writes BENCHMARKS.md and bench/results.json. `npm run bench:smoke` (`--smoke`)
  * runs every scenario at tiny sizes into coverage/bench-smoke/ (or BENCH_OUTPUT_DIR), to show that each one
  * runs and measures. `-- --million` adds one batch of a million memories to the scaling table; `-- --profile[=N]`
@@ -31,6 +31,7 @@ import {
   profileSection,
   formatNumber as f,
   judgeTargets,
+  MILLION_MEMORIES,
   nodeFlagsOf,
   stackSettings,
   unmeasuredFigures,
@@ -52,8 +53,6 @@ interface Sizes {
 
 /** Baselines run beside the scaling sizes up to this; saveAll of a million would take a quarter of an hour. */
 const BASELINE_MAX_MEMORIES = 100_000;
-/** `--million`: the scaling table gets a row for one batch of a million memories through the REST route. */
-const MILLION = 1_000_000;
 /** Statements of the profiled run listed in BENCHMARKS.md, the most costly first. */
 const PROFILED_STATEMENTS = 8;
 
@@ -254,7 +253,7 @@ async function main(): Promise<number> {
     };
     settings = stackSettings(stack.config, nodeFlagsOf(info.serverPid));
     const sizes = smoke ? SMOKE_SIZES : FULL_SIZES;
-    results = await measure(context, million ? { ...sizes, scaling: [...sizes.scaling, MILLION] } : sizes);
+    results = await measure(context, million ? { ...sizes, scaling: [...sizes.scaling, MILLION_MEMORIES] } : sizes);
   } finally {
     await connection?.close();
     await stack.stop();
