@@ -28,8 +28,6 @@ const master = { useMasterKey: true };
 const COUNTS_FLUSH_MS = 1000;
 /** While a batch's body still arrives, how long its workflow waits for a signal of new parts before it reads the request again. */
 const UPLOAD_POLL_MS = 5000;
-/** Past REST_BODY_TIMEOUT, how long a batch may stay `receiving` before its upload counts as lost (its Parse Server gone). */
-const UPLOAD_LOST_GRACE_MS = 60_000;
 /** Per-item results finalizeBatch reads (whole chunk rows) before writing them on into the results file. */
 const RESULTS_PER_PAGE = 2000;
 /** The only webhook error a batch records, whatever the cause (a refused address, a status, a connection error). */
@@ -207,7 +205,7 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
       let batch = batchRecordOf(object);
       if (batch.status === 'receiving') {
         // The body still arrives (processed while uploading). Called again as the workflow waits for parts.
-        const lost = Date.now() > batch.createdAt.getTime() + config.REST_BODY_TIMEOUT + UPLOAD_LOST_GRACE_MS;
+        const lost = Date.now() > batch.createdAt.getTime() + config.REST_BODY_TIMEOUT + config.BATCH_UPLOAD_LOST_AFTER;
         if (lost) {
           // No body outlives REST_BODY_TIMEOUT: the Parse Server that received this one stopped before sealing it.
           object.set({ status: 'processing', error: `the upload did not end (its server stopped); the batch holds the ${batch.totalMemories} memories stored before` });

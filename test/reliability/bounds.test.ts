@@ -24,7 +24,7 @@ const LIMITS = {
   REST_MAX_EVENT_STREAMS: 3,
   REST_MAX_EVENT_STREAMS_PER_USER: 2,
 };
-const BODY_TIMEOUT_MS = 10_000;
+const BODY_TIMEOUT_MS = 5_000;
 const CLOCK_TICKS = Number(execSync('getconf CLK_TCK').toString().trim());
 
 let stack: PrivateStack;

@@ -1,7 +1,7 @@
 /**
  * Parse Server killed while it receives the body of a batch processed while uploading: no one is left to
- * seal the batch, so its workflow does, once no body could still be arriving (REST_BODY_TIMEOUT, short
- * here, and a minute's grace). The batch ends failed, holding exactly the memories stored before, each
+ * seal the batch, so its workflow does, once no body could still be arriving (REST_BODY_TIMEOUT and
+ * BATCH_UPLOAD_LOST_AFTER, both short here). The batch ends failed, holding exactly the memories stored before, each
  * written once. On a private stack: the test kills its Parse Server.
  */
 import { waitFor } from '../../scripts/processes';
@@ -13,7 +13,7 @@ let stack: PrivateStack;
 let api: ReturnType<typeof stackApi>;
 
 beforeAll(async () => {
-  stack = await startPrivateStack('upload-lost', { REST_BODY_TIMEOUT: '10s' });
+  stack = await startPrivateStack('upload-lost', { REST_BODY_TIMEOUT: '10s', BATCH_UPLOAD_LOST_AFTER: '2s' });
   api = stackApi(stack.info);
 }, 180_000);
 

@@ -2,17 +2,20 @@
 const Sequencer = require('@jest/test-sequencer').default;
 
 const LONGEST_FIRST = [
-  'ndjson-large.test.ts',
-  'cli.test.ts',
-  'existing-app.test.ts',
   'faults.test.ts',
-  'temporal-outage.test.ts',
-  'cluster.test.ts',
   'supervision.test.ts',
-  's3-files.test.ts',
-  'bench-smoke.test.ts',
-  'payload-limits.test.ts',
+  'existing-app.test.ts',
+  'cluster.test.ts',
+  'cli.test.ts',
+  'bounds.test.ts',
+  'upload-lost.test.ts',
   'local-stack.test.ts',
+  'failed-batches.test.ts',
+  'ndjson-large.test.ts',
+  'bench-smoke.test.ts',
+  'temporal-outage.test.ts',
+  's3-files.test.ts',
+  'payload-limits.test.ts',
 ];
 
 class LongestFirstSequencer extends Sequencer {
