@@ -312,7 +312,9 @@ test('while the body arrives, each part is processed once it is signalled as sto
 test('a signal of the end is confirmed by reading the request: a batch the read finds still receiving is not finalized', async () => {
   const seen = recorder();
   let reads = 0;
-  let request = manifest({ status: 'receiving', partCount: 1 }, { uploadPollMs: 50 });
+  // No poll within the test: only the signals make the workflow read the request.
+  const poll = { uploadPollMs: 3_600_000 };
+  let request = manifest({ status: 'receiving', partCount: 1 }, poll);
   await withBatch(
     activities(
       async () => {
@@ -329,7 +331,9 @@ test('a signal of the end is confirmed by reading the request: a batch the read 
       await handle.signal<[PartsStored]>(PARTS_STORED_SIGNAL, { partCount: 1, sealed: true });
       await waitFor('the request read again', async () => reads > before, 30_000, 20);
       expect(seen.finalized).toEqual([]);
-      request = manifest({ status: 'processing', partCount: 2 }, { uploadPollMs: 50 });
+      // The body really ends: the request says so, and the next signal's read finds it.
+      request = manifest({ status: 'processing', partCount: 2 }, poll);
+      await handle.signal<[PartsStored]>(PARTS_STORED_SIGNAL, { partCount: 2, sealed: true });
       await handle.result();
     },
   );
