@@ -11,6 +11,8 @@ export type OutputStream = 'stdout' | 'stderr';
 const CONTINUATION_WAIT_MS = 25;
 
 const WARNING = /\b(warn(ing)?|deprecat(ed|ion))\b/i;
+/** Lines printed as errors that say nothing is wrong: Temporal's dev server logs this one when a client drops in the middle of a call (a worker killed). */
+const NOT_AN_ERROR = /unable to add metrics baggage to gRPC trailer/;
 
 interface Pending {
   entry: { time: string; level: string; msg: string; process: string; stream: OutputStream };
@@ -38,7 +40,7 @@ export class JsonLineWriter {
       this.write(JSON.stringify({ time, level, msg, process, ...fields }));
       return;
     }
-    const level = stream === 'stdout' ? 'info' : WARNING.test(text) ? 'warn' : 'error';
+    const level = stream === 'stdout' ? 'info' : WARNING.test(text) || NOT_AN_ERROR.test(text) ? 'warn' : 'error';
     const entry = { time: new Date().toISOString(), level, msg: text, process, stream };
     const timer = setTimeout(() => this.flush(key), CONTINUATION_WAIT_MS);
     timer.unref();
