@@ -510,9 +510,12 @@ export class BatchService {
       const cancelled = await this.workflows.cancel(idOf(batch));
       log.info('batch cancelled', { workflowRunning: cancelled });
       if (!cancelled) {
-        // No workflow to record the end: record it here.
+        // No workflow to record the end: record it here, unless one that began meanwhile has (the end is written once).
         batch.set('completedAt', new Date());
-        await batch.save(null, master);
+        await batch.save(null, master).catch(async (error: unknown) => {
+          batch.revert('completedAt');
+          if (!batchRecordOf(await batch.fetch(master)).completedAt) throw error;
+        });
       }
     } else if (status === 'pending' && previousStatus !== undefined) {
       await this.startWorkflow(batch, log);

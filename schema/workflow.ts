@@ -73,6 +73,8 @@ export interface BatchManifest {
   /** A batch of one part: that part, read from the request (its batchFile), so that no index lookup is needed. */
   onlyPart?: PartFile;
   status: BatchStatus;
+  /** The batch's end is recorded (completedAt): a cancelled batch whose end is not was cancelled while its workflow ran, which records it. */
+  ended: boolean;
   settings: BatchSettings;
 }
 

@@ -201,7 +201,7 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
   return {
     /** Marks the batch processing and returns the small manifest the workflow needs. */
     async beginBatch(batchId: string): Promise<BatchManifest> {
-      const object = await loadBatch(batchId);
+      let object = await loadBatch(batchId);
       let batch = batchRecordOf(object);
       if (batch.status === 'receiving') {
         // The body still arrives (processed while uploading). Called again as the workflow waits for parts.
@@ -218,7 +218,10 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
             // Sealed or cancelled since the read: the stored status stands.
             if (!isStatusRefusal(error)) throw error;
           }
-          batch = batchRecordOf(await loadBatch(batchId));
+          // Read again, and go on from that row: the body may have been sealed meanwhile with more parts (as
+          // `pending`, not started yet), and a later write of this stale object would answer its old parts.
+          object = await loadBatch(batchId);
+          batch = batchRecordOf(object);
         }
       }
       if (batch.status === 'pending') {
@@ -247,6 +250,7 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
           ...(batch.namespaceId ? { namespaceId: batch.namespaceId } : {}),
         },
         status,
+        ended: batch.completedAt !== undefined,
         settings: {
           timeoutMs: config.BATCH_WORKFLOW_TIMEOUT,
           partConcurrency: config.BATCH_PART_CONCURRENCY,

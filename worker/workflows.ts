@@ -102,7 +102,11 @@ export async function batchMemoryWorkflow(input: BatchWorkflowInput): Promise<vo
   }
   Object.assign(progress, { total: manifest.total, status: manifest.status });
   learn(manifest.partCount, manifest.status !== 'receiving');
-  if (manifest.status !== 'processing' && manifest.status !== 'receiving') return;
+  if (manifest.status !== 'processing' && manifest.status !== 'receiving') {
+    // Cancelled as this workflow began: the cancel found it running and left the end to it.
+    if (manifest.status === 'cancelled' && !manifest.ended) await finish({ batchId, status: 'cancelled' });
+    return;
+  }
 
   const { settings } = manifest;
   const resume: BatchWorkflowResume = input.resume ?? { nextPart: 0, processed: 0, failed: 0, deadline: Date.now() + settings.timeoutMs };

@@ -5,6 +5,7 @@
  * cancel is held first, the other write second, and they are let through in that order. On PostgreSQL a
  * row lock holds them (the database's own view of who waits for it counts them); on MongoDB a wire
  * protocol proxy between a stack of the test's own and the database holds their findAndModify commands.
+ * Likewise a workflow's start that read a batch still receiving, and the seal of its body saved in between.
  */
 import { Client } from 'pg';
 import { type Config, loadConfig, parseEndpoint } from '../../config';
@@ -85,14 +86,14 @@ afterAll(async () => {
   process.env.TEST_STACK = sharedStack;
 });
 
-/** A pending request over the stored parts of a finished batch, with no workflow started for it. */
-async function pendingBatch(): Promise<Parse.Object> {
+/** A pending (or receiving) request over the stored parts of a finished batch, with no workflow started for it. */
+async function pendingBatch(status: 'pending' | 'receiving' = 'pending'): Promise<Parse.Object> {
   const P = parse();
   const { sessionToken } = await newUser('race');
   const done = await getBatch((await addMemoryBatch(sessionToken, { memories: memories(3) })).batch_id);
   const batch = new P.Object('BatchMemoryRequest');
   for (const field of ['organization', 'user', 'batchFile', 'partsKey', 'partCount', 'totalMemories']) batch.set(field, done.get(field));
-  batch.set({ status: 'pending', processedMemories: 0, failedMemories: 0 });
+  batch.set({ status, processedMemories: 0, failedMemories: 0 });
   batch.setACL(done.getACL() as Parse.ACL);
   return batch.save(null, master);
 }
@@ -193,5 +194,31 @@ describe('a cancel is never overwritten (compare-and-set on the status)', () => 
     const stored = await getBatch(batchId);
     expect(stored.get('status')).toBe('cancelled');
     expect(stored.get('processedMemories')).toBe(await countMemories(batchId));
+  });
+});
+
+describe('a start that races the end of an upload (processed while uploading)', () => {
+  test('beginBatch that read a batch receiving while its body was sealed with more parts answers the sealed parts and total, not those it read', async () => {
+    const batch = await pendingBatch('receiving');
+    const batchId = batch.id as string;
+    expect({ partCount: batch.get('partCount'), total: batch.get('totalMemories') }).toEqual({ partCount: 1, total: 3 });
+    // What the upload's seal writes when the workflow has not begun: its last part and total, and `pending`.
+    const seal = () => {
+      const sealed = new (parse().Object)('BatchMemoryRequest');
+      sealed.id = batchId;
+      return sealed.save({ status: 'pending', partCount: 2, totalMemories: 5 }, master);
+    };
+    const [sealing, begin] = await heldInOrder(batchId, seal, () => activities.beginBatch(batchId));
+    expect(sealing.status).toBe('fulfilled');
+    expect(begin.status === 'fulfilled' && { status: begin.value.status, partCount: begin.value.partCount, total: begin.value.total, onlyPart: begin.value.onlyPart }).toEqual({
+      status: 'processing',
+      partCount: 2,
+      total: 5,
+      onlyPart: undefined,
+    });
+    const stored = await getBatch(batchId);
+    expect({ status: stored.get('status'), partCount: stored.get('partCount'), started: stored.get('startedAt') instanceof Date }).toEqual({ status: 'processing', partCount: 2, started: true });
+    // No workflow runs it (its second part is not stored): cancelled, the batch records its end.
+    await parse().Cloud.run('dashboardCancelBatch', { object: { objectId: batchId } }, master);
   });
 });

@@ -27,6 +27,7 @@ function manifest(overrides: Partial<BatchManifest> = {}, settings: Partial<Batc
     partsKey: 'parts',
     owner: { userId: 'u', organizationId: 'o' },
     status: 'processing',
+    ended: false,
     ...overrides,
     settings: { ...SETTINGS, ...settings },
   };
@@ -245,14 +246,24 @@ test('a batch that cannot be read is finalized failed with the reason, and runs 
   expect(seen.parts).toEqual([]);
 });
 
-test('a batch no longer processing (cancelled before it began) runs no part and is not finalized again', async () => {
+test('a batch no longer processing (cancelled before it began, its end recorded) runs no part and is not finalized again', async () => {
   const seen = recorder();
   await withBatch(
-    activities(async () => manifest({ status: 'cancelled' }), tenEach, seen),
+    activities(async () => manifest({ status: 'cancelled', ended: true }), tenEach, seen),
     async (batchId, taskQueue) => (await startBatch(batchId, taskQueue)).result(),
   );
   expect(seen.parts).toEqual([]);
   expect(seen.finalized).toEqual([]);
+});
+
+test('a batch cancelled as its workflow began (the cancel found the workflow running, its end not recorded) runs no part and is finalized cancelled', async () => {
+  const seen = recorder();
+  await withBatch(
+    activities(async () => manifest({ status: 'cancelled', ended: false }), tenEach, seen),
+    async (batchId, taskQueue) => (await startBatch(batchId, taskQueue)).result(),
+  );
+  expect(seen.parts).toEqual([]);
+  expect(seen.finalized).toEqual([{ batchId: expect.any(String), status: 'cancelled' }]);
 });
 
 test('a small batch of one part runs it as a local activity and hands its webhook to a child workflow', async () => {
