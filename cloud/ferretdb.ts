@@ -4,7 +4,9 @@
  * case-insensitive `_User` username and email indexes), `expireAfterSeconds` (the TTL index of
  * `_Idempotency`) and `partialFilterExpression`. Parse Server's `enableCollationCaseComparison` keeps it
  * from asking for the first; this adapter leaves the other two out. Transactions and change streams are
- * missing there too; the plugin uses neither.
+ * missing there too; the plugin uses neither. And FerretDB 1.x applies an update by reading the document
+ * and writing it back whole, so two updates of one document at once lose one (a count increment puts back
+ * the status a cancel had just written): this adapter's updates of a class take turns.
  */
 // Plain CommonJS module of Parse Server without type declarations.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -12,14 +14,45 @@ const { default: MongoStorageAdapter } = require('parse-server/lib/Adapters/Stor
   default: new (options: { uri: string; collectionPrefix?: string; mongoOptions?: Record<string, unknown> }) => MongoAdapter;
 };
 
+type Update = (className: string, schema: unknown, query: unknown, update: unknown, transactionalSession?: unknown) => Promise<unknown>;
+
 interface MongoAdapter {
   ensureIndex(className: string, schema: unknown, fieldNames: string[], indexName?: string, caseInsensitive?: boolean, options?: Record<string, unknown>): Promise<unknown>;
+  findOneAndUpdate(...args: Parameters<Update>): ReturnType<Update>;
+  updateObjectsByQuery(...args: Parameters<Update>): ReturnType<Update>;
+  upsertOneObject(...args: Parameters<Update>): ReturnType<Update>;
 }
 
 /** Index options FerretDB 1.x refuses (`Index option "…" is not implemented yet`). */
 const UNSUPPORTED_INDEX_OPTIONS = ['ttl', 'partialFilterExpression'];
 
 export class FerretDBStorageAdapter extends MongoStorageAdapter {
+  /** The last update of each class, which the next one waits for. */
+  private readonly updates = new Map<string, Promise<unknown>>();
+
+  /** Runs `update` once the updates of its class before it have settled. */
+  private inTurn(className: string, update: () => Promise<unknown>): Promise<unknown> {
+    const turn = (this.updates.get(className) ?? Promise.resolve()).then(update, update);
+    const settled = turn.catch(() => undefined);
+    this.updates.set(className, settled);
+    void settled.then(() => {
+      if (this.updates.get(className) === settled) this.updates.delete(className);
+    });
+    return turn;
+  }
+
+  findOneAndUpdate(...args: Parameters<Update>): Promise<unknown> {
+    return this.inTurn(args[0], () => super.findOneAndUpdate(...args));
+  }
+
+  updateObjectsByQuery(...args: Parameters<Update>): Promise<unknown> {
+    return this.inTurn(args[0], () => super.updateObjectsByQuery(...args));
+  }
+
+  upsertOneObject(...args: Parameters<Update>): Promise<unknown> {
+    return this.inTurn(args[0], () => super.upsertOneObject(...args));
+  }
+
   ensureIndex(className: string, schema: unknown, fieldNames: string[], indexName?: string, _caseInsensitive = false, options: Record<string, unknown> = {}): Promise<unknown> {
     const supported = Object.fromEntries(Object.entries(options).filter(([option]) => !UNSUPPORTED_INDEX_OPTIONS.includes(option)));
     return super.ensureIndex(className, schema, fieldNames, indexName, false, supported);

@@ -4,8 +4,10 @@
  * held after each has loaded the row (and passed beforeSave) and before it reaches the database; the
  * cancel is held first, the other write second, and they are let through in that order. On PostgreSQL a
  * row lock holds them (the database's own view of who waits for it counts them); on MongoDB a wire
- * protocol proxy between a stack of the test's own and the database holds their findAndModify commands.
+ * protocol proxy between a stack of the test's own and the database holds their findAndModify commands (on a
+ * real mongod: on FerretDB one Parse Server's updates take turns, so those tests are left out there).
  * Likewise a workflow's start that read a batch still receiving, and the seal of its body saved in between.
+ * And writes of one request sent at once all land (FerretDB applies an update by reading and writing back).
  */
 import { Client } from 'pg';
 import { type Config, loadConfig, parseEndpoint } from '../../config';
@@ -14,6 +16,7 @@ import { workflowIdFor } from '../../schema/workflow';
 import { createActivities } from '../../worker/activities';
 import { persistOnlyProcessor } from '../../worker/processor';
 import { addMemoryBatch, closeTemporal, countMemories, getBatch, master, memories, newUser, parse, temporal, waitFor } from '../support/helpers';
+import { writesHeldTogetherTest } from '../support/database';
 import { MongoWireProxy } from '../support/mongoWireProxy';
 import { type PrivateStack, startPrivateStack } from '../support/privateStack';
 import { stackInfo } from '../support/stackInfo';
@@ -129,7 +132,7 @@ function progressWrite(batchId: string, processed: number): Promise<Parse.Object
 }
 
 describe('a cancel is never overwritten (compare-and-set on the status)', () => {
-  test('beginBatch that read pending does not overwrite a cancel saved in between; the workflow ends with the batch cancelled', async () => {
+  writesHeldTogetherTest('beginBatch that read pending does not overwrite a cancel saved in between; the workflow ends with the batch cancelled', async () => {
     const batch = await pendingBatch();
     const batchId = batch.id as string;
     const [cancel, begin] = await cancelThen(batchId, () => activities.beginBatch(batchId));
@@ -149,7 +152,7 @@ describe('a cancel is never overwritten (compare-and-set on the status)', () => 
     expect(await countMemories(batchId)).toBe(0);
   });
 
-  test('finalizeBatch that read processing does not overwrite a cancel saved in between; its retry records the cancel with exact counts', async () => {
+  writesHeldTogetherTest('finalizeBatch that read processing does not overwrite a cancel saved in between; its retry records the cancel with exact counts', async () => {
     const batch = await pendingBatch();
     const batchId = batch.id as string;
     batch.set('status', 'processing');
@@ -166,7 +169,7 @@ describe('a cancel is never overwritten (compare-and-set on the status)', () => 
     expect(finished.get('processedMemories')).toBe(await countMemories(batchId));
   });
 
-  test('a progress write (counts a part flushes) that read processing leaves a cancel saved in between in place', async () => {
+  writesHeldTogetherTest('a progress write (counts a part flushes) that read processing leaves a cancel saved in between in place', async () => {
     const batch = await pendingBatch();
     const batchId = batch.id as string;
     batch.set('status', 'processing');
@@ -179,7 +182,7 @@ describe('a cancel is never overwritten (compare-and-set on the status)', () => 
     expect(stored.get('processedMemories')).toBe(await countMemories(batchId));
   });
 
-  test('a progress write that read the batch before finalizeBatch recorded its final counts does not change them', async () => {
+  writesHeldTogetherTest('a progress write that read the batch before finalizeBatch recorded its final counts does not change them', async () => {
     const batch = await pendingBatch();
     const batchId = batch.id as string;
     batch.set('status', 'processing');
@@ -198,7 +201,7 @@ describe('a cancel is never overwritten (compare-and-set on the status)', () => 
 });
 
 describe('a start that races the end of an upload (processed while uploading)', () => {
-  test('beginBatch that read a batch receiving while its body was sealed with more parts answers the sealed parts and total, not those it read', async () => {
+  writesHeldTogetherTest('beginBatch that read a batch receiving while its body was sealed with more parts answers the sealed parts and total, not those it read', async () => {
     const batch = await pendingBatch('receiving');
     const batchId = batch.id as string;
     expect({ partCount: batch.get('partCount'), total: batch.get('totalMemories') }).toEqual({ partCount: 1, total: 3 });
@@ -219,6 +222,25 @@ describe('a start that races the end of an upload (processed while uploading)', 
     const stored = await getBatch(batchId);
     expect({ status: stored.get('status'), partCount: stored.get('partCount'), started: stored.get('startedAt') instanceof Date }).toEqual({ status: 'processing', partCount: 2, started: true });
     // No workflow runs it (its second part is not stored): cancelled, the batch records its end.
+    await parse().Cloud.run('dashboardCancelBatch', { object: { objectId: batchId } }, master);
+  });
+});
+
+describe('writes of one request at once all land', () => {
+  test('twenty count increments and a status change sent together: every increment counted, the status changed', async () => {
+    const batch = await pendingBatch();
+    const batchId = batch.id as string;
+    // Room for the twenty counts.
+    await batch.save({ totalMemories: 20 }, master);
+    const start = () => {
+      const started = new (parse().Object)('BatchMemoryRequest');
+      started.id = batchId;
+      return started.save({ status: 'processing' }, master);
+    };
+    const writes = [...Array.from({ length: 10 }, () => () => progressWrite(batchId, 1)), start, ...Array.from({ length: 10 }, () => () => progressWrite(batchId, 1))];
+    await Promise.all(writes.map((write) => write()));
+    const stored = await getBatch(batchId);
+    expect({ status: stored.get('status'), processed: stored.get('processedMemories') }).toEqual({ status: 'processing', processed: 20 });
     await parse().Cloud.run('dashboardCancelBatch', { object: { objectId: batchId } }, master);
   });
 });
