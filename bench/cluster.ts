@@ -111,7 +111,8 @@ async function measureShape(shape: ClusterShape, users: number, memoriesPerUser:
     TEMPORAL_ADDRESS: '',
     REDIS_URL: '',
     DATA_DIR: temporaryDataDir('batch-memory-bench-cluster-'),
-    PORT: String(await freePort()),
+    // The proxy on PORT, the instances after it.
+    PORT: String(await freePort(1 + shape.instances)),
     TEMPORAL_PORT: String(await freePort()),
     EMBEDDED_POSTGRES_PORT: String(await freePort()),
     LOCAL_REDIS_PORT: String(await freePort()),
