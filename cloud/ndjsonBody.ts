@@ -40,8 +40,9 @@ export async function* ndjsonMemories(body: Readable, config: Config, hash: Retu
     let value: unknown;
     try {
       value = JSON.parse(text);
-    } catch (error) {
-      throw new BatchError(400, 'invalid_request', `invalid batch: ${at} (line ${lines}) is not valid JSON: ${(error as Error).message}`, [{ path: at, index, message: 'is not valid JSON' }]);
+    } catch {
+      // JSON.parse's message quotes the line: the batch's error, which its organization's members read, must not.
+      throw new BatchError(400, 'invalid_request', `invalid batch: ${at} (line ${lines}) is not valid JSON`, [{ path: at, index, message: 'is not valid JSON' }]);
     }
     const forbidden = forbiddenKeyPath(value);
     if (forbidden) {

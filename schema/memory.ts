@@ -11,11 +11,18 @@ export const MAX_SOURCE_LENGTH = 1024;
 export const MAX_TEXT_FIELD_LENGTH = 512;
 
 const wellFormed = (s: string) => s.isWellFormed();
+/**
+ * U+0000 cannot be stored: PostgreSQL refuses it in text and jsonb (a multi-row INSERT holding one fails whole),
+ * and a MongoDB key cannot hold it. Refused at submit on every database, so that both behave alike.
+ */
+export const NUL_MESSAGE = 'must not contain U+0000';
+const withoutNul = (s: string) => !s.includes('\u0000');
 const text = (max: number) =>
   z
     .string({ error: 'must be a string' })
     .max(max, { error: `must be at most ${max} characters` })
-    .refine(wellFormed, { error: 'must be valid UTF-8 (contains a lone surrogate)' });
+    .refine(wellFormed, { error: 'must be valid UTF-8 (contains a lone surrogate)' })
+    .refine(withoutNul, { error: NUL_MESSAGE });
 
 /** Walks metadata once; reports the first problem with its JSON path. */
 function checkMetadata(value: unknown, path: (string | number)[], depth: number, ctx: z.RefinementCtx): void {
@@ -25,6 +32,7 @@ function checkMetadata(value: unknown, path: (string | number)[], depth: number,
   }
   if (typeof value === 'string') {
     if (!value.isWellFormed()) ctx.addIssue({ code: 'custom', path, message: 'must be valid UTF-8 (contains a lone surrogate)' });
+    else if (!withoutNul(value)) ctx.addIssue({ code: 'custom', path, message: NUL_MESSAGE });
     return;
   }
   if (typeof value === 'number') {
@@ -38,6 +46,11 @@ function checkMetadata(value: unknown, path: (string | number)[], depth: number,
   }
   if (typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
     for (const key of Object.keys(value)) {
+      if (!withoutNul(key)) {
+        // The key itself goes unnamed: the path up to it says where.
+        ctx.addIssue({ code: 'custom', path, message: `has a key that ${NUL_MESSAGE}` });
+        return;
+      }
       if (FORBIDDEN_KEYS.has(key) || key.startsWith('$') || key.includes('.') || key.length === 0 || !key.isWellFormed()) {
         ctx.addIssue({ code: 'custom', path: [...path, key], message: 'is not an allowed key (no __proto__, constructor, prototype, leading $, dots or empty keys)' });
         return;
@@ -248,12 +261,22 @@ export function isStatusRefusal(error: unknown): boolean {
   return /^status cannot change from /.test((error as Error | undefined)?.message ?? '');
 }
 
-/** Result of one memory: its index in the batch and the memory id, or the error. */
+/**
+ * Why one memory failed, as a stable code beside its message (docs/troubleshooting.md): `rejected`, the memory
+ * processor refused it; `store_refused`, the database refused its data; `processing_failed`, processing it
+ * failed on every one of BATCH_ITEM_MAX_ATTEMPTS attempts.
+ */
+export const ITEM_ERROR_CODES = ['rejected', 'store_refused', 'processing_failed'] as const;
+export const itemErrorCodeSchema = z.enum(ITEM_ERROR_CODES);
+export type ItemErrorCode = z.infer<typeof itemErrorCodeSchema>;
+
+/** Result of one memory: its index in the batch and the memory id, or the error and its code. */
 export const memoryProcessingResultSchema = z.strictObject({
   index: z.number().int().nonnegative(),
   success: z.boolean(),
   memory_id: z.string().optional(),
   error: z.string().optional(),
+  code: itemErrorCodeSchema.optional(),
 });
 export type MemoryProcessingResult = z.infer<typeof memoryProcessingResultSchema>;
 

@@ -98,6 +98,16 @@ const badMemories: fc.Arbitrary<BadMemory> = fc.oneof(
     .map((embedding) => ({ kind: 'embedding of a wrong type', item: { content: 'ok', embedding }, field: 'embedding' })),
   word.map((extra) => ({ kind: 'unknown field', item: { content: 'ok', [`x_${extra}`]: 1 }, names: `x_${extra}` })),
   fc.constantFrom('\uD800', 'a\uDFFFb').map((lone) => ({ kind: 'lone surrogate', item: { content: `text ${lone}` }, field: 'content' })),
+  // U+0000, which no database here stores, anywhere a memory holds a string.
+  fc
+    .constantFrom<[string, Record<string, unknown>, string]>(
+      ['content', { content: 'a\u0000b' }, 'content'],
+      ['source', { content: 'ok', source: '\u0000' }, 'source'],
+      ['a tag', { content: 'ok', tags: ['\u0000x'] }, 'tags[0]'],
+      ['a metadata value', { content: 'ok', metadata: { deep: { k: 'x\u0000' } } }, 'metadata.deep.k'],
+      ['a metadata key', { content: 'ok', metadata: { 'k\u0000': 1 } }, 'metadata'],
+    )
+    .map(([place, item, field]) => ({ kind: `U+0000 in ${place}`, item, field })),
 );
 
 /** Memories lists that are wrong in one place, at a random index among good ones. */

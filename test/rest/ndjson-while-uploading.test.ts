@@ -135,6 +135,28 @@ test('a bad line after the first part: 400 naming the line, field and batch; the
   expect(await duplicateMemories(batchId)).toBe(0);
 });
 
+test.each([
+  ['U+0000 in a tag', `${JSON.stringify({ content: 'SECRET_TOKEN_1', tags: ['ok', 'a\u0000b'] })}\n`, /memories\[130\]\.tags\[1\] must not contain U\+0000/],
+  ['a line that is not JSON', 'SECRET_TOKEN_1 is not json\n', /memories\[130\] \(line 131\) is not valid JSON/],
+])('%s after the first part: the batch ends failed at that line holding the memories before it; its error quotes nothing of the line', async (_case, badLine, named) => {
+  const owner = await newUser('late-refused');
+  const upload = openUpload(owner.sessionToken, 'process=while_uploading&wait=false');
+  await upload.write(lines(batchOf(0, 130)));
+  const batchId = (await batchOfUser(owner)).id as string;
+  await upload.write(badLine);
+  upload.end();
+  const answer = await upload.answer;
+  expect(answer.status).toBe(400);
+  expect(answer.body.error.message).toMatch(named);
+  const done = await untilStatus(batchId, ['completed', 'failed', 'cancelled']);
+  expect({ status: done.get('status'), processed: done.get('processedMemories') }).toEqual({ status: 'failed', processed: 130 });
+  expect(done.get('error')).toMatch(named);
+  // The batch's error is readable by its organization's members.
+  expect(done.get('error')).not.toContain('SECRET_TOKEN');
+  expect(JSON.stringify(answer.body)).not.toContain('SECRET_TOKEN');
+  expect(await countMemories(batchId)).toBe(130);
+});
+
 test('a bad line within the first part creates no batch at all, as without the option', async () => {
   const owner = await newUser('early-first');
   const upload = openUpload(owner.sessionToken, 'process=while_uploading');
