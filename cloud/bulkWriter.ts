@@ -8,7 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import express from 'express';
-import { BULK_CLASSES, bulkCreateBody } from '../schema/batchFile';
+import { BULK_CLASSES, STORE_REFUSED_CODE, bulkCreateBody } from '../schema/batchFile';
 import type { CreateAnswer } from '../storage/batchStorage';
 import type { RouteAuthentication } from './auth';
 import { BatchError } from './errors';
@@ -102,9 +102,51 @@ function postgresRow(object: ParseObjectBody, fields: Record<string, { type: str
   return row;
 }
 
+/** What a statement's failure says about the rows, read from PostgreSQL's error. */
+interface PostgresError {
+  code?: string;
+  message: string;
+  constraint?: string;
+}
+
+/**
+ * Whether PostgreSQL refused the rows' data rather than failing as a server: data exceptions (class 22), integrity
+ * violations (23) other than a unique key (the row is already written: ON CONFLICT answers that), program limits
+ * such as an index row too large (54), and an exception a trigger raised (P0). Trying the same row again gives
+ * the same answer; anything else (a lost connection, a serialization failure, a timeout) is worth a retry.
+ */
+export function isDataRefusal(error: unknown): boolean {
+  const code = (error as PostgresError | undefined)?.code;
+  return typeof code === 'string' && /^(22|23|54|P0)/.test(code) && code !== '23505';
+}
+
+/**
+ * The database's reason, without the refused value: PostgreSQL's message with whatever it quotes after a colon
+ * cut off (`invalid input syntax for type json: "…"`), its SQLSTATE and constraint. Its detail, which holds the
+ * row, is left out: the reason is readable by the batch's organization.
+ */
+export function refusalReason(error: PostgresError): string {
+  const message = error.message.replace(/:\s*".*$/s, '');
+  return `the database refused the memory: ${message} (SQLSTATE ${error.code}${error.constraint ? `, constraint ${error.constraint}` : ''})`;
+}
+
+/** One multi-row INSERT … ON CONFLICT DO NOTHING; answers the objectIds it stored. */
+async function insertStatement(adapter: Required<Pick<StorageAdapter, '_client' | '_pgp'>>, className: string, fields: Record<string, { type: string }>, rows: ParseObjectBody[]): Promise<string[]> {
+  const names = [...new Set(rows.flatMap((row) => Object.keys(row)))];
+  const cast = (name: string) => (name === '_rperm' || name === '_wperm' ? '::text[]' : fields[name]?.type === 'Array' ? '::jsonb' : '');
+  const quoted = (name: string) => `"${name.replace(/"/g, '""')}"`;
+  const values: unknown[] = [];
+  const tuples = rows.map((row) => `(${names.map((name) => `$${values.push(row[name] ?? null)}${cast(name)}`).join(',')})`);
+  const text = `INSERT INTO ${quoted(className)} (${names.map(quoted).join(',')}) VALUES ${tuples.join(',')} ON CONFLICT DO NOTHING RETURNING "objectId"`;
+  return (await adapter._client.any(new adapter._pgp.ParameterizedQuery({ text, values }))).map(({ objectId }) => objectId);
+}
+
 /**
  * INSERT … ON CONFLICT DO NOTHING of every row, as few statements as PostgreSQL's parameter limit allows;
- * a row a unique key refused answers DUPLICATE_VALUE. Parameters, not formatted SQL: nothing is escaped here.
+ * a row a unique key refused answers DUPLICATE_VALUE. A statement is one write: one row whose data the database
+ * refuses fails it whole, so a refused statement is split in halves until each refused row stands alone, which
+ * answers STORE_REFUSED_CODE with the database's reason; every other row is stored. Parameters, not formatted
+ * SQL: nothing is escaped here.
  */
 async function insertPostgresRows(
   adapter: Required<Pick<StorageAdapter, '_client' | '_pgp'>>,
@@ -112,18 +154,29 @@ async function insertPostgresRows(
   fields: Record<string, { type: string }>,
   rows: ParseObjectBody[],
 ): Promise<CreateAnswer[]> {
-  const names = [...new Set(rows.flatMap((row) => Object.keys(row)))];
-  const cast = (name: string) => (name === '_rperm' || name === '_wperm' ? '::text[]' : fields[name]?.type === 'Array' ? '::jsonb' : '');
-  const quoted = (name: string) => `"${name.replace(/"/g, '""')}"`;
-  const rowsPerStatement = Math.floor(MAX_PARAMETERS / names.length);
+  const columns = new Set(rows.flatMap((row) => Object.keys(row))).size;
+  const rowsPerStatement = Math.floor(MAX_PARAMETERS / columns);
   const stored = new Set<string>();
-  for (let start = 0; start < rows.length; start += rowsPerStatement) {
-    const values: unknown[] = [];
-    const tuples = rows.slice(start, start + rowsPerStatement).map((row) => `(${names.map((name) => `$${values.push(row[name] ?? null)}${cast(name)}`).join(',')})`);
-    const text = `INSERT INTO ${quoted(className)} (${names.map(quoted).join(',')}) VALUES ${tuples.join(',')} ON CONFLICT DO NOTHING RETURNING "objectId"`;
-    for (const { objectId } of await adapter._client.any(new adapter._pgp.ParameterizedQuery({ text, values }))) stored.add(objectId);
-  }
-  return rows.map((row) => (stored.has(row.objectId as string) ? { success: { objectId: row.objectId as string } } : duplicate));
+  const refused = new Map<string, CreateAnswer>();
+  const insert = async (group: ParseObjectBody[]): Promise<void> => {
+    try {
+      for (const objectId of await insertStatement(adapter, className, fields, group)) stored.add(objectId);
+    } catch (error) {
+      if (!isDataRefusal(error)) throw error;
+      if (group.length === 1) {
+        refused.set(group[0].objectId as string, { error: { code: STORE_REFUSED_CODE, error: refusalReason(error as PostgresError) } });
+        return;
+      }
+      const half = Math.ceil(group.length / 2);
+      await insert(group.slice(0, half));
+      await insert(group.slice(half));
+    }
+  };
+  for (let start = 0; start < rows.length; start += rowsPerStatement) await insert(rows.slice(start, start + rowsPerStatement));
+  return rows.map((row) => {
+    const objectId = row.objectId as string;
+    return stored.has(objectId) ? { success: { objectId } } : (refused.get(objectId) ?? duplicate);
+  });
 }
 
 /**

@@ -3,8 +3,11 @@
  * unordered insertMany, each stored exactly as Parse Server's MongoDB adapter stores an object it creates
  * (its own transform). Unordered, so that one refused object stops none of the others: a duplicate of a
  * unique key (batchItem of a memory, key of a chunk row: written by an earlier attempt of the same write)
- * answers DUPLICATE_VALUE for that object, which the worker takes as already written.
+ * answers DUPLICATE_VALUE for that object, which the worker takes as already written. The driver's count of
+ * inserted documents is checked against what was sent (FerretDB has acknowledged none of a batch holding one
+ * document it could not store, without an error).
  */
+import { STORE_REFUSED_CODE } from '../schema/batchFile';
 import type { CreateAnswer } from '../storage/batchStorage';
 
 // Plain CommonJS modules of Parse Server without type declarations.
@@ -22,7 +25,8 @@ const INVALID_KEY_NAME = 105;
 
 /** The driver's collection, as MongoStorageAdapter's collection wrapper holds it. */
 interface MongoCollection {
-  insertMany(documents: Record<string, unknown>[], options: { ordered: false }): Promise<unknown>;
+  insertMany(documents: Record<string, unknown>[], options: { ordered: false }): Promise<{ insertedCount: number }>;
+  find(filter: Record<string, unknown>, options: { projection: Record<string, 1> }): { toArray(): Promise<{ _id: unknown }[]> };
 }
 export interface MongoStorageAdapter {
   _adaptiveCollection(className: string): Promise<{ _mongoCollection: MongoCollection }>;
@@ -32,9 +36,15 @@ interface ParseDatabase {
   options?: unknown;
   loadSchema(): Promise<{ getOneSchema(className: string, allowVolatileClasses?: boolean): Promise<unknown> }>;
 }
+/** One document the database refused, as the driver reports it. */
+interface WriteError {
+  index: number;
+  code: number;
+  errmsg?: string;
+}
 /** What the driver throws when some documents of an insertMany were refused. */
 interface BulkWriteError {
-  writeErrors?: { index: number; code: number; errmsg?: string }[] | { index: number; code: number; errmsg?: string };
+  writeErrors?: WriteError[] | WriteError;
 }
 
 /** Whether the database controller stores through Parse Server's MongoDB adapter. */
@@ -42,10 +52,43 @@ export function isMongoAdapter(adapter: object): adapter is MongoStorageAdapter 
   return typeof (adapter as Partial<MongoStorageAdapter>)._adaptiveCollection === 'function';
 }
 
+/** The database's reason for refusing a document, without what it quotes of the document after a colon. */
+function refusalReason({ code, errmsg }: WriteError): string {
+  return `the database refused the memory: ${(errmsg ?? 'refused').replace(/:\s*["{[].*$/s, '')} (code ${code})`;
+}
+
+const duplicate: CreateAnswer = { error: { code: DUPLICATE_VALUE, error: 'A duplicate value for a field with unique values was provided' } };
+const unacknowledged: CreateAnswer = { error: { code: STORE_REFUSED_CODE, error: 'the database did not acknowledge the write of the memory' } };
+
+/**
+ * One unordered insertMany; an answer per document: stored, a duplicate (written before), refused (a write
+ * error of its own), or undefined: neither acknowledged nor refused.
+ */
+async function insertDocuments(collection: MongoCollection, documents: Record<string, unknown>[]): Promise<(CreateAnswer | undefined)[]> {
+  const answers: (CreateAnswer | undefined)[] = documents.map((document) => ({ success: { objectId: document._id as string } }));
+  let acknowledged: number;
+  try {
+    acknowledged = (await collection.insertMany(documents, { ordered: false })).insertedCount;
+  } catch (error) {
+    const writeErrors = (error as BulkWriteError).writeErrors;
+    if (!writeErrors) throw error;
+    const refusals = Array.isArray(writeErrors) ? writeErrors : [writeErrors];
+    for (const refusal of refusals) answers[refusal.index] = refusal.code === DUPLICATE_KEY ? duplicate : { error: { code: STORE_REFUSED_CODE, error: refusalReason(refusal) } };
+    acknowledged = ((error as { result?: { insertedCount?: number } }).result?.insertedCount ?? 0) + refusals.length;
+  }
+  if (acknowledged >= documents.length) return answers;
+  // Fewer acknowledged than sent, with no error for the rest: only what the database holds counts as stored.
+  const claimed = documents.filter((_, k) => 'success' in (answers[k] as CreateAnswer)).map((document) => document._id);
+  const present = new Set((await collection.find({ _id: { $in: claimed } }, { projection: { _id: 1 } }).toArray()).map(({ _id }) => _id));
+  return answers.map((answer, k) => (answer && 'success' in answer && !present.has(documents[k]._id) ? undefined : answer));
+}
+
 /**
  * Inserts the objects (each complete: objectId, createdAt, updatedAt set, and its ACL as _rperm/_wperm)
- * with one insertMany; one answer per object. A refusal other than a duplicate key fails the whole write
- * (the worker retries it; what went in answers as duplicates then).
+ * with one insertMany; one answer per object. An object the database refuses (a write error of its own)
+ * answers STORE_REFUSED_CODE with the database's reason; the others are stored. An object the database neither
+ * stored nor refused is sent once more alone, and answers STORE_REFUSED_CODE if it is still not stored:
+ * nothing counts as written unless the database holds it.
  */
 export async function insertMongoObjects(database: ParseDatabase, adapter: MongoStorageAdapter, className: string, objects: Record<string, unknown>[]): Promise<CreateAnswer[]> {
   const { fields, ...schema } = convertSchemaToAdapterSchema(await (await database.loadSchema()).getOneSchema(className, true));
@@ -65,24 +108,12 @@ export async function insertMongoObjects(database: ParseDatabase, adapter: Mongo
     documents.push(parseObjectToMongoObjectForCreate(className, object, mongoSchema));
     positions.push(position);
   });
-  const refused = new Set<number>();
   if (documents.length > 0) {
     const { _mongoCollection: collection } = await adapter._adaptiveCollection(className);
-    try {
-      await collection.insertMany(documents, { ordered: false });
-    } catch (error) {
-      const writeErrors = (error as BulkWriteError).writeErrors;
-      if (!writeErrors) throw error;
-      for (const { index, code, errmsg } of Array.isArray(writeErrors) ? writeErrors : [writeErrors]) {
-        if (code !== DUPLICATE_KEY) throw new Error(`insert of ${className} refused an object: ${code} ${errmsg ?? ''}`, { cause: error });
-        refused.add(index);
-      }
+    const inserted = await insertDocuments(collection, documents);
+    for (const [k, answer] of inserted.entries()) {
+      answers[positions[k]] = answer ?? (await insertDocuments(collection, [documents[k]]))[0] ?? unacknowledged;
     }
   }
-  positions.forEach((position, index) => {
-    answers[position] = refused.has(index)
-      ? { error: { code: DUPLICATE_VALUE, error: 'A duplicate value for a field with unique values was provided' } }
-      : { success: { objectId: objects[position].objectId as string } };
-  });
   return answers as CreateAnswer[];
 }

@@ -153,6 +153,10 @@ export const configVariables = {
     schema: integer(0).default(1000),
     doc: 'a batch of one part with at most this many memories runs it as a local activity, without an activity task round trip (0: never); a crashed worker is then noticed by the workflow task timeout (10 s) instead of the heartbeat',
   },
+  BATCH_ITEM_MAX_ATTEMPTS: {
+    schema: integer(1, 100).default(3),
+    doc: 'attempts of a part after which a memory whose processing still throws (the memory processor, or a write refused for a reason the product cannot classify) is recorded failed (processing_failed) instead of holding the batch; a lost connection or a database outage is retried without limit',
+  },
   BATCH_PART_CONCURRENCY: { schema: integer(1, 64).default(4), doc: 'parts of one batch processed in parallel' },
   BATCH_PARTS_PER_RUN: { schema: integer(1).default(200), doc: 'parts processed before the workflow continues as new (bounds history)' },
   BATCH_HEARTBEAT_TIMEOUT: { schema: duration.default(20_000), doc: 'a part activity silent for this long is retried elsewhere (how fast a crashed worker is noticed)' },

@@ -70,6 +70,12 @@ export const bulkCreateBody = z.object({
 });
 export type BulkCreateBody = z.infer<typeof bulkCreateBody>;
 
+/**
+ * The bulk route's error code for an object the database refused for its data (a value it cannot store, a
+ * constraint, a trigger of the host's): that object fails alone, with the database's reason; the others are stored.
+ */
+export const STORE_REFUSED_CODE = 1001;
+
 /** Names of stored files that belong to this product: file triggers refuse them to anything but the master key. */
 export const STORED_FILE_PREFIX = 'bmr-';
 export function isBatchFileName(name: string): boolean {

@@ -7,7 +7,7 @@
 import Parse from 'parse/node';
 import { z } from 'zod';
 import { CLASS } from './classes';
-import { batchStatusSchema } from './memory';
+import { batchStatusSchema, itemErrorCodeSchema } from './memory';
 
 const count = z.number().int().nonnegative();
 
@@ -111,7 +111,8 @@ const PART_COLUMNS = {
 } as const satisfies Record<keyof StoredPart, readonly [string, ColumnKind]>;
 
 /** One item as recorded in a BatchMemoryChunk row: compact per-item results (i = index, id = memory id, e = error). */
-export const chunkResultSchema = z.object({ i: count, id: z.string().optional(), e: z.string().optional() });
+/** One memory's result in a chunk row: its index, and its memory id or its error (`c`: the error's code). */
+export const chunkResultSchema = z.object({ i: count, id: z.string().optional(), e: z.string().optional(), c: itemErrorCodeSchema.optional() });
 export type ChunkResult = z.infer<typeof chunkResultSchema>;
 
 /** A finished chunk as recorded in BatchMemoryChunk (the fields the product reads back). */

@@ -11,7 +11,7 @@ import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activ
 import Parse from 'parse/node';
 import { type Config, publicServerURL } from '../config';
 import type { Logger } from '../config/log';
-import { CorruptFileError, type ParseEndpoint, STORED_FILE_PREFIX, fileField } from '../schema/batchFile';
+import { CorruptFileError, type ParseEndpoint, STORED_FILE_PREFIX, STORE_REFUSED_CODE, fileField } from '../schema/batchFile';
 import { isTerminal, webhookEvent } from '../schema/answers';
 import { CLASS } from '../schema/classes';
 import { type MemoryItem, type MemoryProcessingResult, TERMINAL_STATUSES, isStatusRefusal } from '../schema/memory';
@@ -34,7 +34,7 @@ const RESULTS_PER_PAGE = 2000;
 const WEBHOOK_FAILED = 'webhook delivery failed';
 
 /** Parse error codes that mean "this item's data is unacceptable": a per-item failure, never a retry. */
-const ITEM_ERROR_CODES = new Set([
+const PARSE_ITEM_ERROR_CODES = new Set([
   Parse.Error.INVALID_KEY_NAME,
   Parse.Error.INCORRECT_TYPE,
   Parse.Error.INVALID_JSON,
@@ -42,6 +42,7 @@ const ITEM_ERROR_CODES = new Set([
   Parse.Error.OBJECT_TOO_LARGE,
   Parse.Error.INVALID_NESTED_KEY,
   Parse.Error.SCRIPT_FAILED,
+  STORE_REFUSED_CODE,
 ]);
 
 export interface ActivityDeps {
@@ -83,8 +84,16 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
    * Persists the memories of several chunks in one write and returns each chunk's per-item results.
    * Safe to repeat: memories an earlier attempt wrote are found, not duplicated.
    */
-  async function persistChunks(batchId: string, chunks: Chunk[], context: Omit<MemoryContext, 'index'>): Promise<ChunkResult[][]> {
+  async function persistChunks(batchId: string, chunks: Chunk[], context: Omit<MemoryContext, 'index'>, partLog: Logger): Promise<ChunkResult[][]> {
     const results: ChunkResult[][] = chunks.map(() => []);
+    // On the last attempt an item still failing for a reason the product cannot classify fails alone, instead of
+    // failing its part once more: the same error on every attempt is not going away.
+    const lastAttempt = context.attempt >= config.BATCH_ITEM_MAX_ATTEMPTS;
+    const givenUp: { index: number; reason: string }[] = [];
+    const giveUp = (chunk: number, index: number, reason: string) => {
+      givenUp.push({ index, reason });
+      results[chunk].push({ i: index, e: `processing failed on each of ${context.attempt} attempts`, c: 'processing_failed' });
+    };
     const bodies: Record<string, unknown>[] = [];
     const written: { chunk: number; index: number }[] = [];
     for (const [chunk, { first, items }] of chunks.entries()) {
@@ -94,8 +103,9 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
         try {
           prepared = processor.prepare ? await processor.prepare(item, { ...context, index }) : item;
         } catch (error) {
-          if (!(error instanceof MemoryRejectedError)) throw error;
-          results[chunk].push({ i: index, e: error.message });
+          if (error instanceof MemoryRejectedError) results[chunk].push({ i: index, e: error.message, c: 'rejected' });
+          else if (lastAttempt) giveUp(chunk, index, `the memory processor threw: ${(error as Error).message}`);
+          else throw error;
           continue;
         }
         written.push({ chunk, index });
@@ -125,9 +135,12 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
       const { chunk, index } = written[k];
       if ('success' in answer) results[chunk].push({ i: index, id: answer.success.objectId });
       else if (answer.error.code === Parse.Error.DUPLICATE_VALUE) duplicates.push(written[k]);
-      else if (ITEM_ERROR_CODES.has(answer.error.code)) results[chunk].push({ i: index, e: answer.error.error });
+      else if (PARSE_ITEM_ERROR_CODES.has(answer.error.code)) results[chunk].push({ i: index, e: answer.error.error, c: 'store_refused' });
+      else if (lastAttempt) giveUp(chunk, index, `Parse Server answered ${answer.error.code} ${answer.error.error}`);
       else throw new Error(`memory ${index} could not be saved: ${answer.error.code} ${answer.error.error}`);
     });
+    // Once per write, not per item or attempt: the operator's view of what the product could not classify.
+    if (givenUp.length) partLog.warn('memories failed on every attempt; recorded failed', { attempts: context.attempt, memories: givenUp.length, first: givenUp[0] });
     if (duplicates.length) {
       // Written by an earlier attempt of this chunk: take the existing memory.
       const ids = await existingMemoryIds(duplicates.map(({ index }) => `${batchId}:${index}`));
@@ -297,7 +310,7 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
         let writes = progress.writesLeft(items, config);
         for (let write = writes.shift(); write; write = writes.shift()) {
           if (ctx.cancellationSignal.aborted) throw new CancelledFailure('batch cancelled');
-          const results = await persistChunks(batchId, write, context);
+          const results = await persistChunks(batchId, write, context, partLog);
           const recorded = await recordChunks(
             batchId,
             part,
@@ -342,7 +355,7 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
             counts.processed += row.processed;
             counts.failed += row.failed;
             for (const r of row.results) {
-              const result: MemoryProcessingResult = r.id ? { index: r.i, success: true, memory_id: r.id } : { index: r.i, success: false, error: r.e };
+              const result: MemoryProcessingResult = r.id ? { index: r.i, success: true, memory_id: r.id } : { index: r.i, success: false, error: r.e, ...(r.c ? { code: r.c } : {}) };
               text += `${JSON.stringify(result)}\n`;
             }
           }

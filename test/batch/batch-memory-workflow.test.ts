@@ -38,7 +38,7 @@ describe('batch memory workflow', () => {
     const response = await addMemoryBatch(sessionToken, { memories: items });
     expect(response).toMatchObject({ success: false, status: 'completed', total: 30, processed: 30 - rejected.length, failed: rejected.length });
     expect(response.results.filter((r) => !r.success).map((r) => r.index)).toEqual(rejected);
-    expect(response.results[3]).toEqual({ index: 3, success: false, error: 'item 3 has no usable text' });
+    expect(response.results[3]).toEqual({ index: 3, success: false, error: 'item 3 has no usable text', code: 'rejected' });
     expect(response.errors).toContain('memories[3]: item 3 has no usable text');
     expect(await countMemories(response.batch_id)).toBe(30 - rejected.length);
   });

@@ -16,7 +16,7 @@ test('BatchMemoryResponse fields and types match docs/requirements.md', async ()
       { index: 0, success: true, memory_id: expect.any(String) },
       { index: 1, success: true, memory_id: expect.any(String) },
       { index: 2, success: true, memory_id: expect.any(String) },
-      { index: 3, success: false, error: 'refused by processor' },
+      { index: 3, success: false, error: 'refused by processor', code: 'rejected' },
     ],
     errors: ['memories[3]: refused by processor'],
   });

@@ -102,7 +102,7 @@ test('a JSON document ({"memories": [...]}, pretty-printed) is converted to NDJS
       .trim()
       .split('\n')
       .map((line) => JSON.parse(line)),
-  ).toEqual([{ index: 7, success: false, error: 'rejected for the test' }]);
+  ).toEqual([{ index: 7, success: false, error: 'rejected for the test', code: 'rejected' }]);
   const all = await runCli(['results', batchId], env);
   expect(all.stdout.trim().split('\n')).toHaveLength(40);
 

@@ -168,10 +168,10 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
       const batchId = answer.structuredContent?.batch_id as string;
 
       const first = await call(client, 'get_batch_failures', { batch_id: batchId, limit: 1 });
-      expect(first.structuredContent).toEqual({ batch_id: batchId, failures: [{ index: 1, success: false, error: expect.stringContaining('bad item 1') }], next_offset: 1 });
+      expect(first.structuredContent).toEqual({ batch_id: batchId, failures: [{ index: 1, success: false, error: expect.stringContaining('bad item 1'), code: 'rejected' }], next_offset: 1 });
       expect(textOf(first)).toMatch(/^1 failed items: \[1\] .*bad item 1.*; more from offset 1$/);
       const second = await call(client, 'get_batch_failures', { batch_id: batchId, offset: 1, limit: 1 });
-      expect(second.structuredContent).toEqual({ batch_id: batchId, failures: [{ index: 4, success: false, error: expect.stringContaining('bad item 4') }] });
+      expect(second.structuredContent).toEqual({ batch_id: batchId, failures: [{ index: 4, success: false, error: expect.stringContaining('bad item 4'), code: 'rejected' }] });
 
       const retry = await call(client, 'retry_failed', { batch_id: batchId });
       expect(retry.isError).toBeFalsy();

@@ -45,7 +45,7 @@ describe('POST /api/v1/memory/batch', () => {
       failed: 1,
       results: [
         { index: 0, success: true },
-        { index: 1, success: false, error: 'no' },
+        { index: 1, success: false, error: 'no', code: 'rejected' },
       ],
     });
     expect(await openApiProblems('BatchMemoryResponse', response.body)).toEqual([]);

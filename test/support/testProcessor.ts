@@ -2,6 +2,7 @@
  * The memory processor the test stack's worker loads (MEMORY_PROCESSOR_MODULE).
  * Items opt into faults through metadata, so each test controls its own:
  * - `test_reject: "reason"` fails that item (a per-item failure);
+ * - `test_throw: true` throws a plain error for that item on every attempt (a failure the product cannot classify);
  * - `test_fail_after_persist: true` fails the chunk once, after its memories were
  *   written and before the chunk was recorded (the retry must not duplicate them);
  * - `test_slow_ms: n` makes that item take n ms to prepare (a batch that stays running
@@ -56,6 +57,7 @@ const testProcessor: MemoryProcessor = {
     if (typeof metadata.test_slow_ms === 'number') await new Promise((resolve) => setTimeout(resolve, metadata.test_slow_ms as number));
     if (typeof metadata.test_hold === 'string') await untilGateOpens(metadata.test_hold);
     if (typeof metadata.test_reject === 'string') throw new MemoryRejectedError(metadata.test_reject);
+    if (metadata.test_throw === true) throw new Error(`test_throw: memory ${context.index} fails on attempt ${context.attempt}`);
     if (metadata.test_fail_after_persist === true) armed.add(`${context.batchId}:${context.index}`);
     return item;
   },

@@ -1,0 +1,157 @@
+/**
+ * Invariant 12: an item the database or a memory processor refuses fails alone. U+0000, which no database
+ * here stores, is refused at submit on every door, naming the item and field, with nothing stored; a refusal
+ * the validation cannot know (a CHECK constraint the host added) fails that item with the database's reason
+ * while its neighbours are stored exactly once; a processor that throws for one item on every attempt fails
+ * that item after BATCH_ITEM_MAX_ATTEMPTS attempts, counted in Temporal's history.
+ */
+import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { Client as PgClient } from 'pg';
+import { loadConfig } from '../../config';
+import type { BatchMemoryResponse, MemoryItem } from '../../schema/memory';
+import { SERVER } from '../client/cliProcess';
+import { postgresOnlyTest } from '../support/database';
+import { addMemoryBatch, closeTemporal, countMemories, duplicateMemories, master, memories, newUser, parse, temporal, type TestUser, waitFor } from '../support/helpers';
+import { postJson, rest } from '../support/rest';
+import { stackInfo } from '../support/stackInfo';
+import { batchWorkflowRuns } from '../support/workflowHistory';
+
+afterAll(closeTemporal);
+
+/** Each place of a memory a string can hide U+0000, with the field the refusal names. */
+const NUL_PLACES: [string, MemoryItem, string][] = [
+  ['content', { content: 'a\u0000b' }, 'content'],
+  ['a metadata value', { content: 'ok', metadata: { k: 'a\u0000b' } }, 'metadata.k'],
+  ['a metadata key', { content: 'ok', metadata: { nested: { 'a\u0000b': 1 } } }, 'metadata.nested'],
+  ['a tag', { content: 'ok', tags: ['fine', 'a\u0000b'] }, 'tags[1]'],
+  ['source', { content: 'ok', source: 'a\u0000b' }, 'source'],
+];
+
+/** What a user has stored: their batches and memories, as the master key counts them. */
+async function storedBy(owner: TestUser): Promise<{ batches: number; memories: number }> {
+  const P = parse();
+  const [batches, stored] = await Promise.all([new P.Query('BatchMemoryRequest').equalTo('user', owner.user).count(master), new P.Query('Memory').equalTo('user', owner.user).count(master)]);
+  return { batches, memories: stored };
+}
+
+/** Every memory id the results name exists, and belongs to the batch. */
+async function namedMemoriesExist(answer: BatchMemoryResponse): Promise<void> {
+  const ids = answer.results.flatMap((result) => (result.memory_id ? [result.memory_id] : []));
+  const P = parse();
+  const found = await new P.Query('Memory')
+    .containedIn('objectId', ids)
+    .equalTo('batch', P.Object.fromJSON({ className: 'BatchMemoryRequest', objectId: answer.batch_id }))
+    .limit(ids.length)
+    .find(master);
+  expect(found.length).toBe(ids.length);
+}
+
+describe.each(NUL_PLACES)('U+0000 in %s', (_place, bad, field) => {
+  const batch = () => [{ content: 'a good memory' }, bad];
+  const message = `memories[1].${field} `;
+
+  test('the Cloud Function refuses it naming the item and field; nothing is stored', async () => {
+    const owner = await newUser('nul-cloud');
+    await expect(addMemoryBatch(owner.sessionToken, { memories: batch() })).rejects.toMatchObject({ code: 142, message: expect.stringContaining(message) });
+    expect(await storedBy(owner)).toEqual({ batches: 0, memories: 0 });
+  });
+
+  test('the REST route refuses it as JSON and as NDJSON: 400 naming the item and field; nothing is stored', async () => {
+    const owner = await newUser('nul-rest');
+    const json = await postJson('/memory/batch', { memories: batch() }, { token: owner.sessionToken });
+    const ndjson = await rest('/memory/batch', {
+      method: 'POST',
+      token: owner.sessionToken,
+      headers: { 'Content-Type': 'application/x-ndjson' },
+      body: batch()
+        .map((item) => `${JSON.stringify(item)}\n`)
+        .join(''),
+    });
+    for (const answer of [json, ndjson]) {
+      expect(answer.status).toBe(400);
+      expect(answer.body.error.details[0]).toMatchObject({ index: 1, field: expect.stringMatching(new RegExp(`^${field.replace(/[[\].]/g, '\\$&')}`)), message: expect.stringContaining('U+0000') });
+      expect(answer.body.error.message).toContain(message);
+    }
+    expect(await storedBy(owner)).toEqual({ batches: 0, memories: 0 });
+  });
+
+  test('the MCP door refuses it naming the item and field; nothing is stored', async () => {
+    const owner = await newUser('nul-mcp');
+    const client = new McpClient({ name: 'bad-items-test', version: '1.0.0' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${SERVER}/mcp`), { requestInit: { headers: { Authorization: `Bearer ${owner.sessionToken}` } } }));
+    try {
+      const answer = (await client.callTool({ name: 'import_memories', arguments: { memories: batch() } })) as { isError?: boolean; content: { text?: string }[] };
+      expect(answer.isError).toBe(true);
+      expect(answer.content.map((part) => part.text ?? '').join('')).toContain('U+0000');
+    } finally {
+      await client.close();
+    }
+    expect(await storedBy(owner)).toEqual({ batches: 0, memories: 0 });
+  });
+});
+
+const PLANTED = 'PLANTED-REFUSAL';
+
+/** A batch's answer once it has ended, as its owner's getMemoryBatch gives it. */
+async function waitForEnd(batchId: string): Promise<BatchMemoryResponse> {
+  return waitFor('the batch to end', async () => {
+    const batch = (await parse().Cloud.run('getMemoryBatch', { batch_id: batchId }, master)) as BatchMemoryResponse;
+    return ['completed', 'failed', 'cancelled'].includes(batch.status) ? batch : undefined;
+  });
+}
+
+postgresOnlyTest('a memory a CHECK constraint of the host refuses fails alone with the database reason; every other memory is stored once, in seconds', async () => {
+  const database = new PgClient({ connectionString: stackInfo().databaseURI });
+  await database.connect();
+  // NOT VALID: the rows other tests stored are not checked, only those written from now on.
+  await database.query(`ALTER TABLE "Memory" ADD CONSTRAINT planted_refusal CHECK (content NOT LIKE '%${PLANTED}%') NOT VALID`);
+  try {
+    const owner = await newUser('refused');
+    const refused = new Set([7, 201]);
+    const items = memories(250, 120, (index) => (refused.has(index) ? { content: `secret words ${PLANTED} of memory ${index}` } : {}));
+    const answer = await addMemoryBatch(owner.sessionToken, { memories: items });
+    expect({ status: answer.status, processed: answer.processed, failed: answer.failed, success: answer.success }).toEqual({ status: 'completed', processed: 248, failed: 2, success: false });
+    const failures = answer.results.filter((result) => !result.success);
+    expect(failures.map((result) => ({ index: result.index, code: result.code }))).toEqual([...refused].map((index) => ({ index, code: 'store_refused' })));
+    for (const failure of failures) {
+      expect(failure.error).toMatch(/check constraint "planted_refusal".*SQLSTATE 23514/);
+      expect(failure.error).not.toContain('secret words');
+    }
+    expect(await countMemories(answer.batch_id)).toBe(248);
+    expect(await duplicateMemories(answer.batch_id)).toBe(0);
+    await namedMemoriesExist(answer);
+
+    // The host lifts the constraint; the refused items are retried, twice at once and once more after: one retry
+    // batch, and each of its items written once.
+    await database.query('ALTER TABLE "Memory" DROP CONSTRAINT planted_refusal');
+    const retry = () => rest(`/memory/batch/${answer.batch_id}/retry`, { method: 'POST', token: owner.sessionToken });
+    const retries = [...(await Promise.all([retry(), retry()])), await retry()];
+    expect(new Set(retries.map((retried) => retried.body.batch_id)).size).toBe(1);
+    const retried = await waitForEnd(retries[0].body.batch_id);
+    expect({ processed: retried.processed, failed: retried.failed }).toEqual({ processed: 2, failed: 0 });
+    expect(await countMemories(retries[0].body.batch_id)).toBe(2);
+    expect(await duplicateMemories(retries[0].body.batch_id)).toBe(0);
+  } finally {
+    await database.query('ALTER TABLE "Memory" DROP CONSTRAINT IF EXISTS planted_refusal');
+    await database.end();
+  }
+});
+
+test('a memory the processor throws for on every attempt fails alone after BATCH_ITEM_MAX_ATTEMPTS attempts of its part; the rest are stored', async () => {
+  const maxAttempts = loadConfig(stackInfo().env).BATCH_ITEM_MAX_ATTEMPTS;
+  const owner = await newUser('throws');
+  // Two parts of the test stack (100 memories each): activities with attempts of their own in the history.
+  const items = memories(150, 120, (index) => (index === 120 ? { metadata: { test_throw: true } } : {}));
+  const answer = await addMemoryBatch(owner.sessionToken, { memories: items });
+  expect({ status: answer.status, processed: answer.processed, failed: answer.failed }).toEqual({ status: 'completed', processed: 149, failed: 1 });
+  expect(answer.results.filter((result) => !result.success)).toEqual([{ index: 120, success: false, code: 'processing_failed', error: `processing failed on each of ${maxAttempts} attempts` }]);
+  expect(await countMemories(answer.batch_id)).toBe(149);
+  expect(await duplicateMemories(answer.batch_id)).toBe(0);
+  await namedMemoriesExist(answer);
+
+  const runs = await batchWorkflowRuns(await temporal(), answer.batch_id);
+  // The batch's only activity tasks are its two parts (its start and end run as local activities).
+  const partAttempts = runs.flatMap((run) => run.events).flatMap((event) => (event.activityTaskStartedEventAttributes ? [event.activityTaskStartedEventAttributes.attempt ?? 0] : []));
+  expect(partAttempts.sort()).toEqual([1, maxAttempts]);
+});
