@@ -2,7 +2,7 @@
  * The batch pipeline as clients see it, shared by the Cloud Functions and the
  * REST route: validate, store, start the workflow, wait, answer.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import Parse from 'parse/node';
 import type { Config } from '../config';
@@ -469,6 +469,14 @@ export class BatchService {
     const batch = batchRecordOf(object);
     const { status } = batch;
     if (!isTerminal(status)) throw new BatchError(409, 'conflict', `batch ${batchId} is ${status}; retry its failed items once it has finished`);
+    const owner = pointerTo(Parse.User, batch.userId);
+    // A batch has one retry, however often and however concurrently it is asked for: its key is the batch's, so a
+    // repeat answers the retry batch the first call made, and no failed item is written twice. Retry the retry
+    // batch to go on.
+    const idempotencyKey = this.idempotencyKey(owner, `retry:${batchId}`);
+    const requestHash = sha256(`retry:${batchId}`);
+    const earlier = await this.findByIdempotencyKey(idempotencyKey as string, requestHash);
+    if (earlier) return { response: await this.answer(earlier, false), created: false };
     if (batch.filesExpiredAt) throw filesExpiredError(batch);
     const { partsKey, partCount } = storedParts(batch);
     const stored = await this.storedIndexes(batchId, partCount);
@@ -483,14 +491,20 @@ export class BatchService {
       }
     }
     const settings: BatchOptions = { wait: false, ...(batch.webhookUrl ? { webhook_url: batch.webhookUrl, webhook_secret: batch.webhookSecret } : {}) };
-    const ownership: BatchOwnership = {
-      organization: pointerTo(CLASS.organization, batch.organizationId),
-      ...(batch.workspaceId ? { workspace: pointerTo(CLASS.workspace, batch.workspaceId) } : {}),
-      ...(batch.namespaceId ? { namespace: pointerTo(CLASS.namespace, batch.namespaceId) } : {}),
-    };
+    // Where the owner belongs now, as the server's records say: the batch's workspace and namespace while that is
+    // still the batch's organization; a user who has left it writes into their current one, never the old.
+    const ownership = this.resolveOwnership({ user: owner }).then((current): BatchOwnership =>
+      idOf(current.organization) !== batch.organizationId
+        ? current
+        : {
+            organization: current.organization,
+            ...(batch.workspaceId ? { workspace: pointerTo(CLASS.workspace, batch.workspaceId) } : {}),
+            ...(batch.namespaceId ? { namespace: pointerTo(CLASS.namespace, batch.namespaceId) } : {}),
+          },
+    );
+    ownership.catch(() => undefined);
     const parts = await this.store.writeParts(unstored());
-    const owner = pointerTo(Parse.User, batch.userId);
-    return this.create(owner, settings, parts, undefined, sha256(`retry:${batchId}:${randomUUID()}`), { retryOf: object, ownership: Promise.resolve(ownership) });
+    return this.create(owner, settings, parts, idempotencyKey, requestHash, { retryOf: object, ownership });
   }
 
   /** Indexes of the memories a batch stored, from its chunk rows (the record the worker writes as it goes). */

@@ -1,6 +1,8 @@
 /** Retrying the items a finished batch did not store: Cloud Function, REST route and the Dashboard script. */
 import { addMemoryBatch, countMemories, getBatch, memories, newUser, parse, waitFor } from '../support/helpers';
 import { openApiProblems, rest } from '../support/rest';
+import { stackInfo } from '../support/stackInfo';
+import { stackApi } from '../reliability/stackApi';
 
 /** 30 memories of which items 3 and 17 are refused by the test processor. */
 function mixedBatch() {
@@ -70,4 +72,49 @@ test('Dashboard scripts: "Retry failed items" and "Cancel batch" run with the ma
   expect(batch.get('status')).toBe('cancelled');
   const again = (await P.Cloud.run('dashboardCancelBatch', { object: { ...object, objectId: running.batch_id } }, { useMasterKey: true })) as string;
   expect(again).toBe(`batch ${running.batch_id} has already finished (cancelled)`);
+});
+
+const api = stackApi(stackInfo());
+const pointer = (className: string, objectId: string) => ({ __type: 'Pointer', className, objectId });
+
+test('retry asked twice at once and twice more after: one retry batch, answered to every call', async () => {
+  const owner = await newUser();
+  const first = await addMemoryBatch(owner.sessionToken, { memories: mixedBatch() });
+  const retry = () => rest(`/memory/batch/${first.batch_id}/retry`, { method: 'POST', token: owner.sessionToken });
+  const together = await Promise.all([retry(), retry()]);
+  const cloud = (await parse().Cloud.run('retryMemoryBatch', { batch_id: first.batch_id }, { sessionToken: owner.sessionToken })) as { batch_id: string };
+  const after = await retry();
+  const ids = [...together.map((answer) => answer.body.batch_id), cloud.batch_id, after.body.batch_id];
+  expect(together.map((answer) => answer.status)).toEqual([202, 202]);
+  expect(new Set(ids).size).toBe(1);
+  expect(await api.count('BatchMemoryRequest', { retryOf: pointer('BatchMemoryRequest', first.batch_id) })).toBe(1);
+  await completed(ids[0]);
+});
+
+test('a retry lands in the organization the owner belongs to now: one who left the batch organization adds nothing to it', async () => {
+  const colleague = await api.signUp('retry-colleague');
+  const leaver = await api.signUp('retry-leaver');
+  // The colleague's organization, which the leaver joins the documented way: its role, and the user's pointer.
+  await addMemoryBatch(colleague.token, { memories: memories(1) });
+  const shared = ((await api.call(`/parse/users/${colleague.id}`, { master: true })).body.organization as { objectId: string }).objectId;
+  const role = (await api.call(`/parse/roles?where=${encodeURIComponent(JSON.stringify({ name: `org_${shared}` }))}`, { master: true })).body.results[0].objectId as string;
+  const membership = (op: 'AddRelation' | 'RemoveRelation') => api.call(`/parse/roles/${role}`, { method: 'PUT', master: true, body: { users: { __op: op, objects: [pointer('_User', leaver.id)] } } });
+  expect((await membership('AddRelation')).status).toBe(200);
+  expect((await api.call(`/parse/users/${leaver.id}`, { method: 'PUT', master: true, body: { organization: pointer('Organization', shared) } })).status).toBe(200);
+  const first = await addMemoryBatch(leaver.token, { memories: mixedBatch() });
+  expect(((await api.batch(first.batch_id)).organization as { objectId: string }).objectId).toBe(shared);
+
+  // The operator removes the leaver from the organization.
+  expect((await membership('RemoveRelation')).status).toBe(200);
+  expect((await api.call(`/parse/users/${leaver.id}`, { method: 'PUT', master: true, body: { organization: { __op: 'Delete' } } })).status).toBe(200);
+  const inShared = () => api.count('BatchMemoryRequest', { organization: pointer('Organization', shared) });
+  const before = await inShared();
+  const retried = await rest(`/memory/batch/${first.batch_id}/retry`, { method: 'POST', token: leaver.token });
+  expect(retried.status).toBe(202);
+  await completed(retried.body.batch_id);
+  expect(((await api.batch(retried.body.batch_id)).organization as { objectId: string }).objectId).not.toBe(shared);
+  expect(await inShared()).toBe(before);
+  // The colleague, still a member, sees no new batch.
+  const listed = await rest('/memory/batch?limit=100', { token: colleague.token });
+  expect(listed.body.batches.map((batch: { batch_id: string }) => batch.batch_id)).not.toContain(retried.body.batch_id);
 });
