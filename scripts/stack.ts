@@ -156,17 +156,31 @@ function outputOf(output: LocalStackOptions['output'], name: string): ['ignore',
 /** Lines kept of each process's piped output, for the message of a process that crash-loops. */
 const KEPT_LINES = 20;
 
+/**
+ * The environment of the stack's processes: the caller's, with the local stack's own defaults, set before the
+ * configuration is read from it (a default set after it was missing from the ports given to a cluster's workers).
+ */
+export function localStackEnv(base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...base };
+  // Parse Server's own log files (./logs) duplicate the structured logs on stdout.
+  env.PARSE_SERVER_LOGS_FOLDER ??= 'null';
+  // The local worker serves Temporal's worker metrics on the customary Prometheus exporter port.
+  env.WORKER_METRICS_PORT ??= '9464';
+  return env;
+}
+
+/** The metrics port of worker `index` (0-based): WORKER_METRICS_PORT, then the ports after it; none when it is 0 (off). */
+export function workerMetricsPort(config: Pick<Config, 'WORKER_METRICS_PORT'>, index: number): number | undefined {
+  return config.WORKER_METRICS_PORT ? config.WORKER_METRICS_PORT + index : undefined;
+}
+
 export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
-  const env: NodeJS.ProcessEnv = { ...(options.env ?? process.env) };
+  const env = localStackEnv(options.env ?? process.env);
   const config = loadConfig(env);
   const status = options.onStatus ?? (() => undefined);
   const dataDir = path.resolve(config.DATA_DIR);
   fs.mkdirSync(dataDir, { recursive: true });
   env.DATA_DIR = dataDir;
-  // Parse Server's own log files (./logs) duplicate the structured logs on stdout.
-  env.PARSE_SERVER_LOGS_FOLDER ??= 'null';
-  // The local worker serves Temporal's worker metrics on the customary Prometheus exporter port.
-  env.WORKER_METRICS_PORT ??= '9464';
   const processes = new Map<string, ChildProcess>();
   /** The data folder of the PostgreSQL this stack started. */
   let postgresDir: string | undefined;
@@ -434,8 +448,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const startWorker = async (name: StackProcess) => {
       // Each worker serves its own metrics port (the first one WORKER_METRICS_PORT, the next ones after it).
       const index = workerNames.indexOf(name);
-      const metricsPort = config.WORKER_METRICS_PORT && index > 0 ? { WORKER_METRICS_PORT: String(config.WORKER_METRICS_PORT + index) } : {};
-      const worker = spawnNode(name, ENTRIES.worker, { ...env, ...metricsPort });
+      const metricsPort = workerMetricsPort(config, index);
+      const worker = spawnNode(name, ENTRIES.worker, { ...env, ...(metricsPort === undefined ? {} : { WORKER_METRICS_PORT: String(metricsPort) }) });
       await waitForWorkerPolling(config, worker.pid as number, () => {
         if ((worker.exitCode ?? worker.signalCode) !== null) throw new HopelessWaitError(`the worker process ${name} exited (${worker.signalCode ?? `code ${worker.exitCode}`})`);
       });
