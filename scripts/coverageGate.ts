@@ -102,7 +102,13 @@ export function checkUnitWorkflowCoverage(rawDir: string, reportDir: string, pro
  * The closing line `N passed, N failed`: each failed gate (coverage, the reliability table) counts as
  * one failure, as does a run that failed outside any test (setup, teardown).
  */
-export function closingLine(results: { passed: number; failed: number; skipped: number; runFailed: boolean }, failedGates: number): string {
-  const failed = results.failed + (results.runFailed && results.failed === 0 ? 1 : 0) + failedGates;
+/**
+ * The plain closing line. Failures: failed tests, each test file that could not run (its tests never counted),
+ * each expected test file that did not run at all, each failed gate, and a run that failed outside all of these.
+ */
+export function closingLine(results: { passed: number; failed: number; skipped: number; runFailed: boolean; filesNotRun?: number; filesMissing?: number }, failedGates: number): string {
+  const failedFiles = (results.filesNotRun ?? 0) + (results.filesMissing ?? 0);
+  const counted = results.failed + failedFiles;
+  const failed = counted + (results.runFailed && counted === 0 ? 1 : 0) + failedGates;
   return `${results.passed} passed, ${failed} failed${results.skipped ? `, ${results.skipped} skipped` : ''}`;
 }

@@ -18,6 +18,11 @@ function notRun(results: { testResults?: { assertionResults: AssertionResult[] }
   return (results.testResults ?? []).flatMap((file) => file.assertionResults.filter((test) => test.status === 'pending' || test.status === 'todo').map((test) => test.fullName));
 }
 
+/** The test files under `dir`, as jest's testMatch finds them (every `.test.ts` file at any depth). */
+function testFiles(dir: string): string[] {
+  return fs.readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((name) => name.endsWith('.test.ts'));
+}
+
 function main(): number {
   // `npm run reliability`: only the fault, load and attack suite, and RELIABILITY.md from its table.
   const reliabilityOnly = process.argv[2] === '--reliability';
@@ -45,9 +50,16 @@ function main(): number {
         numFailedTests: number;
         numPendingTests: number;
         success: boolean;
-        testResults?: { assertionResults: AssertionResult[] }[];
+        numTodoTests?: number;
+        testResults?: { status?: string; assertionResults: AssertionResult[] }[];
       })
     : { numPassedTests: 0, numFailedTests: 0, numPendingTests: 0, success: false };
+  // A test file that could not run (a syntax error, a failing beforeAll) counts as a failure, whatever else failed;
+  // on a full run, so does each test file that jest did not run at all.
+  const filesRun = results.testResults ?? [];
+  const filesNotRun = filesRun.filter((file) => file.status === 'failed' && !file.assertionResults.some((test) => test.status === 'failed')).length;
+  const filesMissing = args.length === 0 ? Math.max(0, testFiles(path.join(PROJECT_ROOT, 'test')).length - filesRun.length) : 0;
+  if (filesMissing) process.stdout.write(`\n${filesMissing} test file(s) did not run: ${testFiles(path.join(PROJECT_ROOT, 'test')).length} exist, ${filesRun.length} ran.\n`);
   const skipped = notRun(results);
   if (skipped.length) process.stdout.write(`\nNot run${mongo ? ' on MongoDB' : ''} (${skipped.length}):\n${skipped.map((name) => `  - ${name}`).join('\n')}\n`);
 
@@ -68,7 +80,10 @@ function main(): number {
     if (!reliability.clean) failedGates.push('reliability: a scenario lost or duplicated memories or answered with a 5xx, or an attack was not refused');
     if (reliabilityOnly) fs.writeFileSync(path.join(PROJECT_ROOT, 'RELIABILITY.md'), reliabilityMarkdown(reliability, results.numPassedTests, results.numFailedTests));
   }
-  const summary = closingLine({ passed: results.numPassedTests, failed: results.numFailedTests, skipped: results.numPendingTests, runFailed: jest.status !== 0 }, failedGates.length);
+  const summary = closingLine(
+    { passed: results.numPassedTests, failed: results.numFailedTests, skipped: results.numPendingTests + (results.numTodoTests ?? 0), runFailed: jest.status !== 0, filesNotRun, filesMissing },
+    failedGates.length,
+  );
   fs.writeFileSync(path.join(coverageRoot, 'summary.txt'), `${summary}\n`);
   for (const gate of failedGates) process.stdout.write(`FAILED: ${gate}.\n`);
   process.stdout.write(`${summary}\n`);

@@ -36,6 +36,12 @@ test('a failed gate adds to the failed count of the closing line; a run that fai
   expect(closingLine({ passed: 410, failed: 2, skipped: 1, runFailed: true }, 2)).toBe('410 passed, 4 failed, 1 skipped');
 });
 
+test('a test file that could not run, or did not run at all, is a failure even when tests failed too', () => {
+  expect(closingLine({ passed: 400, failed: 3, skipped: 0, runFailed: true, filesNotRun: 1 }, 0)).toBe('400 passed, 4 failed');
+  expect(closingLine({ passed: 400, failed: 0, skipped: 0, runFailed: true, filesNotRun: 2 }, 0)).toBe('400 passed, 2 failed');
+  expect(closingLine({ passed: 400, failed: 1, skipped: 0, runFailed: false, filesMissing: 3 }, 1)).toBe('400 passed, 5 failed');
+});
+
 test("c8 with the gate's arguments counts every product source file, loaded or not: a run that collected nothing fails", () => {
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'coverage-gate-'));
   try {
