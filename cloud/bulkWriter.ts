@@ -8,8 +8,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import express from 'express';
-import { BULK_CLASSES, STORE_REFUSED_CODE, bulkCreateBody } from '../schema/batchFile';
-import type { CreateAnswer } from '../storage/batchStorage';
+import { BULK_CLASSES, bulkCreateBody } from '../schema/batchFile';
+import { type CreateAnswer, DUPLICATE_ANSWER, storeRefused } from '../storage/batchStorage';
 import type { RouteAuthentication } from './auth';
 import { BatchError } from './errors';
 import { sendError } from './httpErrors';
@@ -34,7 +34,6 @@ function newObjectIds(count: number): string[] {
   return ids;
 }
 
-const DUPLICATE_VALUE = 137;
 /** PostgreSQL allows 65,535 parameters in one statement. */
 const MAX_PARAMETERS = 65_535;
 
@@ -58,8 +57,6 @@ export interface StorageAdapter {
 interface SchemaController {
   getOneSchema(className: string, allowVolatileClasses?: boolean): Promise<{ fields: Record<string, { type: string }> }>;
 }
-
-const duplicate: CreateAnswer = { error: { code: DUPLICATE_VALUE, error: 'A duplicate value for a field with unique values was provided' } };
 
 /** Parse's ACL object as the `_rperm`/`_wperm` columns, as the database controller turns it. */
 function permissionColumns(acl: Record<string, { read?: boolean; write?: boolean }>): { _rperm: string[]; _wperm: string[] } {
@@ -143,9 +140,9 @@ async function insertStatement(adapter: Required<Pick<StorageAdapter, '_client' 
 
 /**
  * INSERT … ON CONFLICT DO NOTHING of every row, as few statements as PostgreSQL's parameter limit allows;
- * a row a unique key refused answers DUPLICATE_VALUE. A statement is one write: one row whose data the database
+ * a row a unique key refused answers DUPLICATE_ANSWER. A statement is one write: one row whose data the database
  * refuses fails it whole, so a refused statement is split in halves until each refused row stands alone, which
- * answers STORE_REFUSED_CODE with the database's reason; every other row is stored. Parameters, not formatted
+ * answers storeRefused with the database's reason; every other row is stored. Parameters, not formatted
  * SQL: nothing is escaped here.
  */
 async function insertPostgresRows(
@@ -164,7 +161,7 @@ async function insertPostgresRows(
     } catch (error) {
       if (!isDataRefusal(error)) throw error;
       if (group.length === 1) {
-        refused.set(group[0].objectId as string, { error: { code: STORE_REFUSED_CODE, error: refusalReason(error as PostgresError) } });
+        refused.set(group[0].objectId as string, storeRefused(refusalReason(error as PostgresError)));
         return;
       }
       const half = Math.ceil(group.length / 2);
@@ -175,7 +172,7 @@ async function insertPostgresRows(
   for (let start = 0; start < rows.length; start += rowsPerStatement) await insert(rows.slice(start, start + rowsPerStatement));
   return rows.map((row) => {
     const objectId = row.objectId as string;
-    return stored.has(objectId) ? { success: { objectId } } : (refused.get(objectId) ?? duplicate);
+    return stored.has(objectId) ? { success: { objectId } } : (refused.get(objectId) ?? DUPLICATE_ANSWER);
   });
 }
 

@@ -3,12 +3,11 @@
  * unordered insertMany, each stored exactly as Parse Server's MongoDB adapter stores an object it creates
  * (its own transform). Unordered, so that one refused object stops none of the others: a duplicate of a
  * unique key (batchItem of a memory, key of a chunk row: written by an earlier attempt of the same write)
- * answers DUPLICATE_VALUE for that object, which the worker takes as already written. The driver's count of
+ * answers DUPLICATE_ANSWER for that object, which the worker takes as already written. The driver's count of
  * inserted documents is checked against what was sent (FerretDB has acknowledged none of a batch holding one
  * document it could not store, without an error).
  */
-import { STORE_REFUSED_CODE } from '../schema/batchFile';
-import type { CreateAnswer } from '../storage/batchStorage';
+import { type CreateAnswer, DUPLICATE_ANSWER, storeRefused } from '../storage/batchStorage';
 
 // Plain CommonJS modules of Parse Server without type declarations.
 /* eslint-disable @typescript-eslint/no-require-imports */
@@ -20,7 +19,6 @@ const Utils = require('parse-server/lib/Utils') as { checkProhibitedKeywords(opt
 /* eslint-enable @typescript-eslint/no-require-imports */
 
 const DUPLICATE_KEY = 11000;
-const DUPLICATE_VALUE = 137;
 const INVALID_KEY_NAME = 105;
 
 /** The driver's collection, as MongoStorageAdapter's collection wrapper holds it. */
@@ -57,8 +55,7 @@ function refusalReason({ code, errmsg }: WriteError): string {
   return `the database refused the memory: ${(errmsg ?? 'refused').replace(/:\s*["{[].*$/s, '')} (code ${code})`;
 }
 
-const duplicate: CreateAnswer = { error: { code: DUPLICATE_VALUE, error: 'A duplicate value for a field with unique values was provided' } };
-const unacknowledged: CreateAnswer = { error: { code: STORE_REFUSED_CODE, error: 'the database did not acknowledge the write of the memory' } };
+const unacknowledged = storeRefused('the database did not acknowledge the write of the memory');
 
 /**
  * One unordered insertMany; an answer per document: stored, a duplicate (written before), refused (a write
@@ -73,7 +70,7 @@ async function insertDocuments(collection: MongoCollection, documents: Record<st
     const writeErrors = (error as BulkWriteError).writeErrors;
     if (!writeErrors) throw error;
     const refusals = Array.isArray(writeErrors) ? writeErrors : [writeErrors];
-    for (const refusal of refusals) answers[refusal.index] = refusal.code === DUPLICATE_KEY ? duplicate : { error: { code: STORE_REFUSED_CODE, error: refusalReason(refusal) } };
+    for (const refusal of refusals) answers[refusal.index] = refusal.code === DUPLICATE_KEY ? DUPLICATE_ANSWER : storeRefused(refusalReason(refusal));
     acknowledged = ((error as { result?: { insertedCount?: number } }).result?.insertedCount ?? 0) + refusals.length;
   }
   if (acknowledged >= documents.length) return answers;

@@ -110,7 +110,6 @@ const PART_COLUMNS = {
   storedBytes: ['storedBytes', 'value'],
 } as const satisfies Record<keyof StoredPart, readonly [string, ColumnKind]>;
 
-/** One item as recorded in a BatchMemoryChunk row: compact per-item results (i = index, id = memory id, e = error). */
 /** One memory's result in a chunk row: its index, and its memory id or its error (`c`: the error's code). */
 export const chunkResultSchema = z.object({ i: count, id: z.string().optional(), e: z.string().optional(), c: itemErrorCodeSchema.optional() });
 export type ChunkResult = z.infer<typeof chunkResultSchema>;

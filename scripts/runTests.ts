@@ -58,8 +58,9 @@ function main(): number {
   // on a full run, so does each test file that jest did not run at all.
   const filesRun = results.testResults ?? [];
   const filesNotRun = filesRun.filter((file) => file.status === 'failed' && !file.assertionResults.some((test) => test.status === 'failed')).length;
-  const filesMissing = args.length === 0 ? Math.max(0, testFiles(path.join(PROJECT_ROOT, 'test')).length - filesRun.length) : 0;
-  if (filesMissing) process.stdout.write(`\n${filesMissing} test file(s) did not run: ${testFiles(path.join(PROJECT_ROOT, 'test')).length} exist, ${filesRun.length} ran.\n`);
+  const filesExpected = args.length === 0 ? testFiles(path.join(PROJECT_ROOT, 'test')).length : filesRun.length;
+  const filesMissing = Math.max(0, filesExpected - filesRun.length);
+  if (filesMissing) process.stdout.write(`\n${filesMissing} test file(s) did not run: ${filesExpected} exist, ${filesRun.length} ran.\n`);
   const skipped = notRun(results);
   if (skipped.length) process.stdout.write(`\nNot run${mongo ? ' on MongoDB' : ''} (${skipped.length}):\n${skipped.map((name) => `  - ${name}`).join('\n')}\n`);
 

@@ -7,7 +7,7 @@
  */
 import type { Readable } from 'node:stream';
 import Parse from 'parse/node';
-import { decodeLines } from '../schema/batchFile';
+import { STORE_REFUSED_CODE, decodeLines } from '../schema/batchFile';
 import { CLASS, partKey } from '../schema/classes';
 import { CHUNK_ROW_FIELDS, type ChunkRow, type StoredPart, chunkRowOf, partRecordOf } from '../schema/records';
 
@@ -15,6 +15,14 @@ const master = { useMasterKey: true };
 
 /** The answer for one created object, in the shape of Parse Server's /batch answers. */
 export type CreateAnswer = { success: { objectId: string } } | { error: { code: number; error: string } };
+
+/** A unique key refused the object (Parse error 137, DUPLICATE_VALUE): written by an earlier attempt of the same write. */
+export const DUPLICATE_ANSWER: CreateAnswer = { error: { code: 137, error: 'A duplicate value for a field with unique values was provided' } };
+
+/** The database refused the object's data, for `reason` (STORE_REFUSED_CODE): it fails alone. */
+export function storeRefused(reason: string): CreateAnswer {
+  return { error: { code: STORE_REFUSED_CODE, error: reason } };
+}
 
 /** A file storage request that failed; `status` is HTTP's (404: missing, or not decryptable with FILES_ENCRYPTION_KEY). */
 export class FileStorageError extends Error {
