@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
-import Parse from 'parse/node';
+import Parse from '../schema/parseSdk';
 import type { Config } from '../config';
 import type { Logger } from '../config/log';
 import type { ParseEndpoint } from '../schema/batchFile';

@@ -4,7 +4,7 @@
  * referenced from a BatchMemoryRequest; Temporal only ever sees its id.
  */
 import { randomUUID } from 'node:crypto';
-import Parse from 'parse/node';
+import Parse from '../schema/parseSdk';
 import { type Config, publicServerURL } from '../config';
 import type { Logger } from '../config/log';
 import { type ParseEndpoint, STORED_FILE_PREFIX, encodeLines, fileField } from '../schema/batchFile';

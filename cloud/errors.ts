@@ -1,4 +1,4 @@
-import Parse from 'parse/node';
+import Parse from '../schema/parseSdk';
 import type { ValidationDetail } from '../schema/memory';
 
 export type BatchErrorCode = 'invalid_request' | 'unauthorized' | 'forbidden' | 'not_found' | 'conflict' | 'too_large' | 'rate_limited' | 'unavailable' | 'expired' | 'timeout' | 'internal';

@@ -4,7 +4,7 @@
  * same adapter, cache and schema as Parse Server's routes.
  */
 import type { Readable } from 'node:stream';
-import Parse from 'parse/node';
+import Parse from '../schema/parseSdk';
 import type { ParseEndpoint } from '../schema/batchFile';
 import { type BatchStorageAdapter, type CreateAnswer, FileStorageError } from '../storage/batchStorage';
 import { openFileOverHttp } from '../storage/http';

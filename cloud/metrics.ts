@@ -3,7 +3,7 @@
  * follow the saves of BatchMemoryRequest (the worker writes status and counts through Parse, so
  * every change passes through an afterSave here); batches by status are counted at scrape time.
  */
-import Parse from 'parse/node';
+import Parse from '../schema/parseSdk';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { CLASS } from '../schema/classes';
 import { isTerminal } from '../schema/answers';

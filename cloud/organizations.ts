@@ -1,4 +1,4 @@
-import Parse from 'parse/node';
+import Parse from '../schema/parseSdk';
 import { CLASS, idOf, organizationRoleName } from '../schema/classes';
 import { organizationRecordOf, userOrganizationIdOf } from '../schema/records';
 import { BatchError } from './errors';

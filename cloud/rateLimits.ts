@@ -18,7 +18,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import type express from 'express';
 import type { ClientRateLimitInfo, Options, Store } from 'express-rate-limit';
-import Parse from 'parse/node';
+import Parse from '../schema/parseSdk';
 import type { RateLimitOptions } from 'parse-server/types/Options';
 import type { Config } from '../config';
 import { BatchError } from './errors';

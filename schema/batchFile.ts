@@ -6,7 +6,7 @@
  */
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
-import Parse from 'parse/node';
+import Parse from './parseSdk';
 import { z } from 'zod';
 import { CLASS } from './classes';
 

@@ -4,7 +4,7 @@
  * or mistyped field fails at the reader, naming the class, the row and the field, not somewhere later.
  * Each reader's column table names the Parse fields it reads (checked against `classDefinitions`).
  */
-import Parse from 'parse/node';
+import Parse from './parseSdk';
 import { z } from 'zod';
 import { CLASS } from './classes';
 import { batchStatusSchema, itemErrorCodeSchema } from './memory';

@@ -6,7 +6,7 @@
  * part, find a part's index row, read the recorded chunks) is written once, here.
  */
 import type { Readable } from 'node:stream';
-import Parse from 'parse/node';
+import Parse from '../schema/parseSdk';
 import { STORE_REFUSED_CODE, decodeLines } from '../schema/batchFile';
 import { CLASS, partKey } from '../schema/classes';
 import { CHUNK_ROW_FIELDS, type ChunkRow, type StoredPart, chunkRowOf, partRecordOf } from '../schema/records';

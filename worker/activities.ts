@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { Readable, pipeline } from 'node:stream';
 import zlib from 'node:zlib';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
-import Parse from 'parse/node';
+import Parse from '../schema/parseSdk';
 import { type Config, publicServerURL } from '../config';
 import type { Logger } from '../config/log';
 import { CorruptFileError, type ParseEndpoint, STORED_FILE_PREFIX, STORE_REFUSED_CODE, fileField } from '../schema/batchFile';

@@ -5,7 +5,7 @@
  * only its transport, `ajax`, is replaced, and it keeps the SDK's contract: 4xx rejects with the error
  * body, 5xx is retried with the same backoff.
  */
-import Parse from 'parse/node';
+import Parse from '../schema/parseSdk';
 import type { ParseEndpoint } from '../schema/batchFile';
 import { masterRequest } from '../storage/http';
 

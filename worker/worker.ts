@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { NativeConnection, Runtime, Worker, makeTelemetryFilterString } from '@temporalio/worker';
-import Parse from 'parse/node';
+import Parse from '../schema/parseSdk';
 import { type Config, parseEndpoint, temporalConnectionOptions } from '../config';
 import { createLogger, type Logger } from '../config/log';
 import { createActivities } from './activities';
