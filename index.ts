@@ -20,7 +20,7 @@ export { type BatchOwnership, type OwnershipResolver, createOrganizationRole, de
 export { classDefinitions, uniqueKeys, CLASS } from './schema/classes';
 export * from './schema/memory';
 export { type IpNetwork, parseNetwork } from './schema/network';
-export { BATCH_WORKFLOW_TYPE, EXPIRY_SCHEDULE_ID, workflowIdFor, type BatchProgress } from './schema/workflow';
+export { BATCH_WORKFLOW_TYPE, expiryScheduleIdFor, workflowIdFor, type BatchProgress } from './schema/workflow';
 export { WEBHOOK_HEADERS, type WebhookEvent, type WebhookVerification, signWebhook, verifyWebhookSignature, webhookEventSchema } from './schema/webhook';
 export { createBatchWorker, type BatchWorkerOptions } from './worker/worker';
 export { runWorker } from './worker/main';

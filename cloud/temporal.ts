@@ -1,6 +1,24 @@
-import { Client, Connection, ScheduleAlreadyRunning, ScheduleOverlapPolicy, WorkflowExecutionAlreadyStartedError, WorkflowIdReusePolicy, WorkflowNotFoundError } from '@temporalio/client';
+import {
+  Client,
+  Connection,
+  ScheduleAlreadyRunning,
+  ScheduleNotFoundError,
+  ScheduleOverlapPolicy,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowIdReusePolicy,
+  WorkflowNotFoundError,
+} from '@temporalio/client';
 import { type Config, temporalConnectionOptions } from '../config';
-import { BATCH_WORKFLOW_TYPE, EXPIRY_SCHEDULE_ID, EXPIRY_WORKFLOW_TYPE, type BatchWorkflowInput, PARTS_STORED_SIGNAL, type PartsStored, workflowIdFor } from '../schema/workflow';
+import {
+  BATCH_WORKFLOW_TYPE,
+  EXPIRY_WORKFLOW_TYPE,
+  LEGACY_EXPIRY_SCHEDULE_ID,
+  expiryScheduleIdFor,
+  type BatchWorkflowInput,
+  PARTS_STORED_SIGNAL,
+  type PartsStored,
+  workflowIdFor,
+} from '../schema/workflow';
 
 /** Temporal as Cloud Code sees it: start a batch workflow, wait for it, cancel it. */
 export class BatchWorkflows {
@@ -60,9 +78,11 @@ export class BatchWorkflows {
   async ensureExpirySchedule(): Promise<boolean> {
     const client = await this.connect();
     const every = this.config.BATCH_EXPIRY_INTERVAL;
+    const scheduleId = expiryScheduleIdFor(this.config.TEMPORAL_TASK_QUEUE);
+    await this.removeLegacyExpirySchedule();
     try {
       await client.schedule.create({
-        scheduleId: EXPIRY_SCHEDULE_ID,
+        scheduleId,
         spec: { intervals: [{ every }] },
         action: { type: 'startWorkflow', workflowType: EXPIRY_WORKFLOW_TYPE, taskQueue: this.config.TEMPORAL_TASK_QUEUE, args: [] },
         policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1h' },
@@ -70,12 +90,22 @@ export class BatchWorkflows {
       return true;
     } catch (error) {
       if (!(error instanceof ScheduleAlreadyRunning)) throw error;
-      const handle = client.schedule.getHandle(EXPIRY_SCHEDULE_ID);
+      const handle = client.schedule.getHandle(scheduleId);
       const { spec } = await handle.describe();
       if (spec.intervals?.length === 1 && Number(spec.intervals[0].every) === every) return false;
       await handle.update((previous) => ({ ...previous, spec: { intervals: [{ every }] } }));
       return true;
     }
+  }
+
+  /** The one Schedule of earlier versions, shared by every app in the namespace: removed by the app whose task queue it starts. */
+  private async removeLegacyExpirySchedule(): Promise<void> {
+    const handle = (await this.connect()).schedule.getHandle(LEGACY_EXPIRY_SCHEDULE_ID);
+    const legacy = await handle.describe().catch((error: unknown) => {
+      if (error instanceof ScheduleNotFoundError) return undefined;
+      throw error;
+    });
+    if (legacy?.action.type === 'startWorkflow' && legacy.action.taskQueue === this.config.TEMPORAL_TASK_QUEUE) await handle.delete();
   }
 
   /** Resolves true when the workflow finished within `timeoutMs`, false when it is still running. */

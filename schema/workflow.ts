@@ -5,7 +5,13 @@ export const BATCH_WORKFLOW_TYPE = 'batchMemoryWorkflow';
 export const PROGRESS_QUERY = 'progress';
 export const PARTS_STORED_SIGNAL = 'partsStored';
 export const EXPIRY_WORKFLOW_TYPE = 'expireBatchFilesWorkflow';
-export const EXPIRY_SCHEDULE_ID = 'batch-memory-file-expiry';
+/** The Schedule id before it was one per app: a Schedule of that id found on the app's task queue is replaced. */
+export const LEGACY_EXPIRY_SCHEDULE_ID = 'batch-memory-file-expiry';
+
+/** The expiry Schedule of the app whose workers poll `taskQueue`: one per app in a shared Temporal namespace. */
+export function expiryScheduleIdFor(taskQueue: string): string {
+  return `${LEGACY_EXPIRY_SCHEDULE_ID}-${taskQueue}`;
+}
 
 export function workflowIdFor(batchId: string): string {
   return `batch-memory-${batchId}`;

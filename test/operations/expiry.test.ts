@@ -1,6 +1,6 @@
 /** Expiry: the Temporal Schedule deletes the stored files of expired batches; requests keep their counts, memories stay. */
 import { fileURL } from '../../schema/batchFile';
-import { EXPIRY_SCHEDULE_ID } from '../../schema/workflow';
+import { expiryScheduleIdFor } from '../../schema/workflow';
 import { closeTemporal, countMemories, getBatch, http, master, memories, newUser, parse, temporal, waitFor } from '../support/helpers';
 import { postJson, rest } from '../support/rest';
 import { stackInfo } from '../support/stackInfo';
@@ -28,7 +28,7 @@ test('running the expiry job deletes expired files (404 even to the master key) 
     'the expiry schedule',
     async () =>
       await client.schedule
-        .getHandle(EXPIRY_SCHEDULE_ID)
+        .getHandle(expiryScheduleIdFor(stackInfo().taskQueue))
         .describe()
         .then(
           () => true,
@@ -36,7 +36,7 @@ test('running the expiry job deletes expired files (404 even to the master key) 
         ),
     30_000,
   );
-  await client.schedule.getHandle(EXPIRY_SCHEDULE_ID).trigger();
+  await client.schedule.getHandle(expiryScheduleIdFor(stackInfo().taskQueue)).trigger();
   const expired = await waitFor(
     'the batch files to expire',
     async () => {
