@@ -12,8 +12,20 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<v
   process.on('disconnect', () => {
     if (worker.getState() === 'RUNNING') worker.shutdown();
   });
+  // A parent that dies without passing its signal on (the shell npx runs the command in, on SIGTERM) leaves
+  // this process re-parented: it stops as if signalled.
+  const parent = process.ppid;
+  const orphanCheck = setInterval(() => {
+    if (process.ppid === parent || worker.getState() !== 'RUNNING') return;
+    log.warn('parent process gone: stopping', { parent });
+    worker.shutdown();
+  }, 500).unref();
   log.info('worker polling', { taskQueue: config.TEMPORAL_TASK_QUEUE, namespace: config.TEMPORAL_NAMESPACE, pid: process.pid });
-  await worker.run();
+  try {
+    await worker.run();
+  } finally {
+    clearInterval(orphanCheck);
+  }
   log.info('worker stopped');
 }
 
