@@ -33,6 +33,8 @@ const RESULTS_PER_PAGE = 2000;
 /** The only webhook error a batch records, whatever the cause (a refused address, a status, a connection error). */
 const WEBHOOK_FAILED = 'webhook delivery failed';
 
+/** A memory refused as a duplicate while no memory of its batch item exists: a unique index of the host's own refused it. */
+const OTHER_UNIQUE_KEY_REFUSAL = 'refused by a unique index of the database (a value another memory already has)';
 /** Parse error codes that mean "this item's data is unacceptable": a per-item failure, never a retry. */
 const PARSE_ITEM_ERROR_CODES = new Set([
   Parse.Error.INVALID_KEY_NAME,
@@ -142,12 +144,12 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
     // Once per write, not per item or attempt: the operator's view of what the product could not classify.
     if (givenUp.length) partLog.warn('memories failed on every attempt; recorded failed', { attempts: context.attempt, memories: givenUp.length, first: givenUp[0] });
     if (duplicates.length) {
-      // Written by an earlier attempt of this chunk: take the existing memory.
+      // Written by an earlier attempt of this chunk: take the existing memory. None of this batch item: the
+      // duplicate is on a unique index of the host's own, which no attempt will ever pass.
       const ids = await existingMemoryIds(duplicates.map(({ index }) => `${batchId}:${index}`));
       for (const { chunk, index } of duplicates) {
         const id = ids.get(`${batchId}:${index}`);
-        if (!id) throw new Error(`memory ${index} reported as duplicate but not found`);
-        results[chunk].push({ i: index, id });
+        results[chunk].push(id ? { i: index, id } : { i: index, e: OTHER_UNIQUE_KEY_REFUSAL, c: 'store_refused' });
       }
     }
     for (const chunkResults of results) {

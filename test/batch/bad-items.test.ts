@@ -15,7 +15,9 @@ import { postgresOnlyTest } from '../support/database';
 import { addMemoryBatch, closeTemporal, countMemories, duplicateMemories, master, memories, newUser, parse, temporal, type TestUser, waitFor } from '../support/helpers';
 import { postJson, rest } from '../support/rest';
 import { stackInfo } from '../support/stackInfo';
+import { startWebhookReceiver } from '../support/webhookReceiver';
 import { batchWorkflowRuns } from '../support/workflowHistory';
+import { webhookEventSchema } from '../../schema/webhook';
 
 afterAll(closeTemporal);
 
@@ -138,13 +140,39 @@ postgresOnlyTest('a memory a CHECK constraint of the host refuses fails alone wi
   }
 });
 
+postgresOnlyTest("a memory a unique index of the host's refuses fails alone as store_refused; its twin is stored", async () => {
+  const database = new PgClient({ connectionString: stackInfo().databaseURI });
+  await database.connect();
+  const twin = `planted-unique-${process.pid}`;
+  await database.query(`CREATE UNIQUE INDEX planted_unique ON "Memory" (content) WHERE content LIKE 'planted-unique-%'`);
+  try {
+    const owner = await newUser('unique');
+    const items = memories(60, 120, (index) => (index === 10 || index === 40 ? { content: twin } : {}));
+    const answer = await addMemoryBatch(owner.sessionToken, { memories: items });
+    expect({ status: answer.status, processed: answer.processed, failed: answer.failed }).toEqual({ status: 'completed', processed: 59, failed: 1 });
+    // One of the twins is stored, whichever write reached the database first; the other is refused.
+    const failures = answer.results.filter((result) => !result.success);
+    expect(failures).toEqual([{ index: expect.any(Number), success: false, code: 'store_refused', error: expect.stringContaining('unique index') }]);
+    expect([10, 40]).toContain(failures[0].index);
+    expect(await countMemories(answer.batch_id)).toBe(59);
+    await namedMemoriesExist(answer);
+  } finally {
+    await database.query('DROP INDEX IF EXISTS planted_unique');
+    await database.end();
+  }
+});
+
 test('a memory the processor throws for on every attempt fails alone after BATCH_ITEM_MAX_ATTEMPTS attempts of its part; the rest are stored', async () => {
   const maxAttempts = loadConfig(stackInfo().env).BATCH_ITEM_MAX_ATTEMPTS;
   const owner = await newUser('throws');
   // Two parts of the test stack (100 memories each): activities with attempts of their own in the history.
   const items = memories(150, 120, (index) => (index === 120 ? { metadata: { test_throw: true } } : {}));
-  const answer = await addMemoryBatch(owner.sessionToken, { memories: items });
+  const hook = await startWebhookReceiver();
+  const answer = await addMemoryBatch(owner.sessionToken, { memories: items, webhook_url: hook.url, webhook_secret: 'bad-items-webhook-secret-0123456789' });
   expect({ status: answer.status, processed: answer.processed, failed: answer.failed }).toEqual({ status: 'completed', processed: 149, failed: 1 });
+  // The webhook says the same: completed, with the one failure.
+  const delivery = await waitFor('the webhook', async () => hook.deliveries[0], 60_000).finally(() => hook.close());
+  expect(webhookEventSchema.parse(JSON.parse(delivery.body)).batch).toMatchObject({ batch_id: answer.batch_id, status: 'completed', success: false, processed: 149, failed: 1 });
   expect(answer.results.filter((result) => !result.success)).toEqual([{ index: 120, success: false, code: 'processing_failed', error: `processing failed on each of ${maxAttempts} attempts` }]);
   expect(await countMemories(answer.batch_id)).toBe(149);
   expect(await duplicateMemories(answer.batch_id)).toBe(0);
