@@ -1,5 +1,5 @@
 /** Cloud Code of the plugin: triggers that guard BatchMemoryRequest and its files, and the Cloud Functions. */
-import Parse from 'parse/node';
+import Parse from '../schema/parseSdk';
 import { isBatchFileName } from '../schema/batchFile';
 import { CLASS } from '../schema/classes';
 import { BATCH_STATUSES, type BatchStatus, statusRefusalMessage } from '../schema/memory';
@@ -10,6 +10,7 @@ import type { Logger } from '../config/log';
 import { BatchError } from './errors';
 import type { BatchMetrics } from './metrics';
 import type { StorageAdapter } from './bulkWriter';
+import { type CloudRegistry, type TriggerEvent, guardTrigger } from './triggerGuards';
 
 /** Legal status moves; nothing leaves a terminal status. */
 const TRANSITIONS: Record<BatchStatus, readonly BatchStatus[]> = {
@@ -124,16 +125,22 @@ function selectedBatchId(request: FunctionRequest): string {
   return id;
 }
 
-export function registerCloudCode(service: BatchService, log: Logger, metrics?: BatchMetrics): void {
+/**
+ * Registers the plugin's triggers and functions on `cloud`, the `Parse.Cloud` Parse Server hands to Cloud
+ * Code. Each trigger is composed with any the host registers for the same class and event (triggerGuards.ts).
+ */
+export function registerCloudCode(cloud: typeof Parse.Cloud, appId: string, service: BatchService, log: Logger, metrics?: BatchMetrics): void {
   guardStatusWrites(service.parse.database.adapter);
+  const registry = cloud as unknown as CloudRegistry;
+  const guard = <R>(event: TriggerEvent, parseClass: unknown, handler: (request: R) => unknown) => guardTrigger(registry, appId, event, parseClass, handler as (request: never) => unknown);
   // Where a user writes is the server's record: a client may not set or clear its own organization, on sign-up or later.
-  Parse.Cloud.beforeSave(Parse.User, (request) => {
+  guard('beforeSave', Parse.User, (request: Parse.Cloud.BeforeSaveRequest) => {
     if (!request.master && request.object.dirtyKeys().includes('organization')) {
       throw new Parse.Error(Parse.Error.OPERATION_FORBIDDEN, '_User.organization is set by the server; the operator adds members to an organization');
     }
   });
 
-  Parse.Cloud.beforeSave(CLASS.batch, (request) => {
+  guard('beforeSave', CLASS.batch, (request: Parse.Cloud.BeforeSaveRequest) => {
     if (!request.master) throw new Parse.Error(Parse.Error.OPERATION_FORBIDDEN, 'BatchMemoryRequest is written by the server only');
     const batch = request.object;
     // The write is checked field by field, with a message for each, before the row can read as a record.
@@ -160,7 +167,7 @@ export function registerCloudCode(service: BatchService, log: Logger, metrics?: 
     if (!request.original && batch.getACL()?.getPublicReadAccess()) throw new Parse.Error(Parse.Error.VALIDATION_ERROR, 'a batch must not be publicly readable');
   });
 
-  Parse.Cloud.afterSave(CLASS.batch, async (request) => {
+  guard('afterSave', CLASS.batch, async (request: Parse.Cloud.AfterSaveRequest) => {
     metrics?.observeSave(request.object, request.original);
     const previous = request.original && batchRecordOf(request.original).status;
     await service.syncWorkflow(request.object, previous).catch((error: unknown) => {
@@ -168,20 +175,20 @@ export function registerCloudCode(service: BatchService, log: Logger, metrics?: 
     });
   });
 
-  Parse.Cloud.beforeDelete(CLASS.batch, (request) => {
+  guard('beforeDelete', CLASS.batch, (request: Parse.Cloud.BeforeDeleteRequest) => {
     if (!request.master) throw new Parse.Error(Parse.Error.OPERATION_FORBIDDEN, 'BatchMemoryRequest is deleted by the server only');
   });
 
   // Batch and result files: only the master key may download them, whoever holds the URL.
-  Parse.Cloud.beforeFind(Parse.File as unknown as string, (request) => {
-    const file = (request as unknown as { file: Parse.File }).file;
+  guard('beforeFind', Parse.File, (request: Parse.Cloud.FileTriggerRequest) => {
+    const { file } = request;
     if (!request.master && isBatchFileName(file.name())) {
       throw new Parse.Error(Parse.Error.OPERATION_FORBIDDEN, 'batch files can only be read with the master key');
     }
   });
 
   const define = (name: string, handler: (request: FunctionRequest) => Promise<unknown>) =>
-    Parse.Cloud.define(name, async (request: FunctionRequest) => {
+    cloud.define(name, async (request: FunctionRequest) => {
       try {
         return await handler(request);
       } catch (error) {
@@ -197,7 +204,7 @@ export function registerCloudCode(service: BatchService, log: Logger, metrics?: 
 
   // Dashboard scripts (Parse Dashboard runs them with the master key on each selected row).
   const defineScript = (name: string, handler: (batchId: string) => Promise<string>) =>
-    Parse.Cloud.define(
+    cloud.define(
       name,
       async (request: FunctionRequest) => {
         try {

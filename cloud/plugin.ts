@@ -13,7 +13,7 @@
  */
 import path from 'node:path';
 import express from 'express';
-import Parse from 'parse/node';
+import Parse from '../schema/parseSdk';
 import type ParseServer from 'parse-server';
 import { type Config, loadConfig, parseEndpoint, publicServerURL, serverURL } from '../config';
 import { createLogger, type Logger } from '../config/log';
@@ -26,7 +26,9 @@ import { type ParseDatabase, bulkWriteRoute } from './bulkWriter';
 import { onFerretDB } from './ferretdb';
 import { isMongoAdapter } from './mongoBulkWriter';
 import { jsonErrorHandler, notFound } from './httpErrors';
+import { defaultFilesAdapter } from './filesAdapter';
 import { registerCloudCode } from './main';
+import { unguardedTriggers } from './triggerGuards';
 import { BatchMaintenance } from './maintenance';
 import { BatchMetrics } from './metrics';
 import { type OwnershipResolver, defaultOwnershipResolver } from './organizations';
@@ -66,6 +68,8 @@ export interface BatchMemory {
   parseServerOptions(hostOptions?: HostParseServerOptions): ParseServerOptions;
   /** Options of the LiveQuery server (`ParseServer.createLiveQueryServer`): with REDIS_URL, its events come through Redis. */
   liveQueryServerOptions(hostOptions?: Record<string, unknown>): Record<string, unknown>;
+  /** Host-wide Parse Server hardening the product's own server uses; opt in with `parseServerOptions({ ...batch.hardenedOptions(), ...yours })`. */
+  hardenedOptions(): Record<string, unknown>;
   /** Parse Server's `cloud` option: the plugin's Cloud Code, then the host's (a function, or a file path as Parse Server takes it). */
   cloud(hostCloud?: CloudCode): (parse: typeof Parse) => Promise<void>;
   /** The REST route, its events and OpenAPI document, the worker's bulk route (and `/metrics` when asked): mount at the app's root, before Parse Server. */
@@ -98,7 +102,7 @@ export function createBatchMemory(options: BatchMemoryOptions = {}): BatchMemory
   const maintenance = new BatchMaintenance(config, service, workflows, log);
 
   const cloud = (hostCloud?: CloudCode) => async (parse: typeof Parse) => {
-    registerCloudCode(service, log, metrics);
+    registerCloudCode(parse.Cloud, config.PARSE_APP_ID, service, log, metrics);
     if (typeof hostCloud === 'function') await hostCloud(parse);
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     else if (typeof hostCloud === 'string') require(path.resolve(hostCloud));
@@ -117,12 +121,18 @@ export function createBatchMemory(options: BatchMemoryOptions = {}): BatchMemory
   router.use('/api/v1', jsonErrorHandler(log));
 
   let started: Promise<() => Promise<void>> | undefined;
+  /** Host-wide hardening the host's options left out (said once at start). */
+  let leftToHost: string[] = [];
   return {
     config,
     service,
     metrics,
     maintenance,
-    parseServerOptions: (hostOptions = {}) => mergeParseServerOptions(config, hostOptions, { cloud, limits, log }),
+    parseServerOptions: (hostOptions = {}) => {
+      leftToHost = Object.keys(hardenedParseServerOptions(config, log)).filter((option) => !(option in hostOptions));
+      return mergeParseServerOptions(config, hostOptions, { cloud, limits, log });
+    },
+    hardenedOptions: () => hardenedParseServerOptions(config, log),
     liveQueryServerOptions: (hostOptions = {}) => ({ ...(config.REDIS_URL ? { redisURL: config.REDIS_URL } : {}), ...hostOptions }),
     cloud,
     router,
@@ -136,9 +146,22 @@ export function createBatchMemory(options: BatchMemoryOptions = {}): BatchMemory
               'Start Parse Server first; if it is started, your app has two copies of parse-server: it is a peer dependency of the plugin, so keep one (npm ls parse-server).',
           );
         }
+        const unguarded = unguardedTriggers(config.PARSE_APP_ID);
+        if (unguarded.length > 0) {
+          throw new Error(
+            `batch.start: the plugin's ${unguarded.join(', ')} trigger${unguarded.length > 1 ? 's were' : ' was'} replaced without going through Parse.Cloud; ` +
+              'register your own triggers for these classes with Parse.Cloud in your Cloud Code, where the plugin composes them with its own',
+          );
+        }
         await checkBatchEndpoint(endpoint);
         await ensureUniqueKeys(service.parse.database);
         maintenance.start();
+        if (leftToHost.length > 0) {
+          log.warn('host-wide Parse Server hardening left to the app', {
+            options: leftToHost,
+            advice: "to opt in: batch.parseServerOptions({ ...batch.hardenedOptions(), ...yourOptions }) (docs/security.md, 'In a host app')",
+          });
+        }
         log.info('batch memory plugin started', { taskQueue: config.TEMPORAL_TASK_QUEUE });
         return () => maintenance.stop();
       })();
@@ -164,7 +187,10 @@ function mergeParseServerOptions(
     ['serverURL', 'PARSE_SERVER_URL (default http://127.0.0.1:PORT/parse)', serverURL(config)],
   ] as const) {
     if (hostOptions[option] !== undefined && hostOptions[option] !== value) {
-      throw new Error(`parseServerOptions: ${option} differs from ${variable}; the plugin and its workers use ${variable}, so set it to your app's ${option}`);
+      const shown = (text: unknown) => (option === 'masterKey' ? '(hidden)' : JSON.stringify(text));
+      throw new Error(
+        `parseServerOptions: ${option} ${shown(hostOptions[option])} differs from ${variable} ${shown(value)}; the plugin and its workers use ${variable}, so set it to your app's ${option}`,
+      );
     }
   }
   const host = hostOptions as {
@@ -185,15 +211,10 @@ function mergeParseServerOptions(
     masterKeyIps: config.PARSE_MASTER_KEY_IPS.split(',').map((ip) => ip.trim()),
     serverURL: serverURL(config),
     publicServerURL: publicServerURL(config),
-    allowClientClassCreation: false,
-    enableAnonymousUsers: config.ALLOW_ANONYMOUS_USERS,
-    enforcePrivateUsers: true,
+    // Batch and results files go through Parse Server's files controller (20 MB by default).
     maxUploadSize: '64mb',
-    ...hardenedParseServerOptions(config),
     ...sharedStateOptions(config),
-    // Parse Server's warnings and errors, LiveQuery's included, in the structured log with session tokens and secrets redacted.
-    loggerAdapter: new ParseLogAdapter(plugin.log, secretsOf(config)),
-    logLevel: 'warn',
+    ...(needsFilesAdapter(config, hostOptions) ? { filesAdapter: defaultFilesAdapter(config, typeof hostOptions.databaseURI === 'string' ? hostOptions.databaseURI : undefined) } : {}),
     ...hostOptions,
     cloud: plugin.cloud(host.cloud),
     schema: {
@@ -251,6 +272,17 @@ export function mergeClassDefinitions(pluginClasses: readonly ClassDefinition[],
   return [...merged.values()];
 }
 
+/**
+ * Whether the plugin supplies the files adapter (FILES_ADAPTER's, or encrypted files on disk / in GridFS):
+ * the host named none, and Parse Server's default (GridFS on the database URI) would not do: on PostgreSQL
+ * every batch would fail, and with an explicit database adapter (the host's, or FerretDB's) Parse Server
+ * refuses to start without a files adapter.
+ */
+function needsFilesAdapter(config: Config, hostOptions: HostParseServerOptions): boolean {
+  if (hostOptions.filesAdapter) return false;
+  return config.FILES_ADAPTER === 's3' || config.DATABASE_FERRETDB || Boolean(hostOptions.databaseAdapter) || !storesInMongo(hostOptions);
+}
+
 /** Whether Parse Server stores through its MongoDB adapter: the host's adapter is one, or (as Parse Server chooses) the URI is not postgres:. */
 function storesInMongo(options: HostParseServerOptions): boolean {
   const { databaseAdapter, databaseURI } = options as { databaseAdapter?: object; databaseURI?: unknown };
@@ -296,8 +328,19 @@ function sharedStateOptions(config: Config): Record<string, unknown> {
   return { cacheAdapter: new RedisCacheAdapter({ url: config.REDIS_URL }), ...(config.DATABASE_FERRETDB ? {} : { databaseOptions: { enableSchemaHooks: true } }) };
 }
 
-function hardenedParseServerOptions(config: Config): Record<string, unknown> {
+/**
+ * Host-wide hardening the product's own server (`npm start`) applies: a host app opts in by passing these
+ * with its options (`batch.hardenedOptions()`); the plugin does not
+ * change a host's options behind its back, and says once at start which of them a host left out.
+ */
+export function hardenedParseServerOptions(config: Config, log: Logger): Record<string, unknown> {
   return {
+    allowClientClassCreation: false,
+    enableAnonymousUsers: config.ALLOW_ANONYMOUS_USERS,
+    enforcePrivateUsers: true,
+    // Parse Server's warnings and errors, LiveQuery's included, in the structured log with session tokens and secrets redacted.
+    loggerAdapter: new ParseLogAdapter(log, secretsOf(config)),
+    logLevel: 'warn',
     fileUpload: {
       enableForPublic: false,
       enableForAnonymousUser: false,

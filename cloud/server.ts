@@ -3,10 +3,9 @@
  * and the plugin mounted through the same entry point a host uses (cloud/plugin.ts).
  */
 import http from 'node:http';
-import path from 'node:path';
 import express from 'express';
 import ParseServer from 'parse-server';
-import { type Config, ConfigError, databaseURI, serverURL } from '../config';
+import { type Config, databaseURI, serverURL } from '../config';
 import { createLogger, type Logger } from '../config/log';
 import type { BatchService } from './batchService';
 import { dashboardHandlers } from './dashboard';
@@ -15,14 +14,7 @@ import type { BatchMetrics } from './metrics';
 import { jsonErrorHandler, notFound } from './httpErrors';
 import type { OwnershipResolver } from './organizations';
 import { createBatchMemory } from './plugin';
-
-// Plain CommonJS packages without type declarations.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const FSFilesAdapter = require('@parse/fs-files-adapter') as new (options: { filesSubDirectory?: string; encryptionKey?: string }) => object;
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { GridFSBucketAdapter } = require('parse-server/lib/Adapters/Files/GridFSBucketAdapter') as {
-  GridFSBucketAdapter: new (databaseURI: string, options: object, encryptionKey?: string) => object;
-};
+import { defaultFilesAdapter } from './filesAdapter';
 
 /** Where Parse Server is mounted on the app. */
 const PARSE_MOUNT = '/parse';
@@ -51,48 +43,14 @@ export interface ParseApp {
   close(): Promise<void>;
 }
 
-/** The files adapter FILES_ADAPTER names: an S3 bucket, or encrypted files in GridFS on MongoDB (Parse Server's `fileKey` encryption), otherwise on disk under DATA_DIR/files. */
-export function defaultFilesAdapter(config: Config): object {
-  if (config.FILES_ADAPTER === 's3') return s3FilesAdapter(config);
-  if (config.DATABASE_URI?.startsWith('mongodb')) return new GridFSBucketAdapter(config.DATABASE_URI, {}, config.FILES_ENCRYPTION_KEY);
-  const filesDir = path.resolve(config.DATA_DIR, 'files');
-  // The adapter resolves its folder under ./files of the working directory.
-  return new FSFilesAdapter({ filesSubDirectory: path.relative(path.resolve('files'), filesDir), encryptionKey: config.FILES_ENCRYPTION_KEY });
-}
-
-/**
- * `@parse/s3-files-adapter` on S3_BUCKET. Downloads always go through Parse Server (no direct access,
- * objects private), where batch files are refused to all but the master key. The package is an optional
- * peer: only deployments that store files in S3 install the AWS SDK it brings.
- */
-function s3FilesAdapter(config: Config): object {
-  let S3Adapter: new (options: Record<string, unknown>) => object;
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    S3Adapter = require('@parse/s3-files-adapter') as typeof S3Adapter;
-  } catch (error) {
-    if ((error as { code?: string }).code !== 'MODULE_NOT_FOUND') throw error;
-    throw new ConfigError(['FILES_ADAPTER=s3 needs the package @parse/s3-files-adapter: npm install @parse/s3-files-adapter']);
-  }
-  return new S3Adapter({
-    bucket: config.S3_BUCKET,
-    region: config.S3_REGION,
-    bucketPrefix: config.S3_BUCKET_PREFIX ?? '',
-    directAccess: false,
-    fileAcl: 'none',
-    ...(config.S3_SERVER_SIDE_ENCRYPTION ? { ServerSideEncryption: config.S3_SERVER_SIDE_ENCRYPTION } : {}),
-    ...(config.S3_ACCESS_KEY_ID && config.S3_SECRET_ACCESS_KEY ? { credentials: { accessKeyId: config.S3_ACCESS_KEY_ID, secretAccessKey: config.S3_SECRET_ACCESS_KEY } } : {}),
-    // An S3-compatible server answers on its own host, with the bucket in the path.
-    ...(config.S3_ENDPOINT ? { s3overrides: { endpoint: config.S3_ENDPOINT, forcePathStyle: true } } : {}),
-  });
-}
-
 /** Builds and starts the app through the plugin's entry point (cloud/plugin.ts); resolves once it listens on config.PORT. */
 export async function startParseApp(config: Config, options: ParseAppOptions = {}): Promise<ParseApp> {
   const log = options.logger ?? createLogger(config.LOG_LEVEL, { component: 'parse-server' });
   const batch = createBatchMemory({ config, resolveOwnership: options.resolveOwnership, logger: log, metrics: true });
   const parseServer = new ParseServer(
     batch.parseServerOptions({
+      // The product's own server takes the host-wide hardening a host may opt into.
+      ...batch.hardenedOptions(),
       databaseURI: databaseURI(config),
       filesAdapter: options.filesAdapter ?? defaultFilesAdapter(config),
       ...options.parseServerOptions,

@@ -201,7 +201,10 @@ export const configVariables = {
     schema: integer(1).default(20),
     doc: 'failed authentications (bad session token, refused master key, wrong password) per RATE_LIMIT_WINDOW from one client address; past it, every request from that address is answered 429 before authentication',
   },
-  ALLOW_ANONYMOUS_USERS: { schema: boolean.default(false), doc: 'let clients sign up anonymously (Parse authData.anonymous); anonymous users can never submit batches' },
+  ALLOW_ANONYMOUS_USERS: {
+    schema: boolean.default(false),
+    doc: "let clients sign up anonymously (Parse authData.anonymous) on the product's own server, or a host that opts into hardenedOptions() (otherwise the host's enableAnonymousUsers decides); anonymous users can never submit batches",
+  },
   RECONCILE_INTERVAL: { schema: duration.default(30_000), doc: 'how often Parse Server starts the workflows of pending batches (accepted while Temporal was unreachable)' },
   TEMPORAL_START_TIMEOUT: {
     schema: duration.default(5_000),

@@ -7,7 +7,6 @@ const { once } = require('node:events');
 const path = require('node:path');
 const express = require('express');
 const { ParseServer } = require('parse-server');
-const FSFilesAdapter = require('@parse/fs-files-adapter');
 const { createBatchMemory } = require('parse-temporal-batch-memory'); // batch memory
 
 const port = Number(process.env.PORT || 1337);
@@ -21,7 +20,8 @@ async function main() {
       masterKey: process.env.PARSE_MASTER_KEY,
       databaseURI: process.env.DATABASE_URI,
       serverURL: `http://127.0.0.1:${port}/parse`,
-      filesAdapter: new FSFilesAdapter({ filesSubDirectory: 'uploads', encryptionKey: process.env.FILES_ENCRYPTION_KEY }),
+      // No filesAdapter: on PostgreSQL the plugin stores files on disk under DATA_DIR/files, encrypted with FILES_ENCRYPTION_KEY.
+      enableAnonymousUsers: true,
       cloud: path.join(__dirname, 'cloud/main.js'),
       schema: { definitions: require('./schema') },
     }),

@@ -6,7 +6,7 @@
  */
 import { Client, Connection } from '@temporalio/client';
 import { loadConfig } from '../../config';
-import { defaultFilesAdapter } from '../../cloud/server';
+import { defaultFilesAdapter } from '../../cloud/filesAdapter';
 import { WEBHOOK_HEADERS, verifyWebhookSignature, webhookEventSchema } from '../../schema/webhook';
 import { workflowIdFor } from '../../schema/workflow';
 import type { MemoryItem } from '../../schema/memory';

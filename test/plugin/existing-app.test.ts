@@ -9,7 +9,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Parse from 'parse/node';
+import { Client, Connection } from '@temporalio/client';
 import { Client as PgClient } from 'pg';
+import { expiryScheduleIdFor } from '../../schema/workflow';
 import { freePort, waitFor } from '../../scripts/processes';
 import { PROJECT_ROOT } from '../../scripts/stack';
 import { stackInfo } from '../support/stackInfo';
@@ -44,6 +46,7 @@ let serverURL: string;
 let app: Running | undefined;
 let worker: Running | undefined;
 let user: { id: string; token: string };
+let other: { id: string; token: string };
 
 /** Runs npm in a folder and answers its standard output. */
 function npm(args: string[], cwd: string, timeout = 240_000): string {
@@ -79,6 +82,10 @@ async function stopGroup(running: Running | undefined, signal: NodeJS.Signals): 
 /** The fields of Parse Server's REST answers that this file reads (each answer has some of them). */
 interface ParseAnswer {
   objectId: string;
+  email: string;
+  url: string;
+  resultsFile: { url: string };
+  authData: unknown;
   sessionToken: string;
   results: Record<string, unknown>[];
   result: { batch_id: string };
@@ -176,9 +183,13 @@ beforeAll(async () => {
 
   Parse.initialize(APP_ID);
   Parse.serverURL = serverURL;
-  const signUp = await parseApi('POST', '/users', { body: { username: `alice-${process.pid}`, password: 'alice-password', nickname: 'Alice' } });
+  // The host's own beforeSave on _User trims the nickname.
+  const signUp = await parseApi('POST', '/users', { body: { username: `alice-${process.pid}`, password: 'alice-password', nickname: '  Alice  ', email: `alice-${process.pid}@example.com` } });
   expect(signUp.status).toBe(201);
   user = { id: signUp.body.objectId, token: signUp.body.sessionToken };
+  const otherSignUp = await parseApi('POST', '/users', { body: { username: `mallory-${process.pid}`, password: 'mallory-password' } });
+  expect(otherSignUp.status).toBe(201);
+  other = { id: otherSignUp.body.objectId, token: otherSignUp.body.sessionToken };
 }, 300_000);
 
 afterAll(async () => {
@@ -270,6 +281,137 @@ test("Parse.Cloud.run('addMemoryBatch') and the REST route take batches that a w
   const viaRest = (await response.json()) as { batch_id: string };
   expect(await completedBatch(viaRest.batch_id)).toMatchObject({ totalMemories: 3, processedMemories: 3 });
   expect(await memoriesOf(viaRest.batch_id)).toEqual({ rows: 3, items: 3 });
+});
+
+test("the host's parse is its own (^8.6.0) next to parse-server's, and its Parse JS SDK submits a batch", async () => {
+  const version = (from: string) => (JSON.parse(fs.readFileSync(path.join(appDir, from, 'package.json'), 'utf8')) as { version: string }).version;
+  const hostParse = version('node_modules/parse');
+  const serversParse = fs.existsSync(path.join(appDir, 'node_modules/parse-server/node_modules/parse')) ? version('node_modules/parse-server/node_modules/parse') : hostParse;
+  process.stdout.write(`host parse ${hostParse}, parse-server's parse ${serversParse}\n`);
+  expect(hostParse).toMatch(/^8\.\d+\.\d+$/);
+  // The host's own SDK, in a process of the host's, calls the plugin's Cloud Function.
+  const script = `
+    const Parse = require('parse/node');
+    Parse.initialize(process.env.PARSE_APP_ID);
+    Parse.serverURL = ${JSON.stringify(serverURL)};
+    Parse.Cloud.run('addMemoryBatch', { memories: [{ content: 'from the host SDK' }] }, { sessionToken: ${JSON.stringify(user.token)} })
+      .then((answer) => process.stdout.write(JSON.stringify(answer)), (error) => { process.stderr.write(String(error)); process.exit(1); });`;
+  const answer = JSON.parse(execFileSync(process.execPath, ['-e', script], { cwd: appDir, env, encoding: 'utf8', timeout: 60_000 })) as { batch_id: string };
+  expect(await completedBatch(answer.batch_id)).toMatchObject({ totalMemories: 1, processedMemories: 1 });
+  expect(await memoriesOf(answer.batch_id)).toEqual({ rows: 1, items: 1 });
+});
+
+test("the host's options stand: anonymous sign-up, its users' own email, its log; the plugin names the hardening it left out", async () => {
+  const anonymous = await parseApi('POST', '/users', { body: { authData: { anonymous: { id: `anonymous-${process.pid}` } } } });
+  expect(anonymous.status).toBe(201);
+  const me = await parseApi('GET', '/users/me', { token: user.token });
+  expect(me).toMatchObject({ status: 200, body: { email: `alice-${process.pid}@example.com` } });
+  // An anonymous user still cannot submit a batch at the plugin's doors.
+  const refused = await fetch(`${serverURL.replace(/\/parse$/, '')}/api/v1/memory/batch`, {
+    method: 'POST',
+    headers: { 'X-Parse-Session-Token': anonymous.body.sessionToken, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ memories: [{ content: 'anonymous memory' }] }),
+  });
+  expect(refused.status).toBe(403);
+  const warning = app!
+    .output()
+    .split('\n')
+    .find((line) => line.includes('host-wide Parse Server hardening left to the app'));
+  expect(warning).toBeDefined();
+  const leftOut = (JSON.parse(warning!) as { options: string[] }).options;
+  expect(leftOut).toEqual(expect.arrayContaining(['protectedFieldsOwnerExempt', 'loggerAdapter', 'fileUpload']));
+  // The host set this one itself.
+  expect(leftOut).not.toContain('enableAnonymousUsers');
+});
+
+test("the host's own triggers on _User, files, BatchMemoryRequest and Memory run, and the plugin's guards hold beside them", async () => {
+  const submitted = await Parse.Cloud.run('addMemoryBatch', { memories: [{ content: 'guarded memory' }] }, { sessionToken: user.token });
+  const batch = await completedBatch(submitted.batch_id);
+  const before = (await parseApi('POST', '/functions/triggersSeen', { master: true })).body.result as unknown as { fileReads: number; batchSaves: string[] };
+  expect(before.batchSaves).toContain(submitted.batch_id);
+
+  // The batch's results file: refused to another user and to a client without a session, served to the master key.
+  const resultsURL = batch.resultsFile.url;
+  const asOther = await fetch(resultsURL, { headers: { 'X-Parse-Application-Id': APP_ID, 'X-Parse-Session-Token': other.token } });
+  const anonymous = await fetch(resultsURL, { headers: { 'X-Parse-Application-Id': APP_ID } });
+  const withMaster = await fetch(resultsURL, { headers: { 'X-Parse-Application-Id': APP_ID, 'X-Parse-Master-Key': MASTER_KEY } });
+  expect([asOther.status, anonymous.status, withMaster.status]).toEqual([403, 403, 200]);
+  // The host's own file: uploaded and read by its user, through the host's beforeFind.
+  const upload = await fetch(`${serverURL}/files/note.txt`, {
+    method: 'POST',
+    headers: { 'X-Parse-Application-Id': APP_ID, 'X-Parse-Session-Token': user.token, 'Content-Type': 'text/plain' },
+    body: 'a note',
+  });
+  expect(upload.status).toBe(201);
+  const uploaded = (await upload.json()) as { url: string };
+  const read = await fetch(uploaded.url, { headers: { 'X-Parse-Application-Id': APP_ID, 'X-Parse-Session-Token': user.token } });
+  expect([read.status, await read.text()]).toEqual([200, 'a note']);
+  const after = (await parseApi('POST', '/functions/triggersSeen', { master: true })).body.result as unknown as { fileReads: number };
+  // The master key's read and the host's own file went through the host's handler; the two refused reads stopped at the plugin's guard.
+  expect(after.fileReads - before.fileReads).toBe(2);
+
+  // Another user reads nothing of the batch, through Parse Server or the plugin's route.
+  expect((await parseApi('GET', `/classes/BatchMemoryRequest/${submitted.batch_id}`, { token: other.token })).status).toBe(404);
+  expect((await parseApi('GET', `/classes/Memory?where=${encodeURIComponent(JSON.stringify({ batch: batchPointer(submitted.batch_id) }))}`, { token: other.token })).body.results).toEqual([]);
+  const status = await fetch(`${serverURL.replace(/\/parse$/, '')}/api/v1/memory/batch/${submitted.batch_id}`, { headers: { 'X-Parse-Session-Token': other.token } });
+  expect(status.status).toBe(404);
+  // Nor may a user point themselves at another organization, beside the host's own _User trigger.
+  const organization = await parseApi('PUT', `/users/${other.id}`, { body: { organization: { __type: 'Pointer', className: 'Organization', objectId: 'someone-elses' } }, token: other.token });
+  expect(organization).toMatchObject({ status: 400, body: { code: Parse.Error.OPERATION_FORBIDDEN } });
+  expect((await parseApi('GET', `/users/${other.id}`, { master: true })).body).not.toHaveProperty('organization');
+});
+
+test('two apps in one Temporal namespace: each has its own expiry Schedule on its own task queue', async () => {
+  const connection = await Connection.connect({ address: info.temporalAddress });
+  try {
+    const client = new Client({ connection, namespace: info.namespace });
+    const taskQueueOf = async (taskQueue: string) => {
+      const schedule = await waitFor(
+        `the expiry Schedule of ${taskQueue}`,
+        () =>
+          client.schedule
+            .getHandle(expiryScheduleIdFor(taskQueue))
+            .describe()
+            .catch(() => undefined),
+        60_000,
+      );
+      return schedule.action.type === 'startWorkflow' ? schedule.action.taskQueue : undefined;
+    };
+    expect(await taskQueueOf(env.TEMPORAL_TASK_QUEUE!)).toBe(env.TEMPORAL_TASK_QUEUE);
+    expect(await taskQueueOf(info.taskQueue)).toBe(info.taskQueue);
+    expect(env.TEMPORAL_TASK_QUEUE).not.toBe(info.taskQueue);
+  } finally {
+    await connection.close();
+  }
+});
+
+test('`npx memory-batch worker` stops with its worker on SIGTERM to npx alone', async () => {
+  const npx = spawn('npx', ['--no-install', 'memory-batch', 'worker'], { cwd: appDir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  npx.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  npx.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const pid = await waitFor(
+    'the worker to poll',
+    async () => {
+      const line = output.split('\n').find((text) => text.includes('"worker polling"'));
+      return line ? (JSON.parse(line) as { pid: number }).pid : undefined;
+    },
+    120_000,
+    100,
+  );
+  expect(pid).not.toBe(npx.pid);
+  const exited = new Promise((resolve) => npx.once('exit', resolve));
+  npx.kill('SIGTERM');
+  await exited;
+  // Gone, or a zombie waiting for whoever adopted it to reap it.
+  const alive = () => {
+    try {
+      return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+    } catch {
+      return false;
+    }
+  };
+  await waitFor('the worker process to exit', async () => !alive() || undefined, 30_000, 100);
 });
 
 test('the unique indexes exist in the host database: a second Memory with the same batchItem is refused (137)', async () => {

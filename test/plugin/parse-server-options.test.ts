@@ -15,7 +15,7 @@ const batch = createBatchMemory({ config });
 afterAll(() => batch.close());
 
 /** The merged options, read as the plain record they are. */
-const merge = (host: Record<string, unknown>) => batch.parseServerOptions(host) as unknown as Record<string, unknown>;
+const merge = (host: Record<string, unknown>) => batch.parseServerOptions(host) as unknown as Record<string, unknown> & { filesAdapter?: object };
 
 type Definition = { className: string; fields: Record<string, unknown>; classLevelPermissions: Record<string, unknown> & { protectedFields?: Record<string, string[]> } };
 
@@ -71,9 +71,26 @@ test("a host's rate limits, LiveQuery classes and other options stay, next to th
   expect(limits).toContainEqual(hostLimit);
   expect(limits.map((limit) => limit.requestPath)).toEqual(expect.arrayContaining(['/users', '/login']));
   expect((options.liveQuery as { classNames: string[] }).classNames).toEqual(['Note', CLASS.batch]);
-  expect(options).toMatchObject({ maxLimit: 50, logLevel: 'info', appId: 'host-app', allowClientClassCreation: false, enforcePrivateUsers: true });
+  expect(options).toMatchObject({ maxLimit: 50, logLevel: 'info', appId: 'host-app' });
   expect(typeof options.cloud).toBe('function');
   expect(typeof options.requestContextMiddleware).toBe('function');
+});
+
+test("host-wide hardening is the host's choice: none of it is set unless the host passes hardenedOptions()", () => {
+  const hardened = batch.hardenedOptions();
+  expect(Object.keys(hardened)).toEqual(expect.arrayContaining(['allowClientClassCreation', 'enableAnonymousUsers', 'protectedFieldsOwnerExempt', 'loggerAdapter', 'fileUpload']));
+  const plain = merge({ databaseURI: 'postgres://127.0.0.1/host' });
+  expect(Object.keys(hardened).filter((option) => option in plain)).toEqual([]);
+  const optedIn = merge({ ...hardened, databaseURI: 'postgres://127.0.0.1/host', enableAnonymousUsers: true });
+  expect(optedIn).toMatchObject({ protectedFieldsOwnerExempt: false, allowClientClassCreation: false, enableAnonymousUsers: true });
+});
+
+test("a host on PostgreSQL without a files adapter gets the plugin's on-disk one; on MongoDB and with its own, the host's stands", () => {
+  const onPostgres = merge({ databaseURI: 'postgres://127.0.0.1/host' });
+  expect(onPostgres.filesAdapter?.constructor.name).toBe('FileSystemAdapter');
+  expect(merge({ databaseURI: 'mongodb://127.0.0.1/host' })).not.toHaveProperty('filesAdapter');
+  const hostAdapter = { createFile: () => undefined };
+  expect(merge({ databaseURI: 'postgres://127.0.0.1/host', filesAdapter: hostAdapter }).filesAdapter).toBe(hostAdapter);
 });
 
 test("a field the host defines with another type than the plugin's is refused, naming the class and field", () => {
@@ -84,9 +101,12 @@ test("a field the host defines with another type than the plugin's is refused, n
 });
 
 test('an appId, master key or server URL other than the configuration the workers use is refused', () => {
-  expect(() => batch.parseServerOptions({ appId: 'another-app' })).toThrow('appId differs from PARSE_APP_ID');
-  expect(() => batch.parseServerOptions({ masterKey: 'another-master-key-0123456789' })).toThrow('masterKey differs from PARSE_MASTER_KEY');
-  expect(() => batch.parseServerOptions({ serverURL: 'http://127.0.0.1:9/parse' })).toThrow('serverURL differs from PARSE_SERVER_URL');
+  expect(() => batch.parseServerOptions({ appId: 'another-app' })).toThrow('appId "another-app" differs from PARSE_APP_ID "host-app"');
+  // Both values shown, except a master key's.
+  expect(() => batch.parseServerOptions({ masterKey: 'another-master-key-0123456789' })).toThrow('masterKey (hidden) differs from PARSE_MASTER_KEY (hidden)');
+  expect(() => batch.parseServerOptions({ serverURL: 'http://127.0.0.1:9/parse' })).toThrow(
+    `serverURL "http://127.0.0.1:9/parse" differs from PARSE_SERVER_URL (default http://127.0.0.1:PORT/parse) "http://127.0.0.1:${config.PORT}/parse"`,
+  );
   expect(batch.parseServerOptions({ appId: 'host-app', masterKey: config.PARSE_MASTER_KEY })).toMatchObject({ appId: 'host-app' });
 });
 

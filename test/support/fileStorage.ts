@@ -1,5 +1,5 @@
 /**
- * A stack's stored files where its files adapter keeps them (cloud/server.ts defaultFilesAdapter): on disk
+ * A stack's stored files where its files adapter keeps them (cloud/filesAdapter.ts defaultFilesAdapter): on disk
  * under DATA_DIR/files, or in GridFS (bucket `fs`) on MongoDB. Bytes are as stored: encrypted.
  */
 import fs from 'node:fs';
