@@ -2,6 +2,9 @@
  * Typed HTTP client of the REST route `/api/v1/memory/batch`: submit batches (JSON, or NDJSON
  * streamed with gzip), follow them, cancel them and read their per-item results. Every answer
  * is checked against the zod schemas the server validates with, never cast.
+ *
+ * Also the package's light entry, `parse-temporal-batch-memory/client`: it loads neither Parse Server,
+ * nor Temporal, nor the Dashboard, and carries webhook verification for a receiver.
  */
 import { Readable, pipeline } from 'node:stream';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
@@ -29,6 +32,7 @@ import {
 import type { Chunks } from './ndjson';
 
 export { type Chunks, MemoriesDocumentError, jsonDocumentToNdjson } from './ndjson';
+export { WEBHOOK_HEADERS, type WebhookEvent, type WebhookVerification, signWebhook, verifyWebhookSignature, webhookEventSchema } from '../schema/webhook';
 
 export const DEFAULT_APP_ID = configVariables.PARSE_APP_ID.schema.parse(undefined);
 export const DEFAULT_SERVER_URL = `http://localhost:${configVariables.PORT.schema.parse(undefined)}`;

