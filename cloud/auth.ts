@@ -117,6 +117,14 @@ export class RouteAuthentication {
   };
 
   /** Sets the actor of a session token and counts the user's request; an unknown or expired token is a counted 401. */
+  /**
+   * A request that carries several calls (a JSON-RPC array on the MCP door) counts each toward the user's
+   * USER_RATE_LIMIT: the request itself was counted when it was authenticated, the others are counted here.
+   */
+  async countFurtherCalls(actor: Actor, calls: number): Promise<void> {
+    if (calls > 1 && actor.user) await this.limits.countRestRequest(idOf(actor.user), calls - 1);
+  }
+
   private async sessionActor(req: AuthedRequest, res: express.Response, token: string): Promise<void> {
     const user = await retryRead(() => this.sessions.userOfSession(token));
     if (!user) {

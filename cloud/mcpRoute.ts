@@ -78,6 +78,8 @@ export function mcpRoute(service: BatchService, config: Config, log: Logger, aut
     (async () => {
       const body = await readJsonBody(req, bounds);
       const actor = (req as AuthedRequest).actor as Actor;
+      // A JSON-RPC array is as many calls as it has members, refused whole past the user's limit.
+      if (Array.isArray(body)) await authentication.countFurtherCalls(actor, body.length);
       const server = batchMcpServer(inProcessAccess(service, config, actor, slots), { maxBatchSize: config.MAX_BATCH_SIZE, log });
       // Stateless: no session id; every request carries its own credentials and gets its own server.
       const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });

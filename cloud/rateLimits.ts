@@ -193,9 +193,9 @@ export class RateLimits {
     this.perUser.count(key, calls).then((refusal) => (refusal ? refuseParse(res, refusal) : next()), next);
   };
 
-  /** The REST route's share of USER_RATE_LIMIT, after authentication; master-key requests are not counted. */
-  async countRestRequest(userId: string): Promise<void> {
-    const refusal = await this.perUser.count(`user:${userId}`);
+  /** The REST route's share of USER_RATE_LIMIT (`calls` of them), after authentication; master-key requests are not counted. */
+  async countRestRequest(userId: string, calls = 1): Promise<void> {
+    const refusal = await this.perUser.count(`user:${userId}`, calls);
     if (refusal) throw new BatchError(429, 'rate_limited', refusal.message, [], refusal.retryAfterSeconds);
   }
 

@@ -76,6 +76,29 @@ test('USER_RATE_LIMIT: the MCP door and the REST route share one count per user'
   recordAttack({ attack: 'rate limit: one user alternates the MCP door and the REST route past USER_RATE_LIMIT', requests: answers.length, answers: tally(statuses), refused: true });
 });
 
+test('a JSON-RPC array counts each of its calls toward USER_RATE_LIMIT: past the limit it is refused whole, and runs nothing', async () => {
+  const importCall = (id: number) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'import_memories', arguments: { memories: [{ content: `array memory ${id}` }] } } });
+  const calls = <T>(count: number, make: (id: number) => T) => Array.from({ length: count }, (_, index) => make(index + 1));
+
+  // One call past the limit: refused, and not one of its imports ran.
+  const attacker = await api.signUp('mcp-array');
+  const tooMany = await send('127.0.0.1', '/mcp', { bearer: attacker.token, body: calls(LIMITS.USER_RATE_LIMIT + 1, importCall) });
+  const stored = await batchesOf(attacker.id);
+  expect({ status: tooMany.status, code: tooMany.body.error?.code, stored }).toEqual({ status: 429, code: 'rate_limited', stored: 0 });
+
+  // One short of the limit: it runs, and the count it left carries to the REST route: one more request, then 429.
+  const user = await api.signUp('mcp-array-fits');
+  const fits = await send('127.0.0.1', '/mcp', { bearer: user.token, body: calls(LIMITS.USER_RATE_LIMIT - 1, (id) => ({ ...listTools, id })) });
+  const rest = [await send('127.0.0.1', '/api/v1/memory/batch', { bearer: user.token }), await send('127.0.0.1', '/api/v1/memory/batch', { bearer: user.token })];
+  expect([fits.status, ...rest.map((answer) => answer.status)]).toEqual([200, 200, 429]);
+  recordAttack({
+    attack: `rate limit: ${LIMITS.USER_RATE_LIMIT + 1} MCP tool calls in one JSON-RPC array`,
+    requests: 1,
+    answers: tally([tooMany.status]),
+    refused: tooMany.status === 429 && stored === 0,
+  });
+});
+
 test('AUTH_FAILURE_LIMIT: no token and bad tokens at /mcp count; then even a valid token from that address is refused unread', async () => {
   const from = '127.0.0.21';
   const user = await api.signUp('mcp-victim');
