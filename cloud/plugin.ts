@@ -18,7 +18,7 @@ import type ParseServer from 'parse-server';
 import { type Config, loadConfig, parseEndpoint, publicServerURL, serverURL } from '../config';
 import { createLogger, type Logger } from '../config/log';
 import { BULK_WRITE_PATH } from '../schema/batchFile';
-import { CLASS, classDefinitions, uniqueKeys } from '../schema/classes';
+import { CLASS, classDefinitions, masterOnly, uniqueKeys } from '../schema/classes';
 import { masterRequest } from '../storage/http';
 import { RouteAuthentication, safeEqual } from './auth';
 import { BatchService } from './batchService';
@@ -364,6 +364,8 @@ export function hardenedParseServerOptions(config: Config, log: Logger): Record<
     installation: { duplicateDeviceTokenActionEnforceAuth: true },
     // The unmaintained /validate_purchase endpoint and _Product class, which this product does not use.
     enableProductPurchaseLegacyApi: false,
+    // Nor does it send push: Parse's _Installation class, open to anonymous clients (new columns included), is the master key's.
+    schema: { definitions: [{ className: '_Installation', fields: {}, classLevelPermissions: masterOnly }] },
   };
 }
 

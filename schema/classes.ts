@@ -24,7 +24,7 @@ const authenticatedRead = {
   delete: {},
   addField: {},
 };
-const masterOnly = { find: {}, get: {}, count: {}, create: {}, update: {}, delete: {}, addField: {} };
+export const masterOnly = { find: {}, get: {}, count: {}, create: {}, update: {}, delete: {}, addField: {} };
 
 /** Fields only the master key sees on a BatchMemoryRequest. */
 export const BATCH_PROTECTED_FIELDS = ['batchFile', 'resultsFile', 'partsKey', 'webhookSecret', 'requestHash'];

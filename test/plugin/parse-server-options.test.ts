@@ -80,7 +80,10 @@ test("host-wide hardening is the host's choice: none of it is set unless the hos
   const hardened = batch.hardenedOptions();
   expect(Object.keys(hardened)).toEqual(expect.arrayContaining(['allowClientClassCreation', 'enableAnonymousUsers', 'protectedFieldsOwnerExempt', 'loggerAdapter', 'fileUpload']));
   const plain = merge({ databaseURI: 'postgres://127.0.0.1/host' });
-  expect(Object.keys(hardened).filter((option) => option in plain)).toEqual([]);
+  expect(Object.keys(hardened).filter((option) => option !== 'schema' && option in plain)).toEqual([]);
+  // The plugin's own classes only: Parse's _Installation stays as the host has it.
+  expect(definitions(plain).has('_Installation')).toBe(false);
+  expect(definitions(merge({ ...hardened, databaseURI: 'postgres://127.0.0.1/host' })).get('_Installation')?.classLevelPermissions).toMatchObject({ create: {}, find: {}, addField: {} });
   const optedIn = merge({ ...hardened, databaseURI: 'postgres://127.0.0.1/host', enableAnonymousUsers: true });
   expect(optedIn).toMatchObject({ protectedFieldsOwnerExempt: false, allowClientClassCreation: false, enableAnonymousUsers: true });
 });

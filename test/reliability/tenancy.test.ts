@@ -292,6 +292,28 @@ test('item 3: _Role is closed to clients; a planted org_<id> role gives no membe
   expect(attackerInB).toBe(false);
 });
 
+test('_Installation is closed to clients: no install, no listing, no new column, anonymous or signed in', async () => {
+  const user = await api.signUp('installation-attacker');
+  const installation = { deviceType: 'android', installationId: `attacker-${process.pid}`, inventedColumn: 'grown' };
+  const { answers, send } = attackRequests();
+  const createAnonymous = await send(api.call('/parse/installations', { body: installation }));
+  const createAsUser = await send(api.call('/parse/installations', { body: { ...installation, installationId: `attacker-user-${process.pid}` }, token: user.token }));
+  const listAnonymous = await send(api.call('/parse/installations'));
+  const schema = await api.call('/parse/schemas/_Installation', { master: true });
+  const stored = await countAt('/parse/installations', { deviceType: 'android' });
+  const grown = Object.keys(schema.body.fields ?? {}).includes('inventedColumn');
+  const forbidden = (answer: Answer) => answer.status === 400 && answer.body.code === 119;
+  recordAttack({
+    attack: '_Installation: create with an invented column and list, anonymous and as a user',
+    requests: answers.length,
+    answers: tally(answers.map((a) => a.status)),
+    refused: [createAnonymous, createAsUser, listAnonymous].every(forbidden) && stored === 0 && !grown,
+  });
+  for (const answer of [createAnonymous, createAsUser, listAnonymous]) expect(answer).toMatchObject({ status: 400, body: { code: 119 } });
+  expect(stored).toBe(0);
+  expect(grown).toBe(false);
+});
+
 test("item 8: an organization member reads a batch's status but cannot cancel, retry or read the stored memories or per-item results of another member's batch", async () => {
   const P = parse();
   const running = await submit(victim.token, { memories: memories(30, 200, () => ({ metadata: { test_slow_ms: 500 } })) }, { Prefer: 'respond-async' });
