@@ -10,6 +10,7 @@ import type { Config } from '../config';
 import type { Logger } from '../config/log';
 import { type BatchAccess, batchMcpServer } from '../mcp/server';
 import { statusResponse } from '../schema/answers';
+import type { MemoryProcessingResult } from '../schema/memory';
 import { batchRecordOf } from '../schema/records';
 import type { Actor, AuthedRequest, RouteAuthentication } from './auth';
 import { type BatchService, filesExpiredError, resultsNotReady } from './batchService';
@@ -43,7 +44,8 @@ function inProcessAccess(service: BatchService, config: Config, actor: Actor, sl
       const batch = batchRecordOf(await service.ownBatch(actor, batchId, 'read the per-item results of'));
       if (batch.filesExpiredAt) throw filesExpiredError(batch);
       if (!batch.resultsFileName) throw resultsNotReady(batch);
-      yield* await service.results(batch);
+      // Streamed: a page of failures stops reading where it ends.
+      yield* service.storage.streamLines<MemoryProcessingResult>(batch.resultsFileName);
     },
     cancel: (batchId) => service.cancel(actor, batchId),
     async retryFailed(batchId) {

@@ -49,6 +49,11 @@ export interface BatchAccess {
 /** A refusal the door itself makes, shown to the agent as it is. */
 export class ToolRefusal extends Error {}
 
+/**
+ * Per-item results one read of `batch://{id}/results` answers at most: one message of a large batch's
+ * results (6 MB at 100,000 items) would sit whole in the server's memory and be of no use to an agent.
+ */
+export const RESOURCE_MAX_RESULTS = 1000;
 const batchId = z.string({ error: 'must be a string' }).regex(BATCH_ID_PATTERN, { error: 'is not a batch id' }).describe('id of a batch, as import_memories answered it');
 
 /** A batch's id, status and counts: what import, cancel and retry answer. */
@@ -282,12 +287,25 @@ export function batchMcpServer(access: BatchAccess, options: McpServerOptions): 
   server.registerResource(
     'batch-results',
     new ResourceTemplate('batch://{id}/results', { list: undefined }),
-    { title: 'Batch results', description: 'Per-item results of a finished batch, one JSON object per line', mimeType: 'application/x-ndjson' },
+    {
+      title: 'Batch results',
+      description: `Per-item results of a finished batch, one JSON object per line: the first ${RESOURCE_MAX_RESULTS} (_meta.truncated says more exist; get_batch_failures pages the failures, the REST route GET /api/v1/memory/batch/{id}/results streams them all)`,
+      mimeType: 'application/x-ndjson',
+    },
     async (uri, { id }) => {
       try {
+        const batchId = checkedId(id);
         const lines: string[] = [];
-        for await (const result of access.results(checkedId(id))) lines.push(JSON.stringify(result));
-        return { contents: [{ uri: uri.href, mimeType: 'application/x-ndjson', text: lines.map((line) => `${line}\n`).join('') }] };
+        let more = false;
+        for await (const result of access.results(batchId)) {
+          if (lines.length === RESOURCE_MAX_RESULTS) {
+            more = true;
+            break;
+          }
+          lines.push(JSON.stringify(result));
+        }
+        const truncated = { truncated: true, shown: RESOURCE_MAX_RESULTS, all: `GET /api/v1/memory/batch/${batchId}/results`, failures: 'get_batch_failures' };
+        return { contents: [{ uri: uri.href, mimeType: 'application/x-ndjson', text: lines.map((line) => `${line}\n`).join(''), ...(more ? { _meta: truncated } : {}) }] };
       } catch (error) {
         throw resourceError(error, log);
       }

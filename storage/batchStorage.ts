@@ -5,9 +5,11 @@
  * from the worker over HTTP with the master key (storage/http.ts). What the product does with them (read a
  * part, find a part's index row, read the recorded chunks) is written once, here.
  */
+import readline from 'node:readline';
 import type { Readable } from 'node:stream';
+import zlib from 'node:zlib';
 import Parse from '../schema/parseSdk';
-import { STORE_REFUSED_CODE, decodeLines } from '../schema/batchFile';
+import { CorruptFileError, STORE_REFUSED_CODE, decodeLines } from '../schema/batchFile';
 import { CLASS, partKey } from '../schema/classes';
 import { CHUNK_ROW_FIELDS, type ChunkRow, type StoredPart, chunkRowOf, partRecordOf } from '../schema/records';
 
@@ -80,6 +82,30 @@ export class BatchStorage implements BatchStorageAdapter {
   /** The lines of a stored file: a part's memories, a batch's results (callers check access first). */
   async readLines<T>(name: string): Promise<T[]> {
     return decodeLines<T>(await this.adapter.downloadFile(name));
+  }
+
+  /**
+   * The lines of a stored file one at a time, streamed through gunzip: a reader that stops early (a page of a
+   * large results file) reads no further, and no reader holds the whole file.
+   */
+  async *streamLines<T>(name: string): AsyncGenerator<T> {
+    const download = await this.adapter.openFile(name);
+    const text = download.pipe(zlib.createGunzip());
+    const lines = readline.createInterface({ input: text, crlfDelay: Infinity });
+    try {
+      for await (const line of lines) {
+        if (!line) continue;
+        try {
+          yield JSON.parse(line) as T;
+        } catch (error) {
+          throw new CorruptFileError((error as Error).message);
+        }
+      }
+    } finally {
+      lines.close();
+      text.destroy();
+      download.destroy();
+    }
   }
 
   /** The index row of part `index` of a batch, read with the master key. */

@@ -10,6 +10,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
+import { RESOURCE_MAX_RESULTS } from '../../mcp/server';
 import { CLI, SERVER } from '../client/cliProcess';
 import { recordAttack, tally } from '../reliability/stackApi';
 import { countMemories, getBatch, master, memories, newUser, parse, waitFor } from '../support/helpers';
@@ -226,6 +227,26 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
         [4, true],
       ]);
       expect(parsed[0].memory_id).toMatch(/^\w+$/);
+    },
+    5 * 60_000,
+  );
+
+  test(
+    `batch://{id}/results answers at most ${RESOURCE_MAX_RESULTS} results, saying more exist; get_batch_failures pages past them`,
+    async () => {
+      const { sessionToken } = await newUser(`mcp-bounded-${transport}`);
+      const client = await connect(transport, sessionToken);
+      const total = RESOURCE_MAX_RESULTS + 5;
+      const answer = await call(client, 'import_memories', { memories: memories(total, 40, (index) => (index === total - 1 ? { metadata: { test_reject: 'no' } } : {})), wait: true });
+      const batchId = answer.structuredContent?.batch_id as string;
+      const results = await client.readResource({ uri: `batch://${batchId}/results` });
+      const lines = textContent(results.contents[0]).split('\n').filter(Boolean);
+      expect(lines).toHaveLength(RESOURCE_MAX_RESULTS);
+      expect(lines.map((line) => (JSON.parse(line) as { index: number }).index)).toEqual([...Array(RESOURCE_MAX_RESULTS).keys()]);
+      expect(results.contents[0]._meta).toMatchObject({ truncated: true, shown: RESOURCE_MAX_RESULTS });
+      // The one failure, past the resource's bound, is a page of get_batch_failures.
+      const failures = await call(client, 'get_batch_failures', { batch_id: batchId });
+      expect(failures.structuredContent).toMatchObject({ batch_id: batchId, failures: [{ index: total - 1, success: false }] });
     },
     5 * 60_000,
   );
