@@ -29,6 +29,13 @@ export interface BodyBounds {
   maxInflateRatio?: { ratio: number; afterBytes: number };
   /** Longest time, in milliseconds, until the body has arrived (REST_BODY_TIMEOUT). */
   timeoutMs: number;
+  /** Longest time, in milliseconds, the body may send nothing while the server waits for it (REST_BODY_IDLE_TIMEOUT). */
+  idleTimeoutMs: number;
+}
+
+/** The bounds of a body of `maxBytes` (named by `maxBytesSetting`) under the configured timeouts. */
+export function bodyBounds(config: Config, maxBytes: number, maxBytesSetting: string, extra: Pick<BodyBounds, 'tooLargeHint' | 'maxInflateRatio'> = {}): BodyBounds {
+  return { maxBytes, maxBytesSetting, ...extra, timeoutMs: config.REST_BODY_TIMEOUT, idleTimeoutMs: config.REST_BODY_IDLE_TIMEOUT };
 }
 
 function tooLarge(bounds: BodyBounds): BatchError {
@@ -66,8 +73,11 @@ export function boundedBody(req: http.IncomingMessage, bounds: BodyBounds): Read
       done(null, chunk);
     },
   });
+  let stopped = false;
   const stop = () => {
+    stopped = true;
     clearTimeout(deadline);
+    clearTimeout(idle);
     req.unpipe();
     req.pause();
     inflater?.destroy();
@@ -81,7 +91,25 @@ export function boundedBody(req: http.IncomingMessage, bounds: BodyBounds): Read
       fail(new BatchError(408, 'timeout', `request body did not arrive within REST_BODY_TIMEOUT = ${bounds.timeoutMs} ms`, [{ path: 'body', message: 'arrived too slowly', limit: bounds.timeoutMs }])),
     bounds.timeoutMs,
   );
-  req.once('end', () => clearTimeout(deadline));
+  // A body that stalls holds an upload slot for nothing: past REST_BODY_IDLE_TIMEOUT without a byte it is cut, unless
+  // the server is what it waits on (the request paused while what it sent is stored).
+  const stalled = () =>
+    new BatchError(408, 'timeout', `request body stalled: nothing arrived for REST_BODY_IDLE_TIMEOUT = ${bounds.idleTimeoutMs} ms`, [
+      { path: 'body', message: 'stalled', limit: bounds.idleTimeoutMs },
+    ]);
+  let idle: NodeJS.Timeout | undefined;
+  const armIdle = () => {
+    clearTimeout(idle);
+    if (stopped || req.complete) return;
+    idle = setTimeout(() => (req.isPaused() ? armIdle() : fail(stalled())), bounds.idleTimeoutMs);
+  };
+  armIdle();
+  req.on('data', armIdle);
+  req.once('end', () => {
+    stopped = true;
+    clearTimeout(deadline);
+    clearTimeout(idle);
+  });
   // The client went away: its answer goes nowhere, but what the upload stored must still be removed.
   const clientGone = () => new BatchError(400, 'invalid_request', 'the client closed the connection before the body ended');
   req.once('close', () => req.complete || fail(clientGone()));

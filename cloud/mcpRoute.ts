@@ -15,7 +15,7 @@ import { batchRecordOf } from '../schema/records';
 import type { Actor, AuthedRequest, RouteAuthentication } from './auth';
 import { type BatchService, filesExpiredError, resultsNotReady } from './batchService';
 import { jsonErrorHandler } from './httpErrors';
-import { type BodyBounds, type ConcurrencySlots, readJsonBody, slotHolder } from './inputBounds';
+import { bodyBounds, type ConcurrencySlots, readJsonBody, slotHolder } from './inputBounds';
 
 export const MCP_PATH = '/mcp';
 
@@ -72,7 +72,7 @@ function inProcessAccess(service: BatchService, config: Config, actor: Actor, sl
 
 export function mcpRoute(service: BatchService, config: Config, log: Logger, authentication: RouteAuthentication, slots: ConcurrencySlots): express.Router {
   const router = express.Router();
-  const bounds: BodyBounds = { maxBytes: config.REST_MAX_JSON_BYTES, maxBytesSetting: 'REST_MAX_JSON_BYTES', timeoutMs: config.REST_BODY_TIMEOUT };
+  const bounds = bodyBounds(config, config.REST_MAX_JSON_BYTES, 'REST_MAX_JSON_BYTES');
 
   router.use(authentication.mcp);
 

@@ -15,7 +15,7 @@ import type { Actor, AuthedRequest, RouteAuthentication } from './auth';
 import { type BatchService, filesExpiredError, resultsNotReady } from './batchService';
 import { BatchError, retryRead } from './errors';
 import { jsonErrorHandler } from './httpErrors';
-import { type BodyBounds, type ConcurrencyBound, type ConcurrencySlots, boundedBody, readJsonBody, slotHolder } from './inputBounds';
+import { bodyBounds, type ConcurrencyBound, type ConcurrencySlots, boundedBody, readJsonBody, slotHolder } from './inputBounds';
 import { maxNdjsonLineBytes, ndjsonMemories } from './ndjsonBody';
 import { openApiDocument } from './openapi';
 
@@ -33,19 +33,13 @@ export function batchRouter(service: BatchService, config: Config, log: Logger, 
   const router = express.Router();
   const optionsSchema = streamOptionsSchema(config.WEBHOOK_ALLOWED_NETWORKS ?? []);
   // A JSON body is bounded by REST_MAX_JSON_BYTES after decompression, which already bounds what inflating it costs.
-  const jsonBounds: BodyBounds = {
-    maxBytes: config.REST_MAX_JSON_BYTES,
-    maxBytesSetting: 'REST_MAX_JSON_BYTES',
+  const jsonBounds = bodyBounds(config, config.REST_MAX_JSON_BYTES, 'REST_MAX_JSON_BYTES', {
     tooLargeHint: 'send a larger batch as NDJSON (Content-Type: application/x-ndjson, one memory per line), which is streamed into storage',
-    timeoutMs: config.REST_BODY_TIMEOUT,
-  };
+  });
   // One memory, however repetitive, is judged by MAX_MEMORY_SIZE: the ratio applies past the longest line allowed.
-  const ndjsonBounds: BodyBounds = {
-    maxBytes: config.REST_MAX_STREAM_BYTES,
-    maxBytesSetting: 'REST_MAX_STREAM_BYTES',
+  const ndjsonBounds = bodyBounds(config, config.REST_MAX_STREAM_BYTES, 'REST_MAX_STREAM_BYTES', {
     maxInflateRatio: { ratio: config.REST_MAX_INFLATE_RATIO, afterBytes: maxNdjsonLineBytes(config) },
-    timeoutMs: config.REST_BODY_TIMEOUT,
-  };
+  });
   const { uploads, eventStreams } = slots;
   /** A slot of `bound` for the caller, released on every way the answer ends (sent, failed, client gone) or earlier by the handler. */
   const slotFor = (bound: ConcurrencyBound, req: express.Request, res: express.Response): (() => void) => {
@@ -164,8 +158,11 @@ export function batchRouter(service: BatchService, config: Config, log: Logger, 
       res.flushHeaders();
       const gone = new AbortController();
       req.on('close', () => gone.abort());
+      // A stream slot is not held for the hours a large batch runs: past REST_EVENT_STREAM_MAX_AGE the stream ends and
+      // the client follows again (EventSource, and BatchMemoryClient, reconnect on their own).
+      const ended = AbortSignal.any([gone.signal, AbortSignal.timeout(config.REST_EVENT_STREAM_MAX_AGE)]);
       let lastWrite = Date.now();
-      for await (const status of service.statusChanges(batch, gone.signal)) {
+      for await (const status of service.statusChanges(batch, ended)) {
         if (status) {
           res.write(`event: progress\ndata: ${JSON.stringify(status)}\n\n`);
           lastWrite = Date.now();
@@ -175,6 +172,7 @@ export function batchRouter(service: BatchService, config: Config, log: Logger, 
           lastWrite = Date.now();
         }
       }
+      if (!gone.signal.aborted && ended.aborted) res.write(`: REST_EVENT_STREAM_MAX_AGE = ${config.REST_EVENT_STREAM_MAX_AGE} ms reached; follow again\n\n`);
       res.end();
     }),
   );

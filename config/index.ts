@@ -172,6 +172,10 @@ export const configVariables = {
     doc: 'most bytes a gzip NDJSON body may inflate to per compressed byte, checked once more than its longest allowed line (2 × MAX_MEMORY_SIZE + 1 KiB) is inflated (413 above)',
   },
   REST_BODY_TIMEOUT: { schema: duration.default(300_000), doc: 'longest time a request body to the REST route may take to arrive (408 after)' },
+  REST_BODY_IDLE_TIMEOUT: {
+    schema: duration.default(30_000),
+    doc: 'longest time a request body to the REST route or /mcp may send nothing while the server waits for it (408 after): a stalled upload gives its slot back',
+  },
   BATCH_UPLOAD_LOST_AFTER: {
     schema: duration.default(60_000),
     doc: 'past REST_BODY_TIMEOUT, how long a batch processed while uploading may stay receiving before its workflow seals it failed (its Parse Server stopped); covers clocks that differ between hosts',
@@ -179,6 +183,10 @@ export const configVariables = {
   REST_MAX_UPLOADS: { schema: integer(1).default(16), doc: 'batch uploads (REST, and MCP imports) one Parse Server process reads and stores at once (429 above)' },
   REST_MAX_UPLOADS_PER_USER: { schema: integer(1).default(8), doc: 'batch uploads one user may have being read and stored at once (429 above)' },
   REST_MAX_EVENT_STREAMS: { schema: integer(1).default(256), doc: 'open event streams (GET …/:id/events, and MCP imports that wait) one Parse Server process serves at once (429 above)' },
+  REST_EVENT_STREAM_MAX_AGE: {
+    schema: duration.default(600_000),
+    doc: 'longest an event stream (GET …/:id/events) stays open; then it ends and the client follows again, so that a few users cannot hold the stream slots for the hours a batch runs',
+  },
   REST_MAX_EVENT_STREAMS_PER_USER: { schema: integer(1).default(16), doc: 'open event streams one user may have at once (429 above)' },
   REDIS_URL: {
     schema: z

@@ -25,6 +25,7 @@ const LIMITS = {
   REST_MAX_EVENT_STREAMS_PER_USER: 2,
 };
 const BODY_TIMEOUT_MS = 5_000;
+const EVENT_STREAM_MAX_AGE_MS = 12_000;
 const CLOCK_TICKS = Number(execSync('getconf CLK_TCK').toString().trim());
 
 let stack: PrivateStack;
@@ -35,6 +36,7 @@ beforeAll(async () => {
   stack = await startPrivateStack('bounds', {
     ...Object.fromEntries(Object.entries(LIMITS).map(([key, value]) => [key, String(value)])),
     REST_BODY_TIMEOUT: String(BODY_TIMEOUT_MS),
+    REST_EVENT_STREAM_MAX_AGE: String(EVENT_STREAM_MAX_AGE_MS),
   });
   api = stackApi(stack.info);
   origin = stack.info.serverURL.replace(/\/parse$/, '');
@@ -326,6 +328,30 @@ test('event streams per user and in total: N + 1 at once gets exactly one 429 wi
     refused: statuses.filter((s) => s === 429).length === 2,
   });
 });
+
+test('an event stream ends by itself at REST_EVENT_STREAM_MAX_AGE while its batch still runs, and gives its slot back', async () => {
+  const user = await api.signUp('stream-age');
+  const submitted = await api.call('/api/v1/memory/batch?wait=false', {
+    token: user.token,
+    body: { memories: Array.from({ length: 20 }, (_, i) => ({ content: `long ${i}`, metadata: { test_slow_ms: 5000 } })) },
+  });
+  expect(submitted.status).toBe(202);
+  const batchId = submitted.body.batch_id as string;
+  try {
+    const opened = Date.now();
+    const stream = eventStream(batchId, { 'X-Parse-Session-Token': user.token });
+    expect((await stream.headers).status).toBe(200);
+    const ended = await stream.answer;
+    const lasted = Date.now() - opened;
+    expect(ended.text).toContain(`: REST_EVENT_STREAM_MAX_AGE = ${EVENT_STREAM_MAX_AGE_MS} ms reached; follow again`);
+    expect(lasted).toBeGreaterThanOrEqual(EVENT_STREAM_MAX_AGE_MS - 1000);
+    const status = await api.call(`/api/v1/memory/batch/${batchId}`, { token: user.token });
+    expect(status.body.status).toBe('processing');
+    recordAttack({ attack: 'an event stream held open on a long batch', requests: 1, answers: { 'ended at REST_EVENT_STREAM_MAX_AGE': 1 }, refused: ended.text.includes('REST_EVENT_STREAM_MAX_AGE') });
+  } finally {
+    await api.call(`/parse/classes/BatchMemoryRequest/${batchId}`, { master: true, method: 'PUT', body: { status: 'cancelled' } });
+  }
+}, 60_000);
 
 describe('on the shared stack', () => {
   const shared = () => stackInfo();
