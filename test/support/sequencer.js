@@ -10,6 +10,7 @@ const LONGEST_FIRST = [
   'bounds.test.ts',
   'upload-lost.test.ts',
   'local-stack.test.ts',
+  'cluster-command.test.ts',
   'failed-batches.test.ts',
   'ndjson-large.test.ts',
   'bench-smoke.test.ts',
