@@ -68,12 +68,17 @@ test('USER_RATE_LIMIT: the MCP door and the REST route share one count per user'
     answers.push(call % 2 === 0 ? await send('127.0.0.1', '/mcp', { bearer: user.token, body: listTools }) : await send('127.0.0.1', '/api/v1/memory/batch', { bearer: user.token }));
   }
   const statuses = answers.map((answer) => answer.status);
+  recordAttack({
+    attack: 'rate limit: one user alternates the MCP door and the REST route past USER_RATE_LIMIT',
+    requests: answers.length,
+    answers: tally(statuses),
+    refused: statuses.slice(LIMITS.USER_RATE_LIMIT).every((status) => status === 429),
+  });
   expect(statuses).toEqual([...Array(LIMITS.USER_RATE_LIMIT).fill(200), 429, 429]);
   expect(answers[0].body).toContain('"name":"import_memories"');
   for (const refused of answers.slice(LIMITS.USER_RATE_LIMIT)) {
     expect(refused.body.error).toMatchObject({ code: 'rate_limited', message: expect.stringContaining('USER_RATE_LIMIT, Cloud Functions, the REST route and the MCP door together') });
   }
-  recordAttack({ attack: 'rate limit: one user alternates the MCP door and the REST route past USER_RATE_LIMIT', requests: answers.length, answers: tally(statuses), refused: true });
 });
 
 test('a JSON-RPC array counts each of its calls toward USER_RATE_LIMIT: past the limit it is refused whole, and runs nothing', async () => {
@@ -84,6 +89,12 @@ test('a JSON-RPC array counts each of its calls toward USER_RATE_LIMIT: past the
   const attacker = await api.signUp('mcp-array');
   const tooMany = await send('127.0.0.1', '/mcp', { bearer: attacker.token, body: calls(LIMITS.USER_RATE_LIMIT + 1, importCall) });
   const stored = await batchesOf(attacker.id);
+  recordAttack({
+    attack: `rate limit: ${LIMITS.USER_RATE_LIMIT + 1} MCP tool calls in one JSON-RPC array`,
+    requests: 1,
+    answers: tally([tooMany.status]),
+    refused: tooMany.status === 429 && stored === 0,
+  });
   expect({ status: tooMany.status, code: tooMany.body.error?.code, stored }).toEqual({ status: 429, code: 'rate_limited', stored: 0 });
 
   // One short of the limit: it runs, and the count it left carries to the REST route: one more request, then 429.
@@ -91,12 +102,6 @@ test('a JSON-RPC array counts each of its calls toward USER_RATE_LIMIT: past the
   const fits = await send('127.0.0.1', '/mcp', { bearer: user.token, body: calls(LIMITS.USER_RATE_LIMIT - 1, (id) => ({ ...listTools, id })) });
   const rest = [await send('127.0.0.1', '/api/v1/memory/batch', { bearer: user.token }), await send('127.0.0.1', '/api/v1/memory/batch', { bearer: user.token })];
   expect([fits.status, ...rest.map((answer) => answer.status)]).toEqual([200, 200, 429]);
-  recordAttack({
-    attack: `rate limit: ${LIMITS.USER_RATE_LIMIT + 1} MCP tool calls in one JSON-RPC array`,
-    requests: 1,
-    answers: tally([tooMany.status]),
-    refused: tooMany.status === 429 && stored === 0,
-  });
 });
 
 test('AUTH_FAILURE_LIMIT: no token and bad tokens at /mcp count; then even a valid token from that address is refused unread', async () => {
@@ -107,26 +112,32 @@ test('AUTH_FAILURE_LIMIT: no token and bad tokens at /mcp count; then even a val
     await send(from, '/mcp', { bearer: `r:${randomUUID().replace(/-/g, '')}`, body: listTools }),
     await send(from, '/mcp', { bearer: `r:${randomUUID().replace(/-/g, '')}`, body: listTools }),
   ];
+  const valid = await send(from, '/mcp', { bearer: user.token, body: listTools });
+  const statuses = [...answers, valid].map((answer) => answer.status);
+  recordAttack({
+    attack: 'rate limit: no and bad session tokens at /mcp from one address',
+    requests: statuses.length,
+    answers: tally(statuses),
+    refused: answers.every((answer) => answer.status === 401) && valid.status === 429,
+  });
   expect(answers.map((answer) => [answer.status, answer.body.error.code])).toEqual([
     [401, 'unauthorized'],
     [401, 'unauthorized'],
     [401, 'unauthorized'],
   ]);
-  const valid = await send(from, '/mcp', { bearer: user.token, body: listTools });
   expect(valid.status).toBe(429);
   expect(valid.body.error).toMatchObject({ code: 'rate_limited', message: expect.stringContaining('AUTH_FAILURE_LIMIT') });
   // Another address is not affected.
   expect((await send('127.0.0.22', '/mcp', { bearer: user.token, body: listTools })).status).toBe(200);
-  const statuses = [...answers, valid].map((answer) => answer.status);
-  recordAttack({ attack: 'rate limit: no and bad session tokens at /mcp from one address', requests: statuses.length, answers: tally(statuses), refused: true });
 });
 
 test('a body over REST_MAX_JSON_BYTES is refused with 413 naming the setting; nothing is stored', async () => {
   const user = await api.signUp('mcp-body');
   const call = { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'import_memories', arguments: { memories: [{ content: 'x'.repeat(LIMITS.REST_MAX_JSON_BYTES) }] } } };
   const answer = await send('127.0.0.23', '/mcp', { bearer: user.token, body: call });
+  const stored = await batchesOf(user.id);
+  recordAttack({ attack: 'MCP over HTTP: a body over REST_MAX_JSON_BYTES', requests: 1, answers: tally([answer.status]), refused: answer.status === 413 && stored === 0 });
   expect(answer.status).toBe(413);
   expect(answer.body.error).toMatchObject({ code: 'too_large', message: expect.stringContaining(`REST_MAX_JSON_BYTES = ${LIMITS.REST_MAX_JSON_BYTES} bytes`) });
-  expect(await batchesOf(user.id)).toBe(0);
-  recordAttack({ attack: 'MCP over HTTP: a body over REST_MAX_JSON_BYTES', requests: 1, answers: tally([answer.status]), refused: true });
+  expect(stored).toBe(0);
 });

@@ -150,19 +150,25 @@ describe('AUTH_FAILURE_LIMIT: failed authentications of one address, counted bef
         attempt % 2 === 0 ? await send(from, '/api/v1/memory/batch', { token, body: oneMemory('guess') }) : await send(from, '/parse/functions/addMemoryBatch', { token, body: oneMemory('guess') }),
       );
     }
+    const viaRest = await send(from, '/api/v1/memory/batch', { token: user.token, body: oneMemory('valid') });
+    const viaFunction = await send(from, '/parse/functions/addMemoryBatch', { token: user.token, body: oneMemory('valid') });
+    const stored = await batchesOf(user.id);
+    const statuses = [...answers, viaRest, viaFunction].map((a) => a.status);
+    recordAttack({
+      attack: 'rate limit: bad session tokens from one address (REST route and Cloud Function)',
+      requests: statuses.length,
+      answers: tally(statuses),
+      refused: answers.every((answer) => answer.status === 401 || answer.status === 400) && viaRest.status === 429 && viaFunction.status === 429 && stored === 0,
+    });
     answers.forEach((answer, index) => {
       if (index % 2 === 0) expect([answer.status, answer.body.error.message]).toEqual([401, 'the session token is invalid or expired']);
       else expect([answer.status, answer.body.code]).toEqual([400, 209]);
     });
-    const viaRest = await send(from, '/api/v1/memory/batch', { token: user.token, body: oneMemory('valid') });
-    const viaFunction = await send(from, '/parse/functions/addMemoryBatch', { token: user.token, body: oneMemory('valid') });
     expectRestLimited(viaRest, 'AUTH_FAILURE_LIMIT');
     expectParseLimited(viaFunction, 'AUTH_FAILURE_LIMIT');
-    expect(await batchesOf(user.id)).toBe(0);
+    expect(stored).toBe(0);
     // Another address is not affected.
     expect((await send('127.0.0.12', '/api/v1/memory/batch/unknown00001', { token: user.token })).status).toBe(404);
-    const statuses = [...answers, viaRest, viaFunction].map((a) => a.status);
-    recordAttack({ attack: 'rate limit: bad session tokens from one address (REST route and Cloud Function)', requests: statuses.length, answers: tally(statuses), refused: true });
   });
 
   test('bad master keys on the REST route, the bulk write route and Parse Server; then the right key from that address is refused unread', async () => {
@@ -174,13 +180,18 @@ describe('AUTH_FAILURE_LIMIT: failed authentications of one address, counted bef
     ];
     const answers: WireAnswer[] = [];
     for (let attempt = 0; attempt < LIMITS.AUTH_FAILURE_LIMIT; attempt++) answers.push(await guesses[attempt % guesses.length]());
-    expect(answers.map((answer) => answer.status)).toEqual([401, 401, 403, 401, 401, 403]);
     const rest = await send(MASTER_KEY_GUESSER, '/api/v1/memory/batch/unknown00001', { masterKey: stack.info.masterKey });
     const parse = await send(MASTER_KEY_GUESSER, '/parse/classes/BatchMemoryRequest', { masterKey: stack.info.masterKey });
+    const statuses = [...answers, rest, parse].map((a) => a.status);
+    recordAttack({
+      attack: 'rate limit: master-key guesses from one address (REST, bulk write, Parse Server)',
+      requests: statuses.length,
+      answers: tally(statuses),
+      refused: answers.every((answer) => answer.status === 401 || answer.status === 403) && rest.status === 429 && parse.status === 429,
+    });
+    expect(answers.map((answer) => answer.status)).toEqual([401, 401, 403, 401, 401, 403]);
     expectRestLimited(rest, 'AUTH_FAILURE_LIMIT');
     expectParseLimited(parse, 'AUTH_FAILURE_LIMIT');
-    const statuses = [...answers, rest, parse].map((a) => a.status);
-    recordAttack({ attack: 'rate limit: master-key guesses from one address (REST, bulk write, Parse Server)', requests: statuses.length, answers: tally(statuses), refused: true });
   });
 
   test('wrong passwords; then the right password from that address is refused unread', async () => {
@@ -193,13 +204,19 @@ describe('AUTH_FAILURE_LIMIT: failed authentications of one address, counted bef
       const password = `guess-${attempt}`;
       answers.push(attempt % 2 === 0 ? await send(from, '/parse/login', { body: { username, password } }) : await send(from, `/parse/login?${new URLSearchParams({ username, password })}`));
     }
-    for (const answer of answers) expect([answer.status, answer.body.code]).toEqual([404, 101]);
     const right = await send(from, '/parse/login', { body: { username, password: 'the-right-password' } });
+    const sessions = await sessionsOf(created.body.objectId);
+    const statuses = [...answers, right].map((a) => a.status);
+    recordAttack({
+      attack: 'rate limit: wrong passwords from one address',
+      requests: statuses.length,
+      answers: tally(statuses),
+      refused: answers.every((answer) => answer.status === 404) && right.status === 429 && !right.text.includes('sessionToken') && sessions === 1,
+    });
+    for (const answer of answers) expect([answer.status, answer.body.code]).toEqual([404, 101]);
     expectParseLimited(right, 'AUTH_FAILURE_LIMIT');
     expect(right.text).not.toContain('sessionToken');
-    expect(await sessionsOf(created.body.objectId)).toBe(1);
-    const statuses = [...answers, right].map((a) => a.status);
-    recordAttack({ attack: 'rate limit: wrong passwords from one address', requests: statuses.length, answers: tally(statuses), refused: true });
+    expect(sessions).toBe(1);
   });
 });
 
@@ -244,10 +261,11 @@ describe('anonymous users', () => {
     const id = randomUUID();
     const before = await sharedApi.count('_User');
     const answer = await send('127.0.0.1', '/parse/users', { serverURL: shared.serverURL, headers: { 'X-Parse-Application-Id': shared.appId }, body: { authData: { anonymous: { id } } } });
+    const after = await sharedApi.count('_User');
+    recordAttack({ attack: 'anonymous sign-up (authData.anonymous)', requests: 1, answers: tally([answer.status]), refused: answer.status === 400 && after === before });
     expect(answer.status).toBe(400);
     expect(answer.body).toMatchObject({ code: 252 });
-    expect(await sharedApi.count('_User')).toBe(before);
-    recordAttack({ attack: 'anonymous sign-up (authData.anonymous)', requests: 1, answers: tally([answer.status]), refused: true });
+    expect(after).toBe(before);
   });
 
   test('with ALLOW_ANONYMOUS_USERS on, an anonymous user still cannot submit a batch through either door', async () => {
@@ -274,6 +292,7 @@ test('from an address outside PARSE_MASTER_KEY_IPS the right and a wrong master 
   };
   const probes: Record<string, string> = { rest: '/api/v1/openapi.json', bulk: '/api/v1/openapi.json', parse: '/parse/health' };
   const answers: WireAnswer[] = [];
+  const pairs: { right: { answer: WireAnswer; connectionKept: boolean }; wrong: { answer: WireAnswer; connectionKept: boolean } }[] = [];
   for (const [name, door] of Object.entries(doors)) {
     // Each key on a connection of its own, then a probe on it: whether the answer kept it open must not tell the keys apart either.
     const attempt = async (masterKey: string) => {
@@ -285,17 +304,26 @@ test('from an address outside PARSE_MASTER_KEY_IPS the right and a wrong master 
     };
     const right = await attempt(stack.info.masterKey);
     const wrong = await attempt(`wrong-${randomUUID()}`);
-    const comparable = (answer: WireAnswer) => ({ status: answer.status, text: answer.text, headers: { ...answer.headers, date: undefined } });
-    expect(comparable(wrong.answer)).toEqual(comparable(right.answer));
-    expect([401, 403]).toContain(right.answer.status);
-    expect(wrong.connectionKept).toBe(right.connectionKept);
+    pairs.push({ right, wrong });
     answers.push(right.answer, wrong.answer);
   }
+  const comparable = (answer: WireAnswer) => JSON.stringify({ status: answer.status, text: answer.text, headers: { ...answer.headers, date: undefined } });
+  const alike = pairs.map(({ right, wrong }) => comparable(wrong.answer) === comparable(right.answer) && wrong.connectionKept === right.connectionKept && [401, 403].includes(right.answer.status));
   // Six refused keys: the address is now past AUTH_FAILURE_LIMIT, the right key included.
   const after = await doors.rest(stack.info.masterKey);
-  expectRestLimited(after, 'AUTH_FAILURE_LIMIT');
-  expect(await batchesOf(user.id)).toBe(0);
-  expect(await api.count('Memory', { content: 'bulk' })).toBe(0);
+  const stored = (await batchesOf(user.id)) + (await api.count('Memory', { content: 'bulk' }));
   const statuses = [...answers, after].map((a) => a.status);
-  recordAttack({ attack: 'master key from an address outside PARSE_MASTER_KEY_IPS: right and wrong key answered alike', requests: statuses.length, answers: tally(statuses), refused: true });
+  recordAttack({
+    attack: 'master key from an address outside PARSE_MASTER_KEY_IPS: right and wrong key answered alike',
+    requests: statuses.length,
+    answers: tally(statuses),
+    refused: alike.every(Boolean) && after.status === 429 && stored === 0,
+  });
+  for (const { right, wrong } of pairs) {
+    expect(JSON.parse(comparable(wrong.answer))).toEqual(JSON.parse(comparable(right.answer)));
+    expect([401, 403]).toContain(right.answer.status);
+    expect(wrong.connectionKept).toBe(right.connectionKept);
+  }
+  expectRestLimited(after, 'AUTH_FAILURE_LIMIT');
+  expect(stored).toBe(0);
 });
