@@ -330,9 +330,10 @@ function buildProgram(done: (exitCode: number) => void): Command {
     .description(
       'serve the Model Context Protocol on standard input and output, for an agent on this machine (tools: import_memories, get_batch, list_batches, get_batch_failures, cancel_batch, retry_failed)',
     )
+    .option('--allow-dir <dir...>', 'folders import_memories may read files from, besides the working directory (links out of them are refused)')
     .action(
-      run(async (_options: ConnectionOptions, command: Command) => {
-        await serveMcpOverStdio(clientOf(command.optsWithGlobals<ConnectionOptions>(), true));
+      run(async (options: { allowDir?: string[] }, command: Command) => {
+        await serveMcpOverStdio(clientOf(command.optsWithGlobals<ConnectionOptions>(), true), { allowedDirs: [process.cwd(), ...(options.allowDir ?? [])] });
         return EXIT.success;
       }),
     );

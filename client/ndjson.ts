@@ -79,7 +79,7 @@ class MemoriesArrayScanner {
           if (depth === 1 && this.containers[0] === '{') this.expectingKey = true;
           break;
         default:
-          if (depth === 0) throw new MemoriesDocumentError('document', `must be a JSON array or object (found "${c}")`);
+          if (depth === 0) throw new MemoriesDocumentError('document', 'must be a JSON array or object');
       }
     }
     this.elementPieces?.push(text.slice(this.elementStart));
@@ -130,8 +130,9 @@ class MemoriesArrayScanner {
     const path = `memories[${this.index++}]`;
     try {
       return `${JSON.stringify(JSON.parse(raw))}\n`;
-    } catch (error) {
-      throw new MemoriesDocumentError(path, `is not valid JSON: ${(error as Error).message}`);
+    } catch {
+      // JSON.parse's message quotes the text: the error names the element, never its content.
+      throw new MemoriesDocumentError(path, 'is not valid JSON');
     }
   }
 }

@@ -36,13 +36,15 @@ afterAll(async () => {
 });
 
 /** The SDK's client, connected as the user of `sessionToken` over the transport. */
-async function connect(transport: Transport, sessionToken: string): Promise<Client> {
+/** A client of the door; the stdio server runs in the test's folder (the one it reads files from), with `args` added. */
+async function connect(transport: Transport, sessionToken: string, args: string[] = []): Promise<Client> {
   const client = new Client({ name: 'mcp-test', version: '1.0.0' });
   if (transport === 'stdio') {
     await client.connect(
       new StdioClientTransport({
         command: process.execPath,
-        args: [CLI, 'mcp'],
+        args: [CLI, 'mcp', ...args],
+        cwd: dir,
         env: {
           PATH: process.env.PATH ?? '',
           PARSE_APP_ID: stackInfo().appId,
@@ -325,6 +327,48 @@ test('over stdio, a JSON document file is converted as it streams; a missing fil
   expect([refused.isError, textOf(refused)]).toEqual([true, `path: cannot read ${missing}: ENOENT`]);
   const both = await call(client, 'import_memories', { path: file, memories: memories(1) });
   expect([both.isError, textOf(both)]).toEqual([true, 'give either memories (inline) or path (a file, over stdio), not both or neither']);
+});
+
+test('over stdio, files are read only inside the working directory and --allow-dir: links and paths out of them are refused, and errors quote no content', async () => {
+  const { sessionToken } = await newUser('mcp-file-roots');
+  const outside = fs.mkdtempSync(path.join(os.tmpdir(), 'memory-batch-outside-'));
+  const secret = path.join(outside, 'secret.jsonl');
+  fs.writeFileSync(secret, '{"content":"a secret of another folder"}\n');
+  fs.symlinkSync('/etc/passwd', path.join(dir, 'passwd-link.jsonl'));
+  fs.symlinkSync(secret, path.join(dir, 'secret-link.jsonl'));
+  const notJson = path.join(dir, 'not-json.json');
+  fs.writeFileSync(notJson, '[{"content":"ok"}, root:x:0:0:root:/root:/bin/bash]');
+  try {
+    const client = await connect('stdio', sessionToken);
+    const attempts = [path.join(dir, 'passwd-link.jsonl'), path.join(dir, 'secret-link.jsonl'), secret, '/proc/self/environ', '/etc/passwd'];
+    const refusals = [];
+    for (const file of attempts) refusals.push(await call(client, 'import_memories', { path: file }));
+    const badDocument = await call(client, 'import_memories', { path: notJson, wait: true });
+    const P = parse();
+    const stored = await new P.Query('Memory').equalTo('content', 'a secret of another folder').count(master);
+    const refused = refusals.every((answer) => answer.isError && textOf(answer).includes('is outside the folders this server reads files from')) && stored === 0;
+    recordAttack({
+      attack: 'MCP over stdio: import_memories of links and paths out of the working directory (/etc/passwd, /proc, another folder)',
+      requests: attempts.length,
+      answers: tally(refusals.map((answer) => (answer.isError ? 'tool error' : 'imported'))),
+      refused,
+    });
+    for (const [index, answer] of refusals.entries())
+      expect([answer.isError, textOf(answer)]).toEqual([
+        true,
+        `path: ${attempts[index]} is outside the folders this server reads files from (its working directory, and memory-batch mcp --allow-dir)`,
+      ]);
+    expect(stored).toBe(0);
+    expect(textOf(badDocument)).toContain('memories[1] is not valid JSON');
+    expect(textOf(badDocument)).not.toContain('root:x');
+
+    // The user names the other folder: its file is read.
+    const allowed = await connect('stdio', sessionToken, ['--allow-dir', outside]);
+    const imported = await call(allowed, 'import_memories', { path: secret, wait: true });
+    expect(imported.structuredContent).toMatchObject({ status: 'completed', total: 1, processed: 1 });
+  } finally {
+    fs.rmSync(outside, { recursive: true, force: true });
+  }
 });
 
 describe('refusals of the HTTP door', () => {
