@@ -263,38 +263,49 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
       const batchId = running.structuredContent?.batch_id as string;
 
       const client = await connect(transport, intruder.sessionToken);
-      const outcomes: string[] = [];
-      for (const [tool, args] of [
+      const notFound = `batch ${batchId} not found`;
+      const tools = [
         ['get_batch', { batch_id: batchId }],
         ['cancel_batch', { batch_id: batchId }],
         ['retry_failed', { batch_id: batchId }],
         ['get_batch_failures', { batch_id: batchId }],
-      ] as const) {
-        const answer = await call(client, tool, args);
-        expect([tool, answer.isError, textOf(answer)]).toEqual([tool, true, `batch ${batchId} not found`]);
-        outcomes.push('not found');
-      }
-      for (const uri of [`batch://${batchId}`, `batch://${batchId}/results`]) {
-        const refusal = await client.readResource({ uri }).catch((error: unknown) => error);
-        expect(refusal).toBeInstanceOf(McpError);
-        expect(refusal).toMatchObject({ code: -32002, message: expect.stringContaining(`batch ${batchId} not found`) });
-        outcomes.push('not found');
-      }
-      expect(await call(client, 'list_batches', {})).toMatchObject({ structuredContent: { batches: [] } });
-      expect((await getBatch(batchId)).get('status')).not.toBe('cancelled');
+      ] as const;
+      const toolAnswers = [];
+      for (const [tool, args] of tools) toolAnswers.push(await call(client, tool, args));
+      const resourceAnswers: unknown[] = [];
+      for (const uri of [`batch://${batchId}`, `batch://${batchId}/results`]) resourceAnswers.push(await client.readResource({ uri }).catch((error: unknown) => error));
+      const listed = await call(client, 'list_batches', {});
+      const status = (await getBatch(batchId)).get('status');
+      const outcomes = [
+        ...toolAnswers.map((answer) => (answer.isError && textOf(answer) === notFound ? 'not found' : 'answered')),
+        ...resourceAnswers.map((answer) => (answer instanceof McpError && answer.message.includes(notFound) ? 'not found' : 'answered')),
+      ];
       recordAttack({
         attack: `MCP over ${transport}: a second user reads, cancels, retries and reads the resources of another user's batch`,
         requests: outcomes.length,
         answers: tally(outcomes),
-        refused: true,
+        refused: outcomes.every((outcome) => outcome === 'not found') && status !== 'cancelled',
       });
+      toolAnswers.forEach((answer, index) => expect([tools[index][0], answer.isError, textOf(answer)]).toEqual([tools[index][0], true, notFound]));
+      for (const refusal of resourceAnswers) {
+        expect(refusal).toBeInstanceOf(McpError);
+        expect(refusal).toMatchObject({ code: -32002, message: expect.stringContaining(notFound) });
+      }
+      expect(listed).toMatchObject({ structuredContent: { batches: [] } });
+      expect(status).not.toBe('cancelled');
 
       const oversized = await call(client, 'import_memories', { memories: [{ content: 'fine' }, { content: 'x'.repeat(MAX_MEMORY_SIZE) }] });
+      const stored = await batchesOf(intruder.user);
+      recordAttack({
+        attack: `MCP over ${transport}: a memory over MAX_MEMORY_SIZE`,
+        requests: 1,
+        answers: { [oversized.isError ? 'tool error' : 'accepted']: 1 },
+        refused: Boolean(oversized.isError) && stored === 0,
+      });
       expect(oversized.isError).toBe(true);
       expect(textOf(oversized)).toMatch(new RegExp(`^invalid batch: memories\\[1\\] is \\d+ bytes, over MAX_MEMORY_SIZE of ${MAX_MEMORY_SIZE} bytes$`));
       expect(textOf(oversized)).not.toMatch(/\n\s+at /);
-      expect(await batchesOf(intruder.user)).toBe(0);
-      recordAttack({ attack: `MCP over ${transport}: a memory over MAX_MEMORY_SIZE`, requests: 1, answers: { 'tool error': 1 }, refused: true });
+      expect(stored).toBe(0);
     },
     5 * 60_000,
   );
@@ -374,15 +385,25 @@ test('over stdio, files are read only inside the working directory and --allow-d
 describe('refusals of the HTTP door', () => {
   test('no token and a bad token: 401 before any MCP message is read, with WWW-Authenticate', async () => {
     const answers = [await rawMcp({}), await rawMcp({ Authorization: 'Bearer r:0123456789abcdef0123456789abcdef' }), await rawMcp({ Authorization: 'Basic dXNlcjpwYXNz' })];
+    const sdkClient = new Client({ name: 'mcp-test', version: '1.0.0' });
+    const sdkRefusal = (await sdkClient.connect(new StreamableHTTPClientTransport(new URL(MCP_URL))).then(
+      () => undefined,
+      (error: unknown) => error,
+    )) as { code?: number; message?: string } | undefined;
+    const statuses = [...answers.map((a) => a.status), sdkRefusal?.code ?? 200];
+    recordAttack({
+      attack: 'MCP over HTTP: no token, a bad session token, Basic credentials',
+      requests: statuses.length,
+      answers: tally(statuses),
+      refused: statuses.every((status) => status === 401),
+    });
     expect(answers.map((answer) => answer.status)).toEqual([401, 401, 401]);
     expect(answers[0].body).toEqual({ error: { code: 'unauthorized', message: 'authentication required: send Authorization: Bearer <session token>', details: [] } });
     expect(answers[1].body).toEqual({ error: { code: 'unauthorized', message: 'the session token is invalid or expired', details: [] } });
     expect(answers[0].headers.get('www-authenticate')).toBe('Bearer');
     expect(answers[1].headers.get('www-authenticate')).toBe('Bearer error="invalid_token"');
     // The SDK's client cannot connect either.
-    const client = new Client({ name: 'mcp-test', version: '1.0.0' });
-    await expect(client.connect(new StreamableHTTPClientTransport(new URL(MCP_URL)))).rejects.toMatchObject({ code: 401, message: expect.stringContaining('authentication required') });
-    recordAttack({ attack: 'MCP over HTTP: no token, a bad session token, Basic credentials', requests: answers.length + 1, answers: tally([...answers.map((a) => a.status), 401]), refused: true });
+    expect(sdkRefusal).toMatchObject({ code: 401, message: expect.stringContaining('authentication required') });
   });
 
   test('a file path is refused over HTTP: files are read only by the stdio server', async () => {
@@ -390,12 +411,18 @@ describe('refusals of the HTTP door', () => {
     const file = writeJsonl('over-http.jsonl', memories(3, 50));
     const client = await connect('http', sessionToken);
     const answer = await call(client, 'import_memories', { path: file });
+    const stored = await batchesOf(user);
+    recordAttack({
+      attack: 'MCP over HTTP: import_memories with a path on the server',
+      requests: 1,
+      answers: { [answer.isError ? 'tool error' : 'imported']: 1 },
+      refused: Boolean(answer.isError) && stored === 0,
+    });
     expect(answer).toEqual({
       isError: true,
       content: [{ type: 'text', text: 'path: files are read only by the stdio server (memory-batch mcp) on their own machine; over HTTP send the memories inline' }],
     });
-    expect(await batchesOf(user)).toBe(0);
-    recordAttack({ attack: 'MCP over HTTP: import_memories with a path on the server', requests: 1, answers: { 'tool error': 1 }, refused: true });
+    expect(stored).toBe(0);
   });
 
   test('a stateless door: GET and DELETE answer 405', async () => {
