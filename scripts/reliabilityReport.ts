@@ -5,7 +5,7 @@
  * Any non-zero 5xx, lost or duplicated count, or an attack not refused, fails the run.
  */
 import fs from 'node:fs';
-import { describeMachine, machineLine } from './machine';
+import { type Machine, describeMachine, machineLine } from './machine';
 
 /** One scenario of test/reliability, as the tests record it. */
 export interface ScenarioRecord {
@@ -72,8 +72,8 @@ export function reliabilityReport(resultsFile: string): ReliabilityReport | unde
   return { table: tables.join('\n\n'), clean };
 }
 
-export function reliabilityMarkdown(report: ReliabilityReport, passed: number, failed: number): string {
-  const machine = describeMachine();
+/** RELIABILITY.md for `report`; `machine` is read when the run starts, so that its commit is the one the tests ran. */
+export function reliabilityMarkdown(report: ReliabilityReport, passed: number, failed: number, machine: Machine = describeMachine()): string {
   return [
     '# Reliability',
     '',

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { checkCoverage, checkUnitWorkflowCoverage, closingLine } from './coverageGate';
 import { reliabilityMarkdown, reliabilityReport } from './reliabilityReport';
+import { describeMachine } from './machine';
 import { chooseMongod } from './mongod';
 import { PROJECT_ROOT } from './stack';
 
@@ -26,6 +27,8 @@ function testFiles(dir: string): string[] {
 function main(): number {
   // `npm run reliability`: only the fault, load and attack suite, and RELIABILITY.md from its table.
   const reliabilityOnly = process.argv[2] === '--reliability';
+  // The commit and tree the tests run on, read before they run (a commit made meanwhile is not theirs).
+  const machine = describeMachine();
   const args = reliabilityOnly ? ['test/reliability', ...process.argv.slice(3)] : process.argv.slice(2);
   // Results, coverage and the summary line that .ci/run prints last.
   const coverageRoot = path.resolve(PROJECT_ROOT, process.env.TEST_OUTPUT_DIR ?? 'coverage');
@@ -79,7 +82,7 @@ function main(): number {
   if (reliability) {
     process.stdout.write(`\nReliability:\n${reliability.table}\n`);
     if (!reliability.clean) failedGates.push('reliability: a scenario lost or duplicated memories or answered with a 5xx, or an attack was not refused');
-    if (reliabilityOnly) fs.writeFileSync(path.join(PROJECT_ROOT, 'RELIABILITY.md'), reliabilityMarkdown(reliability, results.numPassedTests, results.numFailedTests));
+    if (reliabilityOnly) fs.writeFileSync(path.join(PROJECT_ROOT, 'RELIABILITY.md'), reliabilityMarkdown(reliability, results.numPassedTests, results.numFailedTests, machine));
   }
   const summary = closingLine(
     { passed: results.numPassedTests, failed: results.numFailedTests, skipped: results.numPendingTests + (results.numTodoTests ?? 0), runFailed: jest.status !== 0, filesNotRun, filesMissing },
