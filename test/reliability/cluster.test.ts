@@ -345,9 +345,10 @@ postgresOnlyTest('a class-level-permission change made on instance A holds on B 
   const className = `ClusterProbe${Date.now()}`;
   const open = { find: { '*': true }, get: { '*': true }, count: { '*': true }, create: {}, update: {}, delete: {}, addField: {}, protectedFields: {} };
   expect((await onA.call(`/parse/schemas/${className}`, { method: 'POST', master: true, body: { className, fields: { label: { type: 'String' } }, classLevelPermissions: open } })).status).toBe(200);
-  // B reads the class once, and so holds its schema in its cache.
+  // B reads the class, and so holds its schema in its cache; it learns of the new class itself through the same
+  // announcement, so its first reads may come before it has heard.
   const query = `/parse/classes/${className}`;
-  expect((await onB.call(query)).status).toBe(200);
+  await waitFor('B to read the new class', async () => (await onB.call(query)).status === 200 || undefined, 10_000, 100);
   expect((await onA.call(`/parse/schemas/${className}`, { method: 'PUT', master: true, body: { classLevelPermissions: { ...open, find: {}, get: {}, count: {} } } })).status).toBe(200);
   // Announced through the database (LISTEN/NOTIFY): B refuses as soon as it has heard.
   const refused = await waitFor(
