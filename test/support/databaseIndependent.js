@@ -1,0 +1,16 @@
+/**
+ * Test files whose outcome does not depend on the database a run uses: the unit tier, and the stack tests of
+ * the product's own commands, documents and settings (which start their own embedded PostgreSQL, or none).
+ * The MongoDB run (TEST_DATABASE=mongo) leaves them out, so that the closing line of both runs counts each
+ * test once. Paths from the repository root; a folder ends with a slash.
+ */
+module.exports = [
+  'test/unit/',
+  'test/docs/',
+  'test/config/',
+  'test/stack/coverage-gate.test.ts',
+  'test/stack/local-stack.test.ts',
+  'test/stack/supervision.test.ts',
+  'test/stack/temporal-cli.test.ts',
+  'test/stack/cluster-command.test.ts',
+];
