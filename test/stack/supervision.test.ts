@@ -172,7 +172,10 @@ test(
         expect(refusal).toMatchObject({ level: 'warn', process: 'server' });
         expect(JSON.stringify(refusal)).not.toMatch(/\n\s+at |"stack"/);
       }
-      expect(lines.filter((line) => line.level === 'error')).toEqual([]);
+      // The Temporal dev server's own report of an operation it cancelled as its poller went away or it stopped
+      // ("context canceled") is its bookkeeping, not a failure; every other error line is.
+      const cancelledByTemporal = (line: { process?: unknown; msg?: unknown }) => line.process === 'temporal' && /error="context canceled"/.test(String(line.msg));
+      expect(lines.filter((line) => line.level === 'error' && !cancelledByTemporal(line))).toEqual([]);
     } finally {
       await connection?.close();
       await stopWithCtrlC(started);
