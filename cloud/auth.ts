@@ -116,7 +116,6 @@ export class RouteAuthentication {
     })().then(() => next(), next);
   };
 
-  /** Sets the actor of a session token and counts the user's request; an unknown or expired token is a counted 401. */
   /**
    * A request that carries several calls (a JSON-RPC array on the MCP door) counts each toward the user's
    * USER_RATE_LIMIT: the request itself was counted when it was authenticated, the others are counted here.
@@ -125,6 +124,7 @@ export class RouteAuthentication {
     if (calls > 1 && actor.user) await this.limits.countRestRequest(idOf(actor.user), calls - 1);
   }
 
+  /** Sets the actor of a session token and counts the user's request; an unknown or expired token is a counted 401. */
   private async sessionActor(req: AuthedRequest, res: express.Response, token: string): Promise<void> {
     const user = await retryRead(() => this.sessions.userOfSession(token));
     if (!user) {

@@ -61,11 +61,12 @@ function wrapRegistrations(cloud: CloudRegistry): void {
     cloud[event] = (parseClass, handler, validator) => {
       const className = triggers.getClassName(parseClass);
       // Parse Server registers for the app it initialised the SDK with, as here.
-      const guard = guardsOfApp.get(Parse.applicationId ?? '')?.get(`${event}.${className}`);
+      const appId = Parse.applicationId ?? '';
+      const guard = guardsOfApp.get(appId)?.get(`${event}.${className}`);
       if (!guard || handler === guard) return register(parseClass, handler, validator);
       refuseMasterSkip(event, className, validator);
       // Replaced on purpose, composed: not the duplicate Parse Server would warn of.
-      triggers.removeTrigger(event, className, Parse.applicationId ?? '');
+      triggers.removeTrigger(event, className, appId);
       register(parseClass, compose(guard, handler), validator);
     };
   }

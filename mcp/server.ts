@@ -304,8 +304,8 @@ export function batchMcpServer(access: BatchAccess, options: McpServerOptions): 
           }
           lines.push(JSON.stringify(result));
         }
-        const truncated = { truncated: true, shown: RESOURCE_MAX_RESULTS, all: `GET /api/v1/memory/batch/${batchId}/results`, failures: 'get_batch_failures' };
-        return { contents: [{ uri: uri.href, mimeType: 'application/x-ndjson', text: lines.map((line) => `${line}\n`).join(''), ...(more ? { _meta: truncated } : {}) }] };
+        const truncated = more ? { _meta: { truncated: true, shown: RESOURCE_MAX_RESULTS, all: `GET /api/v1/memory/batch/${batchId}/results`, failures: 'get_batch_failures' } } : {};
+        return { contents: [{ uri: uri.href, mimeType: 'application/x-ndjson', text: lines.map((line) => `${line}\n`).join(''), ...truncated }] };
       } catch (error) {
         throw resourceError(error, log);
       }

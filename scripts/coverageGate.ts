@@ -99,12 +99,9 @@ export function checkUnitWorkflowCoverage(rawDir: string, reportDir: string, pro
 }
 
 /**
- * The closing line `N passed, N failed`: each failed gate (coverage, the reliability table) counts as
- * one failure, as does a run that failed outside any test (setup, teardown).
- */
-/**
- * The plain closing line. Failures: failed tests, each test file that could not run (its tests never counted),
- * each expected test file that did not run at all, each failed gate, and a run that failed outside all of these.
+ * The closing line `N passed, N failed`. Failures: failed tests, each test file that could not run (its tests
+ * never counted), each expected test file that did not run at all, each failed gate (coverage, the reliability
+ * table), and a run that failed outside all of these (setup, teardown).
  */
 export function closingLine(results: { passed: number; failed: number; skipped: number; runFailed: boolean; filesNotRun?: number; filesMissing?: number }, failedGates: number): string {
   const failedFiles = (results.filesNotRun ?? 0) + (results.filesMissing ?? 0);

@@ -95,11 +95,13 @@ export class BatchStorage implements BatchStorageAdapter {
     try {
       for await (const line of lines) {
         if (!line) continue;
+        let item: T;
         try {
-          yield JSON.parse(line) as T;
+          item = JSON.parse(line) as T;
         } catch (error) {
           throw new CorruptFileError((error as Error).message);
         }
+        yield item;
       }
     } finally {
       lines.close();
