@@ -10,7 +10,7 @@ import path from 'node:path';
 import { REDACTED } from '../../cloud/parseLogger';
 import { parse, waitFor } from '../support/helpers';
 import { type PrivateStack, startPrivateStack } from '../support/privateStack';
-import { recordAttack, requestFrom, stackApi, tally, type WireAnswer, type WireOptions } from './stackApi';
+import { recordAttack, recordAttackChecked, requestFrom, stackApi, tally, type WireAnswer, type WireOptions } from './stackApi';
 
 // ws (Parse Server's and the Parse SDK's WebSocket client) has no type declarations here.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -102,111 +102,99 @@ function serverLog(): string {
 test(`Dashboard logins: after ${MAX_FAILURES} wrong passwords an address gets 429, even with the right password, and nothing is granted`, async () => {
   const guesser = await loginPage(GUESSER);
   const statuses: number[] = [];
-  // The row is recorded however the test ends: refused only when every check below held.
-  let everyCheckHeld = false;
-  try {
-    for (let i = 0; i < MAX_FAILURES; i++) {
-      const answer = await logIn(guesser, `guess-${i}-${randomBytes(4).toString('hex')}`);
-      statuses.push(answer.status);
-      // The Dashboard's own answer to a wrong password: back to the login page.
-      expect(answer.status).toBe(302);
-      expect(answer.headers.location).toBe('/dashboard/login');
-    }
-    for (const guess of ['guess-after-limit', password()]) {
-      const answer = await logIn(guesser, guess);
-      statuses.push(answer.status);
-      expect(answer.status).toBe(429);
-      expect(JSON.parse(answer.text)).toMatchObject({ error: { code: 'rate_limited' } });
-      expect(Number(answer.headers['retry-after'])).toBeGreaterThan(0);
-      expect(Number(answer.headers['retry-after'])).toBeLessThanOrEqual(15 * 60);
-    }
-    // The same path spelled otherwise reaches the same Dashboard route, and the same throttle.
-    for (const route of ['/dashboard/LOGIN', '/dashboard/login/']) {
-      const answer = await request(route, {
-        method: 'POST',
-        from: GUESSER,
-        headers: { Cookie: guesser.cookie, 'Content-Type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ username: 'admin', password: password(), _csrf: guesser.csrf }).toString(),
-      });
-      statuses.push(answer.status);
-      expect(answer.status).toBe(429);
-    }
-    const granted = await dashboardConfig(guesser.cookie, GUESSER);
-    statuses.push(granted.status);
-    expect(granted.status).toBe(401);
-    expect(granted.text).not.toContain(stack.info.masterKey);
-
-    // Guesses sent at once count as they arrive: no more than the limit reach the password check.
-    const concurrent = await loginPage(CONCURRENT_GUESSER);
-    const answers = await Promise.all(Array.from({ length: 4 * MAX_FAILURES }, (_, i) => logIn({ ...concurrent }, `parallel-guess-${i}`)));
-    const concurrentStatuses = answers.map((answer) => answer.status);
-    statuses.push(...concurrentStatuses);
-    expect(concurrentStatuses.filter((status) => status === 302)).toHaveLength(MAX_FAILURES);
-    expect(concurrentStatuses.filter((status) => status === 429)).toHaveLength(3 * MAX_FAILURES);
-
-    // Another address is not locked out: the operator logs in and gets the master key.
-    const operator = await loginPage(OPERATOR);
-    const login = await logIn(operator, password());
-    expect(login.status).toBe(302);
-    expect(login.headers.location).toBe('/dashboard/apps');
-    const config = await dashboardConfig(operator.cookie);
-    expect(config.status).toBe(200);
-    expect(JSON.parse(config.text).apps[0].masterKey).toBe(stack.info.masterKey);
-
-    everyCheckHeld = true;
-  } finally {
-    recordAttack({
+  await recordAttackChecked(
+    () => ({
       attack: `Dashboard password guessing from one address (${MAX_FAILURES} allowed, then the right password; ${4 * MAX_FAILURES} at once from another)`,
       requests: statuses.length,
       answers: tally(statuses),
-      refused: everyCheckHeld,
-    });
-  }
+    }),
+    async () => {
+      for (let i = 0; i < MAX_FAILURES; i++) {
+        const answer = await logIn(guesser, `guess-${i}-${randomBytes(4).toString('hex')}`);
+        statuses.push(answer.status);
+        // The Dashboard's own answer to a wrong password: back to the login page.
+        expect(answer.status).toBe(302);
+        expect(answer.headers.location).toBe('/dashboard/login');
+      }
+      for (const guess of ['guess-after-limit', password()]) {
+        const answer = await logIn(guesser, guess);
+        statuses.push(answer.status);
+        expect(answer.status).toBe(429);
+        expect(JSON.parse(answer.text)).toMatchObject({ error: { code: 'rate_limited' } });
+        expect(Number(answer.headers['retry-after'])).toBeGreaterThan(0);
+        expect(Number(answer.headers['retry-after'])).toBeLessThanOrEqual(15 * 60);
+      }
+      // The same path spelled otherwise reaches the same Dashboard route, and the same throttle.
+      for (const route of ['/dashboard/LOGIN', '/dashboard/login/']) {
+        const answer = await request(route, {
+          method: 'POST',
+          from: GUESSER,
+          headers: { Cookie: guesser.cookie, 'Content-Type': 'application/x-www-form-urlencoded' },
+          body: new URLSearchParams({ username: 'admin', password: password(), _csrf: guesser.csrf }).toString(),
+        });
+        statuses.push(answer.status);
+        expect(answer.status).toBe(429);
+      }
+      const granted = await dashboardConfig(guesser.cookie, GUESSER);
+      statuses.push(granted.status);
+      expect(granted.status).toBe(401);
+      expect(granted.text).not.toContain(stack.info.masterKey);
+
+      // Guesses sent at once count as they arrive: no more than the limit reach the password check.
+      const concurrent = await loginPage(CONCURRENT_GUESSER);
+      const answers = await Promise.all(Array.from({ length: 4 * MAX_FAILURES }, (_, i) => logIn({ ...concurrent }, `parallel-guess-${i}`)));
+      const concurrentStatuses = answers.map((answer) => answer.status);
+      statuses.push(...concurrentStatuses);
+      expect(concurrentStatuses.filter((status) => status === 302)).toHaveLength(MAX_FAILURES);
+      expect(concurrentStatuses.filter((status) => status === 429)).toHaveLength(3 * MAX_FAILURES);
+
+      // Another address is not locked out: the operator logs in and gets the master key.
+      const operator = await loginPage(OPERATOR);
+      const login = await logIn(operator, password());
+      expect(login.status).toBe(302);
+      expect(login.headers.location).toBe('/dashboard/apps');
+      const config = await dashboardConfig(operator.cookie);
+      expect(config.status).toBe(200);
+      expect(JSON.parse(config.text).apps[0].masterKey).toBe(stack.info.masterKey);
+    },
+  );
 });
 
 test('the master key only after a login: the Dashboard config answers 401 without one, and the session cookie is not signed with the master key', async () => {
   const statuses: number[] = [];
-  // The row is recorded however the test ends: refused only when every check below held.
-  let everyCheckHeld = false;
-  try {
-    const anonymous = await dashboardConfig();
-    statuses.push(anonymous.status);
-    expect(anonymous.status).toBe(401);
-    expect(anonymous.text).not.toContain(stack.info.masterKey);
+  await recordAttackChecked(
+    () => ({ attack: 'Dashboard config (master key) without a login, with a visitor cookie, and with a cookie signed with the master key', requests: statuses.length, answers: tally(statuses) }),
+    async () => {
+      const anonymous = await dashboardConfig();
+      statuses.push(anonymous.status);
+      expect(anonymous.status).toBe(401);
+      expect(anonymous.text).not.toContain(stack.info.masterKey);
 
-    // The cookie an unauthenticated visitor gets: its signature does not verify with the master key, so it
-    // cannot serve to test master-key guesses offline.
-    const visitor = await loginPage(GUESSER);
-    const unauthenticated = parseSessionCookie(visitor.cookie);
-    expect(unauthenticated.signature).not.toBe(sign(unauthenticated.id, stack.info.masterKey));
-    const withVisitorCookie = await dashboardConfig(visitor.cookie, GUESSER);
-    statuses.push(withVisitorCookie.status);
-    expect(withVisitorCookie.status).toBe(401);
+      // The cookie an unauthenticated visitor gets: its signature does not verify with the master key, so it
+      // cannot serve to test master-key guesses offline.
+      const visitor = await loginPage(GUESSER);
+      const unauthenticated = parseSessionCookie(visitor.cookie);
+      expect(unauthenticated.signature).not.toBe(sign(unauthenticated.id, stack.info.masterKey));
+      const withVisitorCookie = await dashboardConfig(visitor.cookie, GUESSER);
+      statuses.push(withVisitorCookie.status);
+      expect(withVisitorCookie.status).toBe(401);
 
-    // A logged-in session's id, signed with the master key instead of the cookie secret, is not accepted.
-    const operator = await loginPage(OPERATOR);
-    expect((await logIn(operator, password())).status).toBe(302);
-    const loggedIn = parseSessionCookie(operator.cookie);
-    expect(loggedIn.signature).not.toBe(sign(loggedIn.id, stack.info.masterKey));
-    const forged = `parse_dash=${encodeURIComponent(`s:${loggedIn.id}.${sign(loggedIn.id, stack.info.masterKey)}`)}`;
-    const withForgedCookie = await dashboardConfig(forged);
-    statuses.push(withForgedCookie.status);
-    expect(withForgedCookie.status).toBe(401);
-    expect(withForgedCookie.text).not.toContain(stack.info.masterKey);
-    // The genuine cookie of that session does get the key: the forged one failed on its signature alone.
-    const genuine = await dashboardConfig(operator.cookie);
-    expect(genuine.status).toBe(200);
-    expect(JSON.parse(genuine.text).apps[0].masterKey).toBe(stack.info.masterKey);
-
-    everyCheckHeld = true;
-  } finally {
-    recordAttack({
-      attack: 'Dashboard config (master key) without a login, with a visitor cookie, and with a cookie signed with the master key',
-      requests: statuses.length,
-      answers: tally(statuses),
-      refused: everyCheckHeld,
-    });
-  }
+      // A logged-in session's id, signed with the master key instead of the cookie secret, is not accepted.
+      const operator = await loginPage(OPERATOR);
+      expect((await logIn(operator, password())).status).toBe(302);
+      const loggedIn = parseSessionCookie(operator.cookie);
+      expect(loggedIn.signature).not.toBe(sign(loggedIn.id, stack.info.masterKey));
+      const forged = `parse_dash=${encodeURIComponent(`s:${loggedIn.id}.${sign(loggedIn.id, stack.info.masterKey)}`)}`;
+      const withForgedCookie = await dashboardConfig(forged);
+      statuses.push(withForgedCookie.status);
+      expect(withForgedCookie.status).toBe(401);
+      expect(withForgedCookie.text).not.toContain(stack.info.masterKey);
+      // The genuine cookie of that session does get the key: the forged one failed on its signature alone.
+      const genuine = await dashboardConfig(operator.cookie);
+      expect(genuine.status).toBe(200);
+      expect(JSON.parse(genuine.text).apps[0].masterKey).toBe(stack.info.masterKey);
+    },
+  );
 });
 
 test('/metrics refuses a request without the token or with a wrong one', async () => {

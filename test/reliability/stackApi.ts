@@ -20,12 +20,16 @@ export interface CallOptions {
 }
 
 /**
- * 5xx answers any stackApi of this test file has received, polls included: a scenario counts what it saw
- * (the difference over the scenario) instead of writing 0. 502 is left out: a proxy's answer for an
- * instance a fault test killed on purpose, which the test counts itself where it matters.
+ * 5xx answers any stackApi of this test file has received, polls included. 502 is left out: a proxy's answer
+ * for an instance a fault test killed on purpose, which the test counts itself where it matters.
  */
 let serverErrors = 0;
-export const serverErrorsSeen = (): number => serverErrors;
+
+/** From now on: a scenario counts the 5xx it saw instead of writing 0. */
+export function countServerErrors(): () => number {
+  const before = serverErrors;
+  return () => serverErrors - before;
+}
 
 export function stackApi(info: TestStackInfo) {
   const origin = info.serverURL.replace(/\/parse$/, '');
@@ -103,6 +107,20 @@ export function recordScenario(record: ScenarioRecord): void {
 export function recordAttack(record: AttackRecord): void {
   const file = process.env.RELIABILITY_RESULTS;
   if (file) fs.appendFileSync(file, `${JSON.stringify(record)}\n`);
+}
+
+/**
+ * Runs an attack test's `checks` and records its row however they end: refused only when every check held.
+ * `row` is read at the end, so that it counts every answer the checks saw.
+ */
+export async function recordAttackChecked(row: () => Omit<AttackRecord, 'refused'>, checks: () => Promise<void>): Promise<void> {
+  let everyCheckHeld = false;
+  try {
+    await checks();
+    everyCheckHeld = true;
+  } finally {
+    recordAttack({ ...row(), refused: everyCheckHeld });
+  }
 }
 
 /** Counts answers by status, for recordAttack. */
