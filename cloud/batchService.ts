@@ -464,7 +464,7 @@ export class BatchService {
    * A new batch of every item of a finished batch that was not stored (failed, or never reached
    * because the batch was cancelled or failed), for the same owner, organization, workspace and namespace.
    */
-  async retryFailed(actor: Actor, batchId: string): Promise<BatchAnswer> {
+  async retryFailed(actor: Actor, batchId: string, clientKey?: string): Promise<BatchAnswer> {
     const object = await this.ownBatch(actor, batchId, 'retry');
     const batch = batchRecordOf(object);
     const { status } = batch;
@@ -472,9 +472,10 @@ export class BatchService {
     const owner = pointerTo(Parse.User, batch.userId);
     // A batch has one retry, however often and however concurrently it is asked for: its key is the batch's, so a
     // repeat answers the retry batch the first call made, and no failed item is written twice. Retry the retry
-    // batch to go on.
+    // batch to go on. A client's own key is checked against the requests it was used for, as on submit.
     const idempotencyKey = this.idempotencyKey(owner, `retry:${batchId}`);
     const requestHash = sha256(`retry:${batchId}`);
+    if (clientKey) await this.findByIdempotencyKey(this.idempotencyKey(owner, clientKey) as string, requestHash);
     const earlier = await this.findByIdempotencyKey(idempotencyKey as string, requestHash);
     if (earlier) return { response: await this.answer(earlier, false), created: false };
     if (batch.filesExpiredAt) throw filesExpiredError(batch);

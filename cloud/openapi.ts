@@ -125,8 +125,8 @@ export function openApiDocument(): Record<string, unknown> {
       },
       '/api/v1/memory/batch/{id}/retry': {
         post: {
-          summary: 'A new batch of the items a finished batch did not store (failed, or never reached); owner or master key',
-          parameters: [idParameter],
+          summary: 'A new batch of the items a finished batch did not store (failed, or never reached); owner or master key. A batch has one retry: a repeat answers it',
+          parameters: [idParameter, { name: 'Idempotency-Key', in: 'header', schema: { type: 'string' }, description: 'a key used before for a different request: 409' }],
           responses: {
             '202': { description: 'the new batch, accepted; poll the Location', content: jsonContent('BatchMemoryResponse') },
             ...errors(401, 403, 404, 409, 410, 429),

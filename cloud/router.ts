@@ -181,7 +181,7 @@ export function batchRouter(service: BatchService, config: Config, log: Logger, 
     '/memory/batch/:id/retry',
     handle(async (req, res) => {
       const actor = (req as AuthedRequest).actor as Actor;
-      const { response } = await service.retryFailed(actor, batchIdOf(req));
+      const { response } = await service.retryFailed(actor, batchIdOf(req), req.get('Idempotency-Key') || undefined);
       res.status(202).setHeader('Location', `${base}/${response.batch_id}`);
       res.json(response);
     }),

@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { Readable, pipeline } from 'node:stream';
 import zlib from 'node:zlib';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
+import { ApplicationFailureCategory } from '@temporalio/common';
 import Parse from '../schema/parseSdk';
 import { type Config, publicServerURL } from '../config';
 import type { Logger } from '../config/log';
@@ -56,6 +57,15 @@ export interface ActivityDeps {
 
 function batchDataError(message: string): ApplicationFailure {
   return ApplicationFailure.create({ type: 'BatchDataError', message, nonRetryable: true });
+}
+
+/**
+ * A memory that failed for a reason the product cannot classify, before its part's last attempt: the part is
+ * tried again. Benign, so Temporal logs it at debug, not at warn with a stack on every attempt; the part says it
+ * once, at warn, when its last attempt records the memory failed.
+ */
+function itemFailure(index: number, reason: string): ApplicationFailure {
+  return ApplicationFailure.create({ type: 'MemoryItemFailure', message: `memory ${index}: ${reason}`, category: ApplicationFailureCategory.BENIGN });
 }
 
 const pointer = (className: string, objectId: string) => ({ __type: 'Pointer', className, objectId });
@@ -107,7 +117,7 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
         } catch (error) {
           if (error instanceof MemoryRejectedError) results[chunk].push({ i: index, e: error.message, c: 'rejected' });
           else if (lastAttempt) giveUp(chunk, index, `the memory processor threw: ${(error as Error).message}`);
-          else throw error;
+          else throw itemFailure(index, `the memory processor threw: ${(error as Error).message}`);
           continue;
         }
         written.push({ chunk, index });
@@ -139,7 +149,7 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
       else if (answer.error.code === Parse.Error.DUPLICATE_VALUE) duplicates.push(written[k]);
       else if (PARSE_ITEM_ERROR_CODES.has(answer.error.code)) results[chunk].push({ i: index, e: answer.error.error, c: 'store_refused' });
       else if (lastAttempt) giveUp(chunk, index, `Parse Server answered ${answer.error.code} ${answer.error.error}`);
-      else throw new Error(`memory ${index} could not be saved: ${answer.error.code} ${answer.error.error}`);
+      else throw itemFailure(index, `Parse Server answered ${answer.error.code} ${answer.error.error}`);
     });
     // Once per write, not per item or attempt: the operator's view of what the product could not classify.
     if (givenUp.length) partLog.warn('memories failed on every attempt; recorded failed', { attempts: context.attempt, memories: givenUp.length, first: givenUp[0] });

@@ -1,17 +1,23 @@
 /**
  * Invariant 12: an item the database or a memory processor refuses fails alone. U+0000, which no database
  * here stores, is refused at submit on every door, naming the item and field, with nothing stored; a refusal
- * the validation cannot know (a CHECK constraint the host added) fails that item with the database's reason
- * while its neighbours are stored exactly once; a processor that throws for one item on every attempt fails
- * that item after BATCH_ITEM_MAX_ATTEMPTS attempts, counted in Temporal's history.
+ * the validation cannot know (a CHECK constraint or unique index the host added on PostgreSQL, a unique index
+ * on MongoDB) fails that item with the database's reason while its neighbours are stored exactly once; a
+ * processor that throws for one item on every attempt fails that item after BATCH_ITEM_MAX_ATTEMPTS attempts,
+ * counted in Temporal's history, and warns once.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { Client as PgClient } from 'pg';
 import { loadConfig } from '../../config';
-import type { BatchMemoryResponse, MemoryItem } from '../../schema/memory';
+import type { BatchMemoryResponse, MemoryItem, MemoryProcessingResult } from '../../schema/memory';
 import { SERVER } from '../client/cliProcess';
-import { postgresOnlyTest } from '../support/database';
+import { MongoClient } from 'mongodb';
+import { mongoOnlyTest, postgresOnlyTest } from '../support/database';
+import { startPrivateStack } from '../support/privateStack';
+import { stackApi } from '../reliability/stackApi';
 import { addMemoryBatch, closeTemporal, countMemories, duplicateMemories, master, memories, newUser, parse, temporal, type TestUser, waitFor } from '../support/helpers';
 import { postJson, rest } from '../support/rest';
 import { stackInfo } from '../support/stackInfo';
@@ -162,6 +168,51 @@ postgresOnlyTest("a memory a unique index of the host's refuses fails alone as s
   }
 });
 
+mongoOnlyTest("a memory a unique index of the host's refuses fails alone as store_refused on MongoDB; its neighbours are stored once, webhook says completed with 1 failed", async () => {
+  // A stack of its own: FerretDB has no partial indexes, so the planted index covers every memory of its database.
+  const stack = await startPrivateStack('unique-index');
+  const database = new MongoClient(stack.info.databaseURI);
+  const hook = await startWebhookReceiver();
+  try {
+    await database.connect();
+    await database.db().collection('Memory').createIndex({ content: 1 }, { unique: true, name: 'planted_unique' });
+    const api = stackApi(stack.info);
+    const owner = await api.signUp('unique');
+    const twins = [10, 40];
+    const items = memories(60, 120, (index) => (twins.includes(index) ? { content: 'planted twin' } : {}));
+    const submitted = await api.call('/api/v1/memory/batch?wait=false', {
+      token: owner.token,
+      body: { memories: items, webhook_url: hook.url, webhook_secret: 'bad-items-webhook-secret-0123456789' },
+    });
+    expect(submitted.status).toBe(202);
+    const batchId = submitted.body.batch_id as string;
+    const ended = await waitFor('the batch to end', async () => {
+      const status = await api.call(`/api/v1/memory/batch/${batchId}`, { token: owner.token });
+      return ['completed', 'failed', 'cancelled'].includes(status.body.status) ? status.body : undefined;
+    });
+    expect({ status: ended.status, processed: ended.processed, failed: ended.failed }).toEqual({ status: 'completed', processed: 59, failed: 1 });
+    const delivery = await waitFor('the webhook', async () => hook.deliveries[0], 60_000);
+    expect(webhookEventSchema.parse(JSON.parse(delivery.body)).batch).toMatchObject({ batch_id: batchId, status: 'completed', processed: 59, failed: 1 });
+
+    const results = ((await api.call(`/api/v1/memory/batch/${batchId}/results`, { token: owner.token })).body as string)
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as MemoryProcessingResult);
+    // One of the twins is stored, whichever write reached the database first; the other is refused.
+    const failures = results.filter((result) => !result.success);
+    expect(failures).toEqual([{ index: expect.any(Number), success: false, code: 'store_refused', error: expect.stringContaining('unique index') }]);
+    expect(twins).toContain(failures[0].index);
+    expect(await api.memoryRows(batchId)).toEqual({ rows: 59, duplicates: 0 });
+    // Every memory id a result names exists.
+    const named = results.flatMap((result) => (result.memory_id ? [result.memory_id] : []));
+    expect(await api.count('Memory', { objectId: { $in: named } })).toBe(named.length);
+  } finally {
+    await hook.close();
+    await database.close();
+    await stack.shutdown();
+  }
+});
+
 test('a memory the processor throws for on every attempt fails alone after BATCH_ITEM_MAX_ATTEMPTS attempts of its part; the rest are stored', async () => {
   const maxAttempts = loadConfig(stackInfo().env).BATCH_ITEM_MAX_ATTEMPTS;
   const owner = await newUser('throws');
@@ -182,4 +233,13 @@ test('a memory the processor throws for on every attempt fails alone after BATCH
   // The batch's only activity tasks are its two parts (its start and end run as local activities).
   const partAttempts = runs.flatMap((run) => run.events).flatMap((event) => (event.activityTaskStartedEventAttributes ? [event.activityTaskStartedEventAttributes.attempt ?? 0] : []));
   expect(partAttempts.sort()).toEqual([1, maxAttempts]);
+
+  // The operator hears of it once, at warn, with the batch id; the attempts before the last are not each a warning.
+  const warnings = fs
+    .readFileSync(path.join(stackInfo().logDir, 'worker.log'), 'utf8')
+    .split('\n')
+    .filter((line) => line.includes(answer.batch_id))
+    .map((line) => JSON.parse(line) as { level: string; msg: string; batchId?: string })
+    .filter((line) => line.level === 'warn' || line.level === 'error');
+  expect(warnings.map(({ level, msg, batchId }) => ({ level, msg, batchId }))).toEqual([{ level: 'warn', msg: 'memories failed on every attempt; recorded failed', batchId: answer.batch_id }]);
 });

@@ -1,6 +1,6 @@
 /** Retrying the items a finished batch did not store: Cloud Function, REST route and the Dashboard script. */
 import { addMemoryBatch, countMemories, getBatch, memories, newUser, parse, waitFor } from '../support/helpers';
-import { openApiProblems, rest } from '../support/rest';
+import { openApiProblems, postJson, rest } from '../support/rest';
 import { stackInfo } from '../support/stackInfo';
 import { stackApi } from '../reliability/stackApi';
 
@@ -89,6 +89,27 @@ test('retry asked twice at once and twice more after: one retry batch, answered 
   expect(new Set(ids).size).toBe(1);
   expect(await api.count('BatchMemoryRequest', { retryOf: pointer('BatchMemoryRequest', first.batch_id) })).toBe(1);
   await completed(ids[0]);
+});
+
+test('retry with an Idempotency-Key: the same retry batch for a new key or a repeat; a key a submit used is 409, naming the key', async () => {
+  const owner = await newUser();
+  const key = `retry-key-${Math.random().toString(36).slice(2)}`;
+  const first = await addMemoryBatch(owner.sessionToken, { memories: mixedBatch() });
+  const retry = (headers: Record<string, string>) => rest(`/memory/batch/${first.batch_id}/retry`, { method: 'POST', token: owner.sessionToken, headers });
+  const answers = [await retry({ 'Idempotency-Key': key }), await retry({ 'Idempotency-Key': key }), await retry({ 'Idempotency-Key': `${key}-other` })];
+  expect(answers.map((answer) => answer.status)).toEqual([202, 202, 202]);
+  expect(new Set(answers.map((answer) => answer.body.batch_id)).size).toBe(1);
+
+  const submitted = await postJson('/memory/batch?wait=false', { memories: memories(2) }, { token: owner.sessionToken, headers: { 'Idempotency-Key': `${key}-submit` } });
+  expect(submitted.status).toBe(202);
+  const reused = await retry({ 'Idempotency-Key': `${key}-submit` });
+  expect({ status: reused.status, code: reused.body.error?.code, fields: reused.body.error?.details?.map((detail: { field: string }) => detail.field) }).toEqual({
+    status: 409,
+    code: 'conflict',
+    fields: ['idempotency_key'],
+  });
+  expect(await api.count('BatchMemoryRequest', { retryOf: pointer('BatchMemoryRequest', first.batch_id) })).toBe(1);
+  await completed(answers[0].body.batch_id);
 });
 
 test('a retry lands in the organization the owner belongs to now: one who left the batch organization adds nothing to it', async () => {

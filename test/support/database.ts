@@ -11,6 +11,11 @@ export function postgresOnlyTest(name: string, fn: jest.ProvidesCallback, timeou
   (onMongo ? test.skip : test)(`${name} [postgres only]`, fn, timeout);
 }
 
+/** The MongoDB run's counterpart of a `postgresOnlyTest`: the same behaviour, planted with MongoDB's own means. */
+export function mongoOnlyTest(name: string, fn: jest.ProvidesCallback, timeout?: number): void {
+  (onMongo ? test : test.skip)(`${name} [mongodb only]`, fn, timeout);
+}
+
 /**
  * A test that holds two writes of one row at the database at once. On FerretDB the plugin's adapter makes one
  * Parse Server's updates of a class take turns (FerretDB 1.x would lose one of two at once), so the second never
