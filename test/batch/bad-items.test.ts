@@ -118,8 +118,11 @@ postgresOnlyTest('a memory a CHECK constraint of the host refuses fails alone wi
     const owner = await newUser('refused');
     const refused = new Set([7, 201]);
     const items = memories(250, 120, (index) => (refused.has(index) ? { content: `secret words ${PLANTED} of memory ${index}` } : {}));
-    const answer = await addMemoryBatch(owner.sessionToken, { memories: items });
+    const hook = await startWebhookReceiver();
+    const answer = await addMemoryBatch(owner.sessionToken, { memories: items, webhook_url: hook.url, webhook_secret: 'bad-items-webhook-secret-0123456789' });
     expect({ status: answer.status, processed: answer.processed, failed: answer.failed, success: answer.success }).toEqual({ status: 'completed', processed: 248, failed: 2, success: false });
+    const delivery = await waitFor('the webhook', async () => hook.deliveries[0], 60_000).finally(() => hook.close());
+    expect(webhookEventSchema.parse(JSON.parse(delivery.body)).batch).toMatchObject({ batch_id: answer.batch_id, status: 'completed', success: false, processed: 248, failed: 2 });
     const failures = answer.results.filter((result) => !result.success);
     expect(failures.map((result) => ({ index: result.index, code: result.code }))).toEqual([...refused].map((index) => ({ index, code: 'store_refused' })));
     for (const failure of failures) {
