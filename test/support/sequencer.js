@@ -3,6 +3,7 @@ const Sequencer = require('@jest/test-sequencer').default;
 
 const LONGEST_FIRST = [
   'faults.test.ts',
+  'readme-commands.test.ts',
   'supervision.test.ts',
   'existing-app.test.ts',
   'cluster.test.ts',
@@ -10,7 +11,6 @@ const LONGEST_FIRST = [
   'bounds.test.ts',
   'upload-lost.test.ts',
   'local-stack.test.ts',
-  'cluster-command.test.ts',
   'failed-batches.test.ts',
   'ndjson-large.test.ts',
   'bench-smoke.test.ts',
