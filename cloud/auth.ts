@@ -76,7 +76,7 @@ export class RouteAuthentication {
   masterKeyAccepted(req: express.Request, res: express.Response): boolean {
     // Both checks always run, so a wrong key and a disallowed address cost the same.
     const rightKey = safeEqual(req.get('X-Parse-Master-Key') ?? '', this.config.PARSE_MASTER_KEY);
-    const allowedAddress = this.masterKeyAllowedFrom(req.socket.remoteAddress);
+    const allowedAddress = this.masterKeyAllowedFrom(req.ip);
     if (rightKey && allowedAddress) return true;
     this.countFailure(req, res);
     sendError(res, new BatchError(401, 'unauthorized', MASTER_KEY_REFUSED));

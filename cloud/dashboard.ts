@@ -81,8 +81,8 @@ export function dashboardHandlers(config: Config): express.Handler[] {
 /**
  * Answers `POST /login` with 429 once an address has failed DASHBOARD_LOGIN_MAX_FAILURES times in the
  * window. Every attempt counts when it arrives, so that concurrent guesses cannot overtake the count; a
- * successful login clears its address. The address is the socket's: X-Forwarded-For is not trusted here,
- * so behind a proxy all clients share the proxy's budget.
+ * successful login clears its address: the client's as Express sees it (`req.ip`, which believes the
+ * X-Forwarded-For of a proxy in TRUST_PROXY only).
  */
 function loginThrottle(maxFailures: number): express.Router {
   const failures = new Map<string, { start: number; count: number }>();
@@ -90,7 +90,7 @@ function loginThrottle(maxFailures: number): express.Router {
   // A router matches paths as the Dashboard's own routes do (case-insensitive, trailing slash optional).
   const router = express.Router();
   router.post('/login', (req, res, next) => {
-    const address = req.socket.remoteAddress ?? 'unknown';
+    const address = req.ip ?? 'unknown';
     const now = Date.now();
     if (now - lastSweep >= LOGIN_FAILURE_WINDOW_MS || failures.size >= MAX_TRACKED_ADDRESSES) {
       for (const [key, { start }] of failures) if (now - start >= LOGIN_FAILURE_WINDOW_MS) failures.delete(key);

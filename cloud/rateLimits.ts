@@ -78,9 +78,12 @@ interface ParseRequest extends express.Request {
 /** Routes that check a password; Parse Server answers a wrong one with 404 (OBJECT_NOT_FOUND). */
 const PASSWORD_ROUTES = /^\/(login|verifypassword)\/?$/i;
 
-/** The client address a per-address count is kept for (an IPv6 client by its /56, as express-rate-limit does). */
+/**
+ * The client address a per-address count is kept for (an IPv6 client by its /56, as express-rate-limit does):
+ * Express's `req.ip`, the connection's address unless the app trusts a proxy in front (TRUST_PROXY).
+ */
 export function clientAddress(req: express.Request): string {
-  return ipKeyGenerator(req.socket.remoteAddress ?? 'unknown');
+  return ipKeyGenerator(req.ip ?? 'unknown');
 }
 
 /** Parse Server's answer to a refused master key, whatever the reason: the same for a wrong key and a key from the wrong address. */

@@ -60,6 +60,12 @@ export async function startParseApp(config: Config, options: ParseAppOptions = {
 
   const app = express();
   app.disable('x-powered-by');
+  // Parse Server's app, mounted below, inherits it: its masterKeyIps and rate limits see the same client address.
+  if (config.TRUST_PROXY)
+    app.set(
+      'trust proxy',
+      config.TRUST_PROXY.split(',').map((address) => address.trim()),
+    );
   app.use(batch.router);
   app.use(PARSE_MOUNT, parseServer.app);
   // Parse Server passes some errors on after answering them (a refused master key among them); Express's

@@ -62,6 +62,10 @@ export const configVariables = {
   PUBLIC_SERVER_URL: { schema: url.optional(), doc: 'public Parse Server URL (defaults to http://localhost:PORT/parse)' },
   PARSE_APP_ID: { schema: z.string().min(1).default('batch-memory'), doc: 'Parse application id' },
   PARSE_MASTER_KEY: { schema: z.string().min(16, { error: 'must be at least 16 characters' }).default(LOCAL_SECRETS.PARSE_MASTER_KEY), doc: 'Parse master key (secret)' },
+  TRUST_PROXY: {
+    schema: z.string().optional(),
+    doc: "comma-separated addresses or CIDRs of proxies in front of the server (Express 'trust proxy'): a request from one of them is taken to come from the address its X-Forwarded-For names, for PARSE_MASTER_KEY_IPS and per-address limits. Unset: the connection's own address. npm run cluster sets 127.0.0.1, its proxy, on its instances",
+  },
   PARSE_MASTER_KEY_IPS: { schema: z.string().default('127.0.0.1/32,::1/128'), doc: 'comma-separated CIDRs allowed to use the master key (workers must be inside)' },
   DATABASE_URI: {
     schema: z

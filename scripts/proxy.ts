@@ -2,7 +2,7 @@
  * The local cluster's load balancer: a round-robin HTTP and WebSocket (LiveQuery) proxy on the public port in
  * front of several Parse Server instances. An instance that refuses connections is skipped until it answers
  * again; a GET or HEAD that found it down goes to the next one, any other request is answered 502 (its body
- * may already be read), so the client retries.
+ * may already be read), so the client retries. Each request names its client in X-Forwarded-For.
  */
 import http from 'node:http';
 import net from 'node:net';
@@ -17,6 +17,14 @@ const DOWN_FOR_MS = 2_000;
 /** GET and HEAD requests carry no body: they may be sent again to another instance. */
 function bodiless(req: http.IncomingMessage): boolean {
   return req.method === 'GET' || req.method === 'HEAD';
+}
+
+/**
+ * The request's headers with X-Forwarded-For naming the connection's address, whatever the client sent: the
+ * proxy is the edge, and the instances believe this header from it alone (TRUST_PROXY).
+ */
+function withClientAddress(req: http.IncomingMessage): http.IncomingHttpHeaders {
+  return { ...req.headers, 'x-forwarded-for': req.socket.remoteAddress ?? '' };
 }
 
 export async function startRoundRobinProxy(port: number, host: string, backendPorts: number[]): Promise<RoundRobinProxy> {
@@ -35,7 +43,7 @@ export async function startRoundRobinProxy(port: number, host: string, backendPo
 
   const forward = (req: http.IncomingMessage, res: http.ServerResponse, attemptsLeft: number) => {
     const backend = pick();
-    const upstream = http.request({ host: '127.0.0.1', port: backend, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+    const upstream = http.request({ host: '127.0.0.1', port: backend, method: req.method, path: req.url, headers: withClientAddress(req) }, (answer) => {
       // Which instance answered (its port), for whoever follows a request through the cluster.
       res.writeHead(answer.statusCode ?? 502, [...answer.rawHeaders, 'X-Served-By', String(backend)] as unknown as http.OutgoingHttpHeaders);
       answer.pipe(res);
@@ -57,7 +65,7 @@ export async function startRoundRobinProxy(port: number, host: string, backendPo
   server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
     const backend = pick();
     const upstream = net.connect(backend, '127.0.0.1', () => {
-      const headers = Object.entries(req.headers).flatMap(([name, value]) => (Array.isArray(value) ? value : [value]).map((v) => `${name}: ${v}`));
+      const headers = Object.entries(withClientAddress(req)).flatMap(([name, value]) => (Array.isArray(value) ? value : [value]).map((v) => `${name}: ${v}`));
       upstream.write([`${req.method} ${req.url} HTTP/1.1`, ...headers, '', ''].join('\r\n'));
       upstream.write(head);
       upstream.pipe(socket);

@@ -187,11 +187,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   let proxy: RoundRobinProxy | undefined;
   const instances = options.instances ?? 1;
   const workers = options.workers ?? 1;
-  // The proxy reaches the instances from 127.0.0.1: every client would look local to them, inside
-  // PARSE_MASTER_KEY_IPS and in one per-address count. So the local cluster stays on this machine.
+  // The proxy names each client in X-Forwarded-For, which the instances trust from it alone; Parse Dashboard
+  // still takes the proxy's connection for a local visitor. So the local cluster stays on this machine.
   if (instances > 1 && !isLoopbackHost(config.HOST)) {
     throw new Error(
-      `the local cluster listens on loopback only (HOST is ${config.HOST}): its proxy would make every client look local to the instances; behind a load balancer of your own, run the instances as in docs/deployment.md`,
+      `the local cluster listens on loopback only (HOST is ${config.HOST}): Parse Dashboard would take every visitor through its proxy for a local one; behind a load balancer of your own, run the instances as in docs/deployment.md`,
     );
   }
   const serverNames = Array.from({ length: instances }, (_, i) => processName('server', i + 1));
@@ -429,7 +429,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const startServer = async (name: StackProcess) => {
       // Each instance on its own port reaches itself there; file and LiveQuery URLs it hands out name the public port.
       const port = instancePort(name);
-      const server = spawnNode(name, ENTRIES.server, instances === 1 ? env : { ...env, PORT: String(port), PUBLIC_SERVER_URL: env.PUBLIC_SERVER_URL ?? `http://localhost:${config.PORT}/parse` });
+      // Behind the proxy, its X-Forwarded-For (and only its: it connects from 127.0.0.1) names the client.
+      const clusterEnv = { PORT: String(port), PUBLIC_SERVER_URL: env.PUBLIC_SERVER_URL ?? `http://localhost:${config.PORT}/parse`, TRUST_PROXY: '127.0.0.1' };
+      const server = spawnNode(name, ENTRIES.server, instances === 1 ? env : { ...env, ...clusterEnv });
       await waitFor(`Parse Server /parse/health on port ${port}`, async () => {
         if ((server.exitCode ?? server.signalCode) !== null) throw new HopelessWaitError(`the Parse Server process ${name} exited (${server.signalCode ?? `code ${server.exitCode}`})`);
         const response = await fetch(`http://127.0.0.1:${port}/parse/health`);

@@ -13,7 +13,7 @@ import { waitFor } from '../../scripts/processes';
 import { postgresOnlyTest } from '../support/database';
 import { memories } from '../support/helpers';
 import { type PrivateStack, startPrivateStack } from '../support/privateStack';
-import { countServerErrors, recordScenario, requestFrom, stackApi } from './stackApi';
+import { countServerErrors, recordAttackChecked, recordScenario, requestFrom, stackApi, tally } from './stackApi';
 
 const LIMITS = { USER_RATE_LIMIT: 12, LOGIN_RATE_LIMIT: 4 };
 
@@ -154,6 +154,48 @@ test('the rate limits are one limit across instances: requests spread over A and
     logins.push(answer.status);
   }
   expect(logins).toEqual([...Array(LIMITS.LOGIN_RATE_LIMIT).fill(404), 429, 429]);
+});
+
+test('the proxy names each client: the master key from another address through it is refused, a forged X-Forwarded-For changes nothing, per-address counts are per client', async () => {
+  const proxied = stack.info.serverURL.replace(/\/parse$/, '');
+  const withKey = { 'X-Parse-Application-Id': stack.info.appId, 'X-Parse-Master-Key': stack.info.masterKey };
+  // The REST route's master-key check and Parse Server's own, each from the given address through the proxy.
+  const masterKeyAnswers = async (from: string, headers: Record<string, string> = {}) => [
+    (await requestFrom(`${proxied}/api/v1/memory/batch/unknownbatch`, { from, headers: { ...withKey, ...headers } })).status,
+    (await requestFrom(`${proxied}/parse/classes/_User?limit=1`, { from, headers: { ...withKey, ...headers } })).status,
+  ];
+  // The operator's own machine, inside PARSE_MASTER_KEY_IPS: accepted (no such batch; the users' list).
+  expect(await masterKeyAnswers('127.0.0.1')).toEqual([404, 200]);
+
+  const attempts: number[] = [];
+  await recordAttackChecked(
+    () => ({
+      attack: 'master key from an address outside PARSE_MASTER_KEY_IPS through the cluster proxy, with and without a forged X-Forwarded-For',
+      requests: attempts.length,
+      answers: tally(attempts),
+    }),
+    async () => {
+      for (const headers of [{}, { 'X-Forwarded-For': '127.0.0.1' }] as Record<string, string>[]) attempts.push(...(await masterKeyAnswers('127.0.0.2', headers)));
+      expect(attempts).toEqual([401, 403, 401, 403]);
+    },
+  );
+
+  // Failed log-ins through the proxy count per client: one address reaches LOGIN_RATE_LIMIT, the next starts afresh.
+  const username = `proxied-${Date.now()}`;
+  expect((await api.call('/parse/users', { body: { username, password: 'test-password-123' } })).status).toBe(201);
+  const failedLogin = async (from: string) =>
+    (
+      await requestFrom(`${proxied}/parse/login`, {
+        method: 'POST',
+        from,
+        headers: { 'X-Parse-Application-Id': stack.info.appId, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ username, password: 'wrong-password-1' }),
+      })
+    ).status;
+  const first: number[] = [];
+  for (let attempt = 0; attempt < LIMITS.LOGIN_RATE_LIMIT + 1; attempt++) first.push(await failedLogin('127.0.0.31'));
+  expect(first).toEqual([...Array(LIMITS.LOGIN_RATE_LIMIT).fill(404), 429]);
+  expect(await failedLogin('127.0.0.32')).toBe(404);
 });
 
 test('instance A killed (SIGKILL) in the middle of an NDJSON upload: the retry with the same Idempotency-Key through the proxy reaches B and the batch ends exact', async () => {
