@@ -2,8 +2,8 @@
  * FerretDB (a MongoDB wire-protocol server) as Parse Server's database, opted into with DATABASE_FERRETDB.
  * FerretDB 1.x refuses three index options Parse Server's MongoDB adapter uses: `collation` (the
  * case-insensitive `_User` username and email indexes), `expireAfterSeconds` (the TTL index of
- * `_Idempotency`) and `partialFilterExpression`. Parse Server's `enableCollationCaseComparison` keeps it
- * from asking for the first; this adapter leaves the other two out. Transactions and change streams are
+ * `_Idempotency`) and `partialFilterExpression`: this adapter leaves them out, and answers Parse Server's
+ * case-insensitive finds (is this user name or email taken?) with case-insensitive patterns instead. Transactions and change streams are
  * missing there too; the plugin uses neither. And FerretDB 1.x applies an update by reading the document
  * and writing it back whole, so two updates of one document at once lose one (a count increment puts back
  * the status a cancel had just written): this adapter's updates of a class take turns.
@@ -15,8 +15,10 @@ const { default: MongoStorageAdapter } = require('parse-server/lib/Adapters/Stor
 };
 
 type Update = (className: string, schema: unknown, query: unknown, update: unknown, transactionalSession?: unknown) => Promise<unknown>;
+type FindOptions = { caseInsensitive?: boolean } & Record<string, unknown>;
 
 interface MongoAdapter {
+  find(className: string, schema: unknown, query: Record<string, unknown>, options: FindOptions): Promise<unknown>;
   ensureIndex(className: string, schema: unknown, fieldNames: string[], indexName?: string, caseInsensitive?: boolean, options?: Record<string, unknown>): Promise<unknown>;
   findOneAndUpdate(...args: Parameters<Update>): ReturnType<Update>;
   updateObjectsByQuery(...args: Parameters<Update>): ReturnType<Update>;
@@ -53,7 +55,22 @@ export class FerretDBStorageAdapter extends MongoStorageAdapter {
     return this.inTurn(args[0], () => super.upsertOneObject(...args));
   }
 
-  ensureIndex(className: string, schema: unknown, fieldNames: string[], indexName?: string, _caseInsensitive = false, options: Record<string, unknown> = {}): Promise<unknown> {
+  /**
+   * A case-insensitive find (Parse Server's check that a user name or email is not taken, whatever its case)
+   * as anchored case-insensitive patterns: FerretDB 1.x ignores the collation MongoDB would use for it, so
+   * `Alice` would not find `alice`.
+   */
+  find(className: string, schema: unknown, query: Record<string, unknown>, options: FindOptions): Promise<unknown> {
+    if (!options.caseInsensitive) return super.find(className, schema, query, options);
+    const patterns = Object.fromEntries(
+      Object.entries(query).map(([field, value]) => [field, typeof value === 'string' ? { $regex: `^${value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, $options: 'i' } : value]),
+    );
+    return super.find(className, schema, patterns, { ...options, caseInsensitive: false });
+  }
+
+  /** A case-insensitive index cannot be made here (no collation): the finds above do without one. */
+  ensureIndex(className: string, schema: unknown, fieldNames: string[], indexName?: string, caseInsensitive = false, options: Record<string, unknown> = {}): Promise<unknown> {
+    if (caseInsensitive) return Promise.resolve();
     const supported = Object.fromEntries(Object.entries(options).filter(([option]) => !UNSUPPORTED_INDEX_OPTIONS.includes(option)));
     return super.ensureIndex(className, schema, fieldNames, indexName, false, supported);
   }
@@ -69,5 +86,5 @@ export function onFerretDB(options: Record<string, unknown>): Record<string, unk
   if (rest.databaseAdapter !== undefined) return options;
   if (typeof databaseURI !== 'string') throw new Error("DATABASE_FERRETDB: Parse Server's databaseURI must be the FerretDB mongodb:// URI");
   const adapter = new FerretDBStorageAdapter({ uri: databaseURI, collectionPrefix: collectionPrefix as string | undefined, mongoOptions: databaseOptions as Record<string, unknown> | undefined });
-  return { ...rest, databaseAdapter: adapter, enableCollationCaseComparison: true };
+  return { ...rest, databaseAdapter: adapter };
 }

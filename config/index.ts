@@ -76,7 +76,7 @@ export const configVariables = {
   },
   DATABASE_FERRETDB: {
     schema: boolean.default(false),
-    doc: "the mongodb:// DATABASE_URI is FerretDB 1.x, which lacks collation, TTL and partial indexes. Costs: usernames and emails that differ only in letter case count as different (sign-up does not refuse them as taken), and rows of Parse Server's own idempotency (_Idempotency, when its idempotencyOptions are on) never expire, and it updates a document by reading and writing it back, which one Parse Server's updates take turns for: run one instance",
+    doc: "the mongodb:// DATABASE_URI is FerretDB 1.x, which lacks collation, TTL and partial indexes. Costs: a user name or email taken in another letter case is found by a pattern scan of _User, not an index; rows of Parse Server's own idempotency (_Idempotency, when its idempotencyOptions are on) never expire, and it updates a document by reading and writing it back, which one Parse Server's updates take turns for: run one instance",
   },
   DATA_DIR: { schema: z.string().min(1).default('.data'), doc: 'folder for the embedded PostgreSQL cluster, Temporal dev server database and files' },
   EMBEDDED_POSTGRES_PORT: { schema: port.default(54329), doc: 'port of the embedded PostgreSQL' },

@@ -3,14 +3,15 @@
  * memories and batches; through every read path, another user and an anonymous client get the one
  * refusal that path gives (pinned here: Parse 101 / 119 / 142 / 209, HTTP 403 / 404 / 401), stored
  * files need the master key, and a batch's webhook secret reaches nobody but the master key. Every
- * HTTP answer is counted by status, so the 5xx column of the reliability table is measured.
+ * HTTP answer is counted by status, so the 5xx column of the reliability table is measured. A user name
+ * or email held in another letter case is taken, on FerretDB too.
  */
 import { fileURL } from '../../schema/batchFile';
 import { BATCH_PROTECTED_FIELDS } from '../../schema/classes';
 import { countMemories, duplicateMemories, getBatch, master, memories, newUser, parse, type TestUser, waitFor } from '../support/helpers';
 import { REST } from '../support/rest';
 import { stackInfo } from '../support/stackInfo';
-import { recordAttack, recordScenario, tally } from './stackApi';
+import { recordAttack, recordAttackChecked, recordScenario, stackApi, tally } from './stackApi';
 
 interface Reply {
   status: number;
@@ -283,4 +284,29 @@ test('every read path: another user and an anonymous client get the exact refusa
   expect(leaks).toEqual([]);
   expect(serverErrors).toBe(0);
   expect((await getBatch(batchId)).get('status')).toBe('completed');
+});
+
+test('a user name or email another user holds in another letter case is refused at sign-up, on both databases', async () => {
+  const api = stackApi(stackInfo());
+  const id = Math.random().toString(36).slice(2);
+  const signUp = (username: string, email: string) => api.call('/parse/users', { body: { username, email, password: 'test-password-123' } });
+  expect((await signUp(`Case-${id}`, `Case-${id}@example.com`)).status).toBe(201);
+  const attempts: { status: number; code?: number }[] = [];
+  await recordAttackChecked(
+    () => ({ attack: 'sign-up with a user name or email another user holds, in another letter case', requests: attempts.length, answers: tally(attempts.map(({ status }) => status)) }),
+    async () => {
+      for (const [username, email] of [
+        [`case-${id}`, `other-${id}@example.com`],
+        [`other-${id}`, `CASE-${id}@EXAMPLE.COM`],
+      ]) {
+        const answer = await signUp(username, email);
+        attempts.push({ status: answer.status, code: answer.body.code });
+      }
+      // Parse's USERNAME_TAKEN and EMAIL_TAKEN.
+      expect(attempts).toEqual([
+        { status: 400, code: 202 },
+        { status: 400, code: 203 },
+      ]);
+    },
+  );
 });
