@@ -6,6 +6,7 @@
 import express from 'express';
 import { type Config, isLoopbackHost, publicServerURL } from '../config';
 import { CLASS } from '../schema/classes';
+import { type Limit, clientAddress } from './rateLimits';
 
 type ParseDashboard = new (config: object, options: object) => express.Handler;
 
@@ -23,11 +24,6 @@ function loadParseDashboard(): ParseDashboard {
     throw new Error('the Dashboard needs the package parse-dashboard: npm install parse-dashboard@9', { cause: error });
   }
 }
-
-/** How long failed logins of one address are remembered (and a throttled address waits at most). */
-const LOGIN_FAILURE_WINDOW_MS = 15 * 60_000;
-/** Addresses remembered at most: beyond it expired windows are dropped, and if none has expired, all. */
-const MAX_TRACKED_ADDRESSES = 100_000;
 
 /** Actions on selected BatchMemoryRequest rows in the Dashboard's data browser, run through Cloud Functions. */
 const DASHBOARD_SCRIPTS = [
@@ -48,8 +44,11 @@ const BATCH_COLUMNS = [
     })),
   );
 
-/** The Dashboard behind its login throttle; mount on the app itself with `app.use('/dashboard', ...)`. */
-export function dashboardHandlers(config: Config): express.Handler[] {
+/**
+ * The Dashboard behind its login throttle, which counts in `logins` (RateLimits' store: one count across
+ * instances with REDIS_URL); mount on the app itself with `app.use('/dashboard', ...)`.
+ */
+export function dashboardHandlers(config: Config, logins: Limit): express.Handler[] {
   const ParseDashboard = loadParseDashboard();
   const dashboard = new ParseDashboard(
     {
@@ -75,47 +74,32 @@ export function dashboardHandlers(config: Config): express.Handler[] {
       cookieSessionSecret: config.DASHBOARD_COOKIE_SECRET,
     },
   );
-  return [loginThrottle(config.DASHBOARD_LOGIN_MAX_FAILURES), dashboard];
+  return [loginThrottle(logins), dashboard];
 }
 
 /**
  * Answers `POST /login` with 429 once an address has failed DASHBOARD_LOGIN_MAX_FAILURES times in the
  * window. Every attempt counts when it arrives, so that concurrent guesses cannot overtake the count; a
- * successful login clears its address: the client's as Express sees it (`req.ip`, which believes the
- * X-Forwarded-For of a proxy in TRUST_PROXY only).
+ * successful login clears its address. The address is the client's as Express sees it (`req.ip`, which
+ * believes the X-Forwarded-For of a proxy in TRUST_PROXY only).
  */
-function loginThrottle(maxFailures: number): express.Router {
-  const failures = new Map<string, { start: number; count: number }>();
-  let lastSweep = Date.now();
+function loginThrottle(logins: Limit): express.Router {
   // A router matches paths as the Dashboard's own routes do (case-insensitive, trailing slash optional).
   const router = express.Router();
   router.post('/login', (req, res, next) => {
-    const address = req.ip ?? 'unknown';
-    const now = Date.now();
-    if (now - lastSweep >= LOGIN_FAILURE_WINDOW_MS || failures.size >= MAX_TRACKED_ADDRESSES) {
-      for (const [key, { start }] of failures) if (now - start >= LOGIN_FAILURE_WINDOW_MS) failures.delete(key);
-      if (failures.size >= MAX_TRACKED_ADDRESSES) failures.clear();
-      lastSweep = now;
-    }
-    let entry = failures.get(address);
-    if (!entry || now - entry.start >= LOGIN_FAILURE_WINDOW_MS) {
-      entry = { start: now, count: 0 };
-      failures.set(address, entry);
-    }
-    if (entry.count >= maxFailures) {
-      const retryAfter = Math.ceil((entry.start + LOGIN_FAILURE_WINDOW_MS - now) / 1000);
-      res.setHeader('Retry-After', String(retryAfter));
-      res.status(429).json({
-        error: { code: 'rate_limited', message: `too many failed Dashboard logins from this address (DASHBOARD_LOGIN_MAX_FAILURES is ${maxFailures}); retry after ${retryAfter} seconds` },
+    const address = clientAddress(req);
+    logins.count(address).then((refusal) => {
+      if (refusal) {
+        res.setHeader('Retry-After', String(refusal.retryAfterSeconds));
+        res.status(429).json({ error: { code: 'rate_limited', message: refusal.message } });
+        return;
+      }
+      res.on('finish', () => {
+        // Passport sets req.user once the session is logged in (by this request or an earlier one).
+        if ((req as { user?: unknown }).user) void logins.reset(address).catch(() => undefined);
       });
-      return;
-    }
-    entry.count++;
-    res.on('finish', () => {
-      // Passport sets req.user once the session is logged in (by this request or an earlier one).
-      if ((req as { user?: unknown }).user) failures.delete(address);
-    });
-    next();
+      next();
+    }, next);
   });
   return router;
 }

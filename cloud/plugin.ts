@@ -81,6 +81,8 @@ export interface BatchMemory {
   start(parseServer: unknown): Promise<() => Promise<void>>;
   /** Closes the plugin's Temporal connection (after `start`'s stop, or when it never started). */
   close(): Promise<void>;
+  /** The rate limits' counts (in Redis with REDIS_URL), which the Dashboard's login throttle shares. */
+  limits: RateLimits;
 }
 
 interface ClassDefinition {
@@ -128,6 +130,7 @@ export function createBatchMemory(options: BatchMemoryOptions = {}): BatchMemory
     service,
     metrics,
     maintenance,
+    limits,
     parseServerOptions: (hostOptions = {}) => {
       leftToHost = Object.keys(hardenedParseServerOptions(config, log)).filter((option) => !(option in hostOptions));
       return mergeParseServerOptions(config, hostOptions, { cloud, limits, log });

@@ -38,7 +38,7 @@ export interface Refusal {
 }
 
 /** One limit: `limit` hits per key and window, counted in an express-rate-limit store. */
-class Limit {
+export class Limit {
   constructor(
     private readonly store: Store,
     private readonly describe: (limit: number, window: string) => string,
@@ -53,6 +53,11 @@ class Limit {
     let info: ClientRateLimitInfo | undefined;
     for (let hit = 0; hit < hits && !(info && info.totalHits > this.limit); hit++) info = await this.store.increment(key);
     return info && info.totalHits > this.limit ? this.refusal(info) : undefined;
+  }
+
+  /** Forgets the key's hits (a success that ends a run of failures). */
+  async reset(key: string): Promise<void> {
+    await this.store.resetKey(key);
   }
 
   /** The refusal when the key is already past the limit, without counting. */
@@ -103,9 +108,14 @@ function refuseRest(res: express.Response, refusal: Refusal): void {
 /** `res.locals` flag: a door has counted this request's failed authentication already. */
 const FAILED = 'authenticationFailed';
 
+/** The window of DASHBOARD_LOGIN_MAX_FAILURES. */
+const DASHBOARD_LOGIN_WINDOW_MS = 15 * 60_000;
+
 export class RateLimits {
   private readonly perUser: Limit;
   private readonly authFailures: Limit;
+  /** Failed Dashboard logins per client address, in the same store as the rest (shared through Redis). */
+  readonly dashboardLogins: Limit;
   /** The connection the counts are kept through when REDIS_URL is set. */
   private readonly redis?: RedisClient;
 
@@ -137,6 +147,12 @@ export class RateLimits {
       (limit, span) => `too many failed authentications from this address (AUTH_FAILURE_LIMIT: ${limit} per ${span})`,
       config.AUTH_FAILURE_LIMIT,
       window,
+    );
+    this.dashboardLogins = new Limit(
+      store('dashboard-logins'),
+      (limit, span) => `too many failed Dashboard logins from this address (DASHBOARD_LOGIN_MAX_FAILURES: ${limit} per ${span})`,
+      config.DASHBOARD_LOGIN_MAX_FAILURES,
+      DASHBOARD_LOGIN_WINDOW_MS,
     );
   }
 

@@ -71,7 +71,7 @@ export async function startParseApp(config: Config, options: ParseAppOptions = {
   // Parse Server passes some errors on after answering them (a refused master key among them); Express's
   // final handler would then drop the connection, which would tell that answer apart from any other.
   app.use(PARSE_MOUNT, (error: unknown, _req: express.Request, res: express.Response, next: express.NextFunction) => (res.headersSent ? undefined : next(error)));
-  app.use('/dashboard', ...dashboardHandlers(config));
+  app.use('/dashboard', ...dashboardHandlers(config, batch.limits.dashboardLogins));
   // Whatever no route answered, and any error no route handled: JSON, never Express's HTML page or a stack trace.
   app.use(notFound);
   app.use(jsonErrorHandler(log));

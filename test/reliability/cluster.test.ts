@@ -198,6 +198,29 @@ test('the proxy names each client: the master key from another address through i
   expect(await failedLogin('127.0.0.32')).toBe(404);
 });
 
+test('failed Dashboard logins are one count across instances: spread over A and B from one address, the one past DASHBOARD_LOGIN_MAX_FAILURES is 429', async () => {
+  const maxFailures = 5; // the default of DASHBOARD_LOGIN_MAX_FAILURES, which this stack keeps
+  const from = '127.0.0.41';
+  const statuses: number[] = [];
+  await recordAttackChecked(
+    () => ({ attack: 'Dashboard password guessing spread over two instances from one address', requests: statuses.length, answers: tally(statuses) }),
+    async () => {
+      for (let attempt = 0; attempt <= maxFailures; attempt++) {
+        const instance = stack.info.instanceURLs[attempt % 2].replace(/\/parse$/, '');
+        const answer = await requestFrom(`${instance}/dashboard/login`, {
+          method: 'POST',
+          from,
+          headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+          body: new URLSearchParams({ username: 'admin', password: `wrong-${attempt}` }).toString(),
+        });
+        statuses.push(answer.status);
+      }
+      expect(statuses.slice(0, maxFailures)).not.toContain(429);
+      expect(statuses[maxFailures]).toBe(429);
+    },
+  );
+});
+
 test('instance A killed (SIGKILL) in the middle of an NDJSON upload: the retry with the same Idempotency-Key through the proxy reaches B and the batch ends exact', async () => {
   const user = await api.signUp('killed-upload');
   const count = 2000;
