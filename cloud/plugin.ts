@@ -367,8 +367,14 @@ export function hardenedParseServerOptions(config: Config, log: Logger): Record<
     installation: { duplicateDeviceTokenActionEnforceAuth: true },
     // The unmaintained /validate_purchase endpoint and _Product class, which this product does not use.
     enableProductPurchaseLegacyApi: false,
-    // Nor does it send push: Parse's _Installation class, open to anonymous clients (new columns included), is the master key's.
-    schema: { definitions: [{ className: '_Installation', fields: {}, classLevelPermissions: masterOnly }] },
+    // Nor does it send push or sell in-app products: Parse's _Installation and _Product classes, open to anonymous
+    // clients (new columns included), are the master key's. Parse Server's other system classes are already.
+    schema: {
+      definitions: [
+        { className: '_Installation', fields: {}, classLevelPermissions: masterOnly },
+        { className: '_Product', fields: {}, classLevelPermissions: masterOnly },
+      ],
+    },
   };
 }
 

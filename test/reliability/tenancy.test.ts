@@ -292,6 +292,31 @@ test('item 3: _Role is closed to clients; a planted org_<id> role gives no membe
   expect(attackerInB).toBe(false);
 });
 
+test("Parse's other system classes are closed to clients: no row, no listing, no new column, anonymous or signed in", async () => {
+  const user = await api.signUp('system-class-attacker');
+  const { answers, send } = attackRequests();
+  const classes = ['_Product', '_Audience', '_PushStatus', '_JobStatus', '_JobSchedule', '_Hooks', '_GlobalConfig', '_GraphQLConfig', '_Idempotency'];
+  const refusals: Answer[] = [];
+  const grown: string[] = [];
+  for (const className of classes) {
+    for (const token of [undefined, user.token]) {
+      refusals.push(await send(api.call(`/parse/classes/${className}`, { body: { productIdentifier: `attacker-${process.pid}`, inventedColumn: 'grown' }, token })));
+      refusals.push(await send(api.call(`/parse/classes/${className}`, { token })));
+    }
+    const schema = await api.call(`/parse/schemas/${className}`, { master: true });
+    if (Object.keys(schema.body.fields ?? {}).includes('inventedColumn')) grown.push(className);
+  }
+  const forbidden = (answer: Answer) => answer.status === 400 && answer.body.code === 119;
+  recordAttack({
+    attack: `Parse's system classes (${classes.join(', ')}): create with an invented column and list, anonymous and as a user`,
+    requests: answers.length,
+    answers: tally(answers.map((a) => a.status)),
+    refused: refusals.every(forbidden) && grown.length === 0,
+  });
+  expect(refusals.filter((answer) => !forbidden(answer)).map((answer) => answer.status)).toEqual([]);
+  expect(grown).toEqual([]);
+});
+
 test('_Installation is closed to clients: no install, no listing, no new column, anonymous or signed in', async () => {
   const user = await api.signUp('installation-attacker');
   const installation = { deviceType: 'android', installationId: `attacker-${process.pid}`, inventedColumn: 'grown' };
