@@ -331,9 +331,16 @@ function buildProgram(done: (exitCode: number) => void): Command {
       'serve the Model Context Protocol on standard input and output, for an agent on this machine (tools: import_memories, get_batch, list_batches, get_batch_failures, cancel_batch, retry_failed)',
     )
     .option('--allow-dir <dir...>', 'folders import_memories may read files from, besides the working directory (links out of them are refused)')
+    .option('--master-key-mode', "serve with the master key (for --user-id): the agent can then read, cancel and retry any user's batch, which every tool description says")
     .action(
-      run(async (options: { allowDir?: string[] }, command: Command) => {
-        await serveMcpOverStdio(clientOf(command.optsWithGlobals<ConnectionOptions>(), true), { allowedDirs: [process.cwd(), ...(options.allowDir ?? [])] });
+      run(async (options: { allowDir?: string[]; masterKeyMode?: boolean }, command: Command) => {
+        const connection = command.optsWithGlobals<ConnectionOptions>();
+        // A master key in the environment (PARSE_MASTER_KEY, set for the server) must not hand an agent every tenant's batches unasked.
+        const withMasterKey = !connection.sessionToken && Boolean(connection.masterKey);
+        if (withMasterKey && !options.masterKeyMode) {
+          throw new UsageError("mcp with the master key acts on every user's batches: pass --master-key-mode to mean it, or --session-token to act as one user");
+        }
+        await serveMcpOverStdio(clientOf(connection, true), { allowedDirs: [process.cwd(), ...(options.allowDir ?? [])], ...(withMasterKey ? { masterKeyFor: connection.userId } : {}) });
         return EXIT.success;
       }),
     );

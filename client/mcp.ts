@@ -18,6 +18,8 @@ const DEFAULT_REST_MAX_JSON_BYTES = configVariables.REST_MAX_JSON_BYTES.schema.p
 export interface StdioOptions {
   /** Folders `import_memories` may read files from (the working directory, and `--allow-dir`). */
   allowedDirs: string[];
+  /** The user the master key acts for, when the client holds it (`--master-key-mode`). */
+  masterKeyFor?: string;
 }
 
 /**
@@ -65,7 +67,7 @@ function restAccess(client: BatchMemoryClient, options: StdioOptions): BatchAcce
 export async function serveMcpOverStdio(client: BatchMemoryClient, options: StdioOptions = { allowedDirs: [process.cwd()] }): Promise<void> {
   // Warnings and errors only: they go to standard error, where they cannot mix with the protocol.
   const log = createLogger('warn', { component: 'memory-batch-mcp' });
-  const server = batchMcpServer(restAccess(client, options), { log, confirmProgress: true });
+  const server = batchMcpServer(restAccess(client, options), { log, confirmProgress: true, masterKeyFor: options.masterKeyFor });
   // The SDK drops a message over its buffer (10 MiB by default), which would leave the agent waiting:
   // room for any inline batch the REST route's default JSON bound takes, with JSON-RPC framing around it.
   const transport = new StdioServerTransport(process.stdin, process.stdout, { maxBufferSize: 2 * DEFAULT_REST_MAX_JSON_BYTES });

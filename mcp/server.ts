@@ -127,6 +127,8 @@ export interface McpServerOptions {
    * connection that carries the ping's answer back to this server (stdio, not stateless HTTP).
    */
   confirmProgress?: boolean;
+  /** Set when the door acts with the master key, for this user: every description says so. */
+  masterKeyFor?: string;
   log: Logger;
 }
 
@@ -134,13 +136,17 @@ export interface McpServerOptions {
 export function batchMcpServer(access: BatchAccess, options: McpServerOptions): McpServer {
   const { log } = options;
   const server = new McpServer({ name: 'memory-batch', version: '1.0.0' });
+  // "Your own" is not true of the master key: an agent, and whoever reads its tool list, is told what it holds.
+  const scoped = (description: string) =>
+    options.masterKeyFor ? `${description} MASTER-KEY MODE: imports belong to user ${options.masterKeyFor}, and any user's batch can be read, cancelled and retried by its id.` : description;
 
   server.registerTool(
     'import_memories',
     {
       title: 'Import memories',
-      description:
+      description: scoped(
         'Stores memories as one durable batch for the connected user and answers its id, status and counts. With wait, answers once the batch has ended, sending progress (processed / total) when the call carries a progress token.',
+      ),
       inputSchema: importInputSchema(options.maxBatchSize),
       outputSchema: batchSummarySchema,
     },
@@ -187,7 +193,7 @@ export function batchMcpServer(access: BatchAccess, options: McpServerOptions): 
     'get_batch',
     {
       title: 'Get a batch',
-      description: "A batch's status, counts and timestamps.",
+      description: scoped("A batch's status, counts and timestamps."),
       inputSchema: { batch_id: batchId },
       outputSchema: batchStatusResponseSchema,
       annotations: { readOnlyHint: true },
@@ -204,7 +210,7 @@ export function batchMcpServer(access: BatchAccess, options: McpServerOptions): 
     'list_batches',
     {
       title: 'List batches',
-      description: "The connected user's own batches, newest first, a page at a time (next_offset when more follow).",
+      description: scoped("The connected user's own batches, newest first, a page at a time (next_offset when more follow)."),
       inputSchema: pageFields,
       outputSchema: batchListResponseSchema,
       annotations: { readOnlyHint: true },
@@ -222,7 +228,7 @@ export function batchMcpServer(access: BatchAccess, options: McpServerOptions): 
     'get_batch_failures',
     {
       title: 'Failed items of a batch',
-      description: 'The items of a finished batch that were not stored, with their index and error, a page at a time.',
+      description: scoped('The items of a finished batch that were not stored, with their index and error, a page at a time.'),
       inputSchema: pageFields.extend({ batch_id: batchId }),
       outputSchema: failuresSchema,
       annotations: { readOnlyHint: true },
@@ -251,7 +257,7 @@ export function batchMcpServer(access: BatchAccess, options: McpServerOptions): 
     'cancel_batch',
     {
       title: 'Cancel a batch',
-      description: 'Stops a batch of your own; memories stored so far stay. Answers once it has stopped.',
+      description: scoped('Stops a batch of your own; memories stored so far stay. Answers once it has stopped.'),
       inputSchema: { batch_id: batchId },
       outputSchema: batchSummarySchema,
       annotations: { destructiveHint: true, idempotentHint: true },
@@ -263,7 +269,7 @@ export function batchMcpServer(access: BatchAccess, options: McpServerOptions): 
     'retry_failed',
     {
       title: 'Retry failed items',
-      description: 'A new batch of the items a finished batch of your own did not store (failed, or never reached); answers the new batch.',
+      description: scoped('A new batch of the items a finished batch of your own did not store (failed, or never reached); answers the new batch.'),
       inputSchema: { batch_id: batchId },
       outputSchema: batchSummarySchema,
     },
@@ -273,7 +279,7 @@ export function batchMcpServer(access: BatchAccess, options: McpServerOptions): 
   server.registerResource(
     'batch',
     new ResourceTemplate('batch://{id}', { list: undefined }),
-    { title: 'Batch status', description: "A batch's status, counts and timestamps (JSON)", mimeType: 'application/json' },
+    { title: 'Batch status', description: scoped("A batch's status, counts and timestamps (JSON)"), mimeType: 'application/json' },
     async (uri, { id }) => {
       try {
         const status = await access.status(checkedId(id));
@@ -289,7 +295,9 @@ export function batchMcpServer(access: BatchAccess, options: McpServerOptions): 
     new ResourceTemplate('batch://{id}/results', { list: undefined }),
     {
       title: 'Batch results',
-      description: `Per-item results of a finished batch, one JSON object per line: the first ${RESOURCE_MAX_RESULTS} (_meta.truncated says more exist; get_batch_failures pages the failures, the REST route GET /api/v1/memory/batch/{id}/results streams them all)`,
+      description: scoped(
+        `Per-item results of a finished batch, one JSON object per line: the first ${RESOURCE_MAX_RESULTS} (_meta.truncated says more exist; get_batch_failures pages the failures, the REST route GET /api/v1/memory/batch/{id}/results streams them all)`,
+      ),
       mimeType: 'application/x-ndjson',
     },
     async (uri, { id }) => {

@@ -11,7 +11,7 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { RESOURCE_MAX_RESULTS } from '../../mcp/server';
-import { CLI, SERVER } from '../client/cliProcess';
+import { CLI, SERVER, runCli } from '../client/cliProcess';
 import { recordAttack, tally } from '../reliability/stackApi';
 import { countMemories, getBatch, master, memories, newUser, parse, waitFor } from '../support/helpers';
 import { postJson } from '../support/rest';
@@ -471,3 +471,24 @@ test(
   },
   5 * 60_000,
 );
+
+test('with the master key, mcp serves only with --master-key-mode, and then every tool and resource says so', async () => {
+  const owner = await newUser('mcp-master');
+  const userId = owner.user.id as string;
+  const env = { PARSE_APP_ID: stackInfo().appId, MEMORY_BATCH_SERVER: SERVER, PARSE_MASTER_KEY: stackInfo().masterKey };
+  // The master key in the environment (as a server's shell has it) is not enough.
+  const unasked = await runCli(['mcp', '--user-id', userId], env);
+  expect({ code: unasked.code, said: unasked.stderr }).toEqual({ code: 2, said: expect.stringContaining('--master-key-mode') });
+
+  const client = new Client({ name: 'mcp-test', version: '1.0.0' });
+  await client.connect(
+    new StdioClientTransport({ command: process.execPath, args: [CLI, 'mcp', '--master-key-mode', '--user-id', userId], cwd: dir, env: { PATH: process.env.PATH ?? '', ...env }, stderr: 'inherit' }),
+  );
+  clients.push(client);
+  const descriptions = [...(await client.listTools()).tools, ...(await client.listResourceTemplates()).resourceTemplates].map(({ name, description }) => ({ name, description }));
+  expect(descriptions.length).toBe(TOOLS.length + 2);
+  expect(descriptions.filter(({ description }) => !description?.includes(`MASTER-KEY MODE: imports belong to user ${userId}`))).toEqual([]);
+  // A user's own session is told nothing of the kind.
+  const own = await connect('stdio', owner.sessionToken);
+  expect((await own.listTools()).tools.filter(({ description }) => description?.includes('MASTER-KEY MODE'))).toEqual([]);
+});
