@@ -49,7 +49,13 @@ function inProcessAccess(service: BatchService, config: Config, actor: Actor, sl
     },
     cancel: (batchId) => service.cancel(actor, batchId),
     async retryFailed(batchId) {
-      return (await service.retryFailed(actor, batchId)).response;
+      // A retry stores a new batch's parts: it takes an upload slot as an import does.
+      const release = slots.uploads.take(slotHolder(actor));
+      try {
+        return (await service.retryFailed(actor, batchId)).response;
+      } finally {
+        release();
+      }
     },
     async follow(batchId, onStatus, signal) {
       const batch = await load(batchId);

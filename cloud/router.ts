@@ -181,6 +181,8 @@ export function batchRouter(service: BatchService, config: Config, log: Logger, 
     '/memory/batch/:id/retry',
     handle(async (req, res) => {
       const actor = (req as AuthedRequest).actor as Actor;
+      // A retry stores a new batch's parts: it takes an upload slot as a submit does.
+      slotFor(uploads, req, res);
       const { response } = await service.retryFailed(actor, batchIdOf(req), req.get('Idempotency-Key') || undefined);
       res.status(202).setHeader('Location', `${base}/${response.batch_id}`);
       res.json(response);

@@ -54,6 +54,8 @@ export class ToolRefusal extends Error {}
  * results (6 MB at 100,000 items) would sit whole in the server's memory and be of no use to an agent.
  */
 export const RESOURCE_MAX_RESULTS = 1000;
+/** What one MCP read answers at most, in bytes of JSON: a page a model can read, whatever the items' errors hold. */
+export const MCP_READ_MAX_BYTES = 64 * 1024;
 const batchId = z.string({ error: 'must be a string' }).regex(BATCH_ID_PATTERN, { error: 'is not a batch id' }).describe('id of a batch, as import_memories answered it');
 
 /** A batch's id, status and counts: what import, cancel and retry answer. */
@@ -228,7 +230,9 @@ export function batchMcpServer(access: BatchAccess, options: McpServerOptions): 
     'get_batch_failures',
     {
       title: 'Failed items of a batch',
-      description: scoped('The items of a finished batch that were not stored, with their index and error, a page at a time.'),
+      description: scoped(
+        `The items of a finished batch that were not stored, with their index and error, a page at a time (at most limit items and ${MCP_READ_MAX_BYTES / 1024} KB; next_offset when more follow).`,
+      ),
       inputSchema: pageFields.extend({ batch_id: batchId }),
       outputSchema: failuresSchema,
       annotations: { readOnlyHint: true },
@@ -239,14 +243,24 @@ export function batchMcpServer(access: BatchAccess, options: McpServerOptions): 
         async () => {
           const failures: MemoryProcessingResult[] = [];
           let skipped = 0;
-          // One more than the page tells whether another follows; reading stops there.
+          let bytes = 0;
+          let more = false;
+          // The page ends at `limit` items or MCP_READ_MAX_BYTES, whichever comes first; the next item read tells
+          // whether another page follows, and reading stops there.
           for await (const result of access.results(batch_id)) {
             if (result.success) continue;
-            if (skipped < offset) skipped++;
-            else if (failures.push(result) > limit) break;
+            if (skipped < offset) {
+              skipped++;
+              continue;
+            }
+            bytes += Buffer.byteLength(JSON.stringify(result)) + 1;
+            if (failures.length === limit || (failures.length > 0 && bytes > MCP_READ_MAX_BYTES)) {
+              more = true;
+              break;
+            }
+            failures.push(result);
           }
-          const more = failures.length > limit;
-          return { batch_id, failures: failures.slice(0, limit), ...(more ? { next_offset: offset + limit } : {}) };
+          return { batch_id, failures, ...(more ? { next_offset: offset + failures.length } : {}) };
         },
         (page) =>
           `${page.failures.length} failed items${page.failures.length ? `: ${page.failures.map((f) => `[${f.index}] ${f.error}`).join('; ')}` : ''}${page.next_offset === undefined ? '' : `; more from offset ${page.next_offset}`}`,
@@ -296,7 +310,7 @@ export function batchMcpServer(access: BatchAccess, options: McpServerOptions): 
     {
       title: 'Batch results',
       description: scoped(
-        `Per-item results of a finished batch, one JSON object per line: the first ${RESOURCE_MAX_RESULTS} (_meta.truncated says more exist; get_batch_failures pages the failures, the REST route GET /api/v1/memory/batch/{id}/results streams them all)`,
+        `Per-item results of a finished batch, one JSON object per line: the first ${RESOURCE_MAX_RESULTS}, at most ${MCP_READ_MAX_BYTES / 1024} KB (_meta.truncated says more exist; get_batch_failures pages the failures, the REST route GET /api/v1/memory/batch/{id}/results streams them all)`,
       ),
       mimeType: 'application/x-ndjson',
     },
@@ -304,15 +318,18 @@ export function batchMcpServer(access: BatchAccess, options: McpServerOptions): 
       try {
         const batchId = checkedId(id);
         const lines: string[] = [];
+        let bytes = 0;
         let more = false;
         for await (const result of access.results(batchId)) {
-          if (lines.length === RESOURCE_MAX_RESULTS) {
+          const line = JSON.stringify(result);
+          bytes += Buffer.byteLength(line) + 1;
+          if (lines.length === RESOURCE_MAX_RESULTS || bytes > MCP_READ_MAX_BYTES) {
             more = true;
             break;
           }
-          lines.push(JSON.stringify(result));
+          lines.push(line);
         }
-        const truncated = more ? { _meta: { truncated: true, shown: RESOURCE_MAX_RESULTS, all: `GET /api/v1/memory/batch/${batchId}/results`, failures: 'get_batch_failures' } } : {};
+        const truncated = more ? { _meta: { truncated: true, shown: lines.length, all: `GET /api/v1/memory/batch/${batchId}/results`, failures: 'get_batch_failures' } } : {};
         return { contents: [{ uri: uri.href, mimeType: 'application/x-ndjson', text: lines.map((line) => `${line}\n`).join(''), ...truncated }] };
       } catch (error) {
         throw resourceError(error, log);

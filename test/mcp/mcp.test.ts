@@ -10,7 +10,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
-import { RESOURCE_MAX_RESULTS } from '../../mcp/server';
+import { MCP_READ_MAX_BYTES, RESOURCE_MAX_RESULTS } from '../../mcp/server';
 import { CLI, SERVER, runCli } from '../client/cliProcess';
 import { recordAttack, tally } from '../reliability/stackApi';
 import { countMemories, getBatch, master, memories, newUser, parse, waitFor } from '../support/helpers';
@@ -249,6 +249,34 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
       // The one failure, past the resource's bound, is a page of get_batch_failures.
       const failures = await call(client, 'get_batch_failures', { batch_id: batchId });
       expect(failures.structuredContent).toMatchObject({ batch_id: batchId, failures: [{ index: total - 1, success: false }] });
+    },
+    5 * 60_000,
+  );
+
+  test(
+    `reads are bounded in bytes too: failures with long errors page at ${MCP_READ_MAX_BYTES / 1024} KB, and so does the results resource`,
+    async () => {
+      const { sessionToken } = await newUser(`mcp-bytes-${transport}`);
+      const client = await connect(transport, sessionToken);
+      const total = 150;
+      // Each item refused with a 1,000-character reason: 100 of them are about 100 KB.
+      const reason = (index: number) => `refused ${index} `.padEnd(1000, 'x');
+      const answer = await call(client, 'import_memories', { memories: memories(total, 40, (index) => ({ metadata: { test_reject: reason(index) } })), wait: true });
+      const batchId = answer.structuredContent?.batch_id as string;
+      const seen: number[] = [];
+      let offset: number | undefined = 0;
+      while (offset !== undefined) {
+        const page = (await call(client, 'get_batch_failures', { batch_id: batchId, offset, limit: 100 })).structuredContent as { failures: { index: number }[]; next_offset?: number };
+        expect(Buffer.byteLength(JSON.stringify(page.failures))).toBeLessThanOrEqual(MCP_READ_MAX_BYTES);
+        expect(page.failures.length).toBeGreaterThan(0);
+        seen.push(...page.failures.map((failure) => failure.index));
+        offset = page.next_offset;
+      }
+      expect(seen).toEqual([...Array(total).keys()]);
+      const results = await client.readResource({ uri: `batch://${batchId}/results` });
+      const text = textContent(results.contents[0]);
+      expect(Buffer.byteLength(text)).toBeLessThanOrEqual(MCP_READ_MAX_BYTES);
+      expect(results.contents[0]._meta).toMatchObject({ truncated: true, shown: text.split('\n').filter(Boolean).length });
     },
     5 * 60_000,
   );

@@ -14,7 +14,7 @@ import { MASTER_KEY_REFUSED } from '../../cloud/auth';
 import { BULK_WRITE_PATH } from '../../schema/batchFile';
 import { type PrivateStack, startPrivateStack } from '../support/privateStack';
 import { stackInfo } from '../support/stackInfo';
-import { recordAttack, stackApi, tally } from './stackApi';
+import { recordAttack, recordAttackChecked, stackApi, tally } from './stackApi';
 
 const LIMITS = {
   // The inflate ratio is checked past the longest allowed line (2 × MAX_MEMORY_SIZE + 1 KiB) or 1 MiB: here 1 MiB.
@@ -233,6 +233,44 @@ test('uploads per user and in total: N + 1 at once gets exactly one 429 with Ret
   const refusals = statuses.filter((status) => status === 429).length;
   recordAttack({ attack: 'more concurrent uploads than REST_MAX_UPLOADS_PER_USER / REST_MAX_UPLOADS', requests: statuses.length, answers: tally(statuses), refused: refusals === 2 });
   expect(refusals).toBe(2);
+});
+
+/** One MCP tool call over HTTP as `token`'s user; the answer's text (JSON, or server-sent events). */
+async function mcpToolCall(token: string, name: string, args: Record<string, unknown>): Promise<string> {
+  const call = openRequest(`${origin}/mcp`, {
+    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream' },
+  });
+  call.end(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name, arguments: args } }));
+  return (await call.answer).text;
+}
+
+test("the MCP door's imports and retries, and the REST route's retries, take the user's upload slots too", async () => {
+  const user = await api.signUp('mcp-slots');
+  // A finished batch with a failed item, to retry.
+  const finished = await api.call('/api/v1/memory/batch', { token: user.token, body: { memories: [{ content: 'kept' }, { content: 'refused', metadata: { test_reject: 'refused' } }] } });
+  expect(finished.body.status).toBe('completed');
+
+  // The user's slots held by stalled uploads (the one past the bound is refused, so the others hold theirs).
+  const held = await heldUploads(Array.from({ length: LIMITS.REST_MAX_UPLOADS_PER_USER + 1 }, () => user.token));
+  expect(held.refusal.status).toBe(429);
+  const outcomes: string[] = [];
+  await recordAttackChecked(
+    () => ({ attack: 'work through the MCP door and REST retries while the user holds every upload slot', requests: outcomes.length, answers: tally(outcomes) }),
+    async () => {
+      const mcpImport = await mcpToolCall(user.token, 'import_memories', { memories: [{ content: 'one more' }] });
+      const mcpRetry = await mcpToolCall(user.token, 'retry_failed', { batch_id: finished.body.batch_id });
+      const restRetry = await api.call(`/api/v1/memory/batch/${finished.body.batch_id}/retry`, { token: user.token, method: 'POST' });
+      outcomes.push(...[mcpImport, mcpRetry].map((text) => (text.includes('REST_MAX_UPLOADS_PER_USER') ? 'refused' : 'served')), String(restRetry.status));
+      expect(outcomes).toEqual(['refused', 'refused', '429']);
+      // Nothing was created: the first batch is the user's only one (the held uploads store theirs once they end).
+      expect(await batchesOf(user.id)).toBe(1);
+    },
+  );
+  // Once the uploads end, the same calls are served.
+  const others = held.requests.filter((_, index) => index !== held.refused);
+  for (const request of others) request.end();
+  expect((await Promise.all(others.map((request) => request.answer))).map((answer) => answer.status)).toEqual(others.map(() => 202));
+  expect(await mcpToolCall(user.token, 'retry_failed', { batch_id: finished.body.batch_id })).toMatch(/"structuredContent":\{"batch_id":"\w+","status":/);
 });
 
 test('an aborted upload releases its slot, and the parts it had stored are removed', async () => {
