@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import { type Config, configVariables } from '../config';
 import { type Machine, machineLine } from '../scripts/machine';
 import { COPY_ROWS_PER_WRITE, INSERT_ROWS, SAVE_ALL_OBJECTS } from './baselines';
-import { MEMORY_BYTES, SAMPLE_INTERVAL_MS, WARM_UP_BATCHES, WARM_UP_MEMORIES } from './measure';
+import { MEMORY_BYTES, type MeasuredProcess, SAMPLE_INTERVAL_MS, WARM_UP_BATCHES, WARM_UP_MEMORIES } from './measure';
 import type { CpuShare, StatementTime } from './profile';
 import type { StreamProcessing } from '../schema/memory';
 
@@ -354,7 +354,11 @@ export function benchmarkMarkdown(report: BenchReport): string {
     `- date: ${report.date}`,
     `- machine: ${machineLine(machine)}`,
     `- commit: ${machine.commit}${machine.uncommittedChanges ? ' (with uncommitted changes)' : ''}`,
-    ...(report.load ? [`- load average (1, 5, 15 min): ${report.load.start.map((value) => value.toFixed(2)).join(', ')} when the measurements began, ${report.load.end.map((value) => value.toFixed(2)).join(', ')} when they ended`] : []),
+    ...(report.load
+      ? [
+          `- load average (1, 5, 15 min): ${report.load.start.map((value) => value.toFixed(2)).join(', ')} when the measurements began, ${report.load.end.map((value) => value.toFixed(2)).join(', ')} when they ended`,
+        ]
+      : []),
     `- settings: ${Object.entries(report.settings)
       .map(([name, value]) => `${name} ${value}`)
       .join(', ')}`,

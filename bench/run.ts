@@ -7,6 +7,7 @@
  * path alone (bench/mongo.ts), into a section of BENCHMARKS.md that the other runs keep.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { temporalConnectionOptions } from '../config';
@@ -241,6 +242,9 @@ async function main(): Promise<number> {
   process.once('SIGTERM', stopOnSignal);
   let connection: Connection | undefined;
   let results: BenchResults;
+  // What else ran on the machine while it measured (its load average), kept with the figures.
+  let loadAtStart: number[] = [];
+  let loadAtEnd: number[] = [];
   let settings: BenchReport['settings'];
   try {
     connection = await Connection.connect(temporalConnectionOptions(stack.config));
@@ -253,7 +257,9 @@ async function main(): Promise<number> {
     };
     settings = stackSettings(stack.config, nodeFlagsOf(info.serverPid));
     const sizes = smoke ? SMOKE_SIZES : FULL_SIZES;
+    loadAtStart = os.loadavg();
     results = await measure(context, million ? { ...sizes, scaling: [...sizes.scaling, MILLION_MEMORIES] } : sizes);
+    loadAtEnd = os.loadavg();
   } finally {
     await connection?.close();
     await stack.stop();
@@ -267,7 +273,8 @@ async function main(): Promise<number> {
     settings,
     results,
     profile: await profiledUpload(logDir, (smoke ? SMOKE_SIZES : FULL_SIZES).profiled),
-    targets: judgeTargets(results),
+    targets: judgeTargets(results, os.cpus().length),
+    load: { start: loadAtStart, end: loadAtEnd },
   };
 
   fs.mkdirSync(path.dirname(resultsFile), { recursive: true });

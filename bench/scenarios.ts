@@ -5,7 +5,7 @@ import type { MemoryItem, MemoryProcessingResult, StreamProcessing } from '../sc
 import type { stackApi } from '../test/reliability/stackApi';
 import type { TestStackInfo } from '../test/support/stackInfo';
 import { batchWorkflowRuns, historyFigures } from '../test/support/workflowHistory';
-import { type MeasuredProcess, RssSampler, WARM_UP_BATCHES, WARM_UP_MEMORIES, mean, median, memoriesFrom, ndjsonLines, percentile, since } from './measure';
+import { type MeasuredProcess, RssSampler, cpuSeconds, WARM_UP_BATCHES, WARM_UP_MEMORIES, mean, median, memoriesFrom, ndjsonLines, percentile, since } from './measure';
 import { type ClaimCheckRow, type ConcurrentResult, type ScalingRow, type SequenceResult, type SingleResult, formatNumber as f } from './report';
 
 export interface BenchContext {
@@ -60,7 +60,9 @@ export async function warmUp(context: BenchContext): Promise<void> {
 export async function concurrentBatches(context: BenchContext, batches: number, memoriesPerBatch: number): Promise<ConcurrentResult> {
   const users = await Promise.all(Array.from({ length: batches }, (_, i) => benchUser(context, `bench-concurrent-${i}`)));
   const memories = memoriesFrom(0, memoriesPerBatch);
+  const cpuBefore = { server: cpuSeconds(context.pids.server), worker: cpuSeconds(context.pids.worker) };
   const outcomes = await Promise.all(users.map((user) => submitUntilResults(user.client, memories, 'bench-concurrent')));
+  const cpuSpent = { server: cpuSeconds(context.pids.server) - cpuBefore.server, worker: cpuSeconds(context.pids.worker) - cpuBefore.worker };
   const latencies = outcomes.map((outcome) => outcome.ms);
   const result: ConcurrentResult = {
     batches,
@@ -68,6 +70,7 @@ export async function concurrentBatches(context: BenchContext, batches: number, 
     successRate: (100 * outcomes.filter((outcome) => outcome.succeeded).length) / batches,
     averageMs: mean(latencies),
     p95Ms: percentile(latencies, 95),
+    cpuSeconds: cpuSpent,
   };
   context.say(`1. ${batches} concurrent batches of ${memoriesPerBatch}: success ${result.successRate} %, average ${f(result.averageMs)} ms, p95 ${f(result.p95Ms)} ms`);
   return result;
