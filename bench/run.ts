@@ -243,8 +243,8 @@ async function main(): Promise<number> {
   let connection: Connection | undefined;
   let results: BenchResults;
   // What else ran on the machine while it measured (its load average), kept with the figures.
-  let loadAtStart: number[] = [];
-  let loadAtEnd: number[] = [];
+  let loadAtStart: number[];
+  let loadAtEnd: number[];
   let settings: BenchReport['settings'];
   try {
     connection = await Connection.connect(temporalConnectionOptions(stack.config));

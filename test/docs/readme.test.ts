@@ -26,3 +26,27 @@ test('the README gives one command for the stack and one for the tests, and CI r
   expect(ci).toContain('bash scripts/setup.sh');
   expect(pkg.overrides.router).toBe('2.2.0');
 });
+
+test("the README's adoption snippet is what the host-app example (installed and run by test/plugin/existing-app.test.ts) does", () => {
+  const section = readme.slice(readme.indexOf('## Add to your Parse Server'), readme.indexOf('\n## ', readme.indexOf('## Add to your Parse Server') + 1));
+  const blocks = [...section.matchAll(/```(\w+)\n([\s\S]*?)```/g)].map(([, language, code]) => ({ language, code }));
+  const app = fs.readFileSync(path.join(PROJECT_ROOT, 'examples/existing-app/app.js'), 'utf8');
+  const example = JSON.parse(fs.readFileSync(path.join(PROJECT_ROOT, 'examples/existing-app/package.json'), 'utf8')) as { dependencies: Record<string, string>; overrides: Record<string, string> };
+  // Each statement of the JavaScript snippet, without its comment, is a line of the example (the options it
+  // leaves to the host, `yourOptions` and `port`, are the example's own).
+  const statements = blocks
+    .filter(({ language }) => language === 'js')
+    .flatMap(({ code }) => code.split('\n'))
+    .map((line) => line.replace(/\s*\/\/.*$/, '').trim())
+    .filter((line) => line && !/yourOptions|port|^\}\);$/.test(line));
+  expect(statements.length).toBeGreaterThanOrEqual(5);
+  const exampleLines = app.split('\n').map((line) => line.replace(/\s*\/\/.*$/, '').trim());
+  expect(statements.filter((statement) => !exampleLines.includes(statement))).toEqual([]);
+  // The overrides it tells hosts to add, and the install and worker commands it gives.
+  const overrides = blocks.find(({ language }) => language === 'json')?.code ?? '';
+  expect(example.overrides).toEqual(JSON.parse(`{${overrides}}`).overrides);
+  expect(example.dependencies).toHaveProperty('parse-temporal-batch-memory');
+  const commands = blocks.filter(({ language }) => language === 'sh').map(({ code }) => code.split('#')[0].trim());
+  expect(commands).toEqual(['npm install parse-temporal-batch-memory', 'npx memory-batch worker']);
+  expect(fs.readFileSync(path.join(PROJECT_ROOT, 'test/plugin/existing-app.test.ts'), 'utf8')).toContain("startHostProcess('npx', ['memory-batch', 'worker']");
+});

@@ -180,7 +180,7 @@ beforeAll(async () => {
     PARSE_SERVER_LOGS_FOLDER: 'null',
   });
   app = await startHostProcess(process.execPath, ['app.js'], /existing app listening/);
-  worker = await startHostProcess('npx', ['--no-install', 'memory-batch', 'worker'], /worker polling/);
+  worker = await startHostProcess('npx', ['memory-batch', 'worker'], /worker polling/);
 
   Parse.initialize(APP_ID);
   Parse.serverURL = serverURL;
@@ -415,7 +415,7 @@ test('two apps in one Temporal namespace: each has its own expiry Schedule on it
 });
 
 test('`npx memory-batch worker` stops with its worker on SIGTERM to npx alone', async () => {
-  const npx = spawn('npx', ['--no-install', 'memory-batch', 'worker'], { cwd: appDir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const npx = spawn('npx', ['memory-batch', 'worker'], { cwd: appDir, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   npx.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
   npx.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -492,7 +492,7 @@ test('a worker killed with SIGKILL mid-batch: a new worker from the package ends
   await stopGroup(worker, 'SIGKILL');
   // What the killed worker had recorded when it died: the rest is the new worker's.
   const atKill = await rowsOf('BatchMemoryChunk', { batch: batchPointer(batchId) });
-  worker = await startHostProcess('npx', ['--no-install', 'memory-batch', 'worker'], /worker polling/);
+  worker = await startHostProcess('npx', ['memory-batch', 'worker'], /worker polling/);
   expect(await completedBatch(batchId)).toMatchObject({ totalMemories: TOTAL, processedMemories: TOTAL, failedMemories: 0 });
   expect(await memoriesOf(batchId)).toEqual({ rows: TOTAL, items: TOTAL });
   const after = await rowsOf('BatchMemoryChunk', { batch: batchPointer(batchId) });
