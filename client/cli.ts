@@ -7,6 +7,7 @@
  */
 import { once } from 'node:events';
 import fs from 'node:fs';
+import path from 'node:path';
 import { Presets, SingleBar } from 'cli-progress';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { type BatchMemoryResponse, type BatchStatusResponse, STREAM_PROCESSING_MODES, type StreamProcessing } from '../schema/memory';
@@ -248,10 +249,16 @@ function positiveSeconds(value: string): number {
   return seconds;
 }
 
+/** The installed package's version (dist/client/cli.js reads the package.json two folders up). */
+function packageVersion(): string {
+  return (JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
+}
+
 /** The command line; `done` receives the exit code of the command that ran. */
 function buildProgram(done: (exitCode: number) => void): Command {
   const program = new Command('memory-batch')
     .description('Import memories through the batch memory REST route, follow batches and read their results.')
+    .version(packageVersion(), '--version', "the package's version")
     .addOption(new Option('--server <url>', 'where the server listens').env('MEMORY_BATCH_SERVER').default(DEFAULT_SERVER_URL))
     .addOption(new Option('--session-token <token>', 'session token of the user the memories belong to').env('MEMORY_BATCH_SESSION_TOKEN'))
     .addOption(new Option('--master-key <key>', 'act with the master key instead (imports need --user-id)').env('PARSE_MASTER_KEY'))

@@ -15,17 +15,22 @@ import {
 const schema = (type: z.ZodType, io: 'input' | 'output') => z.toJSONSchema(type, { target: 'draft-2020-12', io, unrepresentable: 'any' });
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const jsonContent = (name: string) => ({ 'application/json': { schema: ref(name) } });
-const errors = (...codes: number[]) => Object.fromEntries(codes.map((code) => [String(code), { description: ERROR_DESCRIPTIONS[code], content: jsonContent('ErrorResponse') }]));
-
-const ERROR_DESCRIPTIONS: Record<number, string> = {
+/** Every error answer a route may give; OpenAPI requires each response's description, so a code without one does not compile. */
+const ERROR_DESCRIPTIONS = {
   400: 'invalid input; details name the item index, field and limit (with process=while_uploading, batch_id names the batch that holds the memories before it)',
   401: 'no valid session token or master key',
+  403: 'an anonymous user submitting, or an organization member acting on a batch that is not theirs (members read its status only)',
   404: 'no such batch, or not yours',
+  408: 'the body did not arrive within REST_BODY_TIMEOUT, or stalled for REST_BODY_IDLE_TIMEOUT',
   409: 'idempotency key reused with a different body or on an upload that did not end (batch_id names it), or results not ready',
+  410: "the batch's stored files have expired",
   413: 'over a size or count limit, named in the message',
   415: 'unsupported Content-Type or Content-Encoding',
-  429: 'rate limited (USER_RATE_LIMIT, or AUTH_FAILURE_LIMIT for the address); see Retry-After',
-};
+  429: 'rate limited (USER_RATE_LIMIT, or AUTH_FAILURE_LIMIT for the address), or too many uploads or event streams at once; see Retry-After',
+} as const;
+
+const errors = (...codes: (keyof typeof ERROR_DESCRIPTIONS)[]) =>
+  Object.fromEntries(codes.map((code) => [String(code), { description: ERROR_DESCRIPTIONS[code], content: jsonContent('ErrorResponse') }]));
 
 const idParameter = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
 
@@ -83,7 +88,7 @@ export function openApiDocument(): Record<string, unknown> {
             '200': { description: 'completed, every memory stored', content: jsonContent('BatchMemoryResponse') },
             '202': { description: 'accepted and still running; poll the Location', content: jsonContent('BatchMemoryResponse') },
             '207': { description: 'finished with item failures, or failed or cancelled', content: jsonContent('BatchMemoryResponse') },
-            ...errors(400, 401, 409, 413, 415, 429),
+            ...errors(400, 401, 403, 408, 409, 413, 415, 429),
           },
         },
         get: {
@@ -109,7 +114,7 @@ export function openApiDocument(): Record<string, unknown> {
           parameters: [idParameter],
           responses: {
             '200': { description: 'one MemoryProcessingResult per line', content: { 'application/x-ndjson': { schema: ref('MemoryProcessingResult') } } },
-            ...errors(401, 404, 409, 410, 429),
+            ...errors(401, 403, 404, 409, 410, 429),
           },
         },
       },
@@ -137,7 +142,7 @@ export function openApiDocument(): Record<string, unknown> {
         post: {
           summary: 'Cancel a batch; memories written so far stay',
           parameters: [idParameter],
-          responses: { '200': { description: 'the batch after cancellation', content: jsonContent('BatchMemoryResponse') }, ...errors(401, 404, 429) },
+          responses: { '200': { description: 'the batch after cancellation', content: jsonContent('BatchMemoryResponse') }, ...errors(401, 403, 404, 429) },
         },
       },
     },

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { MemoryItem } from '../../schema/memory';
+import { PROJECT_ROOT } from '../../scripts/stack';
 import { closeTemporal, countMemories, duplicateMemories, getBatch, heldMemories, master, memories, newGate, newUser, parse, untilActivitiesClosed, waitFor } from '../support/helpers';
 import { stackInfo } from '../support/stackInfo';
 import { SERVER, runCli, startCli, summaryValue } from './cliProcess';
@@ -212,4 +213,10 @@ describe('exit codes and messages', () => {
     const badElement = await runCli(['import', '-', '--format', 'json'], env, '[{"content":"a"},{"content":"b",}]');
     expect(badElement).toMatchObject({ code: 1, stderr: expect.stringContaining('the input memories[1] is not valid JSON') });
   });
+});
+
+test('--version prints the package version and exits 0', async () => {
+  const { version } = JSON.parse(fs.readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string };
+  const answer = await runCli(['--version']);
+  expect({ code: answer.code, out: answer.stdout.trim() }).toEqual({ code: 0, out: version });
 });

@@ -236,4 +236,16 @@ test('the OpenAPI 3.1 document is served and describes every path', async () => 
     '/api/v1/memory/batch/{id}/results',
     '/api/v1/memory/batch/{id}/retry',
   ]);
+  // OpenAPI requires a description of every response; and the answers the routes give are documented.
+  const responses = Object.entries(document.body.paths as Record<string, Record<string, { responses: Record<string, { description?: string }> }>>).flatMap(([route, operations]) =>
+    Object.entries(operations).flatMap(([method, { responses: byCode }]) =>
+      Object.entries(byCode).map(([code, response]) => ({ at: `${method} ${route} ${code}`, described: Boolean(response.description) })),
+    ),
+  );
+  expect(responses.filter(({ described }) => !described)).toEqual([]);
+  const codes = (method: string, route: string) => Object.keys(document.body.paths[route][method].responses);
+  expect(codes('post', '/api/v1/memory/batch')).toEqual(expect.arrayContaining(['403', '408']));
+  for (const route of ['/api/v1/memory/batch/{id}/results', '/api/v1/memory/batch/{id}/cancel', '/api/v1/memory/batch/{id}/retry']) {
+    expect(codes(route.endsWith('results') ? 'get' : 'post', route)).toEqual(expect.arrayContaining(['403', '404']));
+  }
 });
