@@ -4,77 +4,27 @@
  * and the rows it stores compared with the REST route's.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
-import { MCP_READ_MAX_BYTES, RESOURCE_MAX_RESULTS } from '../../mcp/server';
-import { CLI, SERVER, runCli } from '../client/cliProcess';
+import { RESOURCE_MAX_RESULTS } from '../../mcp/server';
+import { CALL, MCP_URL, McpClients, TRANSPORTS, call, textContent, textOf } from '../support/mcpClient';
 import { recordAttack, tally } from '../reliability/stackApi';
 import { closeTemporal, countMemories, getBatch, master, memories, newUser, parse, untilActivitiesClosed, waitFor } from '../support/helpers';
 import { postJson } from '../support/rest';
 import { stackInfo } from '../support/stackInfo';
 
-type Transport = 'stdio' | 'http';
-const TRANSPORTS: Transport[] = ['stdio', 'http'];
-const MCP_URL = `${SERVER}/mcp`;
 const TOOLS = ['cancel_batch', 'get_batch', 'get_batch_failures', 'import_memories', 'list_batches', 'retry_failed'];
 const MAX_MEMORY_SIZE = Number(stackInfo().env.MAX_MEMORY_SIZE ?? 10 * 1024 * 1024);
-/** Long enough for a batch of 1,000 on a loaded machine; progress notifications reset it. */
-const CALL = { timeout: 120_000, resetTimeoutOnProgress: true, maxTotalTimeout: 600_000 };
 
-let dir: string;
-const clients: Client[] = [];
-beforeAll(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'memory-batch-mcp-'));
-});
+const mcp = new McpClients();
+const { dir } = mcp;
+const connect = mcp.connect.bind(mcp);
 afterAll(async () => {
   await closeTemporal();
-  await Promise.all(clients.map((client) => client.close()));
-  fs.rmSync(dir, { recursive: true, force: true });
+  await mcp.close();
 });
-
-/** The SDK's client, connected as the user of `sessionToken` over the transport. */
-/** A client of the door; the stdio server runs in the test's folder (the one it reads files from), with `args` added. */
-async function connect(transport: Transport, sessionToken: string, args: string[] = []): Promise<Client> {
-  const client = new Client({ name: 'mcp-test', version: '1.0.0' });
-  if (transport === 'stdio') {
-    await client.connect(
-      new StdioClientTransport({
-        command: process.execPath,
-        args: [CLI, 'mcp', ...args],
-        cwd: dir,
-        env: {
-          PATH: process.env.PATH ?? '',
-          PARSE_APP_ID: stackInfo().appId,
-          MEMORY_BATCH_SERVER: SERVER,
-          MEMORY_BATCH_SESSION_TOKEN: sessionToken,
-          ...(process.env.COVERAGE_DIR ? { NODE_V8_COVERAGE: process.env.COVERAGE_DIR } : {}),
-        },
-        stderr: 'inherit',
-      }),
-    );
-  } else {
-    await client.connect(new StreamableHTTPClientTransport(new URL(MCP_URL), { requestInit: { headers: { Authorization: `Bearer ${sessionToken}` } } }));
-  }
-  clients.push(client);
-  return client;
-}
-
-interface ToolAnswer {
-  isError?: boolean;
-  structuredContent?: Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-  content: { type: string; text?: string }[];
-}
-
-async function call(client: Client, name: string, args: Record<string, unknown>, options: Parameters<Client['callTool']>[2] = CALL): Promise<ToolAnswer> {
-  return (await client.callTool({ name, arguments: args }, undefined, options)) as ToolAnswer;
-}
-
-const textContent = (content: { text: string } | { blob: string }) => ('text' in content ? content.text : '');
-const textOf = (answer: ToolAnswer) => answer.content.map((part) => part.text ?? '').join('');
 
 function writeJsonl(name: string, items: unknown[]): string {
   const file = path.join(dir, name);
@@ -260,34 +210,6 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
   );
 
   test(
-    `reads are bounded in bytes too: failures with long errors page at ${MCP_READ_MAX_BYTES / 1024} KB, and so does the results resource`,
-    async () => {
-      const { sessionToken } = await newUser(`mcp-bytes-${transport}`);
-      const client = await connect(transport, sessionToken);
-      const total = 150;
-      // Each item refused with a 1,000-character reason: 100 of them are about 100 KB.
-      const reason = (index: number) => `refused ${index} `.padEnd(1000, 'x');
-      const answer = await call(client, 'import_memories', { memories: memories(total, 40, (index) => ({ metadata: { test_reject: reason(index) } })), wait: true });
-      const batchId = answer.structuredContent?.batch_id as string;
-      const seen: number[] = [];
-      let offset: number | undefined = 0;
-      while (offset !== undefined) {
-        const page = (await call(client, 'get_batch_failures', { batch_id: batchId, offset, limit: 100 })).structuredContent as { failures: { index: number }[]; next_offset?: number };
-        expect(Buffer.byteLength(JSON.stringify(page.failures))).toBeLessThanOrEqual(MCP_READ_MAX_BYTES);
-        expect(page.failures.length).toBeGreaterThan(0);
-        seen.push(...page.failures.map((failure) => failure.index));
-        offset = page.next_offset;
-      }
-      expect(seen).toEqual([...Array(total).keys()]);
-      const results = await client.readResource({ uri: `batch://${batchId}/results` });
-      const text = textContent(results.contents[0]);
-      expect(Buffer.byteLength(text)).toBeLessThanOrEqual(MCP_READ_MAX_BYTES);
-      expect(results.contents[0]._meta).toMatchObject({ truncated: true, shown: text.split('\n').filter(Boolean).length });
-    },
-    5 * 60_000,
-  );
-
-  test(
     "refusals: another user's batch is not found; an oversized memory names its index and the limit; nothing is stored or changed",
     async () => {
       const owner = await newUser(`mcp-owner-${transport}`);
@@ -372,48 +294,6 @@ test('over stdio, a JSON document file is converted as it streams; a missing fil
   expect([refused.isError, textOf(refused)]).toEqual([true, `path: cannot read ${missing}: ENOENT`]);
   const both = await call(client, 'import_memories', { path: file, memories: memories(1) });
   expect([both.isError, textOf(both)]).toEqual([true, 'give either memories (inline) or path (a file, over stdio), not both or neither']);
-});
-
-test('over stdio, files are read only inside the working directory and --allow-dir: links and paths out of them are refused, and errors quote no content', async () => {
-  const { sessionToken } = await newUser('mcp-file-roots');
-  const outside = fs.mkdtempSync(path.join(os.tmpdir(), 'memory-batch-outside-'));
-  const secret = path.join(outside, 'secret.jsonl');
-  fs.writeFileSync(secret, '{"content":"a secret of another folder"}\n');
-  fs.symlinkSync('/etc/passwd', path.join(dir, 'passwd-link.jsonl'));
-  fs.symlinkSync(secret, path.join(dir, 'secret-link.jsonl'));
-  const notJson = path.join(dir, 'not-json.json');
-  fs.writeFileSync(notJson, '[{"content":"ok"}, root:x:0:0:root:/root:/bin/bash]');
-  try {
-    const client = await connect('stdio', sessionToken);
-    const attempts = [path.join(dir, 'passwd-link.jsonl'), path.join(dir, 'secret-link.jsonl'), secret, '/proc/self/environ', '/etc/passwd'];
-    const refusals = [];
-    for (const file of attempts) refusals.push(await call(client, 'import_memories', { path: file }));
-    const badDocument = await call(client, 'import_memories', { path: notJson, wait: true });
-    const P = parse();
-    const stored = await new P.Query('Memory').equalTo('content', 'a secret of another folder').count(master);
-    const refused = refusals.every((answer) => answer.isError && textOf(answer).includes('is outside the folders this server reads files from')) && stored === 0;
-    recordAttack({
-      attack: 'MCP over stdio: import_memories of links and paths out of the working directory (/etc/passwd, /proc, another folder)',
-      requests: attempts.length,
-      answers: tally(refusals.map((answer) => (answer.isError ? 'tool error' : 'imported'))),
-      refused,
-    });
-    for (const [index, answer] of refusals.entries())
-      expect([answer.isError, textOf(answer)]).toEqual([
-        true,
-        `path: ${attempts[index]} is outside the folders this server reads files from (its working directory, and memory-batch mcp --allow-dir)`,
-      ]);
-    expect(stored).toBe(0);
-    expect(textOf(badDocument)).toContain('memories[1] is not valid JSON');
-    expect(textOf(badDocument)).not.toContain('root:x');
-
-    // The user names the other folder: its file is read.
-    const allowed = await connect('stdio', sessionToken, ['--allow-dir', outside]);
-    const imported = await call(allowed, 'import_memories', { path: secret, wait: true });
-    expect(imported.structuredContent).toMatchObject({ status: 'completed', total: 1, processed: 1 });
-  } finally {
-    fs.rmSync(outside, { recursive: true, force: true });
-  }
 });
 
 describe('refusals of the HTTP door', () => {
@@ -505,24 +385,3 @@ test(
   },
   5 * 60_000,
 );
-
-test('with the master key, mcp serves only with --master-key-mode, and then every tool and resource says so', async () => {
-  const owner = await newUser('mcp-master');
-  const userId = owner.user.id as string;
-  const env = { PARSE_APP_ID: stackInfo().appId, MEMORY_BATCH_SERVER: SERVER, PARSE_MASTER_KEY: stackInfo().masterKey };
-  // The master key in the environment (as a server's shell has it) is not enough.
-  const unasked = await runCli(['mcp', '--user-id', userId], env);
-  expect({ code: unasked.code, said: unasked.stderr }).toEqual({ code: 2, said: expect.stringContaining('--master-key-mode') });
-
-  const client = new Client({ name: 'mcp-test', version: '1.0.0' });
-  await client.connect(
-    new StdioClientTransport({ command: process.execPath, args: [CLI, 'mcp', '--master-key-mode', '--user-id', userId], cwd: dir, env: { PATH: process.env.PATH ?? '', ...env }, stderr: 'inherit' }),
-  );
-  clients.push(client);
-  const descriptions = [...(await client.listTools()).tools, ...(await client.listResourceTemplates()).resourceTemplates].map(({ name, description }) => ({ name, description }));
-  expect(descriptions.length).toBe(TOOLS.length + 2);
-  expect(descriptions.filter(({ description }) => !description?.includes(`MASTER-KEY MODE: imports belong to user ${userId}`))).toEqual([]);
-  // A user's own session is told nothing of the kind.
-  const own = await connect('stdio', owner.sessionToken);
-  expect((await own.listTools()).tools.filter(({ description }) => description?.includes('MASTER-KEY MODE'))).toEqual([]);
-});

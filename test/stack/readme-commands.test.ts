@@ -3,7 +3,8 @@
  * that the two stacks on the documented ports never run at once.
  * - `npm run setup && npm start` on a fresh clone, as a user who is not root and has none of the optional
  *   packages (Redis, Chromium, Java, Maven, Go): set-up names what it skipped and goes on, the stack comes up
- *   on its documented ports, the banner's example stores its memories, and Ctrl-C stops it all.
+ *   on its documented ports, the banner's example stores its memories, `npx memory-batch worker` adds a worker
+ *   that polls beside the stack's, and Ctrl-C stops it all.
  * - `npm run cluster` (only a data folder of its own, so that the repository's `.data` is left alone): two
  *   instances behind the proxy on PORT, two workers each serving its own metrics port, Redis; a batch through
  *   the documented URL completes, and Ctrl-C stops it all.
@@ -75,6 +76,29 @@ function processesOf(user: string): string[] {
         const answer = JSON.parse(execFileSync('runuser', asUser(example), { encoding: 'utf8' })) as { result: Record<string, unknown> };
         expect(answer.result).toMatchObject({ success: true, status: 'completed', processed: 2, failed: 0 });
         expect(descendants(child.pid as number).length).toBeGreaterThanOrEqual(4);
+
+        // One more worker, as the README says (`npx memory-batch worker`, same environment): it polls beside the
+        // stack's own, and stops on SIGTERM.
+        const worker = spawn('runuser', asUser('cd ~/app && exec npx memory-batch worker'), { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+        let workerOutput = '';
+        worker.stdout.on('data', (chunk: Buffer) => (workerOutput += chunk.toString()));
+        worker.stderr.on('data', (chunk: Buffer) => (workerOutput += chunk.toString()));
+        try {
+          await waitFor('the extra worker to poll', async () => {
+            if (worker.exitCode !== null) throw new Error(`npx memory-batch worker exited with ${worker.exitCode}: ${workerOutput.slice(-2000)}`);
+            return workerOutput.includes('"worker polling"');
+          });
+          const connection = await Connection.connect({ address: `127.0.0.1:${defaults.TEMPORAL_PORT}` });
+          try {
+            const { pollers } = await connection.workflowService.describeTaskQueue({ namespace: 'default', taskQueue: { name: defaults.TEMPORAL_TASK_QUEUE }, taskQueueType: 2 });
+            expect(new Set(pollers?.map((poller) => poller.identity)).size).toBeGreaterThanOrEqual(2);
+          } finally {
+            await connection.close();
+          }
+        } finally {
+          if (worker.exitCode === null) process.kill(-(worker.pid as number), 'SIGTERM');
+          await waitFor('the extra worker to stop', async () => worker.exitCode !== null || worker.signalCode !== null, 60_000);
+        }
       } finally {
         if (child.exitCode === null) process.kill(-(child.pid as number), 'SIGINT');
         // Ctrl-C stops everything the user's stack started.
