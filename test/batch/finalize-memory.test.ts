@@ -2,13 +2,13 @@
  * Finalizing a batch (counts recomputed from the chunk rows, the results file written) costs the worker the
  * same memory whatever the batch's size: the results stream into the file page by page. Measured as the
  * growth of the worker's RSS (from /proc) while a batch of 5,000 and one of 50,000 are finalized, three runs
- * of each, medians compared. The starting RSS is read while the batch's last memory is still being processed
- * (it is made slow), so before finalize can begin, which the test checks. On a private stack, so that no other
+ * of each, medians compared. The starting RSS is read while the batch's last memory waits for a gate the test
+ * then opens, so before finalize can begin, which the test checks. On a private stack, so that no other
  * test's load moves the worker's RSS.
  */
 import fs from 'node:fs';
 import { gzipSync } from 'node:zlib';
-import { englishText, waitFor } from '../support/helpers';
+import { englishText, newGate, waitFor } from '../support/helpers';
 import { type PrivateStack, startPrivateStack } from '../support/privateStack';
 import { stackApi } from '../reliability/stackApi';
 
@@ -35,15 +35,15 @@ function rssBytes(pid: number): number {
 
 /** Memories per write: their chunks are recorded in one write. */
 const WRITE_MAX_ITEMS = 100;
-/** How long the batch's last memory takes to process: the window in which the starting RSS is read. */
-const LAST_MEMORY_MS = 3_000;
 
 /**
  * Submits `count` memories as gzip NDJSON and answers how much the worker's RSS grew while the batch was
  * finalized: from before its last chunk is recorded (what finalize waits for) until the batch has completed.
  */
 async function finalizeGrowth(token: string, count: number, chunkSize: number): Promise<number> {
-  const memory = (i: number) => ({ content: englishText(100, i), ...(i === count - 1 ? { metadata: { test_slow_ms: LAST_MEMORY_MS } } : {}) });
+  // The last memory waits for a gate the test opens once it has read the starting RSS.
+  const gate = newGate(stack.info.env.DATA_DIR);
+  const memory = (i: number) => ({ content: englishText(100, i), ...(i === count - 1 ? { metadata: gate.hold } : {}) });
   const lines = Array.from({ length: count }, (_, i) => `${JSON.stringify(memory(i))}\n`).join('');
   const answer = await api.call(`/api/v1/memory/batch?wait=false&namespace=finalize-${count}`, {
     raw: gzipSync(lines),
@@ -57,14 +57,15 @@ async function finalizeGrowth(token: string, count: number, chunkSize: number): 
   const recorded = async () => (await api.call(`/parse/classes/BatchMemoryChunk?where=${where}&count=1&limit=0`, { master: true })).body.count as number;
   // The last write (WRITE_MAX_ITEMS memories, its chunks recorded together) holds the slow memory.
   const lastWriteChunks = WRITE_MAX_ITEMS / chunkSize;
-  await waitFor(`every chunk of batch ${batchId} but the slow last write's recorded`, async () => ((await recorded()) === chunks - lastWriteChunks ? true : undefined), 300_000, 20);
+  await waitFor(`every chunk of batch ${batchId} but the held last write's recorded`, async () => ((await recorded()) === chunks - lastWriteChunks ? true : undefined), 300_000, 20);
 
   const { workerPid } = stack.info;
   const start = rssBytes(workerPid);
-  // Finalize had not begun when the starting RSS was read: the last chunk was still not recorded after it.
+  // Finalize had not begun when the starting RSS was read: the last write was still held after it.
   expect(await recorded()).toBe(chunks - lastWriteChunks);
   let peak = start;
   const sampler = setInterval(() => (peak = Math.max(peak, rssBytes(workerPid))), 5);
+  gate.open();
   try {
     const final = await waitFor(
       `batch ${batchId} completed`,
