@@ -4,7 +4,7 @@
  * PostgreSQL database of its own (in the test stack's embedded cluster) and the test stack's Temporal
  * with a task queue of its own, with workers started from the installed package (`npx memory-batch worker`).
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,6 +15,7 @@ import { Client as PgClient } from 'pg';
 import { expiryScheduleIdFor } from '../../schema/workflow';
 import { freePort, waitFor } from '../../scripts/processes';
 import { PROJECT_ROOT } from '../../scripts/stack';
+import { type Collected, spawnCollecting } from '../support/npmStart';
 import { stackInfo } from '../support/stackInfo';
 
 const info = stackInfo();
@@ -36,16 +37,11 @@ interface PackResult {
   files: { path: string }[];
 }
 
-interface Running {
-  child: ChildProcess;
-  output: () => string;
-}
-
 let packed: PackResult;
 let env: NodeJS.ProcessEnv;
 let serverURL: string;
-let app: Running | undefined;
-let worker: Running | undefined;
+let app: Collected | undefined;
+let worker: Collected | undefined;
 let user: { id: string; token: string };
 let other: { id: string; token: string };
 
@@ -61,17 +57,15 @@ function hostEnvironment(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
 }
 
 /** Starts a process of the host app in a process group of its own (npx runs the worker as its child), collecting its output. */
-async function startHostProcess(command: string, args: string[], ready: RegExp): Promise<Running> {
-  const child = spawn(command, args, { cwd: appDir, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const outcome = await waitFor(`${command} ${args.join(' ')} to be ready`, async () => (child.exitCode !== null ? 'exited' : ready.test(output) && 'ready'), 120_000, 100);
-  if (outcome === 'exited') throw new Error(`${command} ${args.join(' ')} exited with code ${child.exitCode}:\n${output.slice(-3000)}`);
-  return { child, output: () => output };
+async function startHostProcess(command: string, args: string[], ready: RegExp): Promise<Collected> {
+  const started = spawnCollecting(command, args, { cwd: appDir, env, detached: true });
+  const { child, output } = started;
+  const outcome = await waitFor(`${command} ${args.join(' ')} to be ready`, async () => (child.exitCode !== null ? 'exited' : ready.test(output()) && 'ready'), 120_000, 100);
+  if (outcome === 'exited') throw new Error(`${command} ${args.join(' ')} exited with code ${child.exitCode}:\n${output().slice(-3000)}`);
+  return started;
 }
 
-async function stopGroup(running: Running | undefined, signal: NodeJS.Signals): Promise<void> {
+async function stopGroup(running: Collected | undefined, signal: NodeJS.Signals): Promise<void> {
   const pid = running?.child.pid;
   if (!running || !pid || running.child.exitCode !== null || running.child.signalCode !== null) return;
   const exited = new Promise((resolve) => running.child.once('exit', resolve));
@@ -415,14 +409,13 @@ test('two apps in one Temporal namespace: each has its own expiry Schedule on it
 });
 
 test('`npx memory-batch worker` stops with its worker on SIGTERM to npx alone', async () => {
-  const npx = spawn('npx', ['memory-batch', 'worker'], { cwd: appDir, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  npx.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  npx.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const { child: npx, output } = spawnCollecting('npx', ['memory-batch', 'worker'], { cwd: appDir, env });
   const pid = await waitFor(
     'the worker to poll',
     async () => {
-      const line = output.split('\n').find((text) => text.includes('"worker polling"'));
+      const line = output()
+        .split('\n')
+        .find((text) => text.includes('"worker polling"'));
       return line ? (JSON.parse(line) as { pid: number }).pid : undefined;
     },
     120_000,

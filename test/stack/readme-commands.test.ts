@@ -9,7 +9,7 @@
  *   instances behind the proxy on PORT, two workers each serving its own metrics port, Redis; a batch through
  *   the documented URL completes, and Ctrl-C stops it all.
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,7 +18,7 @@ import { isAlive, waitFor } from '../../scripts/processes';
 import { PROJECT_ROOT, temporaryDataDir } from '../../scripts/stack';
 import { loadConfig } from '../../config';
 import { postgresOnlyTest } from '../support/database';
-import { BANNER_END, descendants, untilUp } from '../support/npmStart';
+import { BANNER_END, descendants, spawnCollecting, untilUp } from '../support/npmStart';
 
 const START_DEADLINE_MS = 180_000;
 /** The documented defaults: what a user who types the command gets. */
@@ -45,6 +45,17 @@ function pathWithoutOptionalPackages(): string {
   return shim;
 }
 
+/** How many workers poll the documented task queue for activities, on the documented Temporal port. */
+async function activityPollers(): Promise<number> {
+  const connection = await Connection.connect({ address: `127.0.0.1:${defaults.TEMPORAL_PORT}` });
+  try {
+    const { pollers } = await connection.workflowService.describeTaskQueue({ namespace: 'default', taskQueue: { name: defaults.TEMPORAL_TASK_QUEUE }, taskQueueType: 2 });
+    return new Set(pollers?.map((poller) => poller.identity)).size;
+  } finally {
+    await connection.close();
+  }
+}
+
 /** The pids of a user's processes. */
 function processesOf(user: string): string[] {
   return spawnSync('pgrep', ['-u', user], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
@@ -61,12 +72,11 @@ function processesOf(user: string): string[] {
     try {
       execFileSync('git', ['clone', '--quiet', PROJECT_ROOT, `${home}/app`]);
       execFileSync('chown', ['-R', `${user}:`, `${home}/app`]);
-      const child = spawn('runuser', asUser('cd ~/app && npm run setup && npm start'), { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-      let output = '';
-      child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-      child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      const started = spawnCollecting('runuser', asUser('cd ~/app && npm run setup && npm start'), { detached: true });
+      const { child } = started;
       try {
-        await untilUp({ child, output: () => output, linesAfterBanner: () => [] }, SETUP_AND_START_DEADLINE_MS);
+        await untilUp(started, SETUP_AND_START_DEADLINE_MS);
+        const output = started.output();
         // Set-up named each optional package it went without, and did not stop for them.
         expect(output).toMatch(/optional, not installed: redis-server chromium default-jre-headless maven/);
         expect(output).toMatch(/optional, skipped: the unit tier's time-skipping test server/);
@@ -79,22 +89,13 @@ function processesOf(user: string): string[] {
 
         // One more worker, as the README says (`npx memory-batch worker`, same environment): it polls beside the
         // stack's own, and stops on SIGTERM.
-        const worker = spawn('runuser', asUser('cd ~/app && exec npx memory-batch worker'), { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-        let workerOutput = '';
-        worker.stdout.on('data', (chunk: Buffer) => (workerOutput += chunk.toString()));
-        worker.stderr.on('data', (chunk: Buffer) => (workerOutput += chunk.toString()));
+        const { child: worker, output: workerOutput } = spawnCollecting('runuser', asUser('cd ~/app && exec npx memory-batch worker'), { detached: true });
         try {
           await waitFor('the extra worker to poll', async () => {
-            if (worker.exitCode !== null) throw new Error(`npx memory-batch worker exited with ${worker.exitCode}: ${workerOutput.slice(-2000)}`);
-            return workerOutput.includes('"worker polling"');
+            if (worker.exitCode !== null) throw new Error(`npx memory-batch worker exited with ${worker.exitCode}: ${workerOutput().slice(-2000)}`);
+            return workerOutput().includes('"worker polling"');
           });
-          const connection = await Connection.connect({ address: `127.0.0.1:${defaults.TEMPORAL_PORT}` });
-          try {
-            const { pollers } = await connection.workflowService.describeTaskQueue({ namespace: 'default', taskQueue: { name: defaults.TEMPORAL_TASK_QUEUE }, taskQueueType: 2 });
-            expect(new Set(pollers?.map((poller) => poller.identity)).size).toBeGreaterThanOrEqual(2);
-          } finally {
-            await connection.close();
-          }
+          expect(await activityPollers()).toBeGreaterThanOrEqual(2);
         } finally {
           if (worker.exitCode === null) process.kill(-(worker.pid as number), 'SIGTERM');
           await waitFor('the extra worker to stop', async () => worker.exitCode !== null || worker.signalCode !== null, 60_000);
@@ -122,11 +123,8 @@ postgresOnlyTest(
     const dataDir = temporaryDataDir('batch-memory-cluster-');
     const env = { PATH: process.env.PATH, HOME: process.env.HOME, DATA_DIR: dataDir, ...(process.env.COVERAGE_DIR ? { NODE_V8_COVERAGE: process.env.COVERAGE_DIR } : {}) };
     // `npm run cluster` without its precluster build: the run already built, and rebuilding would rewrite files other test processes load.
-    const child = spawn('npm', ['run', 'cluster', '--ignore-scripts', '--silent'], { cwd: PROJECT_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    const started = { child, output: () => output, linesAfterBanner: () => [] };
+    const started = spawnCollecting('npm', ['run', 'cluster', '--ignore-scripts', '--silent'], { cwd: PROJECT_ROOT, env, detached: true });
+    const { child } = started;
     let pids: number[] = [];
     try {
       await untilUp(started, START_DEADLINE_MS);
@@ -151,13 +149,7 @@ postgresOnlyTest(
       const metricsPorts = [9464, 9465];
       const metrics = await Promise.all(metricsPorts.map(async (port) => (await fetch(`http://127.0.0.1:${port}/metrics`)).status));
       expect(metrics).toEqual([200, 200]);
-      const connection = await Connection.connect({ address: `127.0.0.1:${defaults.TEMPORAL_PORT}` });
-      try {
-        const { pollers } = await connection.workflowService.describeTaskQueue({ namespace: 'default', taskQueue: { name: defaults.TEMPORAL_TASK_QUEUE }, taskQueueType: 2 });
-        expect(new Set(pollers?.map((poller) => poller.identity)).size).toBeGreaterThanOrEqual(2);
-      } finally {
-        await connection.close();
-      }
+      expect(await activityPollers()).toBeGreaterThanOrEqual(2);
       // It keeps serving: for a minute, the public port and both workers' metrics answer every second, and the
       // supervisor stops nothing (a worker crash-looping on a shared port stopped it within 20 s).
       const servedUntil = Date.now() + 60_000;
@@ -170,13 +162,7 @@ postgresOnlyTest(
         await new Promise((resolve) => setTimeout(resolve, 1000));
       }
       expect(rounds).toBeGreaterThanOrEqual(30);
-      const stillPolling = await Connection.connect({ address: `127.0.0.1:${defaults.TEMPORAL_PORT}` });
-      try {
-        const { pollers } = await stillPolling.workflowService.describeTaskQueue({ namespace: 'default', taskQueue: { name: defaults.TEMPORAL_TASK_QUEUE }, taskQueueType: 2 });
-        expect(new Set(pollers?.map((poller) => poller.identity)).size).toBeGreaterThanOrEqual(2);
-      } finally {
-        await stillPolling.close();
-      }
+      expect(await activityPollers()).toBeGreaterThanOrEqual(2);
     } finally {
       if (child.exitCode === null) process.kill(-(child.pid as number), 'SIGINT');
       await waitFor(`the cluster's processes to be gone`, async () => [child.pid as number, ...pids].every((pid) => !isAlive(pid)), 60_000);

@@ -31,7 +31,7 @@ export const textContent = (content: { text: string } | { blob: string }) => ('t
 export const textOf = (answer: ToolAnswer) => answer.content.map((part) => part.text ?? '').join('');
 
 /** The environment of a stdio server: the stack's app id and URL, and coverage when the run collects it. */
-export function stdioEnv(credentials: Record<string, string>): Record<string, string> {
+function stdioEnv(credentials: Record<string, string>): Record<string, string> {
   return {
     PATH: process.env.PATH ?? '',
     PARSE_APP_ID: stackInfo().appId,
@@ -48,11 +48,8 @@ export class McpClients {
 
   /** A client as the user of `sessionToken`; a stdio server gets `args` added. */
   async connect(transport: Transport, sessionToken: string, args: string[] = []): Promise<Client> {
-    return this.track(
-      transport === 'stdio'
-        ? new StdioClientTransport({ command: process.execPath, args: [CLI, 'mcp', ...args], cwd: this.dir, env: stdioEnv({ MEMORY_BATCH_SESSION_TOKEN: sessionToken }), stderr: 'inherit' })
-        : new StreamableHTTPClientTransport(new URL(MCP_URL), { requestInit: { headers: { Authorization: `Bearer ${sessionToken}` } } }),
-    );
+    if (transport === 'stdio') return this.connectStdio({ MEMORY_BATCH_SESSION_TOKEN: sessionToken }, args);
+    return this.track(new StreamableHTTPClientTransport(new URL(MCP_URL), { requestInit: { headers: { Authorization: `Bearer ${sessionToken}` } } }));
   }
 
   /** A stdio client with its own credentials and arguments (the master key, say). */

@@ -1,5 +1,5 @@
 /** `npm start` as a user runs it, for the tests of the local stack: its environment, its processes, its output. */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { freePort, waitFor } from '../../scripts/processes';
@@ -26,10 +26,22 @@ export async function npmStartEnv(dataDir: string, overrides: NodeJS.ProcessEnv 
   };
 }
 
-export interface NpmStart {
+/** A process a test started, with everything it printed so far (stdout and stderr together). */
+export interface Collected {
   child: ChildProcess;
-  /** Everything printed so far, stdout and stderr together. */
   output(): string;
+}
+
+/** Spawns `command` with its output piped and collected (in a process group of its own when `options.detached`). */
+export function spawnCollecting(command: string, args: string[], options: SpawnOptions): Collected {
+  const child = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  return { child, output: () => output };
+}
+
+export interface NpmStart extends Collected {
   /** The lines printed after the banner. */
   linesAfterBanner(): string[];
 }
@@ -42,14 +54,11 @@ export interface NpmStart {
  */
 export function spawnNpmStart(env: NodeJS.ProcessEnv, how: 'npm start' | 'entry'): NpmStart {
   const [command, args] = how === 'npm start' ? ['npm', ['start', '--ignore-scripts', '--silent']] : [process.execPath, [path.join(PROJECT_ROOT, 'dist/scripts/start.js')]];
-  const child = spawn(command, args, { cwd: PROJECT_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const started = spawnCollecting(command, args, { cwd: PROJECT_ROOT, env, detached: true });
   return {
-    child,
-    output: () => output,
+    ...started,
     linesAfterBanner: () => {
+      const output = started.output();
       const end = output.indexOf(BANNER_END);
       return end === -1
         ? []
@@ -62,7 +71,7 @@ export function spawnNpmStart(env: NodeJS.ProcessEnv, how: 'npm start' | 'entry'
 }
 
 /** Resolves once the banner is out; fails with the output when the stack exits first. */
-export async function untilUp(started: NpmStart, deadlineMs: number): Promise<void> {
+export async function untilUp(started: Collected, deadlineMs: number): Promise<void> {
   await waitFor(
     'the stack to print that it is up',
     async () => {
