@@ -14,21 +14,17 @@
  * memory, per process, without REDIS_URL; in Redis (rate-limit-redis, as Parse Server's own limits with
  * `redisUrl`) with it, so that several instances keep one count.
  */
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import type express from 'express';
-import type { ClientRateLimitInfo, Options, Store } from 'express-rate-limit';
+import { type ClientRateLimitInfo, MemoryStore, type Options, type Store, ipKeyGenerator } from 'express-rate-limit';
+import { RedisStore } from 'rate-limit-redis';
+import { createClient } from 'redis';
 import Parse from '../schema/parseSdk';
 import type { RateLimitOptions } from 'parse-server/types/Options';
 import type { Config } from '../config';
 import { BatchError } from './errors';
 import { sendError } from './httpErrors';
 
-// The copies Parse Server itself loads, so that both limiters are the same libraries and versions.
-const requireFromParseServer = createRequire(require.resolve('parse-server'));
-const { MemoryStore, ipKeyGenerator } = requireFromParseServer('express-rate-limit') as typeof import('express-rate-limit');
-const { RedisStore } = requireFromParseServer('rate-limit-redis') as typeof import('rate-limit-redis');
-const { createClient } = requireFromParseServer('redis') as typeof import('redis');
 type RedisClient = ReturnType<typeof createClient>;
 
 /** Over a limit: which one, and how long until its window ends. */

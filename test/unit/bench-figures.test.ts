@@ -1,14 +1,15 @@
 /**
  * The benchmark's own arithmetic: rows for the COPY baseline in PostgreSQL's text format, and a CPU
  * profile's samples split by what the code is, within the measured window and scaled to the CPU time
- * the kernel counted; and the sections of BENCHMARKS.md that separate commands write.
+ * the kernel counted; the targets' "what limits" texts, whose figures are this run's; and the sections of
+ * BENCHMARKS.md that separate commands write.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { copyLine } from '../../bench/baselines';
 import { cpuByCategory } from '../../bench/profile';
-import { writeDocument, writeSection } from '../../bench/report';
+import { type BenchReport, judgeTargets, writeDocument, writeSection } from '../../bench/report';
 
 test('copyLine escapes what COPY text format reads as separators or escapes, and nothing else', () => {
   expect(copyLine(['a', 'b c'])).toBe('a\tb c\n');
@@ -50,4 +51,16 @@ test('a marked section of BENCHMARKS.md is replaced or appended, and the rest of
   writeDocument(file, '# Benchmarks\n\nnew figures\n', [marks]);
   expect(fs.readFileSync(file, 'utf8')).toBe('# Benchmarks\n\nnew figures\n\n<!-- s -->\ntwo\n<!-- /s -->\n');
   fs.rmSync(path.dirname(file), { recursive: true, force: true });
+});
+
+test('the "what limits" texts of the targets print only figures computed from the run they judge', () => {
+  const report = JSON.parse(fs.readFileSync(path.join(__dirname, '../../bench/results.json'), 'utf8')) as BenchReport;
+  /** Every number in the texts, but references to BENCHMARKS.md's sections and names such as V8. */
+  const figures = (cpuSeconds: { server: number; worker: number }, cores: number) =>
+    judgeTargets({ ...report.results, concurrent: { ...report.results.concurrent, batches: 10, cpuSeconds } }, cores).flatMap(
+      (v) => v.limitedBy.replace(/section \d+/g, '').match(/(?<!\w)\d([\d,.]*\d)?/g) ?? [],
+    );
+  // Made-up CPU: 1.234 s of Parse Server and 0.5678 s of the worker for 10 batches on 3 cores.
+  expect(figures({ server: 1.234, worker: 0.5678 }, 3)).toEqual(['3', '10', '1,234', '568', '123', '56.8', '601', '3', '3']);
+  expect(figures({ server: 0.2, worker: 0.1 }, 2)).toEqual(['2', '10', '200', '100', '20', '10', '150', '2', '2']);
 });
