@@ -62,9 +62,7 @@ class BatchSubmission(dict):  # type: ignore[type-arg]
     which is the one answered with.
     """
 
-    def __init__(
-        self, answer: Mapping[str, Any], http_status: int, replayed: bool
-    ) -> None:
+    def __init__(self, answer: Mapping[str, Any], http_status: int, replayed: bool) -> None:
         super().__init__(answer)
         self.http_status = http_status
         self.replayed = replayed
@@ -141,7 +139,7 @@ def _ndjson_bytes(source: NdjsonSource) -> Iterator[bytes]:
             if not chunk:
                 return
             yield chunk.encode("utf-8") if isinstance(chunk, str) else chunk
-    for item in source:  # type: ignore[union-attr]
+    for item in source:
         if isinstance(item, bytes):
             line = item
         elif isinstance(item, str):
@@ -315,17 +313,13 @@ class BatchMemoryClient:
         response = self._request("GET", self._path(batch_id))
         return self._json(response)
 
-    def list(
-        self, *, offset: Optional[int] = None, limit: Optional[int] = None
-    ) -> Dict[str, Any]:
+    def list(self, *, offset: Optional[int] = None, limit: Optional[int] = None) -> Dict[str, Any]:
         """A page of the user's own batches (the master key's acting user),
         newest first: ``{"batches": [...], "next_offset"?: n}``."""
         params = _present(offset=offset, limit=limit, user_id=self._acting_user_id)
         return self._json(self._request("GET", "", params=params))
 
-    def results(
-        self, batch_id: str, status: Optional[str] = None
-    ) -> Iterator[Dict[str, Any]]:
+    def results(self, batch_id: str, status: Optional[str] = None) -> Iterator[Dict[str, Any]]:
         """Per-item results of a finished batch, in batch order, read as
         they stream in.
 
@@ -337,9 +331,7 @@ class BatchMemoryClient:
             raise ValueError(f"status must be one of {', '.join(RESULT_STATUSES)}")
         return self._results(batch_id, status)
 
-    def _results(
-        self, batch_id: str, status: Optional[str]
-    ) -> Iterator[Dict[str, Any]]:
+    def _results(self, batch_id: str, status: Optional[str]) -> Iterator[Dict[str, Any]]:
         with self._stream("GET", f"{self._path(batch_id)}/results") as response:
             for number, line in enumerate(response.iter_lines(), start=1):
                 if not line.strip():
@@ -362,16 +354,16 @@ class BatchMemoryClient:
             headers={"Accept": "text/event-stream"},
             timeout=timeout,
         ) as response:
-            event, data = "message", []  # type: str, List[str]
+            event = "message"
+            data: List[str] = []
             for line in response.iter_lines():
                 if deadline is not None and time.monotonic() > deadline:
                     return
                 if line == "":
                     if event == "progress" and data:
-                        yield _json_of(
-                            "\n".join(data), "progress event", response.status_code
-                        )
-                    event, data = "message", []
+                        yield _json_of("\n".join(data), "progress event", response.status_code)
+                    event = "message"
+                    data = []
                 elif line.startswith("event:"):
                     event = line[6:].strip()
                 elif line.startswith("data:"):
@@ -434,9 +426,7 @@ class BatchMemoryClient:
         batch has stopped."""
         return self._json(self._request("POST", f"{self._path(batch_id)}/cancel"))
 
-    def retry(
-        self, batch_id: str, *, idempotency_key: Optional[str] = None
-    ) -> Dict[str, Any]:
+    def retry(self, batch_id: str, *, idempotency_key: Optional[str] = None) -> Dict[str, Any]:
         """Starts a new batch of the items a finished batch did not store.
 
         A batch has one retry: asking again answers the same new batch.
@@ -476,9 +466,7 @@ class BatchMemoryClient:
                 timeout=self._timeout,
             )
         except httpx.TransportError as error:
-            raise UnreachableError(
-                0, "unreachable", f"cannot reach {url}: {error}"
-            ) from error
+            raise UnreachableError(0, "unreachable", f"cannot reach {url}: {error}") from error
         if response.is_error:
             raise _error_of(response)
         return response

@@ -96,8 +96,7 @@ class BatchWaitTimeoutError(BatchMemoryError, TimeoutError):
         super().__init__(
             0,
             "wait_timeout",
-            f"batch {batch_id} did not finish within {timeout} s "
-            f"(last status {last})",
+            f"batch {batch_id} did not finish within {timeout} s (last status {last})",
             batch_id=batch_id,
         )
         self.timeout = timeout

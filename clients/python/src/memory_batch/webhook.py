@@ -69,9 +69,7 @@ def _digest(secret: str, timestamp: int, body: Union[str, bytes]) -> str:
     return hmac.new(_as_bytes(secret), message, hashlib.sha256).hexdigest()
 
 
-def sign_webhook(
-    secret: str, body: Union[str, bytes], timestamp: int
-) -> Dict[str, str]:
+def sign_webhook(secret: str, body: Union[str, bytes], timestamp: int) -> Dict[str, str]:
     """Headers that sign ``body`` at ``timestamp`` (Unix seconds), as the
     server would: for tests of a receiver."""
     return {
