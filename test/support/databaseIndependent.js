@@ -1,6 +1,7 @@
 /**
  * Test files whose outcome does not depend on the database a run uses: the unit tier, the stack tests of
- * the product's own commands, documents and settings, and the Python client (which start their own embedded PostgreSQL, or none).
+ * the product's own commands, documents and settings (which start their own embedded PostgreSQL, or none),
+ * and the Python client.
  * The MongoDB run (TEST_DATABASE=mongo) leaves them out, so that the closing line of both runs counts each
  * test once. Paths from the repository root; a folder ends with a slash.
  */
