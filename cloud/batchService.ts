@@ -18,6 +18,7 @@ import {
   type MemoryItem,
   type MemoryProcessingResult,
   type Page,
+  type StoredMemory,
   type StreamOptions,
   batchRequestSchema,
   describeDetails,
@@ -425,13 +426,13 @@ export class BatchService {
   }
 
   /** The memories as stored (one part at a time, so any batch size fits a response), for the owner or the master key. */
-  async data(actor: Actor, batchId: string, part: number): Promise<{ batch_id: string; part: number; parts: number; first: number; memories: MemoryItem[] }> {
+  async data(actor: Actor, batchId: string, part: number): Promise<{ batch_id: string; part: number; parts: number; first: number; memories: StoredMemory[] }> {
     const batch = batchRecordOf(await this.ownBatch(actor, batchId, 'read the stored memories of'));
     if (batch.filesExpiredAt) throw filesExpiredError(batch);
     const { partsKey, partCount } = storedParts(batch);
     const stored = part < partCount ? await this.storage.findPart(partsKey, part) : undefined;
     if (!stored) throw new BatchError(400, 'invalid_request', `part must be below ${partCount}`, [{ path: 'part', field: 'part', message: `must be below ${partCount}` }]);
-    return { batch_id: batchId, part, parts: partCount, first: stored.first, memories: await this.storage.readLines<MemoryItem>(stored.name) };
+    return { batch_id: batchId, part, parts: partCount, first: stored.first, memories: await this.storage.readLines<StoredMemory>(stored.name) };
   }
 
   /**
@@ -483,12 +484,13 @@ export class BatchService {
     const stored = await this.storedIndexes(batchId, partCount);
     if (stored.size === batch.totalMemories) throw new BatchError(409, 'conflict', `batch ${batchId} has no failed items to retry`);
     const { storage } = this;
-    async function* unstored(): AsyncIterable<MemoryItem> {
+    async function* unstored(): AsyncIterable<StoredMemory> {
       for (let index = 0; index < partCount; index++) {
         const part = await storage.findPart(partsKey, index);
         if (!part) throw new BatchError(410, 'expired', `part ${index} of batch ${batchId} is no longer stored`);
-        const items = await storage.readLines<MemoryItem>(part.name);
-        for (const [offset, item] of items.entries()) if (!stored.has(part.first + offset)) yield item;
+        const items = await storage.readLines<StoredMemory>(part.name);
+        // Each keeps the index it had in the batch it was first sent in, through retries of retries.
+        for (const [offset, item] of items.entries()) if (!stored.has(part.first + offset)) yield { ...item, original_index: item.original_index ?? part.first + offset };
       }
     }
     const settings: BatchOptions = { wait: false, ...(batch.webhookUrl ? { webhook_url: batch.webhookUrl, webhook_secret: batch.webhookSecret } : {}) };

@@ -11,7 +11,7 @@ import { type ParseEndpoint, STORED_FILE_PREFIX, encodeLines, fileField } from '
 import { type StoredPart, batchRecordOf } from '../schema/records';
 import type { BatchStorage } from '../storage/batchStorage';
 import { CLASS, idOf, organizationRoleName, partKey } from '../schema/classes';
-import { type MemoryItem, isStatusRefusal } from '../schema/memory';
+import { type StoredMemory, isStatusRefusal } from '../schema/memory';
 import { BatchError } from './errors';
 import type { BatchOwnership } from './organizations';
 
@@ -63,7 +63,7 @@ class PartWriter {
     private readonly onPart?: (stored: StoredParts) => Promise<void>,
   ) {}
 
-  async add(item: MemoryItem): Promise<void> {
+  async add(item: StoredMemory): Promise<void> {
     const line = JSON.stringify(item);
     const bytes = Buffer.byteLength(line) + 1;
     if (this.lines.length >= this.limits.maxItems || (this.lines.length > 0 && this.pendingBytes + bytes > this.limits.maxBytes)) await this.flush();
@@ -127,7 +127,7 @@ export class BatchStore {
   ) {}
 
   /** Compresses and uploads memories part by part. If the memories fail (a bad line of a stream), nothing stays behind. */
-  async writeParts(memories: Iterable<MemoryItem> | AsyncIterable<MemoryItem>): Promise<StoredParts> {
+  async writeParts(memories: Iterable<StoredMemory> | AsyncIterable<StoredMemory>): Promise<StoredParts> {
     const writer = this.partWriter();
     try {
       for await (const memory of memories) await writer.add(memory);
@@ -154,7 +154,7 @@ export class BatchStore {
    * removes what was stored and is thrown, as writeParts does; after, the memories before the failure are
    * stored as a last part and the failure is returned with the parts, which a batch references now.
    */
-  async writePartsAsStored(memories: AsyncIterable<MemoryItem>, onPart: (stored: StoredParts) => Promise<void>): Promise<{ stored: StoredParts; failure?: unknown }> {
+  async writePartsAsStored(memories: AsyncIterable<StoredMemory>, onPart: (stored: StoredParts) => Promise<void>): Promise<{ stored: StoredParts; failure?: unknown }> {
     const writer = this.partWriter(onPart);
     try {
       for await (const memory of memories) await writer.add(memory);

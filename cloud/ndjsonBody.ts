@@ -5,7 +5,7 @@
 import type { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Config } from '../config';
-import { type MemoryItem, describeDetails, forbiddenKeyPath, formatPath, limitedMemoryItemSchema, validationDetails } from '../schema/memory';
+import { CustomIds, type MemoryItem, describeDetails, forbiddenKeyPath, formatPath, limitedMemoryItemSchema, repeatedCustomIdMessage, validationDetails } from '../schema/memory';
 import { BatchError } from './errors';
 
 /**
@@ -15,6 +15,7 @@ import { BatchError } from './errors';
  */
 export async function* ndjsonMemories(body: Readable, config: Config, hash: ReturnType<typeof createHash>): AsyncGenerator<MemoryItem> {
   const itemSchema = limitedMemoryItemSchema(config.MAX_MEMORY_SIZE);
+  const customIds = new CustomIds();
   const decoder = new TextDecoder('utf-8', { fatal: true });
   const maxLine = maxNdjsonLineBytes(config);
   let pending: Buffer[] = [];
@@ -54,6 +55,11 @@ export async function* ndjsonMemories(body: Readable, config: Config, hash: Retu
       const details = validationDetails(parsed.error).map((d) => ({ ...d, index, path: d.path ? `${at}.${d.path}` : at, ...(d.path ? { field: d.path } : {}) }));
       const tooBig = details.some((d) => d.limit !== undefined && !d.field);
       throw new BatchError(tooBig ? 413 : 400, tooBig ? 'too_large' : 'invalid_request', `invalid batch: ${describeDetails(details)}`, details);
+    }
+    const first = customIds.repeatOf(parsed.data, index);
+    if (first !== undefined) {
+      const message = repeatedCustomIdMessage(first);
+      throw new BatchError(400, 'invalid_request', `invalid batch: ${at}.custom_id ${message}`, [{ path: `${at}.custom_id`, index, field: 'custom_id', message }]);
     }
     return parsed.data;
   };

@@ -162,6 +162,7 @@ export const classDefinitions = [
       batch: pointer(CLASS.batch),
       batchIndex: { type: 'Number' },
       batchItem: { type: 'String' },
+      customId: { type: 'String' },
     },
     classLevelPermissions: authenticatedRead,
     indexes: { batch_index: { batch: 1, batchIndex: 1 } },

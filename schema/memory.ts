@@ -9,6 +9,7 @@ export const MAX_TAGS = 100;
 export const MAX_TAG_LENGTH = 256;
 export const MAX_SOURCE_LENGTH = 1024;
 export const MAX_TEXT_FIELD_LENGTH = 512;
+export const MAX_CUSTOM_ID_LENGTH = 255;
 
 const wellFormed = (s: string) => s.isWellFormed();
 /**
@@ -87,8 +88,37 @@ export const memoryItemSchema = z.strictObject({
     .array(text(MAX_TAG_LENGTH), { error: 'must be an array of strings' })
     .max(MAX_TAGS, { error: `must have at most ${MAX_TAGS} tags` })
     .optional(),
+  /** The client's own id of the memory, echoed in its result: results can be matched without relying on order. */
+  custom_id: text(MAX_CUSTOM_ID_LENGTH).min(1, { error: 'must not be empty' }).optional(),
 });
 export type MemoryItem = z.infer<typeof memoryItemSchema>;
+
+/**
+ * A memory as its batch's part file holds it: as sent, and in a retry batch also its index in the batch it was
+ * first sent in, which the retry's results echo (a retry renumbers the items it takes).
+ */
+export const storedMemorySchema = memoryItemSchema.extend({ original_index: z.number().int().nonnegative().optional() });
+export type StoredMemory = z.infer<typeof storedMemorySchema>;
+
+/**
+ * `custom_id` is unique within a batch. Fed the memories in order, answers the index of an earlier memory with the
+ * same custom_id, if any. Holds each id once, so a streamed body need not be kept.
+ */
+export class CustomIds {
+  private readonly firstIndexes = new Map<string, number>();
+
+  repeatOf(item: { custom_id?: string }, index: number): number | undefined {
+    if (item.custom_id === undefined) return undefined;
+    const first = this.firstIndexes.get(item.custom_id);
+    if (first === undefined) this.firstIndexes.set(item.custom_id, index);
+    return first;
+  }
+}
+
+/** Why a memory's custom_id is refused when an earlier memory has it (the id itself is not repeated back). */
+export function repeatedCustomIdMessage(first: number): string {
+  return `repeats the custom_id of memories[${first}]: a custom_id is unique within a batch`;
+}
 
 /** Options shared by the Cloud Function and the REST route (their snake_case names, docs/requirements.md §3). */
 /** The option fields; `batchOptionsSchema` adds the rules that span fields. */
@@ -210,7 +240,14 @@ function batchRequestShape(limits: BatchLimits) {
         .min(1, { error: 'must contain at least 1 memory' })
         .max(limits.maxBatchSize, { error: `must contain at most MAX_BATCH_SIZE = ${limits.maxBatchSize} memories` }),
     })
-    .superRefine(webhookRules(limits.webhookAllowedNetworks));
+    .superRefine(webhookRules(limits.webhookAllowedNetworks))
+    .superRefine(({ memories }, ctx) => {
+      const customIds = new CustomIds();
+      memories.forEach((memory, index) => {
+        const first = customIds.repeatOf(memory, index);
+        if (first !== undefined) ctx.addIssue({ code: 'custom', path: ['memories', index, 'custom_id'], message: repeatedCustomIdMessage(first) });
+      });
+    });
 }
 export type BatchRequest = z.infer<ReturnType<typeof batchRequestSchema>>;
 
@@ -270,9 +307,13 @@ export const ITEM_ERROR_CODES = ['rejected', 'store_refused', 'processing_failed
 export const itemErrorCodeSchema = z.enum(ITEM_ERROR_CODES);
 export type ItemErrorCode = z.infer<typeof itemErrorCodeSchema>;
 
-/** Result of one memory: its index in the batch and the memory id, or the error and its code. */
+/** Result of one memory: its index in the batch (and its custom_id, and in a retry its first index), and the memory id, or the error and its code. */
 export const memoryProcessingResultSchema = z.strictObject({
   index: z.number().int().nonnegative(),
+  /** The memory's custom_id, when it was sent one. */
+  custom_id: z.string().optional(),
+  /** In a retry batch: the memory's index in the batch it was first sent in. */
+  original_index: z.number().int().nonnegative().optional(),
   success: z.boolean(),
   memory_id: z.string().optional(),
   error: z.string().optional(),

@@ -110,8 +110,18 @@ const PART_COLUMNS = {
   storedBytes: ['storedBytes', 'value'],
 } as const satisfies Record<keyof StoredPart, readonly [string, ColumnKind]>;
 
-/** One memory's result in a chunk row: its index, and its memory id or its error (`c`: the error's code). */
-export const chunkResultSchema = z.object({ i: count, id: z.string().optional(), e: z.string().optional(), c: itemErrorCodeSchema.optional() });
+/**
+ * One memory's result in a chunk row: its index, and its memory id or its error (`c`: the error's code); `k` its
+ * custom_id and `o` its index in the batch it was first sent in (a retry's), when it has them.
+ */
+export const chunkResultSchema = z.object({
+  i: count,
+  id: z.string().optional(),
+  e: z.string().optional(),
+  c: itemErrorCodeSchema.optional(),
+  k: z.string().optional(),
+  o: count.optional(),
+});
 export type ChunkResult = z.infer<typeof chunkResultSchema>;
 
 /** A finished chunk as recorded in BatchMemoryChunk (the fields the product reads back). */

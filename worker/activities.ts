@@ -15,7 +15,7 @@ import type { Logger } from '../config/log';
 import { CorruptFileError, type ParseEndpoint, STORED_FILE_PREFIX, STORE_REFUSED_CODE, fileField } from '../schema/batchFile';
 import { isTerminal, webhookEvent } from '../schema/answers';
 import { CLASS } from '../schema/classes';
-import { type MemoryItem, type MemoryProcessingResult, TERMINAL_STATUSES, isStatusRefusal } from '../schema/memory';
+import { type MemoryItem, type MemoryProcessingResult, type StoredMemory, TERMINAL_STATUSES, isStatusRefusal } from '../schema/memory';
 import { type ChunkResult, batchRecordOf, memoryKeyOf, partRecordOf } from '../schema/records';
 import { type BatchManifest, type Counts, type ExpiryOutcome, type FinalizeInput, type FinalizeOutcome, type PartInput, workflowIdFor } from '../schema/workflow';
 import { WEBHOOK_HEADERS, signWebhook } from '../schema/webhook';
@@ -127,6 +127,8 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
           ...(prepared.embedding ? { embedding: prepared.embedding } : {}),
           ...(prepared.source ? { source: prepared.source } : {}),
           ...(prepared.tags ? { tags: prepared.tags } : {}),
+          // As sent: the client's id of the memory, whatever a processor made of the rest.
+          ...(item.custom_id !== undefined ? { customId: item.custom_id } : {}),
           batchIndex: index,
           batchItem: `${batchId}:${index}`,
         });
@@ -162,8 +164,15 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
         results[chunk].push(id ? { i: index, id } : { i: index, e: OTHER_UNIQUE_KEY_REFUSAL, c: 'store_refused' });
       }
     }
-    for (const chunkResults of results) {
+    for (const [chunk, chunkResults] of results.entries()) {
       chunkResults.sort((a, b) => a.i - b.i);
+      // Each result names its memory as the client does: its custom_id, and in a retry its first index.
+      const { first, items } = chunks[chunk];
+      for (const result of chunkResults) {
+        const { custom_id: customId, original_index: originalIndex } = items[result.i - first];
+        if (customId !== undefined) result.k = customId;
+        if (originalIndex !== undefined) result.o = originalIndex;
+      }
       const persisted = chunkResults.filter((r) => r.id).map((r) => ({ index: r.i, memoryId: r.id as string }));
       if (persisted.length && processor.afterPersist) await processor.afterPersist(persisted, context);
     }
@@ -301,7 +310,7 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
       if (progress.pending.length === 0) return progress.totals;
 
       const partLog = log.child({ batchId, workflowId: workflowIdFor(batchId), part, attempt: ctx.info.attempt });
-      const items = await storage.readLines<MemoryItem>(stored.name).catch((error: unknown) => {
+      const items = await storage.readLines<StoredMemory>(stored.name).catch((error: unknown) => {
         // File storage answers 404 for a file it cannot decrypt as well (altered, or another FILES_ENCRYPTION_KEY).
         if ((error as { status?: number }).status === 404) throw batchDataError(`part ${part} of batch ${batchId} is missing from file storage or does not decrypt with FILES_ENCRYPTION_KEY`);
         if (error instanceof CorruptFileError) throw batchDataError(`part ${part} of batch ${batchId} is corrupt: ${error.message}`);
@@ -367,7 +376,8 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
             counts.processed += row.processed;
             counts.failed += row.failed;
             for (const r of row.results) {
-              const result: MemoryProcessingResult = r.id ? { index: r.i, success: true, memory_id: r.id } : { index: r.i, success: false, error: r.e, ...(r.c ? { code: r.c } : {}) };
+              const names = { index: r.i, ...(r.k !== undefined ? { custom_id: r.k } : {}), ...(r.o !== undefined ? { original_index: r.o } : {}) };
+              const result: MemoryProcessingResult = r.id ? { ...names, success: true, memory_id: r.id } : { ...names, success: false, error: r.e, ...(r.c ? { code: r.c } : {}) };
               text += `${JSON.stringify(result)}\n`;
             }
           }

@@ -5,13 +5,13 @@
  */
 import type { Config } from '../config';
 import type { ChunkResult } from '../schema/records';
-import type { MemoryItem } from '../schema/memory';
+import type { StoredMemory } from '../schema/memory';
 import type { Counts, PartFile } from '../schema/workflow';
 
 /** Consecutive memories of a part, written and recorded together. */
 export interface Chunk {
   first: number;
-  items: MemoryItem[];
+  items: StoredMemory[];
 }
 
 /** A chunk as its row records it: where it starts and what it counted. */
@@ -81,7 +81,7 @@ export class PartProgress {
   }
 
   /** The writes still to do, cut from the part's memories (`items[0]` is the part's first memory). */
-  writesLeft(items: MemoryItem[], limits: Pick<Config, 'BATCH_WRITE_MAX_ITEMS' | 'BATCH_WRITE_MAX_BYTES'>): Chunk[][] {
+  writesLeft(items: StoredMemory[], limits: Pick<Config, 'BATCH_WRITE_MAX_ITEMS' | 'BATCH_WRITE_MAX_BYTES'>): Chunk[][] {
     const offset = (first: number) => first - this.part.first;
     return writesOf(
       this.pending.map((first) => ({ first, items: items.slice(offset(first), offset(first) + this.chunkSize) })),
