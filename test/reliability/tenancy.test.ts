@@ -7,6 +7,7 @@
 import { Client } from 'pg';
 import { postgresOnlyTest } from '../support/database';
 import { memories, parse, waitFor } from '../support/helpers';
+import { joinOrganization } from '../support/organizations';
 import { stackInfo } from '../support/stackInfo';
 import { startWebhookReceiver } from '../support/webhookReceiver';
 import { type Answer, recordAttack, stackApi, tally } from './stackApi';
@@ -25,17 +26,6 @@ function submit(token: string, body: Record<string, unknown>, headers: Record<st
 /** The organization a finished batch was stored in. */
 async function organizationOf(batchId: string): Promise<string> {
   return ((await api.batch(batchId)).organization as { objectId: string }).objectId;
-}
-
-/** The documented way into a shared organization: the operator (master key) adds the user to its role and points the user at it. */
-async function joinOrganization(userId: string, organizationId: string): Promise<void> {
-  const where = encodeURIComponent(JSON.stringify({ name: `org_${organizationId}` }));
-  const role = await api.call(`/parse/roles?where=${where}`, { master: true });
-  expect(role.body.results).toHaveLength(1);
-  const added = await api.call(`/parse/roles/${role.body.results[0].objectId}`, { method: 'PUT', master: true, body: { users: { __op: 'AddRelation', objects: [userPointer(userId)] } } });
-  expect(added.status).toBe(200);
-  const pointed = await api.call(`/parse/users/${userId}`, { method: 'PUT', master: true, body: { organization: pointer('Organization', organizationId) } });
-  expect(pointed.status).toBe(200);
 }
 
 /** The requests of one attack: `send` awaits each and keeps its answer, for recordAttack. */
@@ -95,7 +85,7 @@ beforeAll(async () => {
   const first = await submit(victim.token, {});
   expect(first.status).toBe(200);
   organizationB = await organizationOf(first.body.batch_id);
-  await joinOrganization(colleague.id, organizationB);
+  await joinOrganization(api, colleague.id, organizationB);
 });
 
 afterAll(async () => {
@@ -463,8 +453,8 @@ test("the operator's path into a shared organization: made and joined with the m
   });
   expect(recorded.status).toBe(200);
   const [alice, bob, stranger] = await Promise.all([api.signUp('alice'), api.signUp('bob'), api.signUp('stranger')]);
-  await joinOrganization(alice.id, organizationId);
-  await joinOrganization(bob.id, organizationId);
+  await joinOrganization(api, alice.id, organizationId);
+  await joinOrganization(api, bob.id, organizationId);
 
   const fromAlice = await submit(alice.token, {});
   const fromBob = await submit(bob.token, { namespace: 'team notes' });
