@@ -36,6 +36,7 @@ interface FollowOptions extends ConnectionOptions {
 interface ImportOptions extends FollowOptions {
   namespace?: string;
   workspaceId?: string;
+  metadata?: Record<string, unknown>;
   format?: 'jsonl' | 'json';
   idempotencyKey?: string;
   process?: StreamProcessing;
@@ -43,6 +44,18 @@ interface ImportOptions extends FollowOptions {
 }
 
 type BatchView = BatchStatusResponse | BatchMemoryResponse;
+
+/** A JSON object given on the command line; the server checks its limits. */
+function jsonObject(text: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    value = undefined;
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InvalidArgumentError('must be a JSON object, e.g. {"source": "crm"}');
+  return value as Record<string, unknown>;
+}
 
 function clientOf(options: ConnectionOptions, submitting = false): BatchMemoryClient {
   const connection = { serverUrl: options.server, appId: options.appId };
@@ -197,7 +210,7 @@ async function importMemories(file: string, options: ImportOptions): Promise<num
     const bytes = counted(input.chunks, (n) => display.uploaded((uploadedBytes += n)));
     const { batch, replayed } = await client.addNdjson(
       format === 'json' ? jsonDocumentToNdjson(bytes) : bytes,
-      { namespace: options.namespace, workspace_id: options.workspaceId, process: options.process },
+      { namespace: options.namespace, workspace_id: options.workspaceId, metadata: options.metadata, process: options.process },
       { idempotencyKey: options.idempotencyKey, wait: false },
     );
     display.accepted(uploadedBytes, batch, replayed, !options.async);
@@ -280,6 +293,7 @@ function buildProgram(done: (exitCode: number) => void): Command {
     .argument('<file>', 'file.jsonl, file.json, or - for standard input')
     .option('--namespace <name>', 'namespace of the memories')
     .option('--workspace-id <id>', 'workspace of the memories')
+    .option('--metadata <json>', "the batch's own metadata, a JSON object (returned in its status, listing and webhook)", jsonObject)
     .addOption(new Option('--format <format>', 'input format (default: json for *.json, jsonl otherwise)').choices(['jsonl', 'json']))
     .option('--idempotency-key <key>', 'a repeat with the same key and file answers with the same batch (resume)')
     .addOption(

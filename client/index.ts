@@ -189,7 +189,8 @@ export class BatchMemoryClient {
   async addNdjson(lines: Chunks, settings: StreamSettings = {}, options: SubmitOptions = {}): Promise<BatchSubmission> {
     const query = new URLSearchParams();
     for (const [key, value] of Object.entries({ ...settings, user_id: this.actingUserId })) {
-      if (value !== undefined) query.set(key, String(value));
+      // The batch's metadata as JSON text, as the route reads it.
+      if (value !== undefined) query.set(key, typeof value === 'object' ? JSON.stringify(value) : String(value));
     }
     if (options.wait !== undefined) query.set('wait', String(options.wait));
     const compressed = zlib.createGzip();

@@ -196,7 +196,10 @@ export class BatchService {
         if (batch) {
           await this.store.recordParts(batch, stored);
         } else {
-          batch = await this.store.createRequest({ user, ownership, parts: stored, idempotencyKey, webhookUrl: settings.webhook_url, webhookSecret: settings.webhook_secret }, 'receiving');
+          batch = await this.store.createRequest(
+            { user, ownership, parts: stored, idempotencyKey, webhookUrl: settings.webhook_url, webhookSecret: settings.webhook_secret, metadata: settings.metadata },
+            'receiving',
+          );
           log = this.log.child({ batchId: idOf(batch), workflowId: workflowIdFor(idOf(batch)) });
           log.info('batch receiving');
         }
@@ -266,6 +269,7 @@ export class BatchService {
         requestHash,
         webhookUrl: settings.webhook_url,
         webhookSecret: settings.webhook_secret,
+        metadata: settings.metadata,
         retryOf: known.retryOf,
       });
     } catch (error) {
@@ -355,10 +359,10 @@ export class BatchService {
     return this.response(batch);
   }
 
-  /** BatchMemoryResponse (docs/requirements.md §3) for a batch; per-item results once it has finished. */
-  async response(object: Parse.Object, withResults = true): Promise<BatchMemoryResponse> {
-    const batch = batchRecordOf(object);
-    const results = withResults && isTerminal(batch.status) && !batch.filesExpiredAt ? await this.results(batch) : [];
+  /** BatchMemoryResponse (docs/requirements.md §3) for a batch; for its owner, per-item results once it has finished, and its metadata. */
+  async response(object: Parse.Object, forOwner = true): Promise<BatchMemoryResponse> {
+    const batch = forOwner ? batchRecordOf(object) : withoutOwnerFields(batchRecordOf(object));
+    const results = forOwner && isTerminal(batch.status) && !batch.filesExpiredAt ? await this.results(batch) : [];
     return batchMemoryResponse(batch, results);
   }
 
@@ -387,7 +391,12 @@ export class BatchService {
     return this.store.load(batchId, this.auth(actor));
   }
 
-  /** Status and counts for whoever may read the batch; the per-item results for its owner (or the master key) only. */
+  /** A batch's record as `actor` may read it: its metadata is its owner's (and the master key's) only. */
+  visibleRecord(actor: Actor, batch: Parse.Object): BatchRecord {
+    return this.owns(actor, batch) ? batchRecordOf(batch) : withoutOwnerFields(batchRecordOf(batch));
+  }
+
+  /** Status and counts for whoever may read the batch; the per-item results and metadata for its owner (or the master key) only. */
   async get(actor: Actor, batchId: string): Promise<BatchMemoryResponse> {
     const batch = await this.load(actor, batchId);
     return this.response(batch, this.owns(actor, batch));
@@ -397,10 +406,10 @@ export class BatchService {
    * A batch's status at each change, until it ends or `signal` aborts; `undefined` for a poll that found no
    * change. Polls the request: cheap, and it works across Parse Server instances.
    */
-  async *statusChanges(batch: Parse.Object, signal: AbortSignal): AsyncGenerator<BatchStatusResponse | undefined> {
+  async *statusChanges(actor: Actor, batch: Parse.Object, signal: AbortSignal): AsyncGenerator<BatchStatusResponse | undefined> {
     let last = '';
     while (!signal.aborted) {
-      const status = statusResponse(batchRecordOf(await batch.fetch(master)));
+      const status = statusResponse(this.visibleRecord(actor, await batch.fetch(master)));
       const data = JSON.stringify(status);
       yield data === last ? undefined : status;
       last = data;
@@ -493,7 +502,12 @@ export class BatchService {
         for (const [offset, item] of items.entries()) if (!stored.has(part.first + offset)) yield { ...item, original_index: item.original_index ?? part.first + offset };
       }
     }
-    const settings: BatchOptions = { wait: false, ...(batch.webhookUrl ? { webhook_url: batch.webhookUrl, webhook_secret: batch.webhookSecret } : {}) };
+    // The retry keeps the batch's webhook and metadata.
+    const settings: BatchOptions = {
+      wait: false,
+      ...(batch.webhookUrl ? { webhook_url: batch.webhookUrl, webhook_secret: batch.webhookSecret } : {}),
+      ...(batch.metadata ? { metadata: batch.metadata } : {}),
+    };
     // Where the owner belongs now, as the server's records say: the batch's workspace and namespace while that is
     // still the batch's organization; a user who has left it writes into their current one, never the old.
     const ownership = this.resolveOwnership({ user: owner }).then((current): BatchOwnership =>
@@ -544,6 +558,12 @@ export class BatchService {
     if (!actor.sessionToken) throw new BatchError(401, 'unauthorized', 'a logged-in user (session token) is required');
     return { sessionToken: actor.sessionToken };
   }
+}
+
+/** A batch's record without what only its owner reads (the members of its organization read the rest). */
+function withoutOwnerFields(batch: BatchRecord): BatchRecord {
+  const { metadata: _metadata, ...rest } = batch;
+  return rest;
 }
 
 /** The answer for a batch whose stored files the expiry job removed (its counts stay). */

@@ -25,6 +25,7 @@ export interface NewBatch {
   requestHash?: string;
   webhookUrl?: string;
   webhookSecret?: string;
+  metadata?: Record<string, unknown>;
   /** The batch whose unstored items this one retries. */
   retryOf?: Parse.Object;
 }
@@ -192,6 +193,7 @@ export class BatchStore {
       expiresAt: new Date(Date.now() + this.config.BATCH_FILE_EXPIRY_DAYS * 86_400_000),
       ...(request.idempotencyKey ? { idempotencyKey: request.idempotencyKey, requestHash: request.requestHash } : {}),
       ...(request.webhookUrl ? { webhookUrl: request.webhookUrl, webhookSecret: request.webhookSecret } : {}),
+      ...(request.metadata ? { metadata: request.metadata } : {}),
       ...(request.retryOf ? { retryOf: request.retryOf } : {}),
     });
     batch.setACL(batchACL(idOf(request.user), idOf(request.ownership.organization)));

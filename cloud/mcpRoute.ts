@@ -34,7 +34,7 @@ function inProcessAccess(service: BatchService, config: Config, actor: Actor, sl
       }
     },
     async status(batchId) {
-      return statusResponse(batchRecordOf(await load(batchId)));
+      return statusResponse(service.visibleRecord(actor, await load(batchId)));
     },
     async list(page) {
       const { batches, nextOffset } = await service.list(actor, page);
@@ -61,9 +61,9 @@ function inProcessAccess(service: BatchService, config: Config, actor: Actor, sl
       const batch = await load(batchId);
       // An event stream's slot, and no longer than a waiting REST request (BATCH_WAIT_TIMEOUT): then the status as it is.
       const release = slots.eventStreams.take(slotHolder(actor));
-      let last = statusResponse(batchRecordOf(batch));
+      let last = statusResponse(service.visibleRecord(actor, batch));
       try {
-        for await (const status of service.statusChanges(batch, AbortSignal.any([signal, AbortSignal.timeout(config.BATCH_WAIT_TIMEOUT)]))) {
+        for await (const status of service.statusChanges(actor, batch, AbortSignal.any([signal, AbortSignal.timeout(config.BATCH_WAIT_TIMEOUT)]))) {
           if (!status) continue;
           last = status;
           onStatus(status);

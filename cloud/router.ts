@@ -23,6 +23,14 @@ const EVENTS_KEEPALIVE_MS = 15_000;
 
 type Handler = (req: express.Request, res: express.Response) => Promise<void>;
 
+function jsonOrText(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
 function wantsToWait(req: express.Request, bodyWait?: boolean): boolean | undefined {
   if (req.query.wait === 'false' || /respond-async/i.test(String(req.headers.prefer ?? ''))) return false;
   if (req.query.wait === 'true') return true;
@@ -85,7 +93,9 @@ export function batchRouter(service: BatchService, config: Config, log: Logger, 
       const onStored = slotFor(uploads, req, res);
       let answer;
       if (req.is('application/x-ndjson')) {
-        const query = Object.fromEntries(Object.entries(req.query).filter(([key]) => key !== 'wait'));
+        const query: Record<string, unknown> = Object.fromEntries(Object.entries(req.query).filter(([key]) => key !== 'wait'));
+        // The batch's metadata travels in the query string as JSON text; text that is not JSON is refused as not an object.
+        if (typeof query.metadata === 'string') query.metadata = jsonOrText(query.metadata);
         const parsed = optionsSchema.safeParse(query);
         if (!parsed.success) {
           const details = validationDetails(parsed.error);
@@ -132,7 +142,7 @@ export function batchRouter(service: BatchService, config: Config, log: Logger, 
     '/memory/batch/:id',
     handle(async (req, res) => {
       const batch = await loadFor(req);
-      res.json(statusResponse(batchRecordOf(batch), base));
+      res.json(statusResponse(service.visibleRecord((req as AuthedRequest).actor as Actor, batch), base));
     }),
   );
 
@@ -162,7 +172,7 @@ export function batchRouter(service: BatchService, config: Config, log: Logger, 
       // the client follows again (EventSource, and BatchMemoryClient, reconnect on their own).
       const ended = AbortSignal.any([gone.signal, AbortSignal.timeout(config.REST_EVENT_STREAM_MAX_AGE)]);
       let lastWrite = Date.now();
-      for await (const status of service.statusChanges(batch, ended)) {
+      for await (const status of service.statusChanges((req as AuthedRequest).actor as Actor, batch, ended)) {
         if (status) {
           res.write(`event: progress\ndata: ${JSON.stringify(status)}\n\n`);
           lastWrite = Date.now();

@@ -28,7 +28,7 @@ import {
 } from '../schema/memory';
 
 /** The settings of an import an agent may give. */
-export type ImportSettings = { namespace?: string; workspace_id?: string };
+export type ImportSettings = { namespace?: string; workspace_id?: string; metadata?: Record<string, unknown> };
 
 /** What the tools do, whichever way the door reaches the product. Every method acts as the connected user. */
 export interface BatchAccess {
@@ -70,7 +70,7 @@ const failuresSchema = z.strictObject({
 
 function importInputSchema(maxBatchSize: number | undefined) {
   const memories = z.array(memoryItemSchema, { error: 'must be an array of memories' }).min(1, { error: 'must contain at least 1 memory' });
-  return batchOptionsFields.pick({ namespace: true, workspace_id: true, idempotency_key: true, wait: true }).extend({
+  return batchOptionsFields.pick({ namespace: true, workspace_id: true, idempotency_key: true, wait: true, metadata: true }).extend({
     memories: (maxBatchSize ? memories.max(maxBatchSize, { error: `must contain at most MAX_BATCH_SIZE = ${maxBatchSize} memories` }) : memories)
       .optional()
       .describe(`the memories, inline${maxBatchSize ? ` (at most MAX_BATCH_SIZE = ${maxBatchSize})` : ''}; or give path instead`),
@@ -156,7 +156,11 @@ export function batchMcpServer(access: BatchAccess, options: McpServerOptions): 
       answer(
         log,
         async () => {
-          const settings: ImportSettings = { ...(input.namespace ? { namespace: input.namespace } : {}), ...(input.workspace_id ? { workspace_id: input.workspace_id } : {}) };
+          const settings: ImportSettings = {
+            ...(input.namespace ? { namespace: input.namespace } : {}),
+            ...(input.workspace_id ? { workspace_id: input.workspace_id } : {}),
+            ...(input.metadata ? { metadata: input.metadata } : {}),
+          };
           if ((input.memories === undefined) === (input.path === undefined)) throw new ToolRefusal('give either memories (inline) or path (a file, over stdio), not both or neither');
           let accepted: BatchMemoryResponse;
           if (input.path !== undefined) {

@@ -42,6 +42,7 @@ export function batchMemoryResponse(batch: BatchRecord, results: MemoryProcessin
     failed: batch.failedMemories,
     results,
     errors: errors.length ? errors : null,
+    ...(batch.metadata ? { metadata: batch.metadata } : {}),
   };
 }
 
@@ -68,6 +69,7 @@ export function statusResponse(batch: BatchRecord, base = BATCH_ROUTE): BatchSta
     ...(batch.resultsFileName ? { results_url: `${base}/${batch.id}/results` } : {}),
     ...(batch.filesExpiredAt ? { files_expired_at: iso(batch.filesExpiredAt) } : {}),
     ...(batch.retryOfId ? { retry_of: batch.retryOfId } : {}),
+    ...(batch.metadata ? { metadata: batch.metadata } : {}),
     ...(batch.webhookUrl
       ? {
           webhook: {
@@ -98,6 +100,7 @@ export function webhookEvent(batch: BatchRecord, publicServerURL: string): Webho
       failed: batch.failedMemories,
       ...(batch.error ? { error: batch.error } : {}),
       results_url: new URL(`${BATCH_ROUTE}/${batch.id}/results`, publicServerURL).toString(),
+      ...(batch.metadata ? { metadata: batch.metadata } : {}),
     },
   };
 }

@@ -28,8 +28,8 @@ export const masterOnly = { find: {}, get: {}, count: {}, create: {}, update: {}
 
 /** Fields only the master key sees on a BatchMemoryRequest. */
 export const BATCH_PROTECTED_FIELDS = ['batchFile', 'resultsFile', 'partsKey', 'webhookSecret', 'requestHash'];
-/** Fields the owner of a batch sees and the members of its organization do not (a webhook URL is often a secret itself). */
-export const BATCH_OWNER_FIELDS = ['webhookUrl', 'idempotencyKey'];
+/** Fields the owner of a batch sees and the members of its organization do not (a webhook URL is often a secret itself; metadata is the owner's). */
+export const BATCH_OWNER_FIELDS = ['webhookUrl', 'idempotencyKey', 'metadata'];
 
 export const classDefinitions = [
   {
@@ -95,6 +95,7 @@ export const classDefinitions = [
       requestHash: { type: 'String' },
       webhookUrl: { type: 'String' },
       webhookSecret: { type: 'String' },
+      metadata: { type: 'Object' },
       rawBytes: { type: 'Number' },
       storedBytes: { type: 'Number' },
       startedAt: { type: 'Date' },

@@ -10,6 +10,8 @@ export const MAX_TAG_LENGTH = 256;
 export const MAX_SOURCE_LENGTH = 1024;
 export const MAX_TEXT_FIELD_LENGTH = 512;
 export const MAX_CUSTOM_ID_LENGTH = 255;
+export const MAX_BATCH_METADATA_KEYS = 16;
+export const MAX_BATCH_METADATA_BYTES = 4096;
 
 const wellFormed = (s: string) => s.isWellFormed();
 /**
@@ -75,6 +77,32 @@ function optionalMetadataSchema() {
   return schema;
 }
 
+/**
+ * A batch's own metadata: a JSON object of at most MAX_BATCH_METADATA_KEYS keys and MAX_BATCH_METADATA_BYTES bytes,
+ * with the rules of a memory's metadata. Its owner's only: returned in status, listing and webhooks, never to others.
+ */
+function optionalBatchMetadataSchema() {
+  const schema = z
+    .custom<Record<string, unknown>>((m) => typeof m === 'object' && m !== null && !Array.isArray(m), { error: 'must be a JSON object' })
+    .superRefine((m, ctx) => {
+      const keys = Object.keys(m).length;
+      if (keys > MAX_BATCH_METADATA_KEYS)
+        ctx.addIssue({ code: 'too_big', origin: 'array', maximum: MAX_BATCH_METADATA_KEYS, message: `has ${keys} keys, over the limit of ${MAX_BATCH_METADATA_KEYS}` });
+      const bytes = Buffer.byteLength(JSON.stringify(m) ?? '');
+      if (bytes > MAX_BATCH_METADATA_BYTES)
+        ctx.addIssue({ code: 'too_big', origin: 'string', maximum: MAX_BATCH_METADATA_BYTES, message: `is ${bytes} bytes as JSON, over the limit of ${MAX_BATCH_METADATA_BYTES}` });
+      checkMetadata(m, [], 1, ctx);
+    })
+    .optional();
+  // As for a memory's metadata: set on the outermost schema.
+  schema._zod.toJSONSchema = () => ({
+    type: 'object',
+    maxProperties: MAX_BATCH_METADATA_KEYS,
+    description: `the batch's own JSON values (at most ${MAX_BATCH_METADATA_KEYS} keys and ${MAX_BATCH_METADATA_BYTES} bytes as JSON), returned to its owner in status, listing and webhooks`,
+  });
+  return schema;
+}
+
 /** One memory as a client sends it (MemoryItem, docs/requirements.md §3). */
 export const memoryItemSchema = z.strictObject({
   content: text(Number.MAX_SAFE_INTEGER).refine((s) => s.trim().length > 0, { error: 'must not be empty' }),
@@ -130,6 +158,8 @@ export const batchOptionsFields = z.strictObject({
   idempotency_key: text(255).min(1, { error: 'must not be empty' }).optional(),
   wait: z.boolean({ error: 'must be true or false' }).optional(),
   user_id: text(64).min(1).optional(),
+  /** In a streamed batch's query string, as JSON text. */
+  metadata: optionalBatchMetadataSchema(),
 });
 
 /**
@@ -331,6 +361,8 @@ export const batchMemoryResponseSchema = z.strictObject({
   failed: z.number().int().nonnegative(),
   results: z.array(memoryProcessingResultSchema),
   errors: z.array(z.string()).nullable().optional(),
+  /** The batch's metadata, as submitted: its owner's only. */
+  metadata: z.record(z.string(), z.unknown()).optional(),
 });
 export type BatchMemoryResponse = z.infer<typeof batchMemoryResponseSchema>;
 
@@ -351,6 +383,8 @@ export const batchStatusResponseSchema = z.strictObject({
   files_expired_at: z.iso.datetime().optional(),
   /** The batch whose unstored items this batch retries. */
   retry_of: z.string().optional(),
+  /** The batch's metadata, as submitted: its owner's only. */
+  metadata: z.record(z.string(), z.unknown()).optional(),
   webhook: z
     .strictObject({
       status: z.enum(['pending', 'retrying', 'delivered', 'failed']),

@@ -43,6 +43,8 @@ export const batchRecordSchema = z.object({
   requestHash: z.string().optional(),
   webhookUrl: z.string().optional(),
   webhookSecret: z.string().optional(),
+  /** The batch's own metadata; like webhookUrl, absent from a row read by anyone but its owner. */
+  metadata: z.record(z.string(), z.unknown()).optional(),
   rawBytes: count.optional(),
   storedBytes: count.optional(),
   startedAt: z.date().optional(),
@@ -76,6 +78,7 @@ const BATCH_COLUMNS = {
   idempotencyKey: ['idempotencyKey', 'value'],
   requestHash: ['requestHash', 'value'],
   webhookUrl: ['webhookUrl', 'value'],
+  metadata: ['metadata', 'value'],
   webhookSecret: ['webhookSecret', 'value'],
   rawBytes: ['rawBytes', 'value'],
   storedBytes: ['storedBytes', 'value'],

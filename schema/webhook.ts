@@ -31,6 +31,8 @@ export const webhookEventSchema = z.strictObject({
     failed: z.number().int().nonnegative(),
     error: z.string().optional(),
     results_url: z.url(),
+    /** The batch's metadata, as submitted. */
+    metadata: z.record(z.string(), z.unknown()).optional(),
   }),
 });
 export type WebhookEvent = z.infer<typeof webhookEventSchema>;

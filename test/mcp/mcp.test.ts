@@ -58,7 +58,7 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
     expect(tools.map((tool) => tool.name).sort()).toEqual(TOOLS);
     const byName = Object.fromEntries(tools.map((tool) => [tool.name, tool]));
     const importInput = byName.import_memories.inputSchema as any; // eslint-disable-line @typescript-eslint/no-explicit-any
-    expect(Object.keys(importInput.properties).sort()).toEqual(['format', 'idempotency_key', 'memories', 'namespace', 'path', 'wait', 'workspace_id']);
+    expect(Object.keys(importInput.properties).sort()).toEqual(['format', 'idempotency_key', 'memories', 'metadata', 'namespace', 'path', 'wait', 'workspace_id']);
     // The memory item is the product's: strict, content required, its limits declared.
     const item = importInput.properties.memories.items;
     expect(item.required).toEqual(['content']);

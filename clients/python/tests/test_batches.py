@@ -91,6 +91,18 @@ def test_add_ndjson_sends_gzip_in_chunks_as_it_reads(local_server: Any) -> None:
     assert gzip.decompress(body) == b'a\n{"content": "b"}\n{"content": "c"}\n'
 
 
+def test_metadata_and_custom_ids_round_trip_through_add_and_add_ndjson(
+    client: BatchMemoryClient,
+) -> None:
+    metadata = {"project": "py", "source": {"export": 3}}
+    items = [{"content": f"memory {i}", "custom_id": f"py-{i}"} for i in range(3)]
+    by_json = client.add(items, metadata=metadata)
+    by_ndjson = client.add_ndjson(iter(items), metadata=metadata, wait=True)
+    for answer in (by_json, by_ndjson):
+        assert client.get(answer["batch_id"])["metadata"] == metadata
+        assert [r["custom_id"] for r in client.results(answer["batch_id"])] == ["py-0", "py-1", "py-2"]
+
+
 def test_get_answers_the_batch_status(client: BatchMemoryClient) -> None:
     batch_id = client.add(memories(3))["batch_id"]
     status = client.get(batch_id)

@@ -231,6 +231,7 @@ class BatchMemoryClient:
         workspace_id: Optional[str] = None,
         webhook_url: Optional[str] = None,
         webhook_secret: Optional[str] = None,
+        metadata: Optional[Dict[str, Any]] = None,
         idempotency_key: Optional[str] = None,
         wait: Optional[bool] = None,
     ) -> BatchSubmission:
@@ -247,6 +248,7 @@ class BatchMemoryClient:
                 workspace_id=workspace_id,
                 webhook_url=webhook_url,
                 webhook_secret=webhook_secret,
+                metadata=metadata,
                 user_id=self._acting_user_id,
             )
         )
@@ -270,6 +272,7 @@ class BatchMemoryClient:
         workspace_id: Optional[str] = None,
         webhook_url: Optional[str] = None,
         webhook_secret: Optional[str] = None,
+        metadata: Optional[Dict[str, Any]] = None,
         process: Optional[str] = None,
         idempotency_key: Optional[str] = None,
         wait: Optional[bool] = None,
@@ -288,6 +291,8 @@ class BatchMemoryClient:
             workspace_id=workspace_id,
             webhook_url=webhook_url,
             webhook_secret=webhook_secret,
+            # The route reads the batch's metadata from the query string as JSON text.
+            metadata=None if metadata is None else json.dumps(metadata, ensure_ascii=False),
             process=process,
             user_id=self._acting_user_id,
             wait=_flag(wait),
