@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Presets, SingleBar } from 'cli-progress';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { type BatchMemoryResponse, type BatchStatusResponse, STREAM_PROCESSING_MODES, type StreamProcessing } from '../schema/memory';
+import { BATCH_STATUSES, type BatchMemoryResponse, type BatchStatus, type BatchStatusResponse, MAX_PAGE_SIZE, STREAM_PROCESSING_MODES, type StreamProcessing } from '../schema/memory';
 import { BatchApiError, BatchMemoryClient, BatchWaitTimeoutError, DEFAULT_APP_ID, DEFAULT_SERVER_URL, MemoriesDocumentError, isFinished, jsonDocumentToNdjson } from '.';
 import { serveMcpOverStdio } from './mcp';
 
@@ -249,11 +249,40 @@ async function printStatus(batchId: string, options: ConnectionOptions): Promise
   return EXIT.success;
 }
 
+interface ListOptions extends ConnectionOptions {
+  status?: BatchStatus;
+  namespace?: string;
+  createdAfter?: string;
+  createdBefore?: string;
+  limit?: number;
+  after?: string;
+}
+
+/** One page of the user's batches as JSON (the REST route's answer: next_cursor names the next page). */
+async function listBatches(options: ListOptions): Promise<number> {
+  const page = await clientOf(options).list({
+    status: options.status,
+    namespace: options.namespace,
+    created_after: options.createdAfter,
+    created_before: options.createdBefore,
+    limit: options.limit,
+    after: options.after,
+  });
+  await writeLine(JSON.stringify(page, null, 2));
+  return EXIT.success;
+}
+
 async function cancelBatch(batchId: string, options: ConnectionOptions): Promise<number> {
   const client = clientOf(options);
   const startedAt = Date.now();
   printSummary(client, await client.cancel(batchId), startedAt);
   return EXIT.success;
+}
+
+function positiveInteger(value: string): number {
+  const number = Number(value);
+  if (!Number.isInteger(number) || number <= 0) throw new InvalidArgumentError('must be a positive whole number');
+  return number;
 }
 
 function positiveSeconds(value: string): number {
@@ -318,6 +347,17 @@ function buildProgram(done: (exitCode: number) => void): Command {
     .description("print a batch's status, counts and timestamps as JSON")
     .argument('<id>', 'batch id')
     .action(run((id: string, _options: ConnectionOptions, command: Command) => printStatus(id, command.optsWithGlobals<ConnectionOptions>())));
+
+  program
+    .command('list')
+    .description('print a page of your batches, newest first, as JSON; --after takes the next_cursor it printed')
+    .addOption(new Option('--status <status>', 'only batches in this status').choices([...BATCH_STATUSES]))
+    .option('--namespace <name>', 'only batches of this namespace')
+    .option('--created-after <time>', 'only batches created after this ISO 8601 time')
+    .option('--created-before <time>', 'only batches created before this ISO 8601 time')
+    .option('--limit <n>', `batches per page (at most ${MAX_PAGE_SIZE})`, positiveInteger)
+    .option('--after <cursor>', 'the next_cursor of the page before')
+    .action(run((_options: ListOptions, command: Command) => listBatches(command.optsWithGlobals<ListOptions>())));
 
   program
     .command('results')

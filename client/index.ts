@@ -18,6 +18,7 @@ import {
   type BatchStatusResponse,
   type MemoryProcessingResult,
   TERMINAL_STATUSES,
+  type batchListQuerySchema,
   type batchOptionsFields,
   batchListResponseSchema,
   batchMemoryResponseSchema,
@@ -222,11 +223,11 @@ export class BatchMemoryClient {
     return this.parsed(batchStatusResponseSchema, await this.json(response), `GET ${REST_PATH}/:id`, response.status);
   }
 
-  /** A page of the user's own batches (the master key's acting user), newest first. */
-  async list(page: { offset?: number; limit?: number } = {}): Promise<BatchListResponse> {
-    const query = new URLSearchParams();
-    for (const [key, value] of Object.entries({ ...page, user_id: this.actingUserId })) if (value !== undefined) query.set(key, String(value));
-    const response = await this.request(query.size ? `?${query}` : '', {});
+  /** A page of the user's own batches (the master key's acting user), newest first, filtered; give the answer's `next_cursor` as `after` for the next page. */
+  async list(query: z.input<typeof batchListQuerySchema> = {}): Promise<BatchListResponse> {
+    const search = new URLSearchParams();
+    for (const [key, value] of Object.entries({ ...query, user_id: this.actingUserId })) if (value !== undefined) search.set(key, String(value));
+    const response = await this.request(search.size ? `?${search}` : '', {});
     return this.parsed(batchListResponseSchema, await this.json(response), `GET ${REST_PATH}`, response.status);
   }
 

@@ -8,7 +8,7 @@ import Parse from '../schema/parseSdk';
 import type { Config } from '../config';
 import type { Logger } from '../config/log';
 import type { ParseEndpoint } from '../schema/batchFile';
-import { batchMemoryResponse, filesExpiredMessage, isTerminal, statusResponse } from '../schema/answers';
+import { type BatchPage, batchMemoryResponse, filesExpiredMessage, isTerminal, statusResponse } from '../schema/answers';
 import { CLASS, idOf } from '../schema/classes';
 import {
   type BatchMemoryResponse,
@@ -17,7 +17,8 @@ import {
   type BatchStatusResponse,
   type MemoryItem,
   type MemoryProcessingResult,
-  type Page,
+  type BatchListQuery,
+  LIST_CURSOR_PATTERN,
   type StoredMemory,
   type StreamOptions,
   batchRequestSchema,
@@ -373,17 +374,37 @@ export class BatchService {
     return this.storage.readLines<MemoryProcessingResult>(batch.resultsFileName);
   }
 
-  /** A page of the acting user's own batches, newest first (the master key names the user with `userId`); one more is read to tell whether another page follows. */
-  async list(actor: Actor, page: Page, userId?: string): Promise<{ batches: BatchRecord[]; nextOffset?: number }> {
+  /**
+   * A page of the acting user's own batches, filtered, newest first (ties by id; the master key names the user with
+   * `userId`); one more is read to tell whether another page follows. A page after a cursor starts below the batch
+   * it names, so batches created meanwhile neither shift nor repeat what follows.
+   */
+  async list(actor: Actor, query: BatchListQuery, userId?: string): Promise<BatchPage> {
     const user = await this.actingUser(actor, userId);
-    const found = await new Parse.Query(CLASS.batch)
-      .equalTo('user', user)
+    const filtered = () => {
+      const batches = new Parse.Query(CLASS.batch).equalTo('user', user);
+      if (query.status) batches.equalTo('status', query.status);
+      if (query.namespace) batches.matchesQuery('namespace', new Parse.Query(CLASS.namespace).equalTo('name', query.namespace));
+      if (query.created_after) batches.greaterThan('createdAt', new Date(query.created_after));
+      if (query.created_before) batches.lessThan('createdAt', new Date(query.created_before));
+      return batches;
+    };
+    let batches = filtered();
+    const cursor = query.after ? LIST_CURSOR_PATTERN.exec(query.after) : null;
+    if (cursor) {
+      const createdAt = new Date(parseInt(cursor[1], 36));
+      batches = Parse.Query.or(filtered().lessThan('createdAt', createdAt), filtered().equalTo('createdAt', createdAt).lessThan('objectId', cursor[2]));
+    }
+    const found = await batches
       .descending('createdAt')
-      .skip(page.offset)
-      .limit(page.limit + 1)
+      .addDescending('objectId')
+      .skip(query.offset)
+      .limit(query.limit + 1)
       .find(actor.master ? master : { sessionToken: this.auth(actor).sessionToken });
-    const more = found.length > page.limit;
-    return { batches: found.slice(0, page.limit).map(batchRecordOf), ...(more ? { nextOffset: page.offset + page.limit } : {}) };
+    const page = found.slice(0, query.limit).map(batchRecordOf);
+    if (found.length <= query.limit) return { batches: page };
+    const last = page[page.length - 1];
+    return { batches: page, nextCursor: `${last.createdAt.getTime().toString(36)}.${last.id}`, ...(query.after ? {} : { nextOffset: query.offset + query.limit }) };
   }
 
   /** A batch as `actor` may read it (the owner, members of its organization, or the master key); anyone else: not found. */

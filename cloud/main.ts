@@ -2,7 +2,8 @@
 import Parse from '../schema/parseSdk';
 import { isBatchFileName } from '../schema/batchFile';
 import { CLASS } from '../schema/classes';
-import { BATCH_STATUSES, type BatchStatus, statusRefusalMessage } from '../schema/memory';
+import { listResponse } from '../schema/answers';
+import { BATCH_STATUSES, type BatchStatus, batchListQuerySchema, describeDetails, statusRefusalMessage, validationDetails } from '../schema/memory';
 import { batchField, batchRecordOf, unsavedBatchFields } from '../schema/records';
 import type { Actor } from './auth';
 import type { BatchService } from './batchService';
@@ -198,6 +199,15 @@ export function registerCloudCode(cloud: typeof Parse.Cloud, appId: string, serv
 
   define('addMemoryBatch', async (request) => (await service.submit(actorOf(request), request.params)).response);
   define('getMemoryBatch', (request) => service.get(actorOf(request), batchIdParam(request)));
+  define('listMemoryBatches', async (request) => {
+    const { user_id: userId, ...params } = (request.params ?? {}) as Record<string, unknown>;
+    const query = batchListQuerySchema.safeParse(params);
+    if (!query.success) {
+      const details = validationDetails(query.error);
+      throw new BatchError(400, 'invalid_request', `invalid listing: ${describeDetails(details)}`, details);
+    }
+    return listResponse(await service.list(actorOf(request), query.data, typeof userId === 'string' ? userId : undefined));
+  });
   define('cancelMemoryBatch', (request) => service.cancel(actorOf(request), batchIdParam(request)));
   define('getMemoryBatchData', (request) => service.data(actorOf(request), batchIdParam(request), partParam(request)));
   define('retryMemoryBatch', async (request) => (await service.retryFailed(actorOf(request), batchIdParam(request))).response);

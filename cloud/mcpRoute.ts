@@ -9,7 +9,7 @@ import express from 'express';
 import type { Config } from '../config';
 import type { Logger } from '../config/log';
 import { type BatchAccess, batchMcpServer } from '../mcp/server';
-import { statusResponse } from '../schema/answers';
+import { listResponse, statusResponse } from '../schema/answers';
 import type { MemoryProcessingResult } from '../schema/memory';
 import { batchRecordOf } from '../schema/records';
 import type { Actor, AuthedRequest, RouteAuthentication } from './auth';
@@ -36,9 +36,8 @@ function inProcessAccess(service: BatchService, config: Config, actor: Actor, sl
     async status(batchId) {
       return statusResponse(service.visibleRecord(actor, await load(batchId)));
     },
-    async list(page) {
-      const { batches, nextOffset } = await service.list(actor, page);
-      return { batches: batches.map((batch) => statusResponse(batch)), ...(nextOffset === undefined ? {} : { next_offset: nextOffset }) };
+    async list(query) {
+      return listResponse(await service.list(actor, query));
     },
     async *results(batchId) {
       const batch = batchRecordOf(await service.ownBatch(actor, batchId, 'read the per-item results of'));

@@ -1,6 +1,7 @@
 /** OpenAPI 3.1 document of the REST route, generated from the zod schemas that validate it. */
 import { z } from 'zod';
 import {
+  BATCH_STATUSES,
   MAX_PAGE_SIZE,
   STREAM_PROCESSING_MODES,
   batchListResponseSchema,
@@ -92,13 +93,18 @@ export function openApiDocument(): Record<string, unknown> {
           },
         },
         get: {
-          summary: "The caller's own batches, newest first, a page at a time",
+          summary: "The caller's own batches, newest first, filtered, a page at a time",
           parameters: [
-            { name: 'offset', in: 'query', schema: { type: 'integer', minimum: 0 }, description: 'batches to skip (default 0)' },
+            { name: 'status', in: 'query', schema: { type: 'string', enum: [...BATCH_STATUSES] }, description: 'only batches in this status' },
+            { name: 'namespace', in: 'query', schema: { type: 'string' }, description: 'only batches of this namespace' },
+            { name: 'created_after', in: 'query', schema: { type: 'string', format: 'date-time' }, description: 'only batches created after this time' },
+            { name: 'created_before', in: 'query', schema: { type: 'string', format: 'date-time' }, description: 'only batches created before this time' },
+            { name: 'after', in: 'query', schema: { type: 'string' }, description: 'the next_cursor of the page before (stable while batches are created)' },
+            { name: 'offset', in: 'query', schema: { type: 'integer', minimum: 0 }, description: 'batches to skip (default 0; not with after)' },
             { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: MAX_PAGE_SIZE }, description: 'batches per page (default 20)' },
             { name: 'user_id', in: 'query', schema: { type: 'string' }, description: 'with the master key: whose batches' },
           ],
-          responses: { '200': { description: 'a page; next_offset when more follow', content: jsonContent('BatchListResponse') }, ...errors(400, 401, 429) },
+          responses: { '200': { description: 'a page; next_cursor (and next_offset, when paged by offset) when more follow', content: jsonContent('BatchListResponse') }, ...errors(400, 401, 429) },
         },
       },
       '/api/v1/memory/batch/{id}': {

@@ -8,8 +8,8 @@ import zlib from 'node:zlib';
 import express from 'express';
 import type { Config } from '../config';
 import type { Logger } from '../config/log';
-import { BATCH_ROUTE, httpStatusOf, statusResponse } from '../schema/answers';
-import { BATCH_ID_PATTERN, type BatchListResponse, describeDetails, pageFields, streamOptionsSchema, validationDetails } from '../schema/memory';
+import { BATCH_ROUTE, httpStatusOf, listResponse, statusResponse } from '../schema/answers';
+import { BATCH_ID_PATTERN, batchListQuerySchema, describeDetails, streamOptionsSchema, validationDetails } from '../schema/memory';
 import { batchRecordOf } from '../schema/records';
 import type { Actor, AuthedRequest, RouteAuthentication } from './auth';
 import { type BatchService, filesExpiredError, resultsNotReady } from './batchService';
@@ -125,16 +125,16 @@ export function batchRouter(service: BatchService, config: Config, log: Logger, 
     handle(async (req, res) => {
       const actor = (req as AuthedRequest).actor as Actor;
       const { user_id: userId, ...query } = req.query as Record<string, string | undefined>;
-      // Query strings are text: numbers are read as numbers, anything else is left for the schema to name.
-      const numbers = Object.fromEntries(Object.entries(query).map(([key, value]) => [key, value !== undefined && /^\d+$/.test(value) ? Number(value) : value]));
-      const page = pageFields.safeParse(numbers);
-      if (!page.success) {
-        const details = validationDetails(page.error);
-        throw new BatchError(400, 'invalid_request', `invalid page: ${describeDetails(details)}`, details);
+      // Query strings are text: offset and limit are read as numbers when they are digits, anything else is left for the schema to name.
+      const numbers = Object.fromEntries(
+        Object.entries(query).map(([key, value]) => [key, (key === 'offset' || key === 'limit') && value !== undefined && /^\d+$/.test(value) ? Number(value) : value]),
+      );
+      const parsed = batchListQuerySchema.safeParse(numbers);
+      if (!parsed.success) {
+        const details = validationDetails(parsed.error);
+        throw new BatchError(400, 'invalid_request', `invalid listing: ${describeDetails(details)}`, details);
       }
-      const { batches, nextOffset } = await service.list(actor, page.data, userId);
-      const answer: BatchListResponse = { batches: batches.map((batch) => statusResponse(batch, base)), ...(nextOffset === undefined ? {} : { next_offset: nextOffset }) };
-      res.json(answer);
+      res.json(listResponse(await service.list(actor, parsed.data, userId), base));
     }),
   );
 

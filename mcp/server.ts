@@ -17,8 +17,9 @@ import {
   type BatchStatusResponse,
   type MemoryItem,
   type MemoryProcessingResult,
-  type Page,
+  type BatchListQuery,
   TERMINAL_STATUSES,
+  batchListQuerySchema,
   batchListResponseSchema,
   batchOptionsFields,
   batchStatusResponseSchema,
@@ -37,7 +38,7 @@ export interface BatchAccess {
   /** A JSON Lines or JSON file of this machine, streamed as NDJSON; only a door on the agent's machine (stdio) has one. */
   submitFile?(path: string, format: 'jsonl' | 'json', settings: ImportSettings, idempotencyKey?: string): Promise<BatchMemoryResponse>;
   status(batchId: string): Promise<BatchStatusResponse>;
-  list(page: Page): Promise<BatchListResponse>;
+  list(query: BatchListQuery): Promise<BatchListResponse>;
   /** Per-item results of a finished batch, in batch order. */
   results(batchId: string): AsyncIterable<MemoryProcessingResult>;
   cancel(batchId: string): Promise<BatchMemoryResponse>;
@@ -216,17 +217,19 @@ export function batchMcpServer(access: BatchAccess, options: McpServerOptions): 
     'list_batches',
     {
       title: 'List batches',
-      description: scoped("The connected user's own batches, newest first, a page at a time (next_offset when more follow)."),
-      inputSchema: pageFields,
+      description: scoped(
+        "The connected user's own batches, newest first, a page at a time, optionally filtered by status, namespace and creation time; pass the answer's next_cursor as after for the next page.",
+      ),
+      inputSchema: batchListQuerySchema,
       outputSchema: batchListResponseSchema,
       annotations: { readOnlyHint: true },
     },
-    (page) =>
+    (query) =>
       answer(
         log,
-        () => access.list(page),
+        () => access.list(query),
         (list) =>
-          `${list.batches.length} batches${list.batches.length ? `: ${list.batches.map((b) => `${b.batch_id} ${b.status}`).join(', ')}` : ''}${list.next_offset === undefined ? '' : `; more from offset ${list.next_offset}`}`,
+          `${list.batches.length} batches${list.batches.length ? `: ${list.batches.map((b) => `${b.batch_id} ${b.status}`).join(', ')}` : ''}${list.next_cursor === undefined ? '' : `; more after ${list.next_cursor}`}`,
       ),
   );
 

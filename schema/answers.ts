@@ -3,7 +3,7 @@
  * Functions, the REST route and the MCP door, the status of GET …/:id, list pages and event streams, the
  * webhook event, and the HTTP status of a batch answer. `success` has one rule, `batchSucceeded`.
  */
-import { type BatchMemoryResponse, type BatchStatus, type BatchStatusResponse, type MemoryProcessingResult, TERMINAL_STATUSES } from './memory';
+import { type BatchListResponse, type BatchMemoryResponse, type BatchStatus, type BatchStatusResponse, type MemoryProcessingResult, TERMINAL_STATUSES } from './memory';
 import type { BatchRecord } from './records';
 import type { WebhookEvent } from './webhook';
 
@@ -80,6 +80,22 @@ export function statusResponse(batch: BatchRecord, base = BATCH_ROUTE): BatchSta
           },
         }
       : {}),
+  };
+}
+
+/** A page of batches as listing found them (their owner's: metadata included). */
+export interface BatchPage {
+  batches: BatchRecord[];
+  nextOffset?: number;
+  nextCursor?: string;
+}
+
+/** The answer of every listing door; `base` as for statusResponse. */
+export function listResponse(page: BatchPage, base = BATCH_ROUTE): BatchListResponse {
+  return {
+    batches: page.batches.map((batch) => statusResponse(batch, base)),
+    ...(page.nextOffset === undefined ? {} : { next_offset: page.nextOffset }),
+    ...(page.nextCursor === undefined ? {} : { next_cursor: page.nextCursor }),
   };
 }
 

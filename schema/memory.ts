@@ -411,10 +411,32 @@ export const pageFields = z.strictObject({
 });
 export type Page = z.infer<typeof pageFields>;
 
-/** GET /api/v1/memory/batch: the caller's batches, newest first; `next_offset` when there are more. */
+/** Where a listing goes on: the creation time (milliseconds, base 36) and id of the last batch of the page before. */
+export const LIST_CURSOR_PATTERN = /^([0-9a-z]{1,12})\.([A-Za-z0-9]{1,64})$/;
+
+const isoDateTime = () => z.iso.datetime({ offset: true, error: 'must be an ISO 8601 date-time, e.g. 2026-12-01T00:00:00Z' });
+
+/**
+ * Listing the caller's batches (GET /api/v1/memory/batch, listMemoryBatches, MCP list_batches, memory-batch list):
+ * filters, and a page by `after` (the cursor a page answered as next_cursor: stable while batches are created) or by
+ * `offset`.
+ */
+export const batchListQuerySchema = pageFields
+  .extend({
+    status: batchStatusSchema.optional().describe('only batches in this status'),
+    namespace: text(MAX_TEXT_FIELD_LENGTH).min(1, { error: 'must not be empty' }).optional().describe('only batches of this namespace'),
+    created_after: isoDateTime().optional().describe('only batches created after this time'),
+    created_before: isoDateTime().optional().describe('only batches created before this time'),
+    after: z.string({ error: 'must be a string' }).regex(LIST_CURSOR_PATTERN, { error: 'must be a next_cursor of an earlier page' }).optional().describe('the next_cursor of the page before'),
+  })
+  .refine((query) => !(query.after && query.offset), { path: ['after'], error: 'cannot be combined with offset' });
+export type BatchListQuery = z.infer<typeof batchListQuerySchema>;
+
+/** GET /api/v1/memory/batch: the caller's batches, newest first; `next_cursor` (and `next_offset`, when paged by offset) when there are more. */
 export const batchListResponseSchema = z.strictObject({
   batches: z.array(batchStatusResponseSchema),
   next_offset: z.number().int().nonnegative().optional(),
+  next_cursor: z.string().optional(),
 });
 export type BatchListResponse = z.infer<typeof batchListResponseSchema>;
 

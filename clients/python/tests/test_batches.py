@@ -183,6 +183,17 @@ def test_list_pages_through_the_users_batches_newest_first(client: BatchMemoryCl
     assert "next_offset" not in rest
 
 
+def test_list_follows_the_cursor_and_filters(client: BatchMemoryClient) -> None:
+    ids = [client.add(memories(1), namespace="py-list")["batch_id"] for _ in range(3)]
+    client.add(memories(1), namespace="py-other")
+    first = client.list(namespace="py-list", limit=2)
+    assert [b["batch_id"] for b in first["batches"]] == ids[::-1][:2]
+    rest = client.list(namespace="py-list", limit=2, after=first["next_cursor"])
+    assert [b["batch_id"] for b in rest["batches"]] == ids[:1]
+    assert "next_cursor" not in rest
+    assert client.list(status="failed", namespace="py-list")["batches"] == []
+
+
 def test_master_key_acts_for_the_user_id(
     stack: Stack, user: User, client: BatchMemoryClient
 ) -> None:

@@ -318,10 +318,31 @@ class BatchMemoryClient:
         response = self._request("GET", self._path(batch_id))
         return self._json(response)
 
-    def list(self, *, offset: Optional[int] = None, limit: Optional[int] = None) -> Dict[str, Any]:
+    def list(
+        self,
+        *,
+        status: Optional[str] = None,
+        namespace: Optional[str] = None,
+        created_after: Optional[str] = None,
+        created_before: Optional[str] = None,
+        limit: Optional[int] = None,
+        after: Optional[str] = None,
+        offset: Optional[int] = None,
+    ) -> Dict[str, Any]:
         """A page of the user's own batches (the master key's acting user),
-        newest first: ``{"batches": [...], "next_offset"?: n}``."""
-        params = _present(offset=offset, limit=limit, user_id=self._acting_user_id)
+        newest first, filtered: ``{"batches": [...], "next_cursor"?: c}``;
+        pass ``next_cursor`` as ``after`` for the next page (stable while
+        batches are created). Times are ISO 8601 strings."""
+        params = _present(
+            status=status,
+            namespace=namespace,
+            created_after=created_after,
+            created_before=created_before,
+            limit=limit,
+            after=after,
+            offset=offset,
+            user_id=self._acting_user_id,
+        )
         return self._json(self._request("GET", "", params=params))
 
     def results(self, batch_id: str, status: Optional[str] = None) -> Iterator[Dict[str, Any]]:
