@@ -238,9 +238,7 @@ async function writeLine(line: string): Promise<void> {
 }
 
 async function printResults(batchId: string, options: ConnectionOptions & { failed?: boolean }): Promise<number> {
-  for await (const result of clientOf(options).results(batchId)) {
-    if (!options.failed || !result.success) await writeLine(JSON.stringify(result));
-  }
+  for await (const result of clientOf(options).results(batchId, options.failed ? { status: 'failed' } : {})) await writeLine(JSON.stringify(result));
   return EXIT.success;
 }
 

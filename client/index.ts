@@ -17,6 +17,7 @@ import {
   type BatchMemoryResponse,
   type BatchStatusResponse,
   type MemoryProcessingResult,
+  type ResultsQuery,
   TERMINAL_STATUSES,
   type batchListQuerySchema,
   type batchOptionsFields,
@@ -243,9 +244,11 @@ export class BatchMemoryClient {
     return this.parsed(batchMemoryResponseSchema, await this.json(response), `POST ${REST_PATH}/:id/cancel`, response.status);
   }
 
-  /** Per-item results of a finished batch, in batch order, read as they stream in. */
-  async *results(batchId: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<MemoryProcessingResult> {
-    const response = await this.request(`/${encodeURIComponent(batchId)}/results`, { signal: options.signal });
+  /** Per-item results of a finished batch, in batch order, read as they stream in; filtered (`status`) and ranged (`after` an index, `limit`) by the server. */
+  async *results(batchId: string, options: { signal?: AbortSignal } & ResultsQuery = {}): AsyncGenerator<MemoryProcessingResult> {
+    const { signal, ...query } = options;
+    const search = new URLSearchParams(Object.entries(query).flatMap(([key, value]) => (value === undefined ? [] : [[key, String(value)]])));
+    const response = await this.request(`/${encodeURIComponent(batchId)}/results${search.size ? `?${search}` : ''}`, { signal });
     let line = 0;
     for await (const text of bodyLines(response)) {
       line++;

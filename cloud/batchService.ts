@@ -18,6 +18,8 @@ import {
   type MemoryItem,
   type MemoryProcessingResult,
   type BatchListQuery,
+  INLINE_RESULTS_MAX,
+  type ResultsQuery,
   LIST_CURSOR_PATTERN,
   type StoredMemory,
   type StreamOptions,
@@ -363,15 +365,34 @@ export class BatchService {
   /** BatchMemoryResponse (docs/requirements.md §3) for a batch; for its owner, per-item results once it has finished, and its metadata. */
   async response(object: Parse.Object, forOwner = true): Promise<BatchMemoryResponse> {
     const batch = forOwner ? batchRecordOf(object) : withoutOwnerFields(batchRecordOf(object));
-    const results = forOwner && isTerminal(batch.status) && !batch.filesExpiredAt ? await this.results(batch) : [];
-    return batchMemoryResponse(batch, results);
+    const { results, more } = forOwner && isTerminal(batch.status) && !batch.filesExpiredAt ? await this.results(batch) : { results: [], more: false };
+    return batchMemoryResponse(batch, results, more);
   }
 
-  /** Per-item results from the results file, in batch order. */
-  async results(batch: BatchRecord): Promise<MemoryProcessingResult[]> {
+  /** The per-item results an answer carries: the first INLINE_RESULTS_MAX, in batch order, and whether more follow in the download. */
+  async results(batch: BatchRecord): Promise<{ results: MemoryProcessingResult[]; more: boolean }> {
     if (batch.filesExpiredAt) throw filesExpiredError(batch);
-    if (!batch.resultsFileName) return [];
-    return this.storage.readLines<MemoryProcessingResult>(batch.resultsFileName);
+    if (!batch.resultsFileName) return { results: [], more: false };
+    const results: MemoryProcessingResult[] = [];
+    for await (const result of this.resultLines(batch, { limit: INLINE_RESULTS_MAX + 1 })) results.push(result);
+    return { results: results.slice(0, INLINE_RESULTS_MAX), more: results.length > INLINE_RESULTS_MAX };
+  }
+
+  /**
+   * A finished batch's per-item results, filtered and ranged, read from the results file as they stream in: a
+   * reader that has its `limit` stops the download, and none holds the file.
+   */
+  async *resultLines(batch: BatchRecord, query: ResultsQuery): AsyncGenerator<MemoryProcessingResult> {
+    if (batch.filesExpiredAt) throw filesExpiredError(batch);
+    if (!batch.resultsFileName) throw resultsNotReady(batch);
+    let left = query.limit ?? Infinity;
+    if (left <= 0) return;
+    for await (const result of this.storage.streamLines<MemoryProcessingResult>(batch.resultsFileName)) {
+      if (query.after !== undefined && result.index <= query.after) continue;
+      if (query.status && result.success !== (query.status === 'succeeded')) continue;
+      yield result;
+      if (--left === 0) return;
+    }
   }
 
   /**

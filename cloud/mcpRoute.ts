@@ -10,10 +10,9 @@ import type { Config } from '../config';
 import type { Logger } from '../config/log';
 import { type BatchAccess, batchMcpServer } from '../mcp/server';
 import { listResponse, statusResponse } from '../schema/answers';
-import type { MemoryProcessingResult } from '../schema/memory';
 import { batchRecordOf } from '../schema/records';
 import type { Actor, AuthedRequest, RouteAuthentication } from './auth';
-import { type BatchService, filesExpiredError, resultsNotReady } from './batchService';
+import type { BatchService } from './batchService';
 import { jsonErrorHandler } from './httpErrors';
 import { bodyBounds, type ConcurrencySlots, readJsonBody, slotHolder } from './inputBounds';
 
@@ -40,11 +39,8 @@ function inProcessAccess(service: BatchService, config: Config, actor: Actor, sl
       return listResponse(await service.list(actor, query));
     },
     async *results(batchId) {
-      const batch = batchRecordOf(await service.ownBatch(actor, batchId, 'read the per-item results of'));
-      if (batch.filesExpiredAt) throw filesExpiredError(batch);
-      if (!batch.resultsFileName) throw resultsNotReady(batch);
       // Streamed: a page of failures stops reading where it ends.
-      yield* service.storage.streamLines<MemoryProcessingResult>(batch.resultsFileName);
+      yield* service.resultLines(batchRecordOf(await service.ownBatch(actor, batchId, 'read the per-item results of')), {});
     },
     cancel: (batchId) => service.cancel(actor, batchId),
     async retryFailed(batchId) {

@@ -116,11 +116,16 @@ export function openApiDocument(): Record<string, unknown> {
       },
       '/api/v1/memory/batch/{id}/results': {
         get: {
-          summary: 'Per-item results, streamed as JSON Lines',
-          parameters: [idParameter],
+          summary: 'Per-item results, streamed as JSON Lines, in batch order; filtered and ranged on request (status=failed: the errors only)',
+          parameters: [
+            idParameter,
+            { name: 'status', in: 'query', schema: { type: 'string', enum: ['succeeded', 'failed'] }, description: 'only the stored items, or only the failed ones' },
+            { name: 'after', in: 'query', schema: { type: 'integer', minimum: 0 }, description: 'only items whose index is greater' },
+            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1 }, description: 'at most this many items' },
+          ],
           responses: {
             '200': { description: 'one MemoryProcessingResult per line', content: { 'application/x-ndjson': { schema: ref('MemoryProcessingResult') } } },
-            ...errors(401, 403, 404, 409, 410, 429),
+            ...errors(400, 401, 403, 404, 409, 410, 429),
           },
         },
       },

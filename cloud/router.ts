@@ -3,13 +3,14 @@
  * It is a second door to the same BatchService the Cloud Functions use.
  */
 import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import express from 'express';
 import type { Config } from '../config';
 import type { Logger } from '../config/log';
 import { BATCH_ROUTE, httpStatusOf, listResponse, statusResponse } from '../schema/answers';
-import { BATCH_ID_PATTERN, batchListQuerySchema, describeDetails, streamOptionsSchema, validationDetails } from '../schema/memory';
+import { BATCH_ID_PATTERN, batchListQuerySchema, describeDetails, resultsQuerySchema, streamOptionsSchema, validationDetails } from '../schema/memory';
 import { batchRecordOf } from '../schema/records';
 import type { Actor, AuthedRequest, RouteAuthentication } from './auth';
 import { type BatchService, filesExpiredError, resultsNotReady } from './batchService';
@@ -149,13 +150,30 @@ export function batchRouter(service: BatchService, config: Config, log: Logger, 
   router.get(
     '/memory/batch/:id/results',
     handle(async (req, res) => {
+      const numbers = Object.fromEntries(Object.entries(req.query).map(([key, value]) => [key, typeof value === 'string' && /^\d+$/.test(value) && key !== 'status' ? Number(value) : value]));
+      const query = resultsQuerySchema.safeParse(numbers);
+      if (!query.success) {
+        const details = validationDetails(query.error);
+        throw new BatchError(400, 'invalid_request', `invalid results query: ${describeDetails(details)}`, details);
+      }
       const batch = batchRecordOf(await service.ownBatch((req as AuthedRequest).actor as Actor, batchIdOf(req), 'read the per-item results of'));
       if (batch.filesExpiredAt) throw filesExpiredError(batch);
       if (!batch.resultsFileName) throw resultsNotReady(batch);
-      // Streamed from file storage through gunzip: a large result set is never built in memory.
-      const download = await service.storage.openFile(batch.resultsFileName);
       res.status(200).type('application/x-ndjson');
-      await pipeline(download, zlib.createGunzip(), res);
+      if (Object.keys(query.data).length === 0) {
+        // All of them: the file's bytes streamed through gunzip, never built in memory.
+        await pipeline(await service.storage.openFile(batch.resultsFileName), zlib.createGunzip(), res);
+        return;
+      }
+      // Filtered and ranged: one result at a time, and the download stops at the limit.
+      await pipeline(
+        Readable.from(
+          (async function* () {
+            for await (const result of service.resultLines(batch, query.data)) yield `${JSON.stringify(result)}\n`;
+          })(),
+        ),
+        res,
+      );
     }),
   );
 

@@ -26,8 +26,11 @@ export function filesExpiredMessage(batch: Pick<BatchRecord, 'id' | 'filesExpire
   return `the stored memories and per-item results of batch ${batch.id} were deleted on ${batch.filesExpiredAt?.toISOString()} (BATCH_FILE_EXPIRY_DAYS); its counts remain`;
 }
 
-/** BatchMemoryResponse (docs/requirements.md §3); `results` are the per-item results read from the results file (none before the end). */
-export function batchMemoryResponse(batch: BatchRecord, results: MemoryProcessingResult[]): BatchMemoryResponse {
+/**
+ * BatchMemoryResponse (docs/requirements.md §3); `results` are the per-item results read from the results file (none
+ * before the end), `more` when the file holds others past them (the answer then points to the download).
+ */
+export function batchMemoryResponse(batch: BatchRecord, results: MemoryProcessingResult[], more = false): BatchMemoryResponse {
   const errors = [
     ...(batch.error ? [batch.error] : []),
     ...(batch.filesExpiredAt ? [filesExpiredMessage(batch)] : []),
@@ -42,6 +45,7 @@ export function batchMemoryResponse(batch: BatchRecord, results: MemoryProcessin
     failed: batch.failedMemories,
     results,
     errors: errors.length ? errors : null,
+    ...(more ? { results_url: `${BATCH_ROUTE}/${batch.id}/results` } : {}),
     ...(batch.metadata ? { metadata: batch.metadata } : {}),
   };
 }

@@ -351,6 +351,17 @@ export const memoryProcessingResultSchema = z.strictObject({
 });
 export type MemoryProcessingResult = z.infer<typeof memoryProcessingResultSchema>;
 
+/** Per-item results an answer carries inline at most; a larger batch's answer points to the results download. */
+export const INLINE_RESULTS_MAX = 1000;
+
+/** GET …/:id/results: which results, from where, how many (all of them, in batch order, by default). */
+export const resultsQuerySchema = z.strictObject({
+  status: z.enum(['succeeded', 'failed'], { error: 'must be succeeded or failed' }).optional().describe('only the stored items, or only the failed ones'),
+  after: z.number({ error: 'must be a number' }).int({ error: 'must be an integer' }).min(0, { error: 'must be at least 0' }).optional().describe('only items whose index is greater'),
+  limit: z.number({ error: 'must be a number' }).int({ error: 'must be an integer' }).min(1, { error: 'must be at least 1' }).optional().describe('at most this many items'),
+});
+export type ResultsQuery = z.infer<typeof resultsQuerySchema>;
+
 /** BatchMemoryResponse (docs/requirements.md §3), plus the batch status. */
 export const batchMemoryResponseSchema = z.strictObject({
   success: z.boolean(),
@@ -361,6 +372,8 @@ export const batchMemoryResponseSchema = z.strictObject({
   failed: z.number().int().nonnegative(),
   results: z.array(memoryProcessingResultSchema),
   errors: z.array(z.string()).nullable().optional(),
+  /** When the batch has more than INLINE_RESULTS_MAX items: `results` holds the first of them, and all are here. */
+  results_url: z.string().optional(),
   /** The batch's metadata, as submitted: its owner's only. */
   metadata: z.record(z.string(), z.unknown()).optional(),
 });

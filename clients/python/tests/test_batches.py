@@ -168,6 +168,12 @@ def test_results_keep_failed_or_succeeded_items_only(client: BatchMemoryClient) 
     assert len(succeeded) == 57 and all(r["success"] for r in succeeded)
 
 
+def test_results_are_ranged_by_the_server(client: BatchMemoryClient) -> None:
+    batch = client.add(memories(30))
+    ranged = list(client.results(batch["batch_id"], "succeeded", after=9, limit=5))
+    assert [r["index"] for r in ranged] == [10, 11, 12, 13, 14]
+
+
 def test_results_refuse_an_unknown_status_filter(client: BatchMemoryClient) -> None:
     with pytest.raises(ValueError):
         client.results("abc", status="pending")

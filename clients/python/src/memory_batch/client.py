@@ -19,7 +19,7 @@ from typing import (
     Optional,
     Union,
 )
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import httpx
 
@@ -345,26 +345,33 @@ class BatchMemoryClient:
         )
         return self._json(self._request("GET", "", params=params))
 
-    def results(self, batch_id: str, status: Optional[str] = None) -> Iterator[Dict[str, Any]]:
+    def results(
+        self,
+        batch_id: str,
+        status: Optional[str] = None,
+        *,
+        after: Optional[int] = None,
+        limit: Optional[int] = None,
+    ) -> Iterator[Dict[str, Any]]:
         """Per-item results of a finished batch, in batch order, read as
         they stream in.
 
-        ``status`` keeps ``"succeeded"`` or ``"failed"`` items only; the
-        server sends every item, so the filter runs here. The request is
-        sent when iteration starts.
+        ``status`` keeps ``"succeeded"`` or ``"failed"`` items only,
+        ``after`` those whose index is greater, ``limit`` at most that
+        many: the server filters, so only those cross the network. The
+        request is sent when iteration starts.
         """
         if status is not None and status not in RESULT_STATUSES:
             raise ValueError(f"status must be one of {', '.join(RESULT_STATUSES)}")
-        return self._results(batch_id, status)
+        query = urlencode(_present(status=status, after=after, limit=limit))
+        return self._results(f"{self._path(batch_id)}/results{'?' + query if query else ''}")
 
-    def _results(self, batch_id: str, status: Optional[str]) -> Iterator[Dict[str, Any]]:
-        with self._stream("GET", f"{self._path(batch_id)}/results") as response:
+    def _results(self, path: str) -> Iterator[Dict[str, Any]]:
+        with self._stream("GET", path) as response:
             for number, line in enumerate(response.iter_lines(), start=1):
                 if not line.strip():
                     continue
-                item = _json_of(line, f"results line {number}", response.status_code)
-                if status is None or item.get("success") == (status == "succeeded"):
-                    yield item
+                yield _json_of(line, f"results line {number}", response.status_code)
 
     def events(
         self, batch_id: str, *, deadline: Optional[float] = None
