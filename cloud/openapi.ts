@@ -80,9 +80,10 @@ export function openApiDocument(): Record<string, unknown> {
           ],
           requestBody: {
             required: true,
+            description: 'application/json: the batch, memories and options; application/x-ndjson: one MemoryItem per line (Content-Encoding: gzip accepted), the options in the query string',
             content: {
               'application/json': { schema: ref('BatchRequest') },
-              'application/x-ndjson': { schema: ref('MemoryItem'), description: 'one memory per line; Content-Encoding: gzip accepted' },
+              'application/x-ndjson': { schema: ref('MemoryItem') },
             },
           },
           responses: {

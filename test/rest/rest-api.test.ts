@@ -1,7 +1,9 @@
 /** The REST route over real HTTP: the user story of docs/requirements.md §3, every status code, idempotency, NDJSON, results, cancel, OpenAPI. */
+import { execFileSync } from 'node:child_process';
 import { gzipSync } from 'node:zlib';
+import { PROJECT_ROOT } from '../../scripts/stack';
 import { closeTemporal, countMemories, getBatch, heldMemories, memories, newGate, newUser, orphanFiles, parse, temporal, untilActivitiesClosed, waitFor } from '../support/helpers';
-import { openApiProblems, postJson, rest } from '../support/rest';
+import { REST, openApiProblems, postJson, rest } from '../support/rest';
 import { stackInfo } from '../support/stackInfo';
 import { workflowIdFor } from '../../schema/workflow';
 
@@ -248,4 +250,16 @@ test('the OpenAPI 3.1 document is served and describes every path', async () => 
   for (const route of ['/api/v1/memory/batch/{id}/results', '/api/v1/memory/batch/{id}/cancel', '/api/v1/memory/batch/{id}/retry']) {
     expect(codes(route.endsWith('results') ? 'get' : 'post', route)).toEqual(expect.arrayContaining(['403', '404']));
   }
+});
+
+test('the OpenAPI document is valid OpenAPI 3.1, as a validator library checks it', () => {
+  // The validator is an ES module: it runs in a Node.js process of its own on the document the route serves.
+  const script = `
+    const { Validator } = await import('@seriousme/openapi-schema-validator');
+    const document = await (await fetch(process.argv[1])).json();
+    const validator = new Validator();
+    const result = await validator.validate(document);
+    process.stdout.write(JSON.stringify({ valid: result.valid, version: validator.version, errors: result.errors ?? [] }));`;
+  const checked = execFileSync(process.execPath, ['--input-type=module', '-e', script, `${REST}/openapi.json`], { cwd: PROJECT_ROOT, encoding: 'utf8' });
+  expect(JSON.parse(checked)).toEqual({ valid: true, version: '3.1', errors: [] });
 });
