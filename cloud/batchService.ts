@@ -18,6 +18,10 @@ import {
   type MemoryItem,
   type MemoryProcessingResult,
   type BatchListQuery,
+  DRY_RUN_MAX_PROBLEMS,
+  type DryRunResponse,
+  type ValidationDetail,
+  streamOptionsSchema,
   INLINE_RESULTS_MAX,
   type ResultsQuery,
   LIST_CURSOR_PATTERN,
@@ -128,6 +132,33 @@ export class BatchService {
       throw new BatchError(403, 'forbidden', 'anonymous users cannot submit batches: sign up with a username and password');
     }
     return user;
+  }
+
+  /** A JSON batch validated exactly as `submit` would, for a user who could submit it; nothing is stored or started. */
+  async dryRun(actor: Actor, params: unknown): Promise<DryRunResponse> {
+    if (!actor.master && !actor.user) throw new BatchError(401, 'unauthorized', 'a logged-in user (session token) is required');
+    const memories = (params as { memories?: unknown } | null)?.memories;
+    const parsed = this.requestSchema().safeParse(params);
+    if (parsed.success) await this.actingUser(actor, parsed.data.user_id);
+    return dryRunResponse(Array.isArray(memories) ? memories.length : 0, parsed.success ? 0 : parsed.error.issues.length, parsed.success ? [] : validationDetails(parsed.error, DRY_RUN_MAX_PROBLEMS));
+  }
+
+  /** A streamed batch validated line by line exactly as `submitStream` would, every problem counted; nothing is stored or started. */
+  async dryRunStream(actor: Actor, settings: unknown, lines: (onProblem: (problem: BatchError) => void) => AsyncIterable<MemoryItem>): Promise<DryRunResponse> {
+    if (!actor.master && !actor.user) throw new BatchError(401, 'unauthorized', 'a logged-in user (session token) is required');
+    const options = streamOptionsSchema(this.config.WEBHOOK_ALLOWED_NETWORKS ?? []).safeParse(settings);
+    if (options.success) await this.actingUser(actor, options.data.user_id);
+    const problems: ValidationDetail[] = options.success ? [] : validationDetails(options.error, DRY_RUN_MAX_PROBLEMS);
+    let found = options.success ? 0 : options.error.issues.length;
+    let total = 0;
+    const onProblem = (problem: BatchError) => {
+      total++;
+      found++;
+      const details = problem.details.length ? problem.details : [{ path: 'body', message: problem.message }];
+      problems.push(...details.slice(0, DRY_RUN_MAX_PROBLEMS - problems.length));
+    };
+    for await (const _memory of lines(onProblem)) total++;
+    return dryRunResponse(total, found, problems);
   }
 
   /** A JSON batch: everything is validated before anything is stored. */
@@ -600,6 +631,10 @@ export class BatchService {
     if (!actor.sessionToken) throw new BatchError(401, 'unauthorized', 'a logged-in user (session token) is required');
     return { sessionToken: actor.sessionToken };
   }
+}
+
+function dryRunResponse(total: number, problemsCount: number, problems: ValidationDetail[]): DryRunResponse {
+  return { dry_run: true, valid: problemsCount === 0, total, problems, problems_count: problemsCount };
 }
 
 /** A batch's record without what only its owner reads (the members of its organization read the rest). */

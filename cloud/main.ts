@@ -197,7 +197,12 @@ export function registerCloudCode(cloud: typeof Parse.Cloud, appId: string, serv
       }
     });
 
-  define('addMemoryBatch', async (request) => (await service.submit(actorOf(request), request.params)).response);
+  define('addMemoryBatch', async (request) => {
+    // dry_run: validated exactly as a submit, nothing stored or started.
+    const { dry_run: dryRun, ...params } = (request.params ?? {}) as Record<string, unknown>;
+    if (dryRun === true) return service.dryRun(actorOf(request), params);
+    return (await service.submit(actorOf(request), request.params)).response;
+  });
   define('getMemoryBatch', (request) => service.get(actorOf(request), batchIdParam(request)));
   define('listMemoryBatches', async (request) => {
     const { user_id: userId, ...params } = (request.params ?? {}) as Record<string, unknown>;

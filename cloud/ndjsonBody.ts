@@ -11,9 +11,11 @@ import { BatchError } from './errors';
 /**
  * Memories of an NDJSON body, validated one line at a time; the body is never held in memory whole.
  * Every line counts toward MAX_STREAM_BATCH_SIZE, blank or not, so that a body of nothing but
- * newlines ends at the bound instead of being scanned to its end.
+ * newlines ends at the bound instead of being scanned to its end. A bad line ends the body with its error;
+ * given `onProblem` (a dry run), the error is handed to it instead and reading goes on with the next line
+ * (a body over MAX_STREAM_BATCH_SIZE lines still ends there).
  */
-export async function* ndjsonMemories(body: Readable, config: Config, hash: ReturnType<typeof createHash>): AsyncGenerator<MemoryItem> {
+export async function* ndjsonMemories(body: Readable, config: Config, hash: ReturnType<typeof createHash>, onProblem?: (problem: BatchError) => void): AsyncGenerator<MemoryItem> {
   const itemSchema = limitedMemoryItemSchema(config.MAX_MEMORY_SIZE);
   const customIds = new CustomIds();
   const decoder = new TextDecoder('utf-8', { fatal: true });
@@ -22,6 +24,8 @@ export async function* ndjsonMemories(body: Readable, config: Config, hash: Retu
   let pendingBytes = 0;
   let lines = 0;
   let index = 0;
+  /** Inside a line too long to read, in a dry run: its bytes are skipped up to its end. */
+  let skipping = false;
 
   const parseLine = (bytes: Buffer): MemoryItem | undefined => {
     lines++;
@@ -64,12 +68,29 @@ export async function* ndjsonMemories(body: Readable, config: Config, hash: Retu
     return parsed.data;
   };
 
+  /** A line's memory; in a dry run, a bad line is reported and counted as a memory's place, and reading goes on. */
+  const checked = (bytes: Buffer): MemoryItem | undefined => {
+    try {
+      return parseLine(bytes);
+    } catch (error) {
+      if (!onProblem || !(error instanceof BatchError) || lines > config.MAX_STREAM_BATCH_SIZE) throw error;
+      onProblem(error);
+      index++;
+      return undefined;
+    }
+  };
+
   for await (const chunk of body as AsyncIterable<Buffer>) {
     hash.update(chunk);
     let start = 0;
     for (let newline = chunk.indexOf(10); newline !== -1; newline = chunk.indexOf(10, start)) {
+      if (skipping) {
+        skipping = false;
+        start = newline + 1;
+        continue;
+      }
       pending.push(chunk.subarray(start, newline));
-      const item = parseLine(Buffer.concat(pending));
+      const item = checked(Buffer.concat(pending));
       pending = [];
       pendingBytes = 0;
       start = newline + 1;
@@ -78,18 +99,25 @@ export async function* ndjsonMemories(body: Readable, config: Config, hash: Retu
         yield item;
       }
     }
-    if (start < chunk.length) {
+    if (start < chunk.length && !skipping) {
       pending.push(chunk.subarray(start));
       pendingBytes += chunk.length - start;
       if (pendingBytes > maxLine) {
-        throw new BatchError(413, 'too_large', `invalid batch: memories[${index}] (line ${lines + 1}) is longer than ${maxLine} bytes (MAX_MEMORY_SIZE = ${config.MAX_MEMORY_SIZE})`, [
+        const tooLong = new BatchError(413, 'too_large', `invalid batch: memories[${index}] (line ${lines + 1}) is longer than ${maxLine} bytes (MAX_MEMORY_SIZE = ${config.MAX_MEMORY_SIZE})`, [
           { path: `memories[${index}]`, index, message: 'is too large', limit: config.MAX_MEMORY_SIZE },
         ]);
+        if (!onProblem) throw tooLong;
+        onProblem(tooLong);
+        lines++;
+        index++;
+        pending = [];
+        pendingBytes = 0;
+        skipping = true;
       }
     }
   }
   if (pendingBytes > 0) {
-    const item = parseLine(Buffer.concat(pending));
+    const item = checked(Buffer.concat(pending));
     if (item) yield item;
   }
 }

@@ -8,6 +8,7 @@ import {
   batchMemoryResponseSchema,
   batchOptionsFields,
   batchStatusResponseSchema,
+  dryRunResponseSchema,
   errorResponseSchema,
   memoryItemSchema,
   memoryProcessingResultSchema,
@@ -56,6 +57,7 @@ export function openApiDocument(): Record<string, unknown> {
         BatchListResponse: schema(batchListResponseSchema, 'output'),
         MemoryProcessingResult: schema(memoryProcessingResultSchema, 'output'),
         ErrorResponse: schema(errorResponseSchema, 'output'),
+        DryRunResponse: schema(dryRunResponseSchema, 'output'),
       },
     },
     security: [{ sessionToken: [] }, { bearer: [] }, { masterKey: [] }],
@@ -68,6 +70,12 @@ export function openApiDocument(): Record<string, unknown> {
             { name: 'wait', in: 'query', schema: { type: 'boolean' }, description: 'false answers at once with 202 (also Prefer: respond-async)' },
             { name: 'namespace', in: 'query', schema: { type: 'string' }, description: 'NDJSON uploads take their options from the query' },
             { name: 'workspace_id', in: 'query', schema: { type: 'string' } },
+            {
+              name: 'dry_run',
+              in: 'query',
+              schema: { type: 'boolean' },
+              description: 'true: validate the body exactly as a submit would, store and start nothing, answer 200 with a DryRunResponse',
+            },
             {
               name: 'process',
               in: 'query',
@@ -87,7 +95,10 @@ export function openApiDocument(): Record<string, unknown> {
             },
           },
           responses: {
-            '200': { description: 'completed, every memory stored', content: jsonContent('BatchMemoryResponse') },
+            '200': {
+              description: 'completed, every memory stored; with dry_run=true, what a submit would have found (DryRunResponse)',
+              content: { 'application/json': { schema: { oneOf: [ref('BatchMemoryResponse'), ref('DryRunResponse')] } } },
+            },
             '202': { description: 'accepted and still running; poll the Location', content: jsonContent('BatchMemoryResponse') },
             '207': { description: 'finished with item failures, or failed or cancelled', content: jsonContent('BatchMemoryResponse') },
             ...errors(400, 401, 403, 408, 409, 413, 415, 429),

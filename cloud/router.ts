@@ -92,11 +92,18 @@ export function batchRouter(service: BatchService, config: Config, log: Logger, 
       }
       // Held while the body is read and stored, not while the answer waits for the batch to finish.
       const onStored = slotFor(uploads, req, res);
+      // A dry run validates the body exactly as a submit would, and stores and starts nothing.
+      const dryRun = req.query.dry_run === 'true';
       let answer;
       if (req.is('application/x-ndjson')) {
-        const query: Record<string, unknown> = Object.fromEntries(Object.entries(req.query).filter(([key]) => key !== 'wait'));
+        const query: Record<string, unknown> = Object.fromEntries(Object.entries(req.query).filter(([key]) => key !== 'wait' && !(dryRun && key === 'dry_run')));
         // The batch's metadata travels in the query string as JSON text; text that is not JSON is refused as not an object.
         if (typeof query.metadata === 'string') query.metadata = jsonOrText(query.metadata);
+        if (dryRun) {
+          const body = boundedBody(req, ndjsonBounds);
+          res.status(200).json(await service.dryRunStream(actor, query, (onProblem) => ndjsonMemories(body, config, createHash('sha256'), onProblem)));
+          return;
+        }
         const parsed = optionsSchema.safeParse(query);
         if (!parsed.success) {
           const details = validationDetails(parsed.error);
@@ -111,6 +118,10 @@ export function batchRouter(service: BatchService, config: Config, log: Logger, 
           throw new BatchError(400, 'invalid_request', 'request body must be a JSON object with "memories"', [{ path: 'body', message: 'must be a JSON object' }]);
         }
         const fields = body as Record<string, unknown>;
+        if (dryRun) {
+          res.status(200).json(await service.dryRun(actor, fields));
+          return;
+        }
         const wait = wantsToWait(req, typeof fields.wait === 'boolean' ? fields.wait : undefined);
         answer = await service.submit(actor, { ...fields, ...(wait === undefined ? {} : { wait }) }, { idempotencyKey, onStored });
       }

@@ -351,6 +351,23 @@ export const memoryProcessingResultSchema = z.strictObject({
 });
 export type MemoryProcessingResult = z.infer<typeof memoryProcessingResultSchema>;
 
+/** Problems a dry run names at most (it counts them all). */
+export const DRY_RUN_MAX_PROBLEMS = 100;
+
+/** A dry run's answer: what a submit of the same body would have found, with nothing stored and nothing started. */
+export const dryRunResponseSchema = z.strictObject({
+  dry_run: z.literal(true),
+  /** A submit of the body would be taken. */
+  valid: z.boolean(),
+  /** The memories the body holds (lines of an NDJSON body that are memories, valid or not). */
+  total: z.number().int().nonnegative(),
+  /** The first DRY_RUN_MAX_PROBLEMS problems, each with its path, index, field, message and limit. */
+  problems: z.array(z.strictObject({ path: z.string(), index: z.number().int().optional(), field: z.string().optional(), message: z.string(), limit: z.number().optional() })),
+  /** Every problem found. */
+  problems_count: z.number().int().nonnegative(),
+});
+export type DryRunResponse = z.infer<typeof dryRunResponseSchema>;
+
 /** Per-item results an answer carries inline at most; a larger batch's answer points to the results download. */
 export const INLINE_RESULTS_MAX = 1000;
 
