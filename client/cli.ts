@@ -27,6 +27,8 @@ interface ConnectionOptions {
   sessionToken?: string;
   masterKey?: string;
   userId?: string;
+  /** One JSON object on standard output instead of the text summary. */
+  json?: boolean;
 }
 
 interface FollowOptions extends ConnectionOptions {
@@ -145,7 +147,11 @@ function exitCodeOf(batch: BatchView): number {
   return batch.status === 'completed' && batch.failed === 0 ? EXIT.success : EXIT.failure;
 }
 
-function printSummary(client: BatchMemoryClient, batch: BatchView, startedAt: number): void {
+function printSummary(client: BatchMemoryClient, batch: BatchView, startedAt: number, json = false): void {
+  if (json) {
+    process.stdout.write(`${JSON.stringify(batch)}\n`);
+    return;
+  }
   const id = batch.batch_id;
   const error = 'results' in batch ? batch.errors?.find((e) => !e.startsWith('memories[')) : batch.error;
   const rows: [string, string | number][] = [
@@ -190,11 +196,11 @@ async function follow(client: BatchMemoryClient, batchId: string, options: Follo
     if (!(error instanceof BatchWaitTimeoutError)) throw error;
     display.stop();
     process.stderr.write(`memory-batch: ${error.message}; it keeps running\n`);
-    printSummary(client, error.lastStatus ?? (await client.get(batchId)), startedAt);
+    printSummary(client, error.lastStatus ?? (await client.get(batchId)), startedAt, options.json);
     return EXIT.failure;
   }
   display.stop();
-  printSummary(client, final, startedAt);
+  printSummary(client, final, startedAt, options.json);
   return exitCodeOf(final);
 }
 
@@ -215,7 +221,7 @@ async function importMemories(file: string, options: ImportOptions): Promise<num
     );
     display.accepted(uploadedBytes, batch, replayed, !options.async);
     if (options.async || isFinished(batch)) {
-      printSummary(client, batch, startedAt);
+      printSummary(client, batch, startedAt, options.json);
       return exitCodeOf(batch);
     }
     return await follow(client, batch.batch_id, options, display, startedAt);
@@ -273,8 +279,26 @@ async function listBatches(options: ListOptions): Promise<number> {
 async function cancelBatch(batchId: string, options: ConnectionOptions): Promise<number> {
   const client = clientOf(options);
   const startedAt = Date.now();
-  printSummary(client, await client.cancel(batchId), startedAt);
+  printSummary(client, await client.cancel(batchId), startedAt, options.json);
   return EXIT.success;
+}
+
+/** Retries the items a finished batch did not store, as a new batch, and follows it (or not, with --async). */
+async function retryBatch(batchId: string, options: FollowOptions & { async?: boolean }): Promise<number> {
+  const client = clientOf(options);
+  const startedAt = Date.now();
+  const retry = await client.retryFailed(batchId);
+  process.stderr.write(`memory-batch: batch ${retry.batch_id} retries the ${retry.total} items batch ${batchId} did not store\n`);
+  if (options.async || isFinished(retry)) {
+    printSummary(client, retry, startedAt, options.json);
+    return exitCodeOf(retry);
+  }
+  const display = new ProgressDisplay(process.stderr);
+  try {
+    return await follow(client, retry.batch_id, options, display, startedAt);
+  } finally {
+    display.stop();
+  }
 }
 
 function positiveInteger(value: string): number {
@@ -304,6 +328,7 @@ function buildProgram(done: (exitCode: number) => void): Command {
     .addOption(new Option('--master-key <key>', 'act with the master key instead (imports need --user-id)').env('PARSE_MASTER_KEY'))
     .addOption(new Option('--user-id <id>', 'user the master key acts for'))
     .addOption(new Option('--app-id <id>', 'Parse application id').env('PARSE_APP_ID').default(DEFAULT_APP_ID))
+    .option('--json', 'print one JSON object (the batch or the page) on standard output instead of text')
     .exitOverride()
     .showHelpAfterError('(memory-batch --help for usage)');
 
@@ -356,6 +381,14 @@ function buildProgram(done: (exitCode: number) => void): Command {
     .option('--limit <n>', `batches per page (at most ${MAX_PAGE_SIZE})`, positiveInteger)
     .option('--after <cursor>', 'the next_cursor of the page before')
     .action(run((_options: ListOptions, command: Command) => listBatches(command.optsWithGlobals<ListOptions>())));
+
+  program
+    .command('retry')
+    .description('start a new batch of the items a finished batch did not store, and follow it')
+    .argument('<id>', 'batch id of the finished batch')
+    .option('--async', 'return once the retry batch is accepted, with its id')
+    .addOption(timeout)
+    .action(run((id: string, _options: FollowOptions, command: Command) => retryBatch(id, command.optsWithGlobals<FollowOptions & { async?: boolean }>())));
 
   program
     .command('results')
@@ -439,13 +472,16 @@ process.stdout.on('error', (error: NodeJS.ErrnoException) => {
   if (error.code === 'EPIPE') process.exit(EXIT.success);
   throw error;
 });
-// Interrupted (Ctrl-C, a supervisor's SIGTERM): exit 1 like any unfinished run rather than die of the signal.
-// A batch already accepted keeps running; the same import with its --idempotency-key follows it again.
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+// Interrupted (Ctrl-C, a supervisor's SIGTERM): exit as shells report a command the signal stopped (130, 143), after
+// saying so. A batch already accepted keeps running; the same import with its --idempotency-key follows it again.
+for (const [signal, code] of [
+  ['SIGINT', 130],
+  ['SIGTERM', 143],
+] as const) {
   process.once(signal, () => {
     if (process.stderr.isTTY) process.stderr.write('\x1B[?25h\n'); // the progress bar hid the cursor
     process.stderr.write(`memory-batch: interrupted (${signal}); a batch already accepted keeps running\n`);
-    process.exit(EXIT.failure);
+    process.exit(code);
   });
 }
 void main(process.argv).then((code) => {

@@ -63,9 +63,9 @@ test(
     const first = startCli(args);
     const accepted = await waitFor('the first run to be accepted', async () => /batch (\w+) accepted: 3000 memories/.exec(first.output.stderr)?.[1], 120_000);
     first.child.kill('SIGTERM');
-    // Interrupted, it exits 1 (as any unfinished run: README's exit codes), not killed by the signal.
+    // Interrupted, it exits 143 (README's exit codes: as a shell reports SIGTERM), after saying so.
     const interrupted = await first.exit;
-    expect(interrupted.code).toBe(1);
+    expect(interrupted.code).toBe(143);
     expect(interrupted.stderr).toContain('memory-batch: interrupted (SIGTERM); a batch already accepted keeps running');
 
     const second = await runCli(args);
@@ -219,4 +219,50 @@ test('--version prints the package version and exits 0', async () => {
   const { version } = JSON.parse(fs.readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string };
   const answer = await runCli(['--version']);
   expect({ code: answer.code, out: answer.stdout.trim() }).toEqual({ code: 0, out: version });
+});
+
+test('--json prints one JSON object; `retry` starts a batch of the failed items and follows it; Ctrl-C exits 130', async () => {
+  const { sessionToken } = await newUser('cli-retry');
+  const env = { MEMORY_BATCH_SERVER: SERVER, MEMORY_BATCH_SESSION_TOKEN: sessionToken };
+  const lines = memories(6, 100, (index) => (index === 2 || index === 4 ? { metadata: { test_reject: 'rejected for the test' }, custom_id: `c-${index}` } : {}))
+    .map((memory) => JSON.stringify(memory))
+    .join('\n');
+  const imported = await runCli(['--json', 'import', '-'], env, lines);
+  expect(imported.code).toBe(1);
+  const batch = JSON.parse(imported.stdout) as { batch_id: string; status: string; failed: number };
+  expect(imported.stdout.trim().split('\n')).toHaveLength(1);
+  expect(batch).toMatchObject({ status: 'completed', total: 6, processed: 4, failed: 2 });
+
+  // The retry's items fail again (the processor refuses them each time): exit 1, and its status names the batch retried.
+  const retried = await runCli(['retry', batch.batch_id, '--json'], env);
+  expect(retried.code).toBe(1);
+  const retry = JSON.parse(retried.stdout) as { batch_id: string; retry_of?: string };
+  expect(retried.stderr).toContain(`batch ${retry.batch_id} retries the 2 items batch ${batch.batch_id} did not store`);
+  expect(retry).toMatchObject({ status: 'completed', total: 2, failed: 2, retry_of: batch.batch_id });
+  const results = await runCli(['results', retry.batch_id], env);
+  expect(
+    results.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line).original_index),
+  ).toEqual([2, 4]);
+
+  // Following a batch that runs until a gate opens, Ctrl-C: 130, and the batch keeps running.
+  const gate = newGate();
+  const held = await runCli(
+    ['import', '-', '--async', '--json'],
+    env,
+    heldMemories(200, gate)
+      .map((memory) => JSON.stringify(memory))
+      .join('\n'),
+  );
+  const heldId = (JSON.parse(held.stdout) as { batch_id: string }).batch_id;
+  const following = startCli(['wait', heldId], env);
+  await waitFor('the wait to show progress', async () => (following.output.stderr.length > 0 ? true : undefined), 60_000);
+  following.child.kill('SIGINT');
+  const interrupted = await following.exit;
+  gate.open();
+  expect({ code: interrupted.code, said: interrupted.stderr.includes('memory-batch: interrupted (SIGINT)') }).toEqual({ code: 130, said: true });
+  const finished = await runCli(['wait', heldId, '--json'], env);
+  expect(JSON.parse(finished.stdout)).toMatchObject({ batch_id: heldId, status: 'completed', processed: 200 });
 });
