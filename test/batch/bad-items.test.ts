@@ -18,7 +18,7 @@ import { MongoClient } from 'mongodb';
 import { mongoOnlyTest, postgresOnlyTest } from '../support/database';
 import { startPrivateStack } from '../support/privateStack';
 import { stackApi } from '../reliability/stackApi';
-import { addMemoryBatch, closeTemporal, countMemories, duplicateMemories, master, memories, newUser, parse, temporal, type TestUser, waitFor } from '../support/helpers';
+import { addMemoryBatch, closeTemporal, countMemories, duplicateMemories, master, memories, newUser, parse, temporal, storedBy, waitFor } from '../support/helpers';
 import { postJson, rest } from '../support/rest';
 import { stackInfo } from '../support/stackInfo';
 import { startWebhookReceiver } from '../support/webhookReceiver';
@@ -35,13 +35,6 @@ const NUL_PLACES: [string, MemoryItem, string][] = [
   ['a tag', { content: 'ok', tags: ['fine', 'a\u0000b'] }, 'tags[1]'],
   ['source', { content: 'ok', source: 'a\u0000b' }, 'source'],
 ];
-
-/** What a user has stored: their batches and memories, as the master key counts them. */
-async function storedBy(owner: TestUser): Promise<{ batches: number; memories: number }> {
-  const P = parse();
-  const [batches, stored] = await Promise.all([new P.Query('BatchMemoryRequest').equalTo('user', owner.user).count(master), new P.Query('Memory').equalTo('user', owner.user).count(master)]);
-  return { batches, memories: stored };
-}
 
 /** Every memory id the results name exists, and belongs to the batch. */
 async function namedMemoriesExist(answer: BatchMemoryResponse): Promise<void> {

@@ -4,16 +4,19 @@
  * repeated. The REST route, the Cloud Function, the MCP door and the CLI answer the same pages; nobody lists
  * another user's batches.
  */
-import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { BatchListResponse } from '../../schema/memory';
 import { SERVER, runCli } from '../client/cliProcess';
 import { stackApi } from '../reliability/stackApi';
 import { closeTemporal, parse } from '../support/helpers';
 import { openApiProblems, postJson, rest } from '../support/rest';
 import { stackInfo } from '../support/stackInfo';
+import { McpClients } from '../support/mcpClient';
 
-afterAll(closeTemporal);
+const mcp = new McpClients();
+afterAll(async () => {
+  await closeTemporal();
+  await mcp.close();
+});
 
 const api = stackApi(stackInfo());
 let owner: { id: string; token: string };
@@ -97,8 +100,7 @@ test('the Cloud Function, the MCP door and the CLI answer the same pages as the 
   const secondViaCloud = (await parse().Cloud.run('listMemoryBatches', { namespace: 'list-b', after: viaCloud.next_cursor }, { sessionToken: owner.token })) as BatchListResponse;
   expect(ids(secondViaCloud)).toEqual([created[1]]);
 
-  const client = new McpClient({ name: 'listing-test', version: '1.0.0' });
-  await client.connect(new StreamableHTTPClientTransport(new URL(`${SERVER}/mcp`), { requestInit: { headers: { Authorization: `Bearer ${owner.token}` } } }));
+  const client = await mcp.connect('http', owner.token);
   try {
     const viaMcp = (await client.callTool({ name: 'list_batches', arguments: { namespace: 'list-b', limit: 1 } })) as unknown as { structuredContent: BatchListResponse };
     expect(viaMcp.structuredContent).toEqual(rested);

@@ -4,8 +4,6 @@
  * retries and the webhook, and hidden from everyone else: a member of the owner's organization neither reads it nor
  * finds a batch by it.
  */
-import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { MAX_BATCH_METADATA_BYTES, MAX_BATCH_METADATA_KEYS, type BatchMemoryResponse } from '../../schema/memory';
 import { webhookEventSchema } from '../../schema/webhook';
 import { SERVER, runCli, summaryValue } from '../client/cliProcess';
@@ -15,8 +13,13 @@ import { joinOrganization } from '../support/organizations';
 import { openApiProblems, postJson, rest } from '../support/rest';
 import { stackInfo } from '../support/stackInfo';
 import { startWebhookReceiver } from '../support/webhookReceiver';
+import { McpClients } from '../support/mcpClient';
 
-afterAll(closeTemporal);
+const mcp = new McpClients();
+afterAll(async () => {
+  await closeTemporal();
+  await mcp.close();
+});
 
 const api = stackApi(stackInfo());
 const METADATA = { project: 'q3-import', source: { system: 'crm', export: 7 }, reviewed: false, tags: ['a', 'b'] };
@@ -26,8 +29,7 @@ async function metadataSeenBy(token: string, batchId: string) {
   const status = await rest(`/memory/batch/${batchId}`, { token });
   const listed = await rest('/memory/batch?limit=100', { token });
   const cloud = (await parse().Cloud.run('getMemoryBatch', { batch_id: batchId }, { sessionToken: token })) as BatchMemoryResponse;
-  const client = new McpClient({ name: 'batch-metadata-test', version: '1.0.0' });
-  await client.connect(new StreamableHTTPClientTransport(new URL(`${SERVER}/mcp`), { requestInit: { headers: { Authorization: `Bearer ${token}` } } }));
+  const client = await mcp.connect('http', token);
   try {
     const viaMcp = (await client.callTool({ name: 'get_batch', arguments: { batch_id: batchId } })) as { structuredContent?: { metadata?: unknown } };
     expect(await openApiProblems('BatchStatusResponse', status.body)).toEqual([]);
@@ -84,8 +86,7 @@ test('metadata given as REST JSON, in the NDJSON query string, through MCP and b
   });
   expect(ndjson.status).toBe(200);
 
-  const client = new McpClient({ name: 'batch-metadata-test', version: '1.0.0' });
-  await client.connect(new StreamableHTTPClientTransport(new URL(`${SERVER}/mcp`), { requestInit: { headers: { Authorization: `Bearer ${owner.token}` } } }));
+  const client = await mcp.connect('http', owner.token);
   const viaMcp = (await client.callTool({ name: 'import_memories', arguments: { memories: [{ content: 'mcp' }], metadata: { door: 'mcp' }, wait: true } })) as unknown as {
     structuredContent: { batch_id: string };
   };

@@ -4,25 +4,21 @@
  * MCP failures), and kept through retries, whose results also give each memory's index in the batch it was first
  * sent in. A repeated custom_id is refused on every door, naming both indexes, with nothing stored.
  */
-import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { MAX_CUSTOM_ID_LENGTH, type BatchMemoryResponse, type MemoryItem, type MemoryProcessingResult } from '../../schema/memory';
-import { SERVER } from '../client/cliProcess';
-import { addMemoryBatch, closeTemporal, master, newUser, parse, type TestUser, waitFor } from '../support/helpers';
+import { addMemoryBatch, closeTemporal, master, newUser, parse, storedBy, waitFor } from '../support/helpers';
 import { openApiProblems, postJson, rest } from '../support/rest';
+import { McpClients } from '../support/mcpClient';
 
-afterAll(closeTemporal);
+const mcp = new McpClients();
+afterAll(async () => {
+  await closeTemporal();
+  await mcp.close();
+});
 
 /** Six memories, custom ids `note-0` … `note-5`; items 1 and 4 are refused by the test processor on every attempt. */
 const REFUSED = [1, 4];
 const batchOf = (): MemoryItem[] =>
   Array.from({ length: 6 }, (_, index) => ({ content: `memory ${index}`, custom_id: `note-${index}`, ...(REFUSED.includes(index) ? { metadata: { test_reject: 'refused' } } : {}) }));
-
-async function storedBy(owner: TestUser): Promise<{ batches: number; memories: number }> {
-  const P = parse();
-  const [batches, memories] = await Promise.all([new P.Query('BatchMemoryRequest').equalTo('user', owner.user).count(master), new P.Query('Memory').equalTo('user', owner.user).count(master)]);
-  return { batches, memories };
-}
 
 async function ended(batchId: string): Promise<BatchMemoryResponse> {
   return waitFor('the batch to end', async () => {
@@ -54,8 +50,7 @@ test('custom_id is stored on each Memory and echoed in the inline results, the d
       .map((line) => JSON.parse(line) as MemoryProcessingResult),
   ).toEqual(answer.results);
 
-  const client = new McpClient({ name: 'custom-id-test', version: '1.0.0' });
-  await client.connect(new StreamableHTTPClientTransport(new URL(`${SERVER}/mcp`), { requestInit: { headers: { Authorization: `Bearer ${owner.sessionToken}` } } }));
+  const client = await mcp.connect('http', owner.sessionToken);
   try {
     const failures = (await client.callTool({ name: 'get_batch_failures', arguments: { batch_id: answer.batch_id } })) as unknown as {
       isError?: boolean;
@@ -121,8 +116,7 @@ describe('a repeated custom_id', () => {
 
   test('is refused by the MCP door; nothing is stored', async () => {
     const owner = await newUser('custom-id-repeat-mcp');
-    const client = new McpClient({ name: 'custom-id-test', version: '1.0.0' });
-    await client.connect(new StreamableHTTPClientTransport(new URL(`${SERVER}/mcp`), { requestInit: { headers: { Authorization: `Bearer ${owner.sessionToken}` } } }));
+    const client = await mcp.connect('http', owner.sessionToken);
     try {
       const answer = (await client.callTool({ name: 'import_memories', arguments: { memories: repeated() } })) as { isError?: boolean; content: { text?: string }[] };
       expect(answer.isError).toBe(true);

@@ -6,14 +6,8 @@
  */
 import { gzipSync } from 'node:zlib';
 import { DRY_RUN_MAX_PROBLEMS, type DryRunResponse } from '../../schema/memory';
-import { master, newUser, orphanFiles, parse, type TestUser } from '../support/helpers';
+import { newUser, orphanFiles, parse, storedBy } from '../support/helpers';
 import { openApiProblems, postJson, rest } from '../support/rest';
-
-async function storedBy(owner: TestUser): Promise<{ batches: number; memories: number }> {
-  const P = parse();
-  const [batches, memories] = await Promise.all([new P.Query('BatchMemoryRequest').equalTo('user', owner.user).count(master), new P.Query('Memory').equalTo('user', owner.user).count(master)]);
-  return { batches, memories };
-}
 
 const where = (problems: DryRunResponse['problems']) => problems.map(({ index, field }) => ({ index, field }));
 

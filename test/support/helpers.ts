@@ -42,6 +42,13 @@ export async function newUser(prefix = 'user'): Promise<TestUser> {
   return { user, sessionToken, id: user.id };
 }
 
+/** What a user has stored: their batches and memories, as the master key counts them. */
+export async function storedBy(owner: TestUser): Promise<{ batches: number; memories: number }> {
+  const P = parse();
+  const [batches, stored] = await Promise.all([new P.Query('BatchMemoryRequest').equalTo('user', owner.user).count(master), new P.Query('Memory').equalTo('user', owner.user).count(master)]);
+  return { batches, memories: stored };
+}
+
 export async function addMemoryBatch(sessionToken: string, params: Record<string, unknown>): Promise<BatchMemoryResponse> {
   return parse().Cloud.run('addMemoryBatch', params, { sessionToken }) as Promise<BatchMemoryResponse>;
 }
