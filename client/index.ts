@@ -25,6 +25,8 @@ import {
   batchMemoryResponseSchema,
   batchStatusResponseSchema,
   describeDetails,
+  type DryRunResponse,
+  dryRunResponseSchema,
   errorResponseSchema,
   type memoryItemSchema,
   memoryProcessingResultSchema,
@@ -189,12 +191,37 @@ export class BatchMemoryClient {
    * any size (up to the server's MAX_STREAM_BATCH_SIZE memories) is never held in memory.
    */
   async addNdjson(lines: Chunks, settings: StreamSettings = {}, options: SubmitOptions = {}): Promise<BatchSubmission> {
+    const query = this.streamQuery(settings);
+    if (options.wait !== undefined) query.set('wait', String(options.wait));
+    return this.submission(await this.postNdjson(lines, query, options));
+  }
+
+  /** Validates a batch exactly as `add` would submit it, storing and starting nothing (the route's dry run). */
+  async check(request: BatchRequestBody): Promise<DryRunResponse> {
+    const body = JSON.stringify({ ...request, ...(this.actingUserId ? { user_id: this.actingUserId } : {}) });
+    const response = await this.request('?dry_run=true', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body });
+    return this.parsed(dryRunResponseSchema, await this.json(response), `POST ${REST_PATH}?dry_run=true`, response.status);
+  }
+
+  /** Validates an NDJSON batch of any size exactly as `addNdjson` would submit it, every bad line counted; nothing is stored. */
+  async checkNdjson(lines: Chunks, settings: StreamSettings = {}): Promise<DryRunResponse> {
+    const query = this.streamQuery(settings);
+    query.set('dry_run', 'true');
+    const response = await this.postNdjson(lines, query, {});
+    return this.parsed(dryRunResponseSchema, await this.json(response), `POST ${REST_PATH}?dry_run=true`, response.status);
+  }
+
+  /** A streamed batch's settings as the route reads them from the query string (metadata as JSON text). */
+  private streamQuery(settings: StreamSettings): URLSearchParams {
     const query = new URLSearchParams();
     for (const [key, value] of Object.entries({ ...settings, user_id: this.actingUserId })) {
-      // The batch's metadata as JSON text, as the route reads it.
       if (value !== undefined) query.set(key, typeof value === 'object' ? JSON.stringify(value) : String(value));
     }
-    if (options.wait !== undefined) query.set('wait', String(options.wait));
+    return query;
+  }
+
+  /** POSTs NDJSON lines gzip-compressed on the way; a failing source ends the upload with its own error. */
+  private async postNdjson(lines: Chunks, query: URLSearchParams, options: SubmitOptions): Promise<Response> {
     const compressed = zlib.createGzip();
     let sourceError: Error | undefined;
     // The callback form destroys every stream on an error, so a failing source ends the upload instead of stalling it.
@@ -202,7 +229,7 @@ export class BatchMemoryClient {
       sourceError = error ?? undefined;
     });
     try {
-      const response = await this.request(query.size ? `?${query}` : '', {
+      return await this.request(query.size ? `?${query}` : '', {
         method: 'POST',
         headers: { 'Content-Type': 'application/x-ndjson', 'Content-Encoding': 'gzip', ...this.idempotencyHeader(options.idempotencyKey) },
         body: Readable.toWeb(compressed) as ReadableStream<Uint8Array>,
@@ -210,7 +237,6 @@ export class BatchMemoryClient {
         duplex: 'half',
         signal: options.signal,
       });
-      return await this.submission(response);
     } catch (error) {
       throw sourceError ?? error;
     } finally {

@@ -53,6 +53,11 @@ function restAccess(client: BatchMemoryClient, options: StdioOptions): BatchAcce
       const bytes = fs.createReadStream(allowedFile(file, options.allowedDirs), { highWaterMark: 256 * 1024 });
       return (await client.addNdjson(format === 'json' ? jsonDocumentToNdjson(bytes) : bytes, settings, { idempotencyKey, wait: false })).batch;
     },
+    check: (settings, memories) => client.check({ ...settings, memories }),
+    checkFile(file, format, settings) {
+      const bytes = fs.createReadStream(allowedFile(file, options.allowedDirs), { highWaterMark: 256 * 1024 });
+      return client.checkNdjson(format === 'json' ? jsonDocumentToNdjson(bytes) : bytes, settings);
+    },
     status: (batchId) => client.get(batchId),
     list: (page) => client.list(page),
     results: (batchId) => client.results(batchId),

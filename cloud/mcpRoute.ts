@@ -32,6 +32,7 @@ function inProcessAccess(service: BatchService, config: Config, actor: Actor, sl
         release();
       }
     },
+    check: (settings, memories) => service.dryRun(actor, { ...settings, memories }),
     async status(batchId) {
       return statusResponse(service.visibleRecord(actor, await load(batchId)));
     },

@@ -23,6 +23,8 @@ import {
   batchListResponseSchema,
   batchOptionsFields,
   batchStatusResponseSchema,
+  type DryRunResponse,
+  dryRunResponseSchema,
   memoryItemSchema,
   memoryProcessingResultSchema,
   pageFields,
@@ -37,6 +39,10 @@ export interface BatchAccess {
   submit(settings: ImportSettings, memories: MemoryItem[], idempotencyKey?: string): Promise<BatchMemoryResponse>;
   /** A JSON Lines or JSON file of this machine, streamed as NDJSON; only a door on the agent's machine (stdio) has one. */
   submitFile?(path: string, format: 'jsonl' | 'json', settings: ImportSettings, idempotencyKey?: string): Promise<BatchMemoryResponse>;
+  /** The dry run of `submit`: validated exactly as a submit would, nothing stored or started. */
+  check(settings: ImportSettings, memories: MemoryItem[]): Promise<DryRunResponse>;
+  /** The dry run of `submitFile`. */
+  checkFile?(path: string, format: 'jsonl' | 'json', settings: ImportSettings): Promise<DryRunResponse>;
   status(batchId: string): Promise<BatchStatusResponse>;
   list(query: BatchListQuery): Promise<BatchListResponse>;
   /** Per-item results of a finished batch, in batch order. */
@@ -84,6 +90,15 @@ function importInputSchema(maxBatchSize: number | undefined) {
       ),
     format: z.enum(['jsonl', 'json'], { error: 'must be jsonl or json' }).optional().describe('format of the file at path (default: json for *.json, jsonl otherwise)'),
   });
+}
+
+/** The settings an agent gave with its memories. */
+function importSettingsOf(input: ImportSettings): ImportSettings {
+  return {
+    ...(input.namespace ? { namespace: input.namespace } : {}),
+    ...(input.workspace_id ? { workspace_id: input.workspace_id } : {}),
+    ...(input.metadata ? { metadata: input.metadata } : {}),
+  };
 }
 
 function summaryOf(batch: BatchMemoryResponse | BatchStatusResponse): BatchSummary {
@@ -157,11 +172,7 @@ export function batchMcpServer(access: BatchAccess, options: McpServerOptions): 
       answer(
         log,
         async () => {
-          const settings: ImportSettings = {
-            ...(input.namespace ? { namespace: input.namespace } : {}),
-            ...(input.workspace_id ? { workspace_id: input.workspace_id } : {}),
-            ...(input.metadata ? { metadata: input.metadata } : {}),
-          };
+          const settings = importSettingsOf(input);
           if ((input.memories === undefined) === (input.path === undefined)) throw new ToolRefusal('give either memories (inline) or path (a file, over stdio), not both or neither');
           let accepted: BatchMemoryResponse;
           if (input.path !== undefined) {
@@ -193,6 +204,35 @@ export function batchMcpServer(access: BatchAccess, options: McpServerOptions): 
           return summaryOf(final);
         },
         describe,
+      ),
+  );
+
+  server.registerTool(
+    'check_memories',
+    {
+      title: 'Check memories without importing them',
+      description: scoped(
+        'The dry run of import_memories: validates the memories (inline, or a file over stdio) exactly as an import would and answers the total and every problem (index, field, message; the first 100 named, all counted). Stores nothing, starts nothing.',
+      ),
+      // Memories of any shape: checking them is the tool's answer, not a refusal of its input.
+      inputSchema: importInputSchema(options.maxBatchSize)
+        .omit({ idempotency_key: true, wait: true })
+        .extend({ memories: z.array(z.unknown()).optional().describe('the memories to check, inline; or give path instead') }),
+      outputSchema: dryRunResponseSchema,
+      annotations: { readOnlyHint: true },
+    },
+    (input) =>
+      answer(
+        log,
+        async () => {
+          const settings = importSettingsOf(input);
+          if ((input.memories === undefined) === (input.path === undefined)) throw new ToolRefusal('give either memories (inline) or path (a file, over stdio), not both or neither');
+          if (input.path === undefined) return access.check(settings, input.memories as MemoryItem[]);
+          if (!access.checkFile) throw new ToolRefusal('path: files are read only by the stdio server (memory-batch mcp) on their own machine; over HTTP send the memories inline');
+          return access.checkFile(input.path, input.format ?? (input.path.toLowerCase().endsWith('.json') ? 'json' : 'jsonl'), settings);
+        },
+        (checked) =>
+          checked.valid ? `${checked.total} memories, all valid` : `${checked.total} memories, ${checked.problems_count} problems: ${checked.problems.map((p) => `${p.path} ${p.message}`).join('; ')}`,
       ),
   );
 

@@ -5,10 +5,11 @@
  * the largest payload stays near its measured size, far below one memory.
  */
 import { randomUUID } from 'node:crypto';
-import { TERMINAL_STATUSES, type BatchStatus } from '../../schema/memory';
+import { INLINE_RESULTS_MAX, TERMINAL_STATUSES, type BatchStatus } from '../../schema/memory';
 import { PROGRESS_QUERY, workflowIdFor } from '../../schema/workflow';
 import { addMemoryBatch, closeTemporal, countMemories, duplicateMemories, getBatch, memories, newUser, parse, temporal, waitFor } from '../support/helpers';
 import { PAYLOAD_LIMIT_BYTES, stackInfo } from '../support/stackInfo';
+import { rest } from '../support/rest';
 import { type FoundPayload, batchWorkflowRuns, historyFigures, payloadsIn, textsIn } from '../support/workflowHistory';
 
 afterAll(closeTemporal);
@@ -58,7 +59,10 @@ test('a 10,000-memory batch of ~1 KB memories completes under a 64 KiB payload l
   );
   const response = await parse().Cloud.run('getMemoryBatch', { batch_id: accepted.batch_id }, { sessionToken });
   expect(response).toMatchObject({ success: true, status: 'completed', total: count, processed: count, failed: 0 });
-  expect(response.results.length).toBe(count);
+  // The answer carries the first INLINE_RESULTS_MAX results and points to the download, which has them all.
+  expect({ inline: response.results.length, results_url: response.results_url }).toEqual({ inline: INLINE_RESULTS_MAX, results_url: `/api/v1/memory/batch/${accepted.batch_id}/results` });
+  const download = await rest(`/memory/batch/${accepted.batch_id}/results`, { token: sessionToken });
+  expect(download.text.trim().split('\n')).toHaveLength(count);
   expect(await countMemories(accepted.batch_id)).toBe(count);
   expect(await duplicateMemories(accepted.batch_id)).toBe(0);
   const batch = await getBatch(accepted.batch_id);

@@ -15,7 +15,7 @@ import { closeTemporal, countMemories, getBatch, master, memories, newUser, pars
 import { postJson } from '../support/rest';
 import { stackInfo } from '../support/stackInfo';
 
-const TOOLS = ['cancel_batch', 'get_batch', 'get_batch_failures', 'import_memories', 'list_batches', 'retry_failed'];
+const TOOLS = ['cancel_batch', 'check_memories', 'get_batch', 'get_batch_failures', 'import_memories', 'list_batches', 'retry_failed'];
 const MAX_MEMORY_SIZE = Number(stackInfo().env.MAX_MEMORY_SIZE ?? 10 * 1024 * 1024);
 
 const mcp = new McpClients();
@@ -51,7 +51,7 @@ async function rawMcp(headers: Record<string, string>, body: unknown = { jsonrpc
 }
 
 describe.each(TRANSPORTS)('over %s', (transport) => {
-  test('lists the six tools with their input and output schemas, taken from the product schemas', async () => {
+  test('lists the seven tools with their input and output schemas, taken from the product schemas', async () => {
     const { sessionToken } = await newUser(`mcp-tools-${transport}`);
     const client = await connect(transport, sessionToken);
     const { tools } = await client.listTools();

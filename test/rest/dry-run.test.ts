@@ -4,10 +4,16 @@
  * field, message; the first DRY_RUN_MAX_PROBLEMS named, all counted), with nothing stored and nothing started: the
  * user has no batch and no memory afterwards, and no file is left in storage without a batch.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { DRY_RUN_MAX_PROBLEMS, type DryRunResponse } from '../../schema/memory';
 import { newUser, orphanFiles, parse, storedBy } from '../support/helpers';
 import { openApiProblems, postJson, rest } from '../support/rest';
+import { McpClients, call } from '../support/mcpClient';
+
+const mcp = new McpClients();
+afterAll(() => mcp.close());
 
 const where = (problems: DryRunResponse['problems']) => problems.map(({ index, field }) => ({ index, field }));
 
@@ -91,4 +97,27 @@ test(`problems past ${DRY_RUN_MAX_PROBLEMS} are counted, not named; a bad option
   });
   // No session: refused as a submit is.
   expect((await rest('/memory/batch?dry_run=true', { method: 'POST', headers: { 'Content-Type': 'application/x-ndjson' }, body })).status).toBe(401);
+});
+
+test('MCP check_memories is the dry run of import_memories: inline over HTTP, a file over stdio; nothing stored', async () => {
+  const owner = await newUser('dry-run-mcp');
+  const items = [{ content: 'fine' }, { content: '' }, { content: 'x', custom_id: 'same' }, { content: 'y', custom_id: 'same' }];
+  const overHttp = await call(await mcp.connect('http', owner.sessionToken), 'check_memories', { memories: items, namespace: 'dry' });
+  const file = path.join(mcp.dir, 'check.jsonl');
+  fs.writeFileSync(file, `${items.map((item) => JSON.stringify(item)).join('\n')}\n`);
+  const overStdio = await call(await mcp.connect('stdio', owner.sessionToken), 'check_memories', { path: file });
+  for (const answer of [overHttp, overStdio]) {
+    expect(answer.isError ? answer.content : undefined).toBeUndefined();
+    expect({ ...answer.structuredContent, problems: where(answer.structuredContent?.problems) }).toEqual({
+      dry_run: true,
+      valid: false,
+      total: 4,
+      problems: [
+        { index: 1, field: 'content' },
+        { index: 3, field: 'custom_id' },
+      ],
+      problems_count: 2,
+    });
+  }
+  expect(await storedBy(owner)).toEqual({ batches: 0, memories: 0 });
 });
