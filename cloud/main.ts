@@ -14,7 +14,7 @@ import type { StorageAdapter } from './bulkWriter';
 import { type CloudRegistry, type TriggerEvent, guardTrigger } from './triggerGuards';
 
 /** Legal status moves; nothing leaves a terminal status. */
-const TRANSITIONS: Record<BatchStatus, readonly BatchStatus[]> = {
+export const TRANSITIONS: Record<BatchStatus, readonly BatchStatus[]> = {
   // The body of a batch processed while uploading still arrives; it ends in `processing` (or `pending` if its
   // workflow has not begun), even when the body broke: the memories before the break are processed first.
   receiving: ['pending', 'processing', 'failed', 'cancelled'],
