@@ -14,11 +14,12 @@ import { stackApi } from '../reliability/stackApi';
 
 const MB = 1_000_000;
 /**
- * RSS growth finalizing 100,000 may exceed that of 5,000 by at most this. Measured: streamed, about 0.5 MB for
- * either size; with the results held in memory before the upload, 4.7 MB for 50,000 (so 50,000 against a
- * 5 MB allowance could not tell them apart) and 15 MB for 100,000.
+ * RSS growth finalizing 100,000 may exceed that of 5,000 by at most this. Measured: streamed, 0.5–1.1 MB for
+ * either size on a quiet stack, and up to 3.9 MB for 100,000 in a full CI run beside another test file; with the
+ * results held in memory before the upload, 4.7 MB for 50,000 (so 50,000 against a 5 MB allowance could not tell
+ * them apart) and 15 MB for 100,000.
  */
-const ALLOWED_EXTRA_GROWTH_MB = 3;
+const ALLOWED_EXTRA_GROWTH_MB = 6;
 const LARGE = 100_000;
 
 let stack: PrivateStack;
@@ -92,7 +93,7 @@ async function finalizeGrowth(token: string, count: number, chunkSize: number): 
   return (peak - start) / MB;
 }
 
-test('the worker finalizes 100,000 memories within 3 MB of the RSS growth of 5,000', async () => {
+test('the worker finalizes 100,000 memories within 6 MB of the RSS growth of 5,000', async () => {
   const { token } = await api.signUp('finalize-memory');
   const chunkSize = 10;
   // A first batch warms the worker's code paths and heap, so that the measured ones start alike.
