@@ -1,5 +1,6 @@
 import Parse from '../schema/parseSdk';
-import type { ValidationDetail } from '../schema/memory';
+import type { z } from 'zod';
+import { type ValidationDetail, describeDetails, validationDetails } from '../schema/memory';
 
 export type BatchErrorCode = 'invalid_request' | 'unauthorized' | 'forbidden' | 'not_found' | 'conflict' | 'too_large' | 'rate_limited' | 'unavailable' | 'expired' | 'timeout' | 'internal';
 
@@ -39,4 +40,12 @@ export async function retryRead<T>(read: () => Promise<T>, retryable: () => bool
       await new Promise((resolve) => setTimeout(resolve, READ_RETRY_DELAY_MS));
     }
   }
+}
+
+/** `value` as `schema` reads it, or a 400 naming each problem: "invalid <what>: …". */
+export function parsedOrRefused<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const details = validationDetails(parsed.error);
+  throw new BatchError(400, 'invalid_request', `invalid ${what}: ${describeDetails(details)}`, details);
 }

@@ -3,12 +3,12 @@ import Parse from '../schema/parseSdk';
 import { isBatchFileName } from '../schema/batchFile';
 import { CLASS } from '../schema/classes';
 import { listResponse } from '../schema/answers';
-import { BATCH_STATUSES, type BatchStatus, batchListQuerySchema, describeDetails, statusRefusalMessage, validationDetails } from '../schema/memory';
+import { BATCH_STATUSES, type BatchStatus, batchListQuerySchema, statusRefusalMessage } from '../schema/memory';
 import { batchField, batchRecordOf, unsavedBatchFields } from '../schema/records';
 import type { Actor } from './auth';
 import type { BatchService } from './batchService';
 import type { Logger } from '../config/log';
-import { BatchError } from './errors';
+import { BatchError, parsedOrRefused } from './errors';
 import type { BatchMetrics } from './metrics';
 import type { StorageAdapter } from './bulkWriter';
 import { type CloudRegistry, type TriggerEvent, guardTrigger } from './triggerGuards';
@@ -206,12 +206,7 @@ export function registerCloudCode(cloud: typeof Parse.Cloud, appId: string, serv
   define('getMemoryBatch', (request) => service.get(actorOf(request), batchIdParam(request)));
   define('listMemoryBatches', async (request) => {
     const { user_id: userId, ...params } = (request.params ?? {}) as Record<string, unknown>;
-    const query = batchListQuerySchema.safeParse(params);
-    if (!query.success) {
-      const details = validationDetails(query.error);
-      throw new BatchError(400, 'invalid_request', `invalid listing: ${describeDetails(details)}`, details);
-    }
-    return listResponse(await service.list(actorOf(request), query.data, typeof userId === 'string' ? userId : undefined));
+    return listResponse(await service.list(actorOf(request), parsedOrRefused(batchListQuerySchema, params, 'listing'), typeof userId === 'string' ? userId : undefined));
   });
   define('cancelMemoryBatch', (request) => service.cancel(actorOf(request), batchIdParam(request)));
   define('getMemoryBatchData', (request) => service.data(actorOf(request), batchIdParam(request), partParam(request)));

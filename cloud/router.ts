@@ -10,11 +10,11 @@ import express from 'express';
 import type { Config } from '../config';
 import type { Logger } from '../config/log';
 import { BATCH_ROUTE, httpStatusOf, listResponse, statusResponse } from '../schema/answers';
-import { BATCH_ID_PATTERN, batchListQuerySchema, describeDetails, resultsQuerySchema, streamOptionsSchema, validationDetails } from '../schema/memory';
+import { BATCH_ID_PATTERN, batchListQuerySchema, resultsQuerySchema, streamOptionsSchema } from '../schema/memory';
 import { batchRecordOf } from '../schema/records';
 import type { Actor, AuthedRequest, RouteAuthentication } from './auth';
 import { type BatchService, filesExpiredError, resultsNotReady } from './batchService';
-import { BatchError, retryRead } from './errors';
+import { BatchError, parsedOrRefused, retryRead } from './errors';
 import { jsonErrorHandler } from './httpErrors';
 import { bodyBounds, type ConcurrencyBound, type ConcurrencySlots, boundedBody, readJsonBody, slotHolder } from './inputBounds';
 import { maxNdjsonLineBytes, ndjsonMemories } from './ndjsonBody';
@@ -23,6 +23,11 @@ import { openApiDocument } from './openapi';
 const EVENTS_KEEPALIVE_MS = 15_000;
 
 type Handler = (req: express.Request, res: express.Response) => Promise<void>;
+
+/** Query string fields for a schema: those named in `numeric` read as numbers when they are digits, anything else left for the schema to name. */
+function withNumbers(query: Record<string, unknown>, numeric: readonly string[]): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(query).map(([key, value]) => [key, numeric.includes(key) && typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value]));
+}
 
 function jsonOrText(text: string): unknown {
   try {
@@ -104,14 +109,10 @@ export function batchRouter(service: BatchService, config: Config, log: Logger, 
           res.status(200).json(await service.dryRunStream(actor, query, (onProblem) => ndjsonMemories(body, config, createHash('sha256'), onProblem)));
           return;
         }
-        const parsed = optionsSchema.safeParse(query);
-        if (!parsed.success) {
-          const details = validationDetails(parsed.error);
-          throw new BatchError(400, 'invalid_request', `invalid batch options: ${describeDetails(details)}`, details);
-        }
+        const options = parsedOrRefused(optionsSchema, query, 'batch options');
         const hash = createHash('sha256');
         const body = boundedBody(req, ndjsonBounds);
-        answer = await service.submitStream(actor, { ...parsed.data, wait: wantsToWait(req) }, ndjsonMemories(body, config, hash), () => hash.digest('hex'), { idempotencyKey, onStored });
+        answer = await service.submitStream(actor, { ...options, wait: wantsToWait(req) }, ndjsonMemories(body, config, hash), () => hash.digest('hex'), { idempotencyKey, onStored });
       } else {
         const body = await readJsonBody(req, jsonBounds);
         if (typeof body !== 'object' || body === null || Array.isArray(body)) {
@@ -137,16 +138,8 @@ export function batchRouter(service: BatchService, config: Config, log: Logger, 
     handle(async (req, res) => {
       const actor = (req as AuthedRequest).actor as Actor;
       const { user_id: userId, ...query } = req.query as Record<string, string | undefined>;
-      // Query strings are text: offset and limit are read as numbers when they are digits, anything else is left for the schema to name.
-      const numbers = Object.fromEntries(
-        Object.entries(query).map(([key, value]) => [key, (key === 'offset' || key === 'limit') && value !== undefined && /^\d+$/.test(value) ? Number(value) : value]),
-      );
-      const parsed = batchListQuerySchema.safeParse(numbers);
-      if (!parsed.success) {
-        const details = validationDetails(parsed.error);
-        throw new BatchError(400, 'invalid_request', `invalid listing: ${describeDetails(details)}`, details);
-      }
-      res.json(listResponse(await service.list(actor, parsed.data, userId), base));
+      const listing = parsedOrRefused(batchListQuerySchema, withNumbers(query, ['offset', 'limit']), 'listing');
+      res.json(listResponse(await service.list(actor, listing, userId), base));
     }),
   );
 
@@ -161,17 +154,12 @@ export function batchRouter(service: BatchService, config: Config, log: Logger, 
   router.get(
     '/memory/batch/:id/results',
     handle(async (req, res) => {
-      const numbers = Object.fromEntries(Object.entries(req.query).map(([key, value]) => [key, typeof value === 'string' && /^\d+$/.test(value) && key !== 'status' ? Number(value) : value]));
-      const query = resultsQuerySchema.safeParse(numbers);
-      if (!query.success) {
-        const details = validationDetails(query.error);
-        throw new BatchError(400, 'invalid_request', `invalid results query: ${describeDetails(details)}`, details);
-      }
+      const query = parsedOrRefused(resultsQuerySchema, withNumbers(req.query, ['after', 'limit']), 'results query');
       const batch = batchRecordOf(await service.ownBatch((req as AuthedRequest).actor as Actor, batchIdOf(req), 'read the per-item results of'));
       if (batch.filesExpiredAt) throw filesExpiredError(batch);
       if (!batch.resultsFileName) throw resultsNotReady(batch);
       res.status(200).type('application/x-ndjson');
-      if (Object.keys(query.data).length === 0) {
+      if (Object.keys(query).length === 0) {
         // All of them: the file's bytes streamed through gunzip, never built in memory.
         await pipeline(await service.storage.openFile(batch.resultsFileName), zlib.createGunzip(), res);
         return;
@@ -180,7 +168,7 @@ export function batchRouter(service: BatchService, config: Config, log: Logger, 
       await pipeline(
         Readable.from(
           (async function* () {
-            for await (const result of service.resultLines(batch, query.data)) yield `${JSON.stringify(result)}\n`;
+            for await (const result of service.resultLines(batch, query)) yield `${JSON.stringify(result)}\n`;
           })(),
         ),
         res,
