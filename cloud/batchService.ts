@@ -8,7 +8,7 @@ import Parse from '../schema/parseSdk';
 import type { Config } from '../config';
 import type { Logger } from '../config/log';
 import type { ParseEndpoint } from '../schema/batchFile';
-import { type BatchPage, batchMemoryResponse, filesExpiredMessage, isTerminal, statusResponse } from '../schema/answers';
+import { type BatchPage, batchDeletedMessage, batchMemoryResponse, filesExpiredMessage, hasEnded, isDeleted, isTerminal, statusResponse } from '../schema/answers';
 import { CLASS, idOf } from '../schema/classes';
 import {
   type BatchMemoryResponse,
@@ -25,6 +25,7 @@ import {
   INLINE_RESULTS_MAX,
   type ResultsQuery,
   LIST_CURSOR_PATTERN,
+  RUNNING_STATUSES,
   type StoredMemory,
   type StreamOptions,
   batchRequestSchema,
@@ -33,7 +34,7 @@ import {
   validationDetails,
 } from '../schema/memory';
 import { type BatchRecord, batchRecordOf } from '../schema/records';
-import { type PartsStored, workflowIdFor } from '../schema/workflow';
+import { type PartsStored, deleteWorkflowIdFor, workflowIdFor } from '../schema/workflow';
 import { BatchStorage } from '../storage/batchStorage';
 import type { Actor } from './auth';
 import { BatchStore, type StoredParts } from './batchStore';
@@ -396,13 +397,13 @@ export class BatchService {
   /** BatchMemoryResponse (docs/requirements.md §3) for a batch; for its owner, per-item results once it has finished, and its metadata. */
   async response(object: Parse.Object, forOwner = true): Promise<BatchMemoryResponse> {
     const batch = forOwner ? batchRecordOf(object) : withoutOwnerFields(batchRecordOf(object));
-    const { results, more } = forOwner && isTerminal(batch.status) && !batch.filesExpiredAt ? await this.results(batch) : { results: [], more: false };
+    const { results, more } = forOwner && hasEnded(batch.status) && !batch.filesExpiredAt ? await this.results(batch) : { results: [], more: false };
     return batchMemoryResponse(batch, results, more);
   }
 
   /** The per-item results an answer carries: the first INLINE_RESULTS_MAX, in batch order, and whether more follow in the download. */
   async results(batch: BatchRecord): Promise<{ results: MemoryProcessingResult[]; more: boolean }> {
-    if (batch.filesExpiredAt) throw filesExpiredError(batch);
+    assertFilesKept(batch);
     if (!batch.resultsFileName) return { results: [], more: false };
     const results: MemoryProcessingResult[] = [];
     for await (const result of this.resultLines(batch, { limit: INLINE_RESULTS_MAX + 1 })) results.push(result);
@@ -414,7 +415,7 @@ export class BatchService {
    * reader that has its `limit` stops the download, and none holds the file.
    */
   async *resultLines(batch: BatchRecord, query: ResultsQuery): AsyncGenerator<MemoryProcessingResult> {
-    if (batch.filesExpiredAt) throw filesExpiredError(batch);
+    assertFilesKept(batch);
     if (!batch.resultsFileName) throw resultsNotReady(batch);
     let left = query.limit ?? Infinity;
     if (left <= 0) return;
@@ -510,7 +511,7 @@ export class BatchService {
   /** The memories as stored (one part at a time, so any batch size fits a response), for the owner or the master key. */
   async data(actor: Actor, batchId: string, part: number): Promise<{ batch_id: string; part: number; parts: number; first: number; memories: StoredMemory[] }> {
     const batch = batchRecordOf(await this.ownBatch(actor, batchId, 'read the stored memories of'));
-    if (batch.filesExpiredAt) throw filesExpiredError(batch);
+    assertFilesKept(batch);
     const { partsKey, partCount } = storedParts(batch);
     const stored = part < partCount ? await this.storage.findPart(partsKey, part) : undefined;
     if (!stored) throw new BatchError(400, 'invalid_request', `part must be below ${partCount}`, [{ path: 'part', field: 'part', message: `must be below ${partCount}` }]);
@@ -527,9 +528,31 @@ export class BatchService {
     return this.response(await batch.fetch(master));
   }
 
+  /**
+   * Undoes an import: the delete workflow removes the memories the batch created, its chunk rows and its stored files,
+   * and records `deleted`. A running batch is cancelled first, and moves to `deleting` at once; the workflow begins
+   * removing once the batch's run has ended (its cancelled parts have stopped writing). A repeat answers where it
+   * stands (and starts the workflow again if an earlier one stopped).
+   */
+  async delete(actor: Actor, batchId: string): Promise<BatchStatusResponse> {
+    const batch = await this.ownBatch(actor, batchId, 'delete');
+    if (await this.requestCancel(batch)) await this.workflows.waitFor(batchId, this.config.BATCH_WAIT_TIMEOUT).catch(() => false);
+    if (hasEnded(batchRecordOf(await batch.fetch(master)).status)) {
+      batch.set('status', 'deleting');
+      await batch.save(null, master).catch(async (error: unknown) => {
+        // Moved by a concurrent delete: the stored status stands.
+        if (!isStatusRefusal(error)) throw error;
+        batch.revert('status');
+      });
+    }
+    if (batchRecordOf(await batch.fetch(master)).status !== 'deleted') await this.workflows.startDelete(batchId);
+    this.log.info('batch deletion requested', { batchId, workflowId: deleteWorkflowIdFor(batchId) });
+    return statusResponse(this.visibleRecord(actor, batch));
+  }
+
   /** Marks a batch cancelled unless it has finished; false when there was nothing to cancel. */
   async requestCancel(batch: Parse.Object): Promise<boolean> {
-    if (isTerminal(batchRecordOf(batch).status)) return false;
+    if (!RUNNING_STATUSES.includes(batchRecordOf(batch).status)) return false;
     batch.set('status', 'cancelled');
     try {
       await batch.save(null, master);
@@ -551,7 +574,8 @@ export class BatchService {
     const object = await this.ownBatch(actor, batchId, 'retry');
     const batch = batchRecordOf(object);
     const { status } = batch;
-    if (!isTerminal(status)) throw new BatchError(409, 'conflict', `batch ${batchId} is ${status}; retry its failed items once it has finished`);
+    if (isDeleted(batch)) throw batchDeletedError(batch);
+    if (!hasEnded(status)) throw new BatchError(409, 'conflict', `batch ${batchId} is ${status}; retry its failed items once it has finished`);
     const owner = pointerTo(Parse.User, batch.userId);
     // A batch has one retry, however often and however concurrently it is asked for: its key is the batch's, so a
     // repeat answers the retry batch the first call made, and no failed item is written twice. Retry the retry
@@ -561,7 +585,7 @@ export class BatchService {
     if (clientKey) await this.findByIdempotencyKey(this.idempotencyKey(owner, clientKey) as string, requestHash);
     const earlier = await this.findByIdempotencyKey(idempotencyKey as string, requestHash);
     if (earlier) return { response: await this.answer(earlier, false), created: false };
-    if (batch.filesExpiredAt) throw filesExpiredError(batch);
+    assertFilesKept(batch);
     const { partsKey, partCount } = storedParts(batch);
     const stored = await this.storedIndexes(batchId, partCount);
     if (stored.size === batch.totalMemories) throw new BatchError(409, 'conflict', `batch ${batchId} has no failed items to retry`);
@@ -623,6 +647,9 @@ export class BatchService {
       }
     } else if (status === 'pending' && previousStatus !== undefined) {
       await this.startWorkflow(batch, log);
+    } else if (status === 'deleting' && previousStatus !== 'deleting') {
+      // Moved from the Dashboard as well as by delete(): the workflow does the removing.
+      await this.workflows.startDelete(idOf(batch));
     }
   }
 
@@ -643,9 +670,14 @@ function withoutOwnerFields(batch: BatchRecord): BatchRecord {
   return rest;
 }
 
-/** The answer for a batch whose stored files the expiry job removed (its counts stay). */
-export function filesExpiredError(batch: BatchRecord): BatchError {
-  return new BatchError(410, 'expired', filesExpiredMessage(batch));
+function batchDeletedError(batch: BatchRecord): BatchError {
+  return new BatchError(410, 'deleted', batchDeletedMessage(batch));
+}
+
+/** Refuses a read of a batch's stored memories or results once they are removed: deleted by its owner, or by the expiry job (its counts stay). */
+export function assertFilesKept(batch: BatchRecord): void {
+  if (isDeleted(batch)) throw batchDeletedError(batch);
+  if (batch.filesExpiredAt) throw new BatchError(410, 'expired', filesExpiredMessage(batch));
 }
 
 /** The answer for the results of a batch that has not finished (no results file yet). */

@@ -8,7 +8,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import express from 'express';
+import Parse from '../schema/parseSdk';
 import { BULK_CLASSES, bulkCreateBody } from '../schema/batchFile';
+import { CLASS } from '../schema/classes';
+import { BATCH_ID_PATTERN } from '../schema/memory';
 import { type CreateAnswer, DUPLICATE_ANSWER, storeRefused } from '../storage/batchStorage';
 import type { RouteAuthentication } from './auth';
 import { BatchError } from './errors';
@@ -44,6 +47,9 @@ export interface ParseDatabase {
   adapter: StorageAdapter;
   loadSchema(): Promise<SchemaController>;
   create(className: string, object: ParseObjectBody): Promise<unknown>;
+  find(className: string, query: ParseObjectBody, options: { limit?: number; keys?: string[] }): Promise<ParseObjectBody[]>;
+  /** Deletes every object the query matches; OBJECT_NOT_FOUND when it matched none. */
+  destroy(className: string, query: ParseObjectBody): Promise<unknown>;
 }
 export interface StorageAdapter {
   ensureUniqueness(className: string, schema: unknown, fieldNames: string[]): Promise<void>;
@@ -213,6 +219,22 @@ async function createOne(database: ParseDatabase, className: string, object: Par
   }
 }
 
+/** Rows of a batch a bulk delete takes at most, per request. */
+export const MAX_DELETE_ROWS = 10_000;
+
+/**
+ * Deletes up to `limit` rows of `className` whose `batch` points to the batch, through the database controller (one
+ * find, one delete by id); answers how many rows it found, 0 once none is left. A row deleted meanwhile is not an error.
+ */
+export async function deleteBatchRows(database: ParseDatabase, className: string, batchId: string, limit: number): Promise<number> {
+  const rows = await database.find(className, { batch: { __type: 'Pointer', className: CLASS.batch, objectId: batchId } }, { limit, keys: ['objectId'] });
+  if (rows.length === 0) return 0;
+  await database.destroy(className, { objectId: { $in: rows.map((row) => row.objectId) } }).catch((error: unknown) => {
+    if ((error as { code?: number }).code !== Parse.Error.OBJECT_NOT_FOUND) throw error;
+  });
+  return rows.length;
+}
+
 /**
  * Mounted at BULK_WRITE_PATH, next to the REST route: `POST …/:className { objects }`, master key only.
  * `parse.database` is read per request: the route is built before Parse Server has started.
@@ -233,6 +255,19 @@ export function bulkWriteRoute(parse: { database: ParseDatabase }, authenticatio
     }
     createObjects(parse.database, className, body.data.objects, body.data.shared)
       .then((answers) => res.json(answers))
+      .catch(next);
+  });
+  // `DELETE …/:className?batch=<id>&limit=<n>`: a page of a deleted batch's rows (memories, chunk rows).
+  router.delete('/:className', masterOnly, (req, res, next) => {
+    const className = String(req.params.className);
+    const batchId = String(req.query.batch ?? '');
+    const limit = Number(req.query.limit);
+    if (!(BULK_CLASSES as readonly string[]).includes(className) || !BATCH_ID_PATTERN.test(batchId) || !Number.isInteger(limit) || limit < 1 || limit > MAX_DELETE_ROWS) {
+      sendError(res, new BatchError(400, 'invalid_request', `batch must be a batch id and limit an integer from 1 to ${MAX_DELETE_ROWS}, for one of ${BULK_CLASSES.join(', ')}`));
+      return;
+    }
+    deleteBatchRows(parse.database, className, batchId, limit)
+      .then((deleted) => res.json({ deleted }))
       .catch(next);
   });
   return router;

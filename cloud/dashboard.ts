@@ -29,12 +29,13 @@ function loadParseDashboard(): ParseDashboard {
 const DASHBOARD_SCRIPTS = [
   { title: 'Cancel batch', classes: [CLASS.batch], cloudCodeFunction: 'dashboardCancelBatch', showConfirmationDialog: true, confirmationDialogStyle: 'critical' },
   { title: 'Retry failed items', classes: [CLASS.batch], cloudCodeFunction: 'dashboardRetryFailedItems', showConfirmationDialog: true },
+  { title: 'Delete batch (undo the import)', classes: [CLASS.batch], cloudCodeFunction: 'dashboardDeleteBatch', showConfirmationDialog: true, confirmationDialogStyle: 'critical' },
 ];
 
 /** Data browser columns of BatchMemoryRequest: what an operator reads first; internal keys hidden. */
 const BATCH_COLUMNS = [
   ...['objectId', 'status', 'totalMemories', 'processedMemories', 'failedMemories', 'user', 'namespace', 'createdAt', 'startedAt', 'completedAt', 'error'],
-  ...['webhookStatus', 'webhookAttempts', 'filesExpiredAt', 'retryOf', 'workflowId', 'organization', 'workspace', 'partCount', 'rawBytes', 'storedBytes', 'expiresAt'],
+  ...['webhookStatus', 'webhookAttempts', 'filesExpiredAt', 'deletedMemories', 'deletedAt', 'retryOf', 'workflowId', 'organization', 'workspace', 'partCount', 'rawBytes', 'storedBytes', 'expiresAt'],
 ]
   .map((name) => ({ name, visible: true }))
   .concat(

@@ -2,7 +2,8 @@ import Parse from '../schema/parseSdk';
 import type { z } from 'zod';
 import { type ValidationDetail, describeDetails, validationDetails } from '../schema/memory';
 
-export type BatchErrorCode = 'invalid_request' | 'unauthorized' | 'forbidden' | 'not_found' | 'conflict' | 'too_large' | 'rate_limited' | 'unavailable' | 'expired' | 'timeout' | 'internal';
+export type BatchErrorCode =
+  'invalid_request' | 'unauthorized' | 'forbidden' | 'not_found' | 'conflict' | 'too_large' | 'rate_limited' | 'unavailable' | 'expired' | 'deleted' | 'timeout' | 'internal';
 
 /** An error a client caused or must know about; carries the HTTP status the REST route answers with. */
 export class BatchError extends Error {

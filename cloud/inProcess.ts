@@ -8,7 +8,7 @@ import Parse from '../schema/parseSdk';
 import type { ParseEndpoint } from '../schema/batchFile';
 import { type BatchStorageAdapter, type CreateAnswer, FileStorageError } from '../storage/batchStorage';
 import { openFileOverHttp } from '../storage/http';
-import { type ParseDatabase, createObjects } from './bulkWriter';
+import { type ParseDatabase, createObjects, deleteBatchRows } from './bulkWriter';
 
 // Plain CommonJS modules of Parse Server without type declarations.
 /* eslint-disable @typescript-eslint/no-require-imports */
@@ -100,5 +100,9 @@ export class InProcessStorage implements BatchStorageAdapter {
   /** Creates rows of a class without triggers, as the bulk write route does. */
   createObjects(className: string, objects: Record<string, unknown>[], shared?: Record<string, unknown>): Promise<CreateAnswer[]> {
     return createObjects(this.parse.database, className, objects, shared);
+  }
+
+  deleteBatchRows(className: string, batchId: string, limit: number): Promise<number> {
+    return deleteBatchRows(this.parse.database, className, batchId, limit);
   }
 }

@@ -20,9 +20,12 @@ export const TRANSITIONS: Record<BatchStatus, readonly BatchStatus[]> = {
   receiving: ['pending', 'processing', 'failed', 'cancelled'],
   pending: ['processing', 'failed', 'cancelled'],
   processing: ['completed', 'failed', 'cancelled'],
-  completed: [],
-  failed: [],
-  cancelled: [],
+  // Its owner deletes a batch whose run has ended; a running one is cancelled first.
+  completed: ['deleting'],
+  failed: ['deleting'],
+  cancelled: ['deleting'],
+  deleting: ['deleted'],
+  deleted: [],
 };
 
 /** The statuses a write of `status` may find stored: those it is a legal move from, and itself (no change). */
@@ -34,6 +37,7 @@ function statusRefused(from: BatchStatus, to: BatchStatus): Parse.Error {
   return new Parse.Error(Parse.Error.VALIDATION_ERROR, statusRefusalMessage(from, to));
 }
 
+const master = { useMasterKey: true };
 const COUNT_FIELDS = [batchField('processedMemories'), batchField('failedMemories')];
 const guarded = new WeakSet<StorageAdapter>();
 /**
@@ -141,7 +145,7 @@ export function registerCloudCode(cloud: typeof Parse.Cloud, appId: string, serv
     }
   });
 
-  guard('beforeSave', CLASS.batch, (request: Parse.Cloud.BeforeSaveRequest) => {
+  guard('beforeSave', CLASS.batch, async (request: Parse.Cloud.BeforeSaveRequest) => {
     if (!request.master) throw new Parse.Error(Parse.Error.OPERATION_FORBIDDEN, 'BatchMemoryRequest is written by the server only');
     const batch = request.object;
     // The write is checked field by field, with a message for each, before the row can read as a record.
@@ -156,6 +160,13 @@ export function registerCloudCode(cloud: typeof Parse.Cloud, appId: string, serv
     if (!previous && status !== 'pending' && status !== 'receiving') throw new Parse.Error(Parse.Error.VALIDATION_ERROR, 'a new batch starts as pending, or receiving (processed while uploading)');
     // A fast refusal only: the status may change between this read and the write (guardStatusWrites).
     if (previous && previous !== status && !TRANSITIONS[previous].includes(status)) throw statusRefused(previous, status);
+    // What a deletion removes, counted once the batch is `deleting` and its run has ended (a cancelled batch's parts
+    // write until its workflow records the end): as it moves to `deleting`, or as the end is recorded while it is.
+    // A memory deleted by hand before is not counted.
+    const endsNow = batch.dirtyKeys().includes(batchField('completedAt'));
+    if (status === 'deleting' && ((previous !== 'deleting' && original?.completedAt) || (endsNow && !original?.completedAt))) {
+      batch.set(batchField('deletedMemories'), await new Parse.Query(CLASS.memory).equalTo('batch', batch).count(master));
+    }
     const total = requireCount(fields.totalMemories, 'totalMemories');
     const processed = requireCount(fields.processedMemories, 'processedMemories');
     const failed = requireCount(fields.failedMemories, 'failedMemories');
@@ -209,6 +220,7 @@ export function registerCloudCode(cloud: typeof Parse.Cloud, appId: string, serv
     return listResponse(await service.list(actorOf(request), parsedOrRefused(batchListQuerySchema, params, 'listing'), typeof userId === 'string' ? userId : undefined));
   });
   define('cancelMemoryBatch', (request) => service.cancel(actorOf(request), batchIdParam(request)));
+  define('deleteMemoryBatch', (request) => service.delete(actorOf(request), batchIdParam(request)));
   define('getMemoryBatchData', (request) => service.data(actorOf(request), batchIdParam(request), partParam(request)));
   define('retryMemoryBatch', async (request) => (await service.retryFailed(actorOf(request), batchIdParam(request))).response);
 
@@ -228,6 +240,10 @@ export function registerCloudCode(cloud: typeof Parse.Cloud, appId: string, serv
   defineScript('dashboardCancelBatch', async (batchId) => {
     const batch = await service.store.load(batchId, { master: true });
     return (await service.requestCancel(batch)) ? `batch ${batchId} is being cancelled` : `batch ${batchId} has already finished (${batchRecordOf(batch).status})`;
+  });
+  defineScript('dashboardDeleteBatch', async (batchId) => {
+    const { status, deleted_memories: count } = await service.delete({ master: true }, batchId);
+    return status === 'deleted' ? `batch ${batchId} was already deleted (${count} memories)` : `batch ${batchId} is being deleted`;
   });
   defineScript('dashboardRetryFailedItems', async (batchId) => {
     const { response } = await service.retryFailed({ master: true }, batchId);

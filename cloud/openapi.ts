@@ -125,6 +125,16 @@ export function openApiDocument(): Record<string, unknown> {
           parameters: [idParameter],
           responses: { '200': { description: 'the batch', content: jsonContent('BatchStatusResponse') }, ...errors(401, 404, 429) },
         },
+        delete: {
+          summary:
+            'Undo an import (owner or master key): removes the memories the batch created and its stored files through a Temporal workflow; a running batch is cancelled first. It ends `deleted` with deleted_memories. Idempotent',
+          parameters: [idParameter],
+          responses: {
+            '202': { description: 'the deletion is under way (status deleting)', content: jsonContent('BatchStatusResponse') },
+            '200': { description: 'the batch was already deleted', content: jsonContent('BatchStatusResponse') },
+            ...errors(401, 403, 404, 429),
+          },
+        },
       },
       '/api/v1/memory/batch/{id}/results': {
         get: {

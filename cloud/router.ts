@@ -13,7 +13,7 @@ import { BATCH_ROUTE, httpStatusOf, listResponse, statusResponse } from '../sche
 import { BATCH_ID_PATTERN, batchListQuerySchema, resultsQuerySchema, streamOptionsSchema } from '../schema/memory';
 import { batchRecordOf } from '../schema/records';
 import type { Actor, AuthedRequest, RouteAuthentication } from './auth';
-import { type BatchService, filesExpiredError, resultsNotReady } from './batchService';
+import { type BatchService, assertFilesKept, resultsNotReady } from './batchService';
 import { BatchError, parsedOrRefused, retryRead } from './errors';
 import { jsonErrorHandler } from './httpErrors';
 import { bodyBounds, type ConcurrencyBound, type ConcurrencySlots, boundedBody, readJsonBody, slotHolder } from './inputBounds';
@@ -156,7 +156,7 @@ export function batchRouter(service: BatchService, config: Config, log: Logger, 
     handle(async (req, res) => {
       const query = parsedOrRefused(resultsQuerySchema, withNumbers(req.query, ['after', 'limit']), 'results query');
       const batch = batchRecordOf(await service.ownBatch((req as AuthedRequest).actor as Actor, batchIdOf(req), 'read the per-item results of'));
-      if (batch.filesExpiredAt) throw filesExpiredError(batch);
+      assertFilesKept(batch);
       if (!batch.resultsFileName) throw resultsNotReady(batch);
       res.status(200).type('application/x-ndjson');
       if (Object.keys(query).length === 0) {
@@ -221,6 +221,16 @@ export function batchRouter(service: BatchService, config: Config, log: Logger, 
     handle(async (req, res) => {
       const actor = (req as AuthedRequest).actor as Actor;
       res.json(await service.cancel(actor, batchIdOf(req)));
+    }),
+  );
+
+  router.delete(
+    '/memory/batch/:id',
+    handle(async (req, res) => {
+      const actor = (req as AuthedRequest).actor as Actor;
+      const status = await service.delete(actor, batchIdOf(req));
+      // 202 while the memories are being removed; 200 once they are (a repeat of a finished deletion).
+      res.status(status.status === 'deleted' ? 200 : 202).json(status);
     }),
   );
 

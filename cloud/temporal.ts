@@ -11,7 +11,9 @@ import {
 import { type Config, temporalConnectionOptions } from '../config';
 import {
   BATCH_WORKFLOW_TYPE,
+  DELETE_WORKFLOW_TYPE,
   EXPIRY_WORKFLOW_TYPE,
+  deleteWorkflowIdFor,
   LEGACY_EXPIRY_SCHEDULE_ID,
   expiryScheduleIdFor,
   type BatchWorkflowInput,
@@ -46,6 +48,23 @@ export class BatchWorkflows {
     } catch (error) {
       if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
       return false;
+    }
+  }
+
+  /** Starts the workflow that deletes a batch's memories and files; a no-op while one runs, a new run after one stopped. */
+  async startDelete(batchId: string): Promise<void> {
+    const client = await this.connect();
+    try {
+      await client.withDeadline(Date.now() + this.config.TEMPORAL_START_TIMEOUT, () =>
+        client.workflow.start(DELETE_WORKFLOW_TYPE, {
+          workflowId: deleteWorkflowIdFor(batchId),
+          taskQueue: this.config.TEMPORAL_TASK_QUEUE,
+          args: [batchId],
+          workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+        }),
+      );
+    } catch (error) {
+      if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
     }
   }
 

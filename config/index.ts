@@ -148,6 +148,10 @@ export const configVariables = {
   },
   BATCH_WRITE_MAX_BYTES: { schema: integer(1024).default(4 * MB), doc: 'most bytes of memories in one write (a single chunk larger than this goes alone)' },
   BATCH_WORKFLOW_TIMEOUT: { schema: duration.default(2 * 3_600_000), doc: 'longest a batch may run before it fails (docs/requirements.md: 2 hours)' },
+  BATCH_DELETE_PAGE_SIZE: {
+    schema: integer(1, 10_000).default(2000),
+    doc: 'memories one statement removes when a batch is deleted; the unit of durable progress of a deletion (a killed worker repeats at most one)',
+  },
   BATCH_FILE_EXPIRY_DAYS: { schema: integer(1).default(30), doc: 'age after which batch and result files are deleted (docs/requirements.md)' },
   BATCH_SPLIT_WARN_BYTES: { schema: integer(1).default(50 * MB), doc: 'a stored batch larger than this is logged as a warning (it is always split into parts)' },
   BATCH_PART_MAX_ITEMS: { schema: integer(1).default(1000), doc: 'most memories in one stored part file; one activity processes one part' },

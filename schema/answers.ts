@@ -3,17 +3,23 @@
  * Functions, the REST route and the MCP door, the status of GET …/:id, list pages and event streams, the
  * webhook event, and the HTTP status of a batch answer. `success` has one rule, `batchSucceeded`.
  */
-import { type BatchListResponse, type BatchMemoryResponse, type BatchStatus, type BatchStatusResponse, type MemoryProcessingResult, TERMINAL_STATUSES } from './memory';
+import { type BatchListResponse, type BatchMemoryResponse, type BatchStatus, type BatchStatusResponse, ENDED_STATUSES, type MemoryProcessingResult, TERMINAL_STATUSES } from './memory';
 import type { BatchRecord } from './records';
 import type { WebhookEvent } from './webhook';
 
 /** The REST route; a batch's results are at `${BATCH_ROUTE}/:id/results`. */
 export const BATCH_ROUTE = '/api/v1/memory/batch';
 
-export type TerminalStatus = Extract<BatchStatus, 'completed' | 'failed' | 'cancelled'>;
-
-export function isTerminal(status: unknown): status is TerminalStatus {
+/** Nothing more happens to the batch: a wait for it ends. */
+export function isTerminal(status: unknown): boolean {
   return TERMINAL_STATUSES.includes(status as BatchStatus);
+}
+
+export type EndedStatus = Extract<BatchStatus, 'completed' | 'failed' | 'cancelled'>;
+
+/** The batch's run has ended and its results are kept (it was not deleted). */
+export function hasEnded(status: unknown): status is EndedStatus {
+  return ENDED_STATUSES.includes(status as BatchStatus);
 }
 
 /** A batch succeeded when no item failed and it was neither failed nor cancelled (a running batch, so far). */
@@ -26,6 +32,15 @@ export function filesExpiredMessage(batch: Pick<BatchRecord, 'id' | 'filesExpire
   return `the stored memories and per-item results of batch ${batch.id} were deleted on ${batch.filesExpiredAt?.toISOString()} (BATCH_FILE_EXPIRY_DAYS); its counts remain`;
 }
 
+/** A batch its owner deleted: what it created and stored is removed, or being removed. */
+export function isDeleted(batch: Pick<BatchRecord, 'status'>): boolean {
+  return batch.status === 'deleting' || batch.status === 'deleted';
+}
+
+export function batchDeletedMessage(batch: Pick<BatchRecord, 'id'>): string {
+  return `batch ${batch.id} was deleted: the memories it created, its stored memories and its per-item results are removed; its counts remain`;
+}
+
 /**
  * BatchMemoryResponse (docs/requirements.md §3); `results` are the per-item results read from the results file (none
  * before the end), `more` when the file holds others past them (the answer then points to the download).
@@ -33,7 +48,7 @@ export function filesExpiredMessage(batch: Pick<BatchRecord, 'id' | 'filesExpire
 export function batchMemoryResponse(batch: BatchRecord, results: MemoryProcessingResult[], more = false): BatchMemoryResponse {
   const errors = [
     ...(batch.error ? [batch.error] : []),
-    ...(batch.filesExpiredAt ? [filesExpiredMessage(batch)] : []),
+    ...(isDeleted(batch) ? [batchDeletedMessage(batch)] : batch.filesExpiredAt ? [filesExpiredMessage(batch)] : []),
     ...results.filter((r) => !r.success).map((r) => `memories[${r.index}]: ${r.error}`),
   ];
   return {
@@ -72,6 +87,8 @@ export function statusResponse(batch: BatchRecord, base = BATCH_ROUTE): BatchSta
     ...(batch.completedAt ? { completed_at: iso(batch.completedAt) } : {}),
     ...(batch.resultsFileName ? { results_url: `${base}/${batch.id}/results` } : {}),
     ...(batch.filesExpiredAt ? { files_expired_at: iso(batch.filesExpiredAt) } : {}),
+    ...(batch.deletedMemories !== undefined ? { deleted_memories: batch.deletedMemories } : {}),
+    ...(batch.deletedAt ? { deleted_at: iso(batch.deletedAt) } : {}),
     ...(batch.retryOfId ? { retry_of: batch.retryOfId } : {}),
     ...(batch.metadata ? { metadata: batch.metadata } : {}),
     ...(batch.webhookUrl
@@ -106,7 +123,7 @@ export function listResponse(page: BatchPage, base = BATCH_ROUTE): BatchListResp
 /** The event a webhook receiver gets for a finished batch; its id is stable across attempts. */
 export function webhookEvent(batch: BatchRecord, publicServerURL: string): WebhookEvent {
   const { status } = batch;
-  if (!isTerminal(status)) throw new Error(`batch ${batch.id} is ${status}: a webhook event is sent once it has finished`);
+  if (!hasEnded(status)) throw new Error(`batch ${batch.id} is ${status}: a webhook event is sent once it has finished`);
   return {
     id: `${batch.id}:${status}`,
     type: `batch.${status}`,

@@ -102,6 +102,8 @@ export const classDefinitions = [
       completedAt: { type: 'Date' },
       expiresAt: { type: 'Date' },
       filesExpiredAt: { type: 'Date' },
+      deletedMemories: { type: 'Number' },
+      deletedAt: { type: 'Date' },
       retryOf: pointer(CLASS.batch),
       webhookStatus: { type: 'String' },
       webhookAttempts: { type: 'Number' },

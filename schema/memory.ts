@@ -313,11 +313,20 @@ export function describeDetails(details: ValidationDetail[]): string {
 /** What a batch id looks like (Parse object ids); anything else is not found without a lookup. */
 export const BATCH_ID_PATTERN = /^[A-Za-z0-9]{1,64}$/;
 
-/** `receiving`: a batch processed while its body still arrives (process=while_uploading), until the body ends. */
-export const BATCH_STATUSES = ['receiving', 'pending', 'processing', 'completed', 'failed', 'cancelled'] as const;
+/**
+ * `receiving`: a batch processed while its body still arrives (process=while_uploading), until the body ends.
+ * `deleting`, `deleted`: its owner undid the import; the memories it created and its stored files are being, or have
+ * been, removed.
+ */
+export const BATCH_STATUSES = ['receiving', 'pending', 'processing', 'completed', 'failed', 'cancelled', 'deleting', 'deleted'] as const;
 export const batchStatusSchema = z.enum(BATCH_STATUSES);
 export type BatchStatus = z.infer<typeof batchStatusSchema>;
-export const TERMINAL_STATUSES: readonly BatchStatus[] = ['completed', 'failed', 'cancelled'];
+/** Nothing more happens to a batch in these: a wait for it ends. */
+export const TERMINAL_STATUSES: readonly BatchStatus[] = ['completed', 'failed', 'cancelled', 'deleted'];
+/** A batch's workflow runs, or is about to: a cancel stops it. */
+export const RUNNING_STATUSES: readonly BatchStatus[] = ['receiving', 'pending', 'processing'];
+/** A batch's run has ended in these, and its results are kept: it may be retried, or deleted. */
+export const ENDED_STATUSES: readonly BatchStatus[] = ['completed', 'failed', 'cancelled'];
 
 /** The message of a refused status move (Parse error VALIDATION_ERROR), from the beforeSave check or the compare-and-set on the status. */
 export function statusRefusalMessage(from: BatchStatus, to: BatchStatus): string {
@@ -411,6 +420,10 @@ export const batchStatusResponseSchema = z.strictObject({
   results_url: z.string().optional(),
   /** When the expiry job deleted the stored memories and results (the counts stay). */
   files_expired_at: z.iso.datetime().optional(),
+  /** A deleted batch (status deleting or deleted): how many of its memories the deletion removes. */
+  deleted_memories: z.number().int().nonnegative().optional(),
+  /** When the deletion of the batch's memories and files finished. */
+  deleted_at: z.iso.datetime().optional(),
   /** The batch whose unstored items this batch retries. */
   retry_of: z.string().optional(),
   /** The batch's metadata, as submitted: its owner's only. */

@@ -51,6 +51,10 @@ export const batchRecordSchema = z.object({
   completedAt: z.date().optional(),
   expiresAt: z.date().optional(),
   filesExpiredAt: z.date().optional(),
+  /** Set as the batch moves to `deleting`: how many memories of the batch there were to remove (one deleted by hand is not counted). */
+  deletedMemories: count.optional(),
+  /** When the memories and files of a deleted batch were all removed. */
+  deletedAt: z.date().optional(),
   /** The batch whose unstored items this one retries. */
   retryOfId: z.string().optional(),
   webhookStatus: z.enum(['pending', 'retrying', 'delivered', 'failed']).optional(),
@@ -86,6 +90,8 @@ const BATCH_COLUMNS = {
   completedAt: ['completedAt', 'value'],
   expiresAt: ['expiresAt', 'value'],
   filesExpiredAt: ['filesExpiredAt', 'value'],
+  deletedMemories: ['deletedMemories', 'value'],
+  deletedAt: ['deletedAt', 'value'],
   retryOfId: ['retryOf', 'pointer'],
   webhookStatus: ['webhookStatus', 'value'],
   webhookAttempts: ['webhookAttempts', 'value'],

@@ -5,6 +5,7 @@ export const BATCH_WORKFLOW_TYPE = 'batchMemoryWorkflow';
 export const PROGRESS_QUERY = 'progress';
 export const PARTS_STORED_SIGNAL = 'partsStored';
 export const EXPIRY_WORKFLOW_TYPE = 'expireBatchFilesWorkflow';
+export const DELETE_WORKFLOW_TYPE = 'deleteBatchWorkflow';
 /** The Schedule id before it was one per app: a Schedule of that id found on the app's task queue is replaced. */
 export const LEGACY_EXPIRY_SCHEDULE_ID = 'batch-memory-file-expiry';
 
@@ -15,6 +16,11 @@ export function expiryScheduleIdFor(taskQueue: string): string {
 
 export function workflowIdFor(batchId: string): string {
   return `batch-memory-${batchId}`;
+}
+
+/** The workflow that undoes a batch's import. */
+export function deleteWorkflowIdFor(batchId: string): string {
+  return `batch-memory-delete-${batchId}`;
 }
 
 export function webhookWorkflowIdFor(batchId: string): string {
@@ -96,6 +102,12 @@ export interface PartInput {
 export interface Counts {
   processed: number;
   failed: number;
+}
+
+/** Whether a batch is ready to have its memories removed (it is `deleting`), and the settings of that removal. */
+export interface DeleteReadiness {
+  ready: boolean;
+  heartbeatTimeoutMs: number;
 }
 
 export interface FinalizeInput {

@@ -54,6 +54,8 @@ export interface BatchStorageAdapter {
    * gets the `shared` fields, which go once rather than in every object.
    */
   createObjects(className: string, objects: Record<string, unknown>[], shared?: Record<string, unknown>): Promise<CreateAnswer[]>;
+  /** Deletes up to `limit` rows of one of those classes that belong to a batch; answers how many it found (0: none are left). */
+  deleteBatchRows(className: string, batchId: string, limit: number): Promise<number>;
 }
 
 export class BatchStorage implements BatchStorageAdapter {
@@ -77,6 +79,10 @@ export class BatchStorage implements BatchStorageAdapter {
 
   createObjects(className: string, objects: Record<string, unknown>[], shared?: Record<string, unknown>): Promise<CreateAnswer[]> {
     return this.adapter.createObjects(className, objects, shared);
+  }
+
+  deleteBatchRows(className: string, batchId: string, limit: number): Promise<number> {
+    return this.adapter.deleteBatchRows(className, batchId, limit);
   }
 
   /** The lines of a stored file: a part's memories, a batch's results (callers check access first). */

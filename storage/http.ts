@@ -7,8 +7,12 @@ import http from 'node:http';
 import https from 'node:https';
 import { Readable } from 'node:stream';
 import type { Logger } from '../config/log';
+import Parse from '../schema/parseSdk';
+import { CLASS } from '../schema/classes';
 import { BULK_WRITE_PATH, type BulkCreateBody, type ParseEndpoint, fileURL } from '../schema/batchFile';
 import { type BatchStorageAdapter, type CreateAnswer, FileStorageError } from './batchStorage';
+
+const master = { useMasterKey: true };
 
 export function masterHeaders(endpoint: ParseEndpoint): Record<string, string> {
   return { 'X-Parse-Application-Id': endpoint.appId, 'X-Parse-Master-Key': endpoint.masterKey };
@@ -150,5 +154,25 @@ export class HttpStorage implements BatchStorageAdapter {
     const response = await masterRequest(endpoint, `${endpoint.serverURL}/batch`, { method: 'POST', body: JSON.stringify({ requests }), contentType: 'application/json', idempotent: true });
     if (!response.ok) throw new Error(`Parse /batch answered HTTP ${response.status}: ${response.body.toString().slice(0, 200)}`);
     return JSON.parse(response.body.toString()) as CreateAnswer[];
+  }
+
+  /** Through the bulk write route (one delete by query), or object by object through Parse's REST API where the app does not mount it. */
+  async deleteBatchRows(className: string, batchId: string, limit: number): Promise<number> {
+    const { endpoint } = this;
+    if (this.bulkWrites) {
+      const url = `${bulkWriteURL(endpoint, className)}?batch=${encodeURIComponent(batchId)}&limit=${limit}`;
+      const response = await masterRequest(endpoint, url, { method: 'DELETE' });
+      if (response.ok) return (JSON.parse(response.body.toString()) as { deleted: number }).deleted;
+      if (response.status !== 404) throw new Error(`bulk delete of ${className} answered HTTP ${response.status}: ${response.body.toString().slice(0, 200)}`);
+      this.bulkWrites = false;
+      this.log.warn('no bulk write route beside Parse Server; deleting through /batch', { url: bulkWriteURL(endpoint, className) });
+    }
+    const batch = Parse.Object.fromJSON({ className: CLASS.batch, objectId: batchId });
+    const rows = await new Parse.Query(className).equalTo('batch', batch).select([]).limit(limit).find(master);
+    await Parse.Object.destroyAll(rows, master).catch((error: unknown) => {
+      // Deleted meanwhile: gone is what was asked.
+      if ((error as Parse.Error).code !== Parse.Error.OBJECT_NOT_FOUND) throw error;
+    });
+    return rows.length;
   }
 }

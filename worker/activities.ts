@@ -13,11 +13,21 @@ import Parse from '../schema/parseSdk';
 import { type Config, publicServerURL } from '../config';
 import type { Logger } from '../config/log';
 import { CorruptFileError, type ParseEndpoint, STORED_FILE_PREFIX, STORE_REFUSED_CODE, fileField } from '../schema/batchFile';
-import { isTerminal, webhookEvent } from '../schema/answers';
+import { hasEnded, webhookEvent } from '../schema/answers';
 import { CLASS } from '../schema/classes';
-import { type MemoryItem, type MemoryProcessingResult, type StoredMemory, TERMINAL_STATUSES, isStatusRefusal } from '../schema/memory';
+import { ENDED_STATUSES, type MemoryItem, type MemoryProcessingResult, RUNNING_STATUSES, type StoredMemory, isStatusRefusal } from '../schema/memory';
 import { type ChunkResult, batchRecordOf, memoryKeyOf, partRecordOf } from '../schema/records';
-import { type BatchManifest, type Counts, type ExpiryOutcome, type FinalizeInput, type FinalizeOutcome, type PartInput, workflowIdFor } from '../schema/workflow';
+import {
+  type BatchManifest,
+  type Counts,
+  type DeleteReadiness,
+  type ExpiryOutcome,
+  type FinalizeInput,
+  type FinalizeOutcome,
+  type PartInput,
+  deleteWorkflowIdFor,
+  workflowIdFor,
+} from '../schema/workflow';
 import { WEBHOOK_HEADERS, signWebhook } from '../schema/webhook';
 import { BatchStorage } from '../storage/batchStorage';
 import { HttpStorage } from '../storage/http';
@@ -218,18 +228,34 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
     };
   }
 
-  /** Deletes one batch's part files, their index rows and its results file; marks the request. */
-  async function expireFiles(batch: Parse.Object): Promise<number> {
+  /** Deletes one batch's part files, their index rows and its results file; answers how many files. */
+  async function deleteStoredFiles(batch: Parse.Object): Promise<number> {
     const record = batchRecordOf(batch);
     const parts = await new Parse.Query(CLASS.part).equalTo('partsKey', record.partsKey).limit(1_000_000).find(master);
     const names = [...parts.map((part) => partRecordOf(part).name), ...(record.resultsFileName ? [record.resultsFileName] : [])];
     for (const name of names) await storage.deleteFile(name);
     await Parse.Object.destroyAll(parts, master);
     batch.unset('resultsFile');
-    batch.set('filesExpiredAt', new Date());
-    await batch.save(null, master);
     log.info('batch files deleted', { batchId: record.id, files: names.length });
     return names.length;
+  }
+
+  /** Deletes the files of a batch past its expiresAt; marks the request. */
+  async function expireFiles(batch: Parse.Object): Promise<number> {
+    const files = await deleteStoredFiles(batch);
+    batch.set('filesExpiredAt', new Date());
+    await batch.save(null, master);
+    return files;
+  }
+
+  /** Deletes every row of `className` that belongs to the batch, a page at a time, heartbeating the count so far. */
+  async function deleteAllRows(className: string, batchId: string, deleted: { memories: number; chunks: number }, key: 'memories' | 'chunks'): Promise<void> {
+    for (;;) {
+      const page = await storage.deleteBatchRows(className, batchId, config.BATCH_DELETE_PAGE_SIZE);
+      if (page === 0) return;
+      deleted[key] += page;
+      Context.current().heartbeat(deleted);
+    }
   }
 
   return {
@@ -359,12 +385,14 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
     async finalizeBatch({ batchId, status, error }: FinalizeInput): Promise<FinalizeOutcome> {
       const batch = await loadBatch(batchId);
       const record = batchRecordOf(batch);
-      const webhook = Boolean(record.webhookUrl);
-      if (record.completedAt) return { processed: record.processedMemories, failed: record.failedMemories, webhook };
+      // A batch being deleted tells no receiver of its end: what the event would point to is going.
+      if (record.completedAt) return { processed: record.processedMemories, failed: record.failedMemories, webhook: Boolean(record.webhookUrl) && hasEnded(record.status) };
       // A status set from outside (the Dashboard cancelling) stands; the counts and results are still written.
       // A batch whose upload broke (processed while uploading: its error recorded when its body ended) fails,
       // once the memories before the break are processed.
-      const finalStatus = isTerminal(record.status) ? record.status : status === 'completed' && record.error ? 'failed' : status;
+      // A batch deleted while it ran (`deleting`) stays so: its deletion waits for this end.
+      const finalStatus = hasEnded(record.status) || record.status === 'deleting' ? record.status : status === 'completed' && record.error ? 'failed' : status;
+      const webhook = Boolean(record.webhookUrl) && finalStatus !== 'deleting';
       const counts: Counts = { processed: 0, failed: 0 };
       // The results stream into the file a page of chunk rows at a time: the worker's memory stays the same
       // whatever the batch's size.
@@ -413,7 +441,8 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
       const batch = await loadBatch(batchId);
       const record = batchRecordOf(batch);
       const url = record.webhookUrl;
-      if (!url || record.webhookStatus === 'delivered' || record.webhookStatus === 'failed') return;
+      // Deleted since it finished: its results are gone, and so is the event's point.
+      if (!url || record.webhookStatus === 'delivered' || record.webhookStatus === 'failed' || !hasEnded(record.status)) return;
       const { attempt } = Context.current().info;
       const event = webhookEvent(record, publicServerURL(config));
       const body = JSON.stringify(event);
@@ -456,6 +485,46 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
       throw ApplicationFailure.retryable(WEBHOOK_FAILED, 'WebhookDeliveryError');
     },
 
+    /**
+     * Readies a batch for deletion: ready once it is `deleting` (or `deleted`) and its run has ended. A batch still
+     * running is cancelled (its workflow records the end once its parts have stopped writing); one whose run has
+     * ended moves to `deleting`. Not ready: ask again.
+     */
+    async beginDelete(batchId: string): Promise<DeleteReadiness> {
+      const readiness = (ready: boolean): DeleteReadiness => ({ ready, heartbeatTimeoutMs: config.BATCH_HEARTBEAT_TIMEOUT });
+      const batch = await loadBatch(batchId);
+      const { status, completedAt } = batchRecordOf(batch);
+      if (status === 'deleted') return readiness(true);
+      if (status !== 'deleting') {
+        batch.set('status', RUNNING_STATUSES.includes(status) ? 'cancelled' : 'deleting');
+        try {
+          await batch.save(null, master);
+        } catch (error) {
+          // Moved since the read (it ended, or a delete came first): asked again, the stored status decides.
+          if (!isStatusRefusal(error)) throw error;
+          return readiness(false);
+        }
+      }
+      return readiness(batchRecordOf(batch).status === 'deleting' && completedAt !== undefined);
+    },
+
+    /**
+     * Removes what a `deleting` batch created and stored: its memories and chunk rows a page at a time, then its part
+     * and results files, and records `deleted`. Every step finds only what is left, so a retry after a killed worker
+     * goes on where it stopped, and a memory deleted by hand meanwhile is simply not found.
+     */
+    async deleteBatchData(batchId: string): Promise<void> {
+      const batch = await loadBatch(batchId);
+      if (batchRecordOf(batch).status === 'deleted') return;
+      const deleted = { memories: 0, chunks: 0 };
+      await deleteAllRows(CLASS.memory, batchId, deleted, 'memories');
+      await deleteAllRows(CLASS.chunk, batchId, deleted, 'chunks');
+      const files = await deleteStoredFiles(batch);
+      batch.set({ status: 'deleted', deletedAt: new Date() });
+      await batch.save(null, master);
+      log.info('batch deleted', { batchId, workflowId: deleteWorkflowIdFor(batchId), ...deleted, files, counted: batchRecordOf(batch).deletedMemories });
+    },
+
     /** Deletes the stored files of finished batches past their expiresAt; the requests and their counts stay. */
     async expireBatchFiles(): Promise<ExpiryOutcome> {
       const ctx = Context.current();
@@ -464,7 +533,7 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
         const page = await new Parse.Query(CLASS.batch)
           .lessThanOrEqualTo('expiresAt', new Date())
           .doesNotExist('filesExpiredAt')
-          .containedIn('status', [...TERMINAL_STATUSES])
+          .containedIn('status', [...ENDED_STATUSES])
           .limit(50)
           .find(master);
         for (const batch of page) {

@@ -16,6 +16,7 @@ import {
   proxyActivities,
   proxyLocalActivities,
   setHandler,
+  sleep,
   startChild,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -44,6 +45,9 @@ const { beginBatch, finalizeBatch } = proxyLocalActivities<BatchActivities>({ st
 // The activity stops retrying itself after WEBHOOK_MAX_ATTEMPTS, recording the failure on the request.
 const { deliverWebhook } = proxyActivities<BatchActivities>({ startToCloseTimeout: '2m', retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '5m' } });
 const { expireBatchFiles } = proxyActivities<BatchActivities>({ startToCloseTimeout: '1h', heartbeatTimeout: '2m', retry });
+const { beginDelete } = proxyLocalActivities<BatchActivities>({ startToCloseTimeout: '5m', retry });
+/** How long a deletion waits, at most, before it asks again whether a cancelled batch's parts have stopped. */
+const DELETE_WAIT_MAX_MS = 30_000;
 
 /**
  * Records the terminal status, then hands the webhook to a child workflow that outlives this one,
@@ -103,8 +107,8 @@ export async function batchMemoryWorkflow(input: BatchWorkflowInput): Promise<vo
   Object.assign(progress, { total: manifest.total, status: manifest.status });
   learn(manifest.partCount, manifest.status !== 'receiving');
   if (manifest.status !== 'processing' && manifest.status !== 'receiving') {
-    // Cancelled as this workflow began: the cancel found it running and left the end to it.
-    if (manifest.status === 'cancelled' && !manifest.ended) await finish({ batchId, status: 'cancelled' });
+    // Cancelled (or deleted) as this workflow began: the cancel found it running and left the end to it.
+    if ((manifest.status === 'cancelled' || manifest.status === 'deleting') && !manifest.ended) await finish({ batchId, status: 'cancelled' });
     return;
   }
 
@@ -190,6 +194,21 @@ export async function batchMemoryWorkflow(input: BatchWorkflowInput): Promise<vo
   }
   progress.status = 'completed';
   await finish({ batchId, status: 'completed' });
+}
+
+/**
+ * Undoes a batch's import, durably: once the batch's run has ended (a running batch is cancelled, and its parts stop
+ * writing first), removes the memories it created, its chunk rows and its stored files, and records `deleted`.
+ */
+export async function deleteBatchWorkflow(batchId: string): Promise<void> {
+  let readiness = await beginDelete(batchId);
+  for (let wait = 1000; !readiness.ready; wait = Math.min(wait * 2, DELETE_WAIT_MAX_MS)) {
+    await sleep(wait);
+    readiness = await beginDelete(batchId);
+  }
+  // A killed worker is noticed by the heartbeat, as for a part; the retry finds only the rows left.
+  const { deleteBatchData } = proxyActivities<BatchActivities>({ startToCloseTimeout: '1h', heartbeatTimeout: readiness.heartbeatTimeoutMs, retry });
+  await deleteBatchData(batchId);
 }
 
 /** Run by the expiry Schedule: deletes the stored files of batches past BATCH_FILE_EXPIRY_DAYS. */

@@ -56,7 +56,7 @@ test('POST /memory/batch/:id/retry: 202 for the owner, 409 when nothing failed, 
   expect(other.status).toBe(404);
 });
 
-test('Dashboard scripts: "Retry failed items" and "Cancel batch" run with the master key only', async () => {
+test('Dashboard scripts: "Retry failed items", "Cancel batch" and "Delete batch" run with the master key only; deleteMemoryBatch deletes for the owner', async () => {
   const P = parse();
   const owner = await newUser();
   const first = await addMemoryBatch(owner.sessionToken, { memories: mixedBatch() });
@@ -72,6 +72,19 @@ test('Dashboard scripts: "Retry failed items" and "Cancel batch" run with the ma
   expect(batch.get('status')).toBe('cancelled');
   const again = (await P.Cloud.run('dashboardCancelBatch', { object: { ...object, objectId: running.batch_id } }, { useMasterKey: true })) as string;
   expect(again).toBe(`batch ${running.batch_id} has already finished (cancelled)`);
+
+  // "Delete batch" undoes the cancelled import; deleteMemoryBatch does the same for the owner.
+  await expect(P.Cloud.run('dashboardDeleteBatch', { object: { ...object, objectId: running.batch_id } }, { sessionToken: owner.sessionToken })).rejects.toThrow(/[Mm]aster/);
+  const deleting = (await P.Cloud.run('dashboardDeleteBatch', { object: { ...object, objectId: running.batch_id } }, { useMasterKey: true })) as string;
+  expect(deleting).toBe(`batch ${running.batch_id} is being deleted`);
+  const owned = (await P.Cloud.run('deleteMemoryBatch', { batch_id: first.batch_id }, { sessionToken: owner.sessionToken })) as { status: string; deleted_memories: number };
+  expect(owned).toMatchObject({ status: 'deleting', deleted_memories: first.processed });
+  for (const batchId of [running.batch_id, first.batch_id]) {
+    await waitFor(`batch ${batchId} to be deleted`, async () => (await getBatch(batchId)).get('status') === 'deleted');
+    expect(await countMemories(batchId)).toBe(0);
+  }
+  const deletedAgain = (await P.Cloud.run('dashboardDeleteBatch', { object: { ...object, objectId: running.batch_id } }, { useMasterKey: true })) as string;
+  expect(deletedAgain).toBe(`batch ${running.batch_id} was already deleted (${batch.get('processedMemories')} memories)`);
 });
 
 const api = stackApi(stackInfo());

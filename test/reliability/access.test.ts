@@ -183,13 +183,14 @@ test('every read path: another user and an anonymous client get the exact refusa
     if (withMaster.status !== 200) wrong.push(`file ${file} with the master key: status ${withMaster.status}`);
   }
 
-  // The REST route: status, results, events, cancel, retry.
+  // The REST route: status, results, events, cancel, retry, delete.
   for (const [method, path] of [
     ['GET', ''],
     ['GET', '/results'],
     ['GET', '/events'],
     ['POST', '/cancel'],
     ['POST', '/retry'],
+    ['DELETE', ''],
   ]) {
     expectRefusal(`${method} ${path || '/'} as another user`, await attacker.rest(`/memory/batch/${batchId}${path}`, { method, ...asOther }), { status: 404, code: 'not_found' });
     expectRefusal(`${method} ${path || '/'} anonymous`, await attacker.rest(`/memory/batch/${batchId}${path}`, { method }), { status: 401, code: 'unauthorized' });
@@ -197,7 +198,16 @@ test('every read path: another user and an anonymous client get the exact refusa
 
   // Cloud Functions.
   const params = { batch_id: batchId, object: { __type: 'Object', className: 'BatchMemoryRequest', objectId: batchId } };
-  for (const name of ['getMemoryBatch', 'getMemoryBatchData', 'cancelMemoryBatch', 'retryMemoryBatch', 'dashboardCancelBatch', 'dashboardRetryFailedItems']) {
+  for (const name of [
+    'getMemoryBatch',
+    'getMemoryBatchData',
+    'cancelMemoryBatch',
+    'retryMemoryBatch',
+    'deleteMemoryBatch',
+    'dashboardCancelBatch',
+    'dashboardRetryFailedItems',
+    'dashboardDeleteBatch',
+  ]) {
     const script = name.startsWith('dashboard');
     expectRefusal(`${name} as another user`, await attacker.parse(`/functions/${name}`, { ...asOther, body: params }), script ? MASTER_KEY_REQUIRED : NOT_FOUND);
     expectRefusal(`${name} anonymous`, await attacker.parse(`/functions/${name}`, { body: params }), script ? MASTER_KEY_REQUIRED : NO_SESSION);

@@ -329,7 +329,7 @@ test('_Installation is closed to clients: no install, no listing, no new column,
   expect(grown).toBe(false);
 });
 
-test("item 8: an organization member reads a batch's status but cannot cancel, retry or read the stored memories or per-item results of another member's batch", async () => {
+test("item 8: an organization member reads a batch's status but cannot cancel, retry, delete or read the stored memories or per-item results of another member's batch", async () => {
   const P = parse();
   const running = await submit(victim.token, { memories: memories(30, 200, () => ({ metadata: { test_slow_ms: 500 } })) }, { Prefer: 'respond-async' });
   expect(running.status).toBe(202);
@@ -347,27 +347,32 @@ test("item 8: an organization member reads a batch's status but cannot cancel, r
   const retryFunction = await send(api.call('/parse/functions/retryMemoryBatch', { token: colleague.token, body: { batch_id: finishedId } }));
   const retryRest = await send(api.call(`/api/v1/memory/batch/${finishedId}/retry`, { method: 'POST', token: colleague.token }));
   const resultsRest = await send(api.call(`/api/v1/memory/batch/${finishedId}/results`, { token: colleague.token }));
+  const deleteFunction = await send(api.call('/parse/functions/deleteMemoryBatch', { token: colleague.token, body: { batch_id: finishedId } }));
+  const deleteRest = await send(api.call(`/api/v1/memory/batch/${finishedId}`, { method: 'DELETE', token: colleague.token }));
   // What a member may do: read the status.
   const status = await api.call(`/api/v1/memory/batch/${batchId}`, { token: colleague.token });
   const statusFunction = await api.call('/parse/functions/getMemoryBatch', { token: colleague.token, body: { batch_id: finishedId } });
 
   const stillRunning = (await api.batch(batchId)).status as string;
+  const finishedStatus = (await api.batch(finishedId)).status as string;
   const retriesAfter = await api.count('BatchMemoryRequest', { retryOf: pointer('BatchMemoryRequest', finishedId) });
   const leakedContent = answers.some((answer) => JSON.stringify(answer.body).includes('Memory 0:'));
   const memoriesReadable = await new P.Query('Memory').equalTo('batch', P.Object.fromJSON({ className: 'BatchMemoryRequest', objectId: finishedId })).count({ sessionToken: colleague.token });
   const forbiddenFunction = (answer: Answer) => answer.status === 400 && answer.body.code === 119;
   const refused =
-    [cancelFunction, dataFunction, finishedData, retryFunction].every(forbiddenFunction) &&
+    [cancelFunction, dataFunction, finishedData, retryFunction, deleteFunction].every(forbiddenFunction) &&
     cancelRest.status === 403 &&
+    deleteRest.status === 403 &&
     retryRest.status === 403 &&
     resultsRest.status === 403 &&
     statusFunction.body.result?.results?.length === 0 &&
     stillRunning !== 'cancelled' &&
+    finishedStatus === 'completed' &&
     retriesAfter === retriesBefore &&
     !leakedContent &&
     memoriesReadable === 0;
   recordAttack({
-    attack: "organization member cancels, retries and reads the stored memories or per-item results of another member's batch (item 8)",
+    attack: "organization member cancels, retries, deletes and reads the stored memories or per-item results of another member's batch (item 8)",
     requests: answers.length,
     answers: tally(answers.map((a) => a.status)),
     refused,
@@ -377,11 +382,13 @@ test("item 8: an organization member reads a batch's status but cannot cancel, r
   const ownerCancel = await api.call(`/api/v1/memory/batch/${batchId}/cancel`, { method: 'POST', token: victim.token });
   const ownerData = await api.call('/parse/functions/getMemoryBatchData', { token: victim.token, body: { batch_id: finishedId } });
 
-  for (const answer of [cancelFunction, dataFunction, finishedData, retryFunction]) expect(answer).toMatchObject({ status: 400, body: { code: 119 } });
+  for (const answer of [cancelFunction, dataFunction, finishedData, retryFunction, deleteFunction]) expect(answer).toMatchObject({ status: 400, body: { code: 119 } });
   expect(cancelRest).toMatchObject({ status: 403, body: { error: { code: 'forbidden' } } });
+  expect(deleteRest).toMatchObject({ status: 403, body: { error: { code: 'forbidden' } } });
   expect(retryRest).toMatchObject({ status: 403, body: { error: { code: 'forbidden' } } });
   expect(resultsRest).toMatchObject({ status: 403, body: { error: { code: 'forbidden' } } });
   expect(stillRunning).not.toBe('cancelled');
+  expect(finishedStatus).toBe('completed');
   expect(retriesAfter).toBe(retriesBefore);
   expect(leakedContent).toBe(false);
   expect(memoriesReadable).toBe(0);

@@ -12,7 +12,17 @@ import type { Worker } from '@temporalio/worker';
 import { waitFor } from '../../scripts/processes';
 import type { BatchActivities } from '../../worker/activities';
 import type { BatchManifest, BatchProgress, BatchSettings, BatchWorkflowInput, Counts, ExpiryOutcome, FinalizeInput, FinalizeOutcome, PartInput } from '../../schema/workflow';
-import { BATCH_WORKFLOW_TYPE, EXPIRY_WORKFLOW_TYPE, PARTS_STORED_SIGNAL, PROGRESS_QUERY, type PartsStored, webhookWorkflowIdFor, workflowIdFor } from '../../schema/workflow';
+import {
+  BATCH_WORKFLOW_TYPE,
+  DELETE_WORKFLOW_TYPE,
+  EXPIRY_WORKFLOW_TYPE,
+  PARTS_STORED_SIGNAL,
+  PROGRESS_QUERY,
+  type PartsStored,
+  deleteWorkflowIdFor,
+  webhookWorkflowIdFor,
+  workflowIdFor,
+} from '../../schema/workflow';
 import { timeSkippingEnvironment, workflowWorker } from './support/workflowEnvironment';
 
 type History = Awaited<ReturnType<WorkflowHandle['fetchHistory']>>;
@@ -94,6 +104,13 @@ const of = (batchId: string): Activities => {
   return acts;
 };
 let expiry: Activities['expireBatchFiles'] = async () => ({ batches: 0, files: 0 });
+/** Each deletion's activities, by batch id. */
+const deletions = new Map<string, Pick<BatchActivities, 'beginDelete' | 'deleteBatchData'>>();
+const deletionOf = (batchId: string) => {
+  const acts = deletions.get(batchId);
+  if (!acts) throw new Error(`no deletion activities for batch ${batchId}`);
+  return acts;
+};
 
 beforeAll(async () => {
   env = await timeSkippingEnvironment();
@@ -103,7 +120,9 @@ beforeAll(async () => {
     finalizeBatch: (input: FinalizeInput) => of(input.batchId).finalizeBatch(input),
     deliverWebhook: (batchId: string) => of(batchId).deliverWebhook(batchId),
     expireBatchFiles: () => expiry(),
-  } satisfies Activities);
+    beginDelete: (batchId: string) => deletionOf(batchId).beginDelete(batchId),
+    deleteBatchData: (batchId: string) => deletionOf(batchId).deleteBatchData(batchId),
+  } satisfies Activities & Pick<BatchActivities, 'beginDelete' | 'deleteBatchData'>);
   running = worker.run();
 });
 
@@ -256,10 +275,10 @@ test('a batch no longer processing (cancelled before it began, its end recorded)
   expect(seen.finalized).toEqual([]);
 });
 
-test('a batch cancelled as its workflow began (the cancel found the workflow running, its end not recorded) runs no part and is finalized cancelled', async () => {
+test.each(['cancelled', 'deleting'] as const)('a batch %s as its workflow began (the cancel found the workflow running, its end not recorded) runs no part and is finalized', async (status) => {
   const seen = recorder();
   await withBatch(
-    activities(async () => manifest({ status: 'cancelled', ended: false }), tenEach, seen),
+    activities(async () => manifest({ status, ended: false }), tenEach, seen),
     async (batchId, taskQueue) => (await startBatch(batchId, taskQueue)).result(),
   );
   expect(seen.parts).toEqual([]);
@@ -398,4 +417,32 @@ test('the expiry workflow answers what its activity removed', async () => {
   expiry = async () => ({ batches: 2, files: 7 });
   const outcome = await env.client.workflow.execute(EXPIRY_WORKFLOW_TYPE, { taskQueue, workflowId: `expiry-${randomUUID()}` });
   expect(outcome).toEqual({ batches: 2, files: 7 });
+});
+
+test('a deletion waits, backing off, until the batch is ready (its cancelled run has ended), then removes its data once; a failed removal is retried', async () => {
+  const batchId = randomUUID();
+  const log: string[] = [];
+  let asked = 0;
+  let removals = 0;
+  deletions.set(batchId, {
+    async beginDelete() {
+      asked++;
+      log.push(`asked ${asked}`);
+      return { ready: asked >= 4, heartbeatTimeoutMs: 60_000 };
+    },
+    async deleteBatchData() {
+      removals++;
+      log.push(`removal ${removals}`);
+      // The first attempt dies in the middle (a killed worker): the retry goes on.
+      if (removals === 1) throw ApplicationFailure.retryable('worker lost', 'Error');
+    },
+  });
+  const handle = await env.client.workflow.start(DELETE_WORKFLOW_TYPE, { taskQueue, workflowId: deleteWorkflowIdFor(batchId), args: [batchId] });
+  await handle.result();
+  expect(log).toEqual(['asked 1', 'asked 2', 'asked 3', 'asked 4', 'removal 1', 'removal 2']);
+  // Waits of 1, 2 and 4 s between the asks: timers in the history, not a busy loop.
+  const timers = ((await handle.fetchHistory()).events ?? [])
+    .filter((event) => event.timerStartedEventAttributes)
+    .map((event) => Number(event.timerStartedEventAttributes?.startToFireTimeout?.seconds));
+  expect(timers).toEqual([1, 2, 4]);
 });
