@@ -144,6 +144,7 @@ class ProgressDisplay {
 /** 0 when the batch is still running (asked not to wait) or completed with every memory stored. */
 function exitCodeOf(batch: BatchView): number {
   if (!isFinished(batch)) return EXIT.success;
+  if (batch.status === 'deleted') return EXIT.success;
   return batch.status === 'completed' && batch.failed === 0 ? EXIT.success : EXIT.failure;
 }
 
@@ -162,7 +163,11 @@ function printSummary(client: BatchMemoryClient, batch: BatchView, startedAt: nu
     ['failed', batch.failed],
     ['duration', `${((Date.now() - startedAt) / 1000).toFixed(1)} s`],
     ...(error ? [['error', error] as [string, string]] : []),
-    isFinished(batch) ? ['results', `memory-batch results ${id}${batch.failed ? ' --failed' : ''}  (GET ${client.resultsUrl(id)})`] : ['follow', `memory-batch wait ${id}`],
+    'deleted_memories' in batch && batch.deleted_memories !== undefined
+      ? ['removed', `${batch.deleted_memories} memories${batch.status === 'deleted' ? '' : ' (deleting)'}`]
+      : isFinished(batch)
+        ? ['results', `memory-batch results ${id}${batch.failed ? ' --failed' : ''}  (GET ${client.resultsUrl(id)})`]
+        : ['follow', `memory-batch wait ${id}`],
   ];
   process.stdout.write(rows.map(([name, value]) => `${name.padEnd(11)}${value}\n`).join(''));
 }
@@ -281,6 +286,23 @@ async function cancelBatch(batchId: string, options: ConnectionOptions): Promise
   const startedAt = Date.now();
   printSummary(client, await client.cancel(batchId), startedAt, options.json);
   return EXIT.success;
+}
+
+/** Undoes an import, and follows the deletion until the batch is `deleted` (or not, with --async). */
+async function deleteBatch(batchId: string, options: FollowOptions & { async?: boolean }): Promise<number> {
+  const client = clientOf(options);
+  const startedAt = Date.now();
+  const started = await client.delete(batchId);
+  if (options.async || isFinished(started)) {
+    printSummary(client, started, startedAt, options.json);
+    return exitCodeOf(started);
+  }
+  const display = new ProgressDisplay(process.stderr);
+  try {
+    return await follow(client, batchId, options, display, startedAt);
+  } finally {
+    display.stop();
+  }
 }
 
 /** Retries the items a finished batch did not store, as a new batch, and follows it (or not, with --async). */
@@ -404,6 +426,14 @@ function buildProgram(done: (exitCode: number) => void): Command {
     .action(run((id: string, _options: ConnectionOptions, command: Command) => cancelBatch(id, command.optsWithGlobals<ConnectionOptions>())));
 
   program
+    .command('delete')
+    .description('undo an import: remove every memory the batch created and its stored files (a running batch is cancelled first); waits until it is deleted')
+    .argument('<id>', 'batch id')
+    .option('--async', 'return once the deletion has begun')
+    .addOption(timeout)
+    .action(run((id: string, _options: FollowOptions, command: Command) => deleteBatch(id, command.optsWithGlobals<FollowOptions & { async?: boolean }>())));
+
+  program
     .command('worker')
     .description('run a batch worker until SIGINT or SIGTERM, configured as the server is (PARSE_*, TEMPORAL_*, MEMORY_PROCESSOR_MODULE, ...)')
     .action(
@@ -420,10 +450,10 @@ function buildProgram(done: (exitCode: number) => void): Command {
   program
     .command('mcp')
     .description(
-      'serve the Model Context Protocol on standard input and output, for an agent on this machine (tools: import_memories, get_batch, list_batches, get_batch_failures, cancel_batch, retry_failed)',
+      'serve the Model Context Protocol on standard input and output, for an agent on this machine (tools: import_memories, check_memories, get_batch, list_batches, get_batch_failures, cancel_batch, retry_failed, delete_batch)',
     )
     .option('--allow-dir <dir...>', 'folders import_memories may read files from, besides the working directory (links out of them are refused)')
-    .option('--master-key-mode', "serve with the master key (for --user-id): the agent can then read, cancel and retry any user's batch, which every tool description says")
+    .option('--master-key-mode', "serve with the master key (for --user-id): the agent can then read, cancel, retry and delete any user's batch, which every tool description says")
     .action(
       run(async (options: { allowDir?: string[]; masterKeyMode?: boolean }, command: Command) => {
         const connection = command.optsWithGlobals<ConnectionOptions>();

@@ -124,7 +124,7 @@ export class BatchWaitTimeoutError extends Error {
   }
 }
 
-/** True once a batch has reached a terminal status: completed, failed or cancelled. */
+/** True once a batch has reached a terminal status: completed, failed, cancelled or deleted. */
 export function isFinished(status: BatchStatusResponse | BatchMemoryResponse): boolean {
   return TERMINAL_STATUSES.includes(status.status);
 }
@@ -270,6 +270,15 @@ export class BatchMemoryClient {
     return this.parsed(batchMemoryResponseSchema, await this.json(response), `POST ${REST_PATH}/:id/cancel`, response.status);
   }
 
+  /**
+   * Undoes an import: the server removes every memory the batch created and its stored files, stopping a running
+   * batch first. Answers as the deletion begins (status `deleting`; `deleted` for a repeat); `wait` follows it to `deleted`.
+   */
+  async delete(batchId: string): Promise<BatchStatusResponse> {
+    const response = await this.request(`/${encodeURIComponent(batchId)}`, { method: 'DELETE' });
+    return this.parsed(batchStatusResponseSchema, await this.json(response), `DELETE ${REST_PATH}/:id`, response.status);
+  }
+
   /** Per-item results of a finished batch, in batch order, read as they stream in; filtered (`status`) and ranged (`after` an index, `limit`) by the server. */
   async *results(batchId: string, options: { signal?: AbortSignal } & ResultsQuery = {}): AsyncGenerator<MemoryProcessingResult> {
     const { signal, ...query } = options;
@@ -303,7 +312,7 @@ export class BatchMemoryClient {
     }
   }
 
-  /** Resolves with the batch's terminal status (completed, failed or cancelled). */
+  /** Resolves with the batch's terminal status (completed, failed, cancelled, or deleted after a delete). */
   async wait(batchId: string, options: WaitOptions = {}): Promise<BatchStatusResponse> {
     const interval = options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS;
     const deadline = options.timeoutMs === undefined ? undefined : AbortSignal.timeout(options.timeoutMs);

@@ -62,6 +62,7 @@ function restAccess(client: BatchMemoryClient, options: StdioOptions): BatchAcce
     list: (page) => client.list(page),
     results: (batchId) => client.results(batchId),
     cancel: (batchId) => client.cancel(batchId),
+    delete: (batchId) => client.delete(batchId),
     retryFailed: (batchId) => client.retryFailed(batchId),
     // The events stream, until the batch ends; the server bounds how many streams a user holds open.
     follow: (batchId, onStatus, signal) => client.wait(batchId, { onProgress: onStatus, signal }),

@@ -44,6 +44,7 @@ function inProcessAccess(service: BatchService, config: Config, actor: Actor, sl
       yield* service.resultLines(batchRecordOf(await service.ownBatch(actor, batchId, 'read the per-item results of')), {});
     },
     cancel: (batchId) => service.cancel(actor, batchId),
+    delete: (batchId) => service.delete(actor, batchId),
     async retryFailed(batchId) {
       // A retry stores a new batch's parts: it takes an upload slot as an import does.
       const release = slots.uploads.take(slotHolder(actor));

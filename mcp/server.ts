@@ -48,6 +48,8 @@ export interface BatchAccess {
   /** Per-item results of a finished batch, in batch order. */
   results(batchId: string): AsyncIterable<MemoryProcessingResult>;
   cancel(batchId: string): Promise<BatchMemoryResponse>;
+  /** Undoes an import: its memories and stored files are removed; answers as the deletion begins. */
+  delete(batchId: string): Promise<BatchStatusResponse>;
   retryFailed(batchId: string): Promise<BatchMemoryResponse>;
   /** Follows a batch until it ends (or the door's wait bound passes), calling `onStatus` at each change; answers the last status. */
   follow(batchId: string, onStatus: (status: BatchStatusResponse) => void, signal: AbortSignal): Promise<BatchStatusResponse>;
@@ -156,7 +158,7 @@ export function batchMcpServer(access: BatchAccess, options: McpServerOptions): 
   const server = new McpServer({ name: 'memory-batch', version: '1.0.0' });
   // "Your own" is not true of the master key: an agent, and whoever reads its tool list, is told what it holds.
   const scoped = (description: string) =>
-    options.masterKeyFor ? `${description} MASTER-KEY MODE: imports belong to user ${options.masterKeyFor}, and any user's batch can be read, cancelled and retried by its id.` : description;
+    options.masterKeyFor ? `${description} MASTER-KEY MODE: imports belong to user ${options.masterKeyFor}, and any user's batch can be read, cancelled, retried and deleted by its id.` : description;
 
   server.registerTool(
     'import_memories',
@@ -324,6 +326,20 @@ export function batchMcpServer(access: BatchAccess, options: McpServerOptions): 
       annotations: { destructiveHint: true, idempotentHint: true },
     },
     ({ batch_id }) => answer(log, async () => summaryOf(await access.cancel(batch_id)), describe),
+  );
+
+  server.registerTool(
+    'delete_batch',
+    {
+      title: 'Delete a batch',
+      description: scoped(
+        'Undoes an import of your own: removes every memory the batch created and its stored files (a running batch is stopped first). Answers as the deletion begins (status deleting); the batch ends deleted. Cannot be undone.',
+      ),
+      inputSchema: { batch_id: batchId },
+      outputSchema: batchSummarySchema,
+      annotations: { destructiveHint: true, idempotentHint: true },
+    },
+    ({ batch_id }) => answer(log, async () => summaryOf(await access.delete(batch_id)), describe),
   );
 
   server.registerTool(

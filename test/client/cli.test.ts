@@ -1,4 +1,4 @@
-/** The `memory-batch` CLI as a real subprocess: large streamed imports, resume by idempotency key, JSON documents, results, cancel, exit codes. */
+/** The `memory-batch` CLI as a real subprocess: large streamed imports, resume by idempotency key, JSON documents, results, cancel, delete, exit codes. */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -137,7 +137,7 @@ test('standard input: JSON Lines by default, a JSON array with --format json; --
   expect(await countMemories(batchId)).toBe(600);
 });
 
-test('`cancel` stops a running batch, and the master key acts for the user named by --user-id', async () => {
+test('`cancel` stops a running batch and `delete` undoes it; the master key acts for the user named by --user-id', async () => {
   const owner = await newUser('cli-cancel');
   const file = writeJsonl('memories-cancel.jsonl', heldMemories(400, newGate()));
   const asMaster = ['--server', SERVER, '--master-key', stackInfo().masterKey];
@@ -156,6 +156,17 @@ test('`cancel` stops a running batch, and the master key acts for the user named
   const activities = await untilActivitiesClosed(batchId);
   expect(activities.cancelled).toBeGreaterThan(0);
   expect(await countMemories(batchId)).toBe(successful);
+
+  // `delete` undoes the import and follows it until the batch is deleted; a repeat with --json answers the same.
+  const deleted = await runCli([...asMaster, 'delete', batchId]);
+  expect({ code: deleted.code, status: summaryValue(deleted.stdout, 'status'), removed: summaryValue(deleted.stdout, 'removed') }).toEqual({
+    code: 0,
+    status: 'deleted',
+    removed: `${successful} memories`,
+  });
+  expect(await countMemories(batchId)).toBe(0);
+  const repeat = await runCli([...asMaster, 'delete', batchId, '--json']);
+  expect({ code: repeat.code, answer: JSON.parse(repeat.stdout) }).toEqual({ code: 0, answer: expect.objectContaining({ status: 'deleted', deleted_memories: successful }) });
 });
 
 test('--process while_uploading: a valid file completes exactly; a bad line after the first part exits 1 naming the batch, which holds the memories before it', async () => {

@@ -1,4 +1,4 @@
-/** BatchMemoryClient against the real stack: submit (JSON and NDJSON), get, wait, cancel, results, and typed errors. */
+/** BatchMemoryClient against the real stack: submit (JSON and NDJSON), get, wait, cancel, delete, results, and typed errors. */
 import http from 'node:http';
 import { Readable } from 'node:stream';
 import { BatchApiError, BatchMemoryClient, BatchWaitTimeoutError } from '../../client';
@@ -63,7 +63,7 @@ test('addNdjson streams lines with gzip; wait follows the events stream to the e
   expect(await client.get(accepted.batch.batch_id)).toEqual({ ...final, results_url: `/api/v1/memory/batch/${accepted.batch.batch_id}/results` });
 });
 
-test('wait by polling; a wait that runs out rejects with BatchWaitTimeoutError while the batch keeps running; cancel stops it', async () => {
+test('wait by polling; a wait that runs out rejects with BatchWaitTimeoutError while the batch keeps running; cancel stops it; delete undoes it', async () => {
   const { sessionToken } = await newUser('client-cancel');
   const client = clientFor(sessionToken);
   const accepted = await client.add({ memories: heldMemories(400, newGate()) }, { wait: false });
@@ -87,6 +87,12 @@ test('wait by polling; a wait that runs out rejects with BatchWaitTimeoutError w
   expect(activities.cancelled).toBeGreaterThan(0);
   expect(await countMemories(batchId)).toBe(rowsAtCancel);
   expect(polled.processed).toBe(rowsAtCancel);
+
+  // Undone: the memories the cancelled batch wrote go, and wait follows the deletion to its end.
+  const deletion = await client.delete(batchId);
+  expect(deletion).toMatchObject({ batch_id: batchId, status: 'deleting', deleted_memories: rowsAtCancel });
+  expect(await client.wait(batchId, { timeoutMs: 60_000 })).toMatchObject({ status: 'deleted', deleted_memories: rowsAtCancel });
+  expect(await countMemories(batchId)).toBe(0);
 });
 
 test('the master key submits for the user named by userId', async () => {
@@ -130,6 +136,7 @@ describe('errors become BatchApiError with the HTTP status, code, message and de
     for (const attempt of [
       () => clientFor(other.sessionToken).get(accepted.batch.batch_id),
       () => clientFor(other.sessionToken).cancel(accepted.batch.batch_id),
+      () => clientFor(other.sessionToken).delete(accepted.batch.batch_id),
       () => collect(clientFor(other.sessionToken).events(accepted.batch.batch_id)),
       () => clientFor(owner.sessionToken).get('nonexistent1'),
     ]) {

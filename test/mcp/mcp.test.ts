@@ -15,7 +15,7 @@ import { closeTemporal, countMemories, getBatch, master, memories, newUser, pars
 import { postJson } from '../support/rest';
 import { stackInfo } from '../support/stackInfo';
 
-const TOOLS = ['cancel_batch', 'check_memories', 'get_batch', 'get_batch_failures', 'import_memories', 'list_batches', 'retry_failed'];
+const TOOLS = ['cancel_batch', 'check_memories', 'delete_batch', 'get_batch', 'get_batch_failures', 'import_memories', 'list_batches', 'retry_failed'];
 const MAX_MEMORY_SIZE = Number(stackInfo().env.MAX_MEMORY_SIZE ?? 10 * 1024 * 1024);
 
 const mcp = new McpClients();
@@ -51,7 +51,7 @@ async function rawMcp(headers: Record<string, string>, body: unknown = { jsonrpc
 }
 
 describe.each(TRANSPORTS)('over %s', (transport) => {
-  test('lists the seven tools with their input and output schemas, taken from the product schemas', async () => {
+  test('lists the eight tools with their input and output schemas, taken from the product schemas', async () => {
     const { sessionToken } = await newUser(`mcp-tools-${transport}`);
     const client = await connect(transport, sessionToken);
     const { tools } = await client.listTools();
@@ -131,6 +131,25 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
       expect(retry.isError).toBeFalsy();
       expect(retry.structuredContent).toMatchObject({ total: 2 });
       expect(retry.structuredContent?.batch_id).not.toBe(batchId);
+    },
+    5 * 60_000,
+  );
+
+  test(
+    'delete_batch undoes an import: the batch ends deleted, its memories are gone, and a repeat answers the same',
+    async () => {
+      const { sessionToken } = await newUser(`mcp-delete-${transport}`);
+      const client = await connect(transport, sessionToken);
+      const imported = await call(client, 'import_memories', { memories: memories(12), wait: true });
+      const batchId = imported.structuredContent?.batch_id as string;
+      expect(await countMemories(batchId)).toBe(12);
+      const answer = await call(client, 'delete_batch', { batch_id: batchId });
+      expect(answer.isError).toBeFalsy();
+      expect(answer.structuredContent).toMatchObject({ batch_id: batchId, status: expect.stringMatching(/^delet(ing|ed)$/), total: 12 });
+      await waitFor('the batch to be deleted', async () => (await getBatch(batchId)).get('status') === 'deleted');
+      expect(await countMemories(batchId)).toBe(0);
+      const repeat = await call(client, 'delete_batch', { batch_id: batchId });
+      expect(repeat.structuredContent).toMatchObject({ batch_id: batchId, status: 'deleted' });
     },
     5 * 60_000,
   );
@@ -225,6 +244,7 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
         ['cancel_batch', { batch_id: batchId }],
         ['retry_failed', { batch_id: batchId }],
         ['get_batch_failures', { batch_id: batchId }],
+        ['delete_batch', { batch_id: batchId }],
       ] as const;
       const toolAnswers = [];
       for (const [tool, args] of tools) toolAnswers.push(await call(client, tool, args));
@@ -237,7 +257,7 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
         ...resourceAnswers.map((answer) => (answer instanceof McpError && answer.message.includes(notFound) ? 'not found' : 'answered')),
       ];
       recordAttack({
-        attack: `MCP over ${transport}: a second user reads, cancels, retries and reads the resources of another user's batch`,
+        attack: `MCP over ${transport}: a second user reads, cancels, retries, deletes and reads the resources of another user's batch`,
         requests: outcomes.length,
         answers: tally(outcomes),
         refused: outcomes.every((outcome) => outcome === 'not found') && status !== 'cancelled',

@@ -77,7 +77,7 @@ test('with the master key, mcp serves only with --master-key-mode, and then ever
 
   const client = await mcp.connectStdio(credentials, ['--master-key-mode', '--user-id', userId]);
   const described = [...(await client.listTools()).tools, ...(await client.listResourceTemplates()).resourceTemplates].map(({ name, description }) => ({ name, description }));
-  expect(described.length).toBe(9); // seven tools, two resources
+  expect(described.length).toBe(10); // eight tools, two resources
   expect(described.filter(({ description }) => !description?.includes(`MASTER-KEY MODE: imports belong to user ${userId}`))).toEqual([]);
   // A user's own session is told nothing of the kind.
   const own = await connect('stdio', owner.sessionToken);

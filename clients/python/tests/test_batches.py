@@ -1,5 +1,5 @@
-"""Submitting, following, listing, cancelling and retrying batches on the
-real stack."""
+"""Submitting, following, listing, cancelling, retrying and deleting batches
+on the real stack."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import uuid
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
+import httpx
 import pytest
 from conftest import Stack, User, held, memories
 
-from memory_batch import BatchMemoryClient, BatchWaitTimeoutError
+from memory_batch import BatchMemoryClient, BatchMemoryError, BatchWaitTimeoutError
 
 
 def test_add_waits_for_the_batch_and_answers_every_result(client: BatchMemoryClient) -> None:
@@ -229,3 +230,36 @@ def test_retry_starts_a_new_batch_of_the_items_not_stored(client: BatchMemoryCli
     assert client.get(retried["batch_id"])["retry_of"] == batch["batch_id"]
     # A batch has one retry: asking again answers the same one.
     assert client.retry(batch["batch_id"])["batch_id"] == retried["batch_id"]
+
+
+def _memory_rows(stack: Stack, batch_id: str) -> int:
+    """Memory rows of a batch, counted through Parse Server's REST API with the master key."""
+    batch = {"__type": "Pointer", "className": "BatchMemoryRequest", "objectId": batch_id}
+    where = {"batch": batch}
+    response = httpx.get(
+        f"{stack.server}/parse/classes/Memory",
+        params={"where": json.dumps(where), "count": "1", "limit": "0"},
+        headers={"X-Parse-Application-Id": stack.app_id, "X-Parse-Master-Key": stack.master_key},
+    )
+    response.raise_for_status()
+    return int(response.json()["count"])
+
+
+def test_delete_removes_the_memories_of_the_batch_only(
+    client: BatchMemoryClient, stack: Stack
+) -> None:
+    kept = client.add(memories(10))["batch_id"]
+    batch_id = client.add(memories(25))["batch_id"]
+    assert _memory_rows(stack, batch_id) == 25
+    started = client.delete(batch_id)
+    assert started["batch_id"] == batch_id and started["status"] in ("deleting", "deleted")
+    assert started["deleted_memories"] == 25
+    final = client.wait(batch_id)
+    assert final["status"] == "deleted" and final["deleted_memories"] == 25
+    assert (_memory_rows(stack, batch_id), _memory_rows(stack, kept)) == (0, 10)
+    # Asked again: the same answer, nothing more removed.
+    again = client.delete(batch_id)
+    assert (again["status"], again["deleted_memories"]) == ("deleted", 25)
+    with pytest.raises(BatchMemoryError) as refused:
+        list(client.results(batch_id))
+    assert (refused.value.status, refused.value.code) == (410, "deleted")

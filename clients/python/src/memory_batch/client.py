@@ -34,7 +34,7 @@ from .errors import (
 DEFAULT_APP_ID = "batch-memory"
 DEFAULT_SERVER_URL = "http://localhost:1337"
 REST_PATH = "/api/v1/memory/batch"
-TERMINAL_STATUSES = ("completed", "failed", "cancelled")
+TERMINAL_STATUSES = ("completed", "failed", "cancelled", "deleted")
 RESULT_STATUSES = ("succeeded", "failed")
 
 #: Bytes read from a file at a time when streaming it.
@@ -458,6 +458,16 @@ class BatchMemoryClient:
         """Stops a batch; memories written so far stay. Returns once the
         batch has stopped."""
         return self._json(self._request("POST", f"{self._path(batch_id)}/cancel"))
+
+    def delete(self, batch_id: str) -> Dict[str, Any]:
+        """Undoes an import: the server removes every memory the batch created
+        and its stored files, stopping a running batch first.
+
+        Returns the batch's status as the deletion begins (``deleting``, or
+        ``deleted`` when asked again); ``wait`` follows it to ``deleted``,
+        where ``deleted_memories`` says how many memories were removed.
+        """
+        return self._json(self._request("DELETE", self._path(batch_id)))
 
     def retry(self, batch_id: str, *, idempotency_key: Optional[str] = None) -> Dict[str, Any]:
         """Starts a new batch of the items a finished batch did not store.
