@@ -84,11 +84,15 @@ test('filters by status, namespace and creation time, alone and together', async
   expect(ids(await list(`namespace=list-a&limit=5&after=${first.next_cursor}`))).toEqual([created[2], created[0]]);
 });
 
-test("another user lists none of the owner's batches, whatever the filter; the master key lists them for user_id", async () => {
+test("another user lists none of the owner's batches, whatever the filter or user_id; the master key lists them for user_id", async () => {
   const other = await api.signUp('listing-other');
   expect(ids(await list('namespace=list-a', other.token))).toEqual([]);
   const cursor = (await list('namespace=list-a&limit=1')).next_cursor as string;
   expect(ids(await list(`namespace=list-a&after=${cursor}`, other.token))).toEqual([]);
+  // user_id is the master key's: from a user's session it names nobody, on the REST route and the Cloud Function alike.
+  expect(ids(await list(`namespace=list-a&user_id=${owner.id}`, other.token))).toEqual([]);
+  const viaCloud = (await parse().Cloud.run('listMemoryBatches', { namespace: 'list-a', user_id: owner.id }, { sessionToken: other.token })) as BatchListResponse;
+  expect(viaCloud.batches).toEqual([]);
   const asMaster = await api.call(`/api/v1/memory/batch?namespace=list-a&user_id=${owner.id}`, { master: true });
   expect(asMaster.body.batches.map((batch: { batch_id: string }) => batch.batch_id)).toEqual([created[4], created[2], created[0]]);
 });
