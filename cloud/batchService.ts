@@ -33,7 +33,7 @@ import {
   isStatusRefusal,
   validationDetails,
 } from '../schema/memory';
-import { type BatchRecord, batchRecordOf } from '../schema/records';
+import { type BatchRecord, batchRecordOf, resultsFileNames } from '../schema/records';
 import { type PartsStored, deleteWorkflowIdFor, workflowIdFor } from '../schema/workflow';
 import { BatchStorage } from '../storage/batchStorage';
 import type { Actor } from './auth';
@@ -419,11 +419,13 @@ export class BatchService {
     if (!batch.resultsFileName) throw resultsNotReady(batch);
     let left = query.limit ?? Infinity;
     if (left <= 0) return;
-    for await (const result of this.storage.streamLines<MemoryProcessingResult>(batch.resultsFileName)) {
-      if (query.after !== undefined && result.index <= query.after) continue;
-      if (query.status && result.success !== (query.status === 'succeeded')) continue;
-      yield result;
-      if (--left === 0) return;
+    for (const name of resultsFileNames(batch)) {
+      for await (const result of this.storage.streamLines<MemoryProcessingResult>(name)) {
+        if (query.after !== undefined && result.index <= query.after) continue;
+        if (query.status && result.success !== (query.status === 'succeeded')) continue;
+        yield result;
+        if (--left === 0) return;
+      }
     }
   }
 

@@ -39,7 +39,7 @@ const BATCH_COLUMNS = [
 ]
   .map((name) => ({ name, visible: true }))
   .concat(
-    ['batchFile', 'resultsFile', 'partsKey', 'requestHash', 'idempotencyKey', 'webhookUrl', 'webhookSecret', 'webhookDeliveredAt', 'webhookError', 'updatedAt', 'ACL'].map((name) => ({
+    ['batchFile', 'resultsFile', 'resultsParts', 'partsKey', 'requestHash', 'idempotencyKey', 'webhookUrl', 'webhookSecret', 'webhookDeliveredAt', 'webhookError', 'updatedAt', 'ACL'].map((name) => ({
       name,
       visible: false,
     })),

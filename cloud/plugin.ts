@@ -214,8 +214,8 @@ function mergeParseServerOptions(
     masterKeyIps: config.PARSE_MASTER_KEY_IPS.split(',').map((ip) => ip.trim()),
     serverURL: serverURL(config),
     publicServerURL: publicServerURL(config),
-    // Batch and results files go through Parse Server's files controller (20 MB by default).
-    maxUploadSize: '64mb',
+    // Results files go through Parse Server's files route (20 MB by default); the worker keeps each below this.
+    maxUploadSize: `${config.PARSE_MAX_UPLOAD_SIZE}b`,
     ...sharedStateOptions(config),
     ...(needsFilesAdapter(config, hostOptions) ? { filesAdapter: defaultFilesAdapter(config, typeof hostOptions.databaseURI === 'string' ? hostOptions.databaseURI : undefined) } : {}),
     ...hostOptions,

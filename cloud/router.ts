@@ -11,7 +11,7 @@ import type { Config } from '../config';
 import type { Logger } from '../config/log';
 import { BATCH_ROUTE, httpStatusOf, listResponse, statusResponse } from '../schema/answers';
 import { BATCH_ID_PATTERN, batchListQuerySchema, resultsQuerySchema, streamOptionsSchema } from '../schema/memory';
-import { batchRecordOf } from '../schema/records';
+import { batchRecordOf, resultsFileNames } from '../schema/records';
 import type { Actor, AuthedRequest, RouteAuthentication } from './auth';
 import { type BatchService, assertFilesKept, resultsNotReady } from './batchService';
 import { BatchError, parsedOrRefused, retryRead } from './errors';
@@ -160,8 +160,9 @@ export function batchRouter(service: BatchService, config: Config, log: Logger, 
       if (!batch.resultsFileName) throw resultsNotReady(batch);
       res.status(200).type('application/x-ndjson');
       if (Object.keys(query).length === 0) {
-        // All of them: the file's bytes streamed through gunzip, never built in memory.
-        await pipeline(await service.storage.openFile(batch.resultsFileName), zlib.createGunzip(), res);
+        // All of them: each file's bytes streamed through gunzip in turn, never built in memory.
+        for (const name of resultsFileNames(batch)) await pipeline(await service.storage.openFile(name), zlib.createGunzip(), res, { end: false });
+        res.end();
         return;
       }
       // Filtered and ranged: one result at a time, and the download stops at the limit.

@@ -66,6 +66,10 @@ export const configVariables = {
     schema: z.string().optional(),
     doc: "comma-separated addresses or CIDRs of proxies in front of the server (Express 'trust proxy'): a request from one of them is taken to come from the address its X-Forwarded-For names, for PARSE_MASTER_KEY_IPS and per-address limits. Unset: the connection's own address. npm run cluster sets 127.0.0.1, its proxy, on its instances",
   },
+  PARSE_MAX_UPLOAD_SIZE: {
+    schema: integer(64 * 1024).default(64 * MB),
+    doc: "largest file in bytes Parse Server's files route accepts (its maxUploadSize); the worker writes a batch's results in files below it. Set it the same everywhere",
+  },
   PARSE_MASTER_KEY_IPS: { schema: z.string().default('127.0.0.1/32,::1/128'), doc: 'comma-separated CIDRs allowed to use the master key (workers must be inside)' },
   DATABASE_URI: {
     schema: z

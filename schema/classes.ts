@@ -27,7 +27,7 @@ const authenticatedRead = {
 export const masterOnly = { find: {}, get: {}, count: {}, create: {}, update: {}, delete: {}, addField: {} };
 
 /** Fields only the master key sees on a BatchMemoryRequest. */
-export const BATCH_PROTECTED_FIELDS = ['batchFile', 'resultsFile', 'partsKey', 'webhookSecret', 'requestHash'];
+export const BATCH_PROTECTED_FIELDS = ['batchFile', 'resultsFile', 'resultsParts', 'partsKey', 'webhookSecret', 'requestHash'];
 /** Fields the owner of a batch sees and the members of its organization do not (a webhook URL is often a secret itself; metadata is the owner's). */
 export const BATCH_OWNER_FIELDS = ['webhookUrl', 'idempotencyKey', 'metadata'];
 
@@ -90,6 +90,7 @@ export const classDefinitions = [
       processedMemories: { type: 'Number', defaultValue: 0 },
       failedMemories: { type: 'Number', defaultValue: 0 },
       resultsFile: { type: 'File' },
+      resultsParts: { type: 'Array' },
       workflowId: { type: 'String' },
       idempotencyKey: { type: 'String' },
       requestHash: { type: 'String' },

@@ -38,6 +38,8 @@ export const batchRecordSchema = z.object({
   failedMemories: count.default(0),
   /** The stored name of the per-item results file, once the batch has ended (until its files expire). */
   resultsFileName: z.string().optional(),
+  /** The results files after the first, in order, when the results exceed one file (PARSE_MAX_UPLOAD_SIZE). */
+  resultsPartNames: z.array(z.string()).optional(),
   workflowId: z.string().optional(),
   idempotencyKey: z.string().optional(),
   requestHash: z.string().optional(),
@@ -78,6 +80,7 @@ const BATCH_COLUMNS = {
   processedMemories: ['processedMemories', 'value'],
   failedMemories: ['failedMemories', 'value'],
   resultsFileName: ['resultsFile', 'file'],
+  resultsPartNames: ['resultsParts', 'value'],
   workflowId: ['workflowId', 'value'],
   idempotencyKey: ['idempotencyKey', 'value'],
   requestHash: ['requestHash', 'value'],
@@ -98,6 +101,11 @@ const BATCH_COLUMNS = {
   webhookDeliveredAt: ['webhookDeliveredAt', 'value'],
   webhookError: ['webhookError', 'value'],
 } as const satisfies Record<Exclude<keyof BatchRecord, 'id' | 'createdAt' | 'updatedAt'>, readonly [string, ColumnKind]>;
+
+/** The stored names of a finished batch's results files, in order: read one after another, they are its results. */
+export function resultsFileNames(batch: Pick<BatchRecord, 'resultsFileName' | 'resultsPartNames'>): string[] {
+  return batch.resultsFileName ? [batch.resultsFileName, ...(batch.resultsPartNames ?? [])] : [];
+}
 
 /** One stored part of a batch (a BatchMemoryPart row). */
 export const partRecordSchema = z.object({

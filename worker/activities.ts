@@ -16,7 +16,7 @@ import { CorruptFileError, type ParseEndpoint, STORED_FILE_PREFIX, STORE_REFUSED
 import { hasEnded, webhookEvent } from '../schema/answers';
 import { CLASS } from '../schema/classes';
 import { ENDED_STATUSES, type MemoryItem, type MemoryProcessingResult, RUNNING_STATUSES, type StoredMemory, isStatusRefusal } from '../schema/memory';
-import { type ChunkResult, batchRecordOf, memoryKeyOf, partRecordOf } from '../schema/records';
+import { type ChunkResult, batchRecordOf, memoryKeyOf, partRecordOf, resultsFileNames } from '../schema/records';
 import {
   type BatchManifest,
   type Counts,
@@ -34,6 +34,7 @@ import { HttpStorage } from '../storage/http';
 import { type MemoryContext, type MemoryProcessor, MemoryRejectedError } from './processor';
 import { type Chunk, PartProgress, countsOf } from './partProgress';
 import { postWebhook } from './webhookDelivery';
+import { resultsFileMaxText, storeInFiles } from './resultsFiles';
 
 const master = { useMasterKey: true };
 const COUNTS_FLUSH_MS = 1000;
@@ -232,10 +233,11 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
   async function deleteStoredFiles(batch: Parse.Object): Promise<number> {
     const record = batchRecordOf(batch);
     const parts = await new Parse.Query(CLASS.part).equalTo('partsKey', record.partsKey).limit(1_000_000).find(master);
-    const names = [...parts.map((part) => partRecordOf(part).name), ...(record.resultsFileName ? [record.resultsFileName] : [])];
+    const names = [...parts.map((part) => partRecordOf(part).name), ...resultsFileNames(record)];
     for (const name of names) await storage.deleteFile(name);
     await Parse.Object.destroyAll(parts, master);
     batch.unset('resultsFile');
+    batch.unset('resultsParts');
     log.info('batch files deleted', { batchId: record.id, files: names.length });
     return names.length;
   }
@@ -412,21 +414,32 @@ export function createActivities({ config, endpoint, processor, log }: ActivityD
           yield text;
         }
       }
-      const compressed = pipeline(Readable.from(resultLines()), zlib.createGzip({ level: config.BATCH_GZIP_LEVEL }), () => undefined);
-      const name = await storage.uploadFile(`${STORED_FILE_PREFIX}${randomUUID()}-results.jsonl.gz`, compressed);
+      const discard = (name: string) => storage.deleteFile(name).catch(() => undefined);
+      // Each file goes through Parse Server's files route, below its maxUploadSize.
+      const [first, ...more] = await storeInFiles(
+        resultLines(),
+        resultsFileMaxText(config.PARSE_MAX_UPLOAD_SIZE),
+        (text) =>
+          storage.uploadFile(
+            `${STORED_FILE_PREFIX}${randomUUID()}-results.jsonl.gz`,
+            pipeline(Readable.from(text), zlib.createGzip({ level: config.BATCH_GZIP_LEVEL }), () => undefined),
+          ),
+        discard,
+      );
       batch.set({
         status: finalStatus,
         processedMemories: counts.processed,
         failedMemories: counts.failed,
-        resultsFile: fileField(publicServerURL(config), endpoint.appId, name),
+        resultsFile: fileField(publicServerURL(config), endpoint.appId, first),
+        ...(more.length ? { resultsParts: more } : {}),
         completedAt: new Date(),
         ...(error ? { error } : {}),
       });
       try {
         await batch.save(null, master);
       } catch (saveError) {
-        // Refused (a cancel landed since the read) or lost: the retry uploads its own results file, so this one goes.
-        await storage.deleteFile(name).catch(() => undefined);
+        // Refused (a cancel landed since the read) or lost: the retry uploads its own results files, so these go.
+        await Promise.all([first, ...more].map(discard));
         throw saveError;
       }
       log.info('batch finished', { batchId, workflowId: workflowIdFor(batchId), status: finalStatus, ...counts, total: record.totalMemories });
