@@ -177,6 +177,15 @@ export function createBatchMemory(options: BatchMemoryOptions = {}): BatchMemory
   };
 }
 
+/** A size as Parse Server's maxUploadSize takes it: bytes, or text such as `20mb` (read as the `bytes` package does); undefined when unreadable. */
+function uploadSizeBytes(value: unknown): number | undefined {
+  if (typeof value === 'number') return value;
+  const match = typeof value === 'string' ? /^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|tb)?\s*$/i.exec(value) : null;
+  if (!match) return undefined;
+  const units: Record<string, number> = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3, tb: 1024 ** 4 };
+  return Math.floor(Number(match[1]) * units[(match[2] ?? 'b').toLowerCase()]);
+}
+
 /** What the plugin sets; `hostOptions` wins everywhere except where both are needed (merged). */
 function mergeParseServerOptions(
   config: Config,
@@ -195,6 +204,14 @@ function mergeParseServerOptions(
         `parseServerOptions: ${option} ${shown(hostOptions[option])} differs from ${variable} ${shown(value)}; the plugin and its workers use ${variable}, so set it to your app's ${option}`,
       );
     }
+  }
+  // The workers upload each batch's results in files up to PARSE_MAX_UPLOAD_SIZE: a smaller limit of the host's
+  // would refuse them, and the batch would never finish.
+  const hostUploadSize = (hostOptions as { maxUploadSize?: unknown }).maxUploadSize;
+  if (hostUploadSize !== undefined && !((uploadSizeBytes(hostUploadSize) ?? 0) >= config.PARSE_MAX_UPLOAD_SIZE)) {
+    throw new Error(
+      `parseServerOptions: maxUploadSize ${JSON.stringify(hostUploadSize)} is below PARSE_MAX_UPLOAD_SIZE (${config.PARSE_MAX_UPLOAD_SIZE} bytes), the size of the results files the workers upload; set PARSE_MAX_UPLOAD_SIZE to your maxUploadSize in bytes, here and on the workers`,
+    );
   }
   const host = hostOptions as {
     schema?: { definitions?: ClassDefinition[] } & Record<string, unknown>;

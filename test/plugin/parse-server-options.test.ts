@@ -113,6 +113,14 @@ test('an appId, master key or server URL other than the configuration the worker
   expect(batch.parseServerOptions({ appId: 'host-app', masterKey: config.PARSE_MASTER_KEY })).toMatchObject({ appId: 'host-app' });
 });
 
+test("a host's maxUploadSize below PARSE_MAX_UPLOAD_SIZE (the results files the workers upload) is refused; one as large or larger stands", () => {
+  expect(() => batch.parseServerOptions({ maxUploadSize: '20mb' })).toThrow(`maxUploadSize "20mb" is below PARSE_MAX_UPLOAD_SIZE (${config.PARSE_MAX_UPLOAD_SIZE} bytes)`);
+  expect(() => batch.parseServerOptions({ maxUploadSize: 'lots' })).toThrow('maxUploadSize "lots" is below PARSE_MAX_UPLOAD_SIZE');
+  expect(batch.parseServerOptions({ maxUploadSize: '1gb' })).toMatchObject({ maxUploadSize: '1gb' });
+  expect(batch.parseServerOptions({ maxUploadSize: config.PARSE_MAX_UPLOAD_SIZE })).toMatchObject({ maxUploadSize: config.PARSE_MAX_UPLOAD_SIZE });
+  expect(batch.parseServerOptions({})).toMatchObject({ maxUploadSize: `${config.PARSE_MAX_UPLOAD_SIZE}b` });
+});
+
 /** A loopback server that answers Parse Server's /batch as given. */
 async function fakeBatchEndpoint(status: number, body: unknown): Promise<{ serverURL: string; close(): Promise<void> }> {
   const server = http.createServer((req, res) => {
