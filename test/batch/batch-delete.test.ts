@@ -1,5 +1,5 @@
 /**
- * Undoing an import, on a private stack whose deletions remove 50 memories a statement (BATCH_DELETE_PAGE_SIZE), so
+ * Undoing an import, on a private stack whose deletions remove 100 memories a statement (BATCH_DELETE_PAGE_SIZE), so
  * that a worker can be killed in the middle of one: DELETE removes exactly the memories the batch created, its chunk
  * rows and its stored files, and nothing of another batch of the same user; the count removed is the batch's
  * memories when the deletion began (one deleted by hand is skipped); a repeat changes nothing; a running batch is
@@ -14,7 +14,7 @@ import { type PrivateStack, startPrivateStack } from '../support/privateStack';
 import { startWebhookReceiver } from '../support/webhookReceiver';
 import { stackApi } from '../reliability/stackApi';
 
-const DELETE_PAGE_SIZE = 50;
+const DELETE_PAGE_SIZE = 100;
 
 let stack: PrivateStack;
 let api: ReturnType<typeof stackApi>;
@@ -39,7 +39,7 @@ async function completedBatch(token: string, count: number): Promise<string> {
   const submitted = await api.call('/api/v1/memory/batch', { body: { memories: memories(count, 120), wait: false }, token });
   expect(submitted.status).toBe(202);
   const batchId = submitted.body.batch_id as string;
-  await waitFor(`batch ${batchId} to complete`, async () => (await api.batch(batchId)).status === 'completed', 180_000);
+  await waitFor(`batch ${batchId} to complete`, async () => (await api.batch(batchId)).status === 'completed', 400_000);
   return batchId;
 }
 
@@ -63,7 +63,7 @@ async function deleted(batchId: string): Promise<Record<string, unknown>> {
       const batch = await api.batch(batchId);
       return batch.status === 'deleted' && batch;
     },
-    180_000,
+    400_000,
     100,
   );
 }
