@@ -9,6 +9,7 @@ import type { Actor } from './auth';
 import type { BatchService } from './batchService';
 import type { Logger } from '../config/log';
 import { BatchError, parsedOrRefused } from './errors';
+import { type ConcurrencySlots, slotHolder } from './inputBounds';
 import type { BatchMetrics } from './metrics';
 import type { StorageAdapter } from './bulkWriter';
 import { type CloudRegistry, type TriggerEvent, guardTrigger } from './triggerGuards';
@@ -134,7 +135,7 @@ function selectedBatchId(request: FunctionRequest): string {
  * Registers the plugin's triggers and functions on `cloud`, the `Parse.Cloud` Parse Server hands to Cloud
  * Code. Each trigger is composed with any the host registers for the same class and event (triggerGuards.ts).
  */
-export function registerCloudCode(cloud: typeof Parse.Cloud, appId: string, service: BatchService, log: Logger, metrics?: BatchMetrics): void {
+export function registerCloudCode(cloud: typeof Parse.Cloud, appId: string, service: BatchService, log: Logger, metrics?: BatchMetrics, slots?: ConcurrencySlots): void {
   guardStatusWrites(service.parse.database.adapter);
   const registry = cloud as unknown as CloudRegistry;
   const guard = <R>(event: TriggerEvent, parseClass: unknown, handler: (request: R) => unknown) => guardTrigger(registry, appId, event, parseClass, handler as (request: never) => unknown);
@@ -208,11 +209,25 @@ export function registerCloudCode(cloud: typeof Parse.Cloud, appId: string, serv
       }
     });
 
+  /**
+   * Runs `work` holding one of the actor's upload slots, the ones the REST route and the MCP door take, so that the
+   * Functions are no way around REST_MAX_UPLOADS…; `work` may release it early (once its batch is stored). A request
+   * with neither a user nor the master key takes none: it is refused as unauthorized.
+   */
+  const withUploadSlot = async <T>(actor: Actor, work: (release: () => void) => Promise<T>): Promise<T> => {
+    const release = slots && (actor.user || actor.master) ? slots.uploads.take(slotHolder(actor)) : () => undefined;
+    try {
+      return await work(release);
+    } finally {
+      release();
+    }
+  };
+
   define('addMemoryBatch', async (request) => {
+    const actor = actorOf(request);
     // dry_run: validated exactly as a submit, nothing stored or started.
     const { dry_run: dryRun, ...params } = (request.params ?? {}) as Record<string, unknown>;
-    if (dryRun === true) return service.dryRun(actorOf(request), params);
-    return (await service.submit(actorOf(request), request.params)).response;
+    return withUploadSlot(actor, async (onStored) => (dryRun === true ? service.dryRun(actor, params) : (await service.submit(actor, request.params, { onStored })).response));
   });
   define('getMemoryBatch', (request) => service.get(actorOf(request), batchIdParam(request)));
   define('listMemoryBatches', async (request) => {
@@ -222,7 +237,11 @@ export function registerCloudCode(cloud: typeof Parse.Cloud, appId: string, serv
   define('cancelMemoryBatch', (request) => service.cancel(actorOf(request), batchIdParam(request)));
   define('deleteMemoryBatch', (request) => service.delete(actorOf(request), batchIdParam(request)));
   define('getMemoryBatchData', (request) => service.data(actorOf(request), batchIdParam(request), partParam(request)));
-  define('retryMemoryBatch', async (request) => (await service.retryFailed(actorOf(request), batchIdParam(request))).response);
+  define('retryMemoryBatch', async (request) => {
+    const actor = actorOf(request);
+    // A retry stores a new batch's parts: it takes an upload slot as a submit does.
+    return withUploadSlot(actor, async () => (await service.retryFailed(actor, batchIdParam(request))).response);
+  });
 
   // Dashboard scripts (Parse Dashboard runs them with the master key on each selected row).
   const defineScript = (name: string, handler: (batchId: string) => Promise<string>) =>

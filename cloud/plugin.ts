@@ -103,8 +103,10 @@ export function createBatchMemory(options: BatchMemoryOptions = {}): BatchMemory
   const authentication = new RouteAuthentication(config, service.parse, limits);
   const maintenance = new BatchMaintenance(config, service, workflows, log);
 
+  // Upload and event-stream slots, shared by the REST route, the MCP door and the Cloud Functions.
+  const slots = concurrencySlots(config);
   const cloud = (hostCloud?: CloudCode) => async (parse: typeof Parse) => {
-    registerCloudCode(parse.Cloud, config.PARSE_APP_ID, service, log, metrics);
+    registerCloudCode(parse.Cloud, config.PARSE_APP_ID, service, log, metrics, slots);
     if (typeof hostCloud === 'function') await hostCloud(parse);
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     else if (typeof hostCloud === 'string') require(path.resolve(hostCloud));
@@ -113,8 +115,6 @@ export function createBatchMemory(options: BatchMemoryOptions = {}): BatchMemory
   const router = express.Router();
   router.use(limits.authFailureGuard);
   router.use(BULK_WRITE_PATH, bulkWriteRoute(service.parse, authentication));
-  // Upload and event-stream slots, shared by the REST route and the MCP door.
-  const slots = concurrencySlots(config);
   router.use('/api/v1', batchRouter(service, config, log, authentication, slots));
   router.use(MCP_PATH, mcpRoute(service, config, log, authentication, slots));
   if (options.metrics) router.get('/metrics', metricsHandler(metrics, config.METRICS_TOKEN));

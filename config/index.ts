@@ -192,7 +192,7 @@ export const configVariables = {
     schema: duration.default(60_000),
     doc: 'past REST_BODY_TIMEOUT, how long a batch processed while uploading may stay receiving before its workflow seals it failed (its Parse Server stopped); covers clocks that differ between hosts',
   },
-  REST_MAX_UPLOADS: { schema: integer(1).default(16), doc: 'batch uploads (REST, and MCP imports) one Parse Server process reads and stores at once (429 above)' },
+  REST_MAX_UPLOADS: { schema: integer(1).default(16), doc: 'batch uploads (REST, MCP imports, addMemoryBatch, and retries) one Parse Server process reads and stores at once (429 above)' },
   REST_MAX_UPLOADS_PER_USER: { schema: integer(1).default(8), doc: 'batch uploads one user may have being read and stored at once (429 above)' },
   REST_MAX_EVENT_STREAMS: { schema: integer(1).default(256), doc: 'open event streams (GET …/:id/events, and MCP imports that wait) one Parse Server process serves at once (429 above)' },
   REST_EVENT_STREAM_MAX_AGE: {

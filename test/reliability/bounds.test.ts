@@ -244,7 +244,7 @@ async function mcpToolCall(token: string, name: string, args: Record<string, unk
   return (await call.answer).text;
 }
 
-test("the MCP door's imports and retries, and the REST route's retries, take the user's upload slots too", async () => {
+test("the MCP door's imports and retries, the Cloud Functions' submits and retries, and the REST route's retries take the user's upload slots too", async () => {
   const user = await api.signUp('mcp-slots');
   // A finished batch with a failed item, to retry.
   const finished = await api.call('/api/v1/memory/batch', { token: user.token, body: { memories: [{ content: 'kept' }, { content: 'refused', metadata: { test_reject: 'refused' } }] } });
@@ -255,13 +255,20 @@ test("the MCP door's imports and retries, and the REST route's retries, take the
   expect(held.refusal.status).toBe(429);
   const outcomes: string[] = [];
   await recordAttackChecked(
-    () => ({ attack: 'work through the MCP door and REST retries while the user holds every upload slot', requests: outcomes.length, answers: tally(outcomes) }),
+    () => ({ attack: 'work through the MCP door, the Cloud Functions and REST retries while the user holds every upload slot', requests: outcomes.length, answers: tally(outcomes) }),
     async () => {
       const mcpImport = await mcpToolCall(user.token, 'import_memories', { memories: [{ content: 'one more' }] });
       const mcpRetry = await mcpToolCall(user.token, 'retry_failed', { batch_id: finished.body.batch_id });
       const restRetry = await api.call(`/api/v1/memory/batch/${finished.body.batch_id}/retry`, { token: user.token, method: 'POST' });
-      outcomes.push(...[mcpImport, mcpRetry].map((text) => (text.includes('REST_MAX_UPLOADS_PER_USER') ? 'refused' : 'served')), String(restRetry.status));
-      expect(outcomes).toEqual(['refused', 'refused', '429']);
+      const functionSubmit = await api.call('/parse/functions/addMemoryBatch', { token: user.token, body: { memories: [{ content: 'one more' }] } });
+      const functionRetry = await api.call('/parse/functions/retryMemoryBatch', { token: user.token, body: { batch_id: finished.body.batch_id } });
+      outcomes.push(
+        ...[mcpImport, mcpRetry].map((text) => (text.includes('REST_MAX_UPLOADS_PER_USER') ? 'refused' : 'served')),
+        String(restRetry.status),
+        ...[functionSubmit, functionRetry].map((answer) => `${answer.status} code ${answer.body.code}`),
+      );
+      expect(outcomes).toEqual(['refused', 'refused', '429', '400 code 155', '400 code 155']);
+      expect(functionSubmit.body.error).toContain('REST_MAX_UPLOADS_PER_USER');
       // Nothing was created: the first batch is the user's only one (the held uploads store theirs once they end).
       expect(await batchesOf(user.id)).toBe(1);
     },
