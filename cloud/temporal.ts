@@ -7,6 +7,7 @@ import {
   WorkflowExecutionAlreadyStartedError,
   WorkflowIdReusePolicy,
   WorkflowNotFoundError,
+  type WorkflowStartOptions,
 } from '@temporalio/client';
 import { type Config, temporalConnectionOptions } from '../config';
 import {
@@ -38,12 +39,12 @@ export class BatchWorkflows {
     return this.client;
   }
 
-  /** Starts the workflow for a batch; true when this call started it (a second start of the same batch is a no-op). */
-  async start(batchId: string): Promise<boolean> {
+  /** Starts a workflow of `type`; true when this call started it, false when one of its id already runs. */
+  private async startOnce(type: string, options: WorkflowStartOptions): Promise<boolean> {
     const client = await this.connect();
     try {
-      // Without a deadline the client retries an unreachable server for about 40 s while the submitter waits.
-      await client.withDeadline(Date.now() + this.config.TEMPORAL_START_TIMEOUT, () => client.workflow.start(BATCH_WORKFLOW_TYPE, this.startOptions(batchId)));
+      // Without a deadline the client retries an unreachable server for about 40 s while the caller waits.
+      await client.withDeadline(Date.now() + this.config.TEMPORAL_START_TIMEOUT, () => client.workflow.start(type, options));
       return true;
     } catch (error) {
       if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
@@ -51,21 +52,19 @@ export class BatchWorkflows {
     }
   }
 
+  /** Starts the workflow for a batch; true when this call started it (a second start of the same batch is a no-op). */
+  start(batchId: string): Promise<boolean> {
+    return this.startOnce(BATCH_WORKFLOW_TYPE, this.startOptions(batchId));
+  }
+
   /** Starts the workflow that deletes a batch's memories and files; a no-op while one runs, a new run after one stopped. */
   async startDelete(batchId: string): Promise<void> {
-    const client = await this.connect();
-    try {
-      await client.withDeadline(Date.now() + this.config.TEMPORAL_START_TIMEOUT, () =>
-        client.workflow.start(DELETE_WORKFLOW_TYPE, {
-          workflowId: deleteWorkflowIdFor(batchId),
-          taskQueue: this.config.TEMPORAL_TASK_QUEUE,
-          args: [batchId],
-          workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
-        }),
-      );
-    } catch (error) {
-      if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
-    }
+    await this.startOnce(DELETE_WORKFLOW_TYPE, {
+      workflowId: deleteWorkflowIdFor(batchId),
+      taskQueue: this.config.TEMPORAL_TASK_QUEUE,
+      args: [batchId],
+      workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+    });
   }
 
   /** Tells the workflow of a batch processed while uploading that parts were stored, starting it if it does not run yet. */
