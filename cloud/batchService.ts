@@ -539,27 +539,28 @@ export class BatchService {
   async delete(actor: Actor, batchId: string): Promise<BatchStatusResponse> {
     const batch = await this.ownBatch(actor, batchId, 'delete');
     if (await this.requestCancel(batch)) await this.workflows.waitFor(batchId, this.config.BATCH_WAIT_TIMEOUT).catch(() => false);
-    if (hasEnded(batchRecordOf(await batch.fetch(master)).status)) {
-      batch.set('status', 'deleting');
-      await batch.save(null, master).catch(async (error: unknown) => {
-        // Moved by a concurrent delete: the stored status stands.
-        if (!isStatusRefusal(error)) throw error;
-        batch.revert('status');
-      });
-    }
-    if (batchRecordOf(await batch.fetch(master)).status !== 'deleted') await this.workflows.startDelete(batchId);
+    if (hasEnded(batchRecordOf(await batch.fetch(master)).status)) await this.moveStatus(batch, 'deleting');
+    // Started here as well as by the afterSave hook, which only logs a failure: here an unreachable Temporal reaches
+    // the caller, and a repeat on a `deleting` batch starts a deletion that stopped.
+    if (batchRecordOf(batch).status !== 'deleted') await this.workflows.startDelete(batchId);
     this.log.info('batch deletion requested', { batchId, workflowId: deleteWorkflowIdFor(batchId) });
     return statusResponse(this.visibleRecord(actor, batch));
   }
 
   /** Marks a batch cancelled unless it has finished; false when there was nothing to cancel. */
   async requestCancel(batch: Parse.Object): Promise<boolean> {
-    if (!RUNNING_STATUSES.includes(batchRecordOf(batch).status)) return false;
-    batch.set('status', 'cancelled');
+    return RUNNING_STATUSES.includes(batchRecordOf(batch).status) && this.moveStatus(batch, 'cancelled');
+  }
+
+  /**
+   * Saves `status` on the batch; false when the compare-and-set on the status refused it (the batch moved since it
+   * was read: it finished, or a concurrent request moved it first), and `batch` is then read again as stored.
+   */
+  private async moveStatus(batch: Parse.Object, status: BatchStatus): Promise<boolean> {
+    batch.set('status', status);
     try {
       await batch.save(null, master);
     } catch (error) {
-      // The batch finished since it was read: the compare-and-set on the status kept its end.
       if (!isStatusRefusal(error)) throw error;
       batch.revert('status');
       await batch.fetch(master);
