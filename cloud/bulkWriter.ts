@@ -9,9 +9,8 @@
 import { randomBytes } from 'node:crypto';
 import express from 'express';
 import Parse from '../schema/parseSdk';
-import { BULK_CLASSES, bulkCreateBody } from '../schema/batchFile';
+import { BULK_CLASSES, MAX_DELETE_ROWS, bulkCreateBody, bulkDeleteQuery } from '../schema/batchFile';
 import { CLASS } from '../schema/classes';
-import { BATCH_ID_PATTERN } from '../schema/memory';
 import { type CreateAnswer, DUPLICATE_ANSWER, storeRefused } from '../storage/batchStorage';
 import type { RouteAuthentication } from './auth';
 import { BatchError } from './errors';
@@ -219,9 +218,6 @@ async function createOne(database: ParseDatabase, className: string, object: Par
   }
 }
 
-/** Rows of a batch a bulk delete takes at most, per request. */
-export const MAX_DELETE_ROWS = 10_000;
-
 /**
  * Deletes up to `limit` rows of `className` whose `batch` points to the batch, through the database controller (one
  * find, one delete by id); answers how many rows it found, 0 once none is left. A row deleted meanwhile is not an error.
@@ -263,13 +259,12 @@ export function bulkWriteRoute(parse: { database: ParseDatabase }, authenticatio
   // `DELETE …/:className?batch=<id>&limit=<n>`: a page of a deleted batch's rows (memories, chunk rows).
   router.delete('/:className', masterOnly, (req, res, next) => {
     const className = String(req.params.className);
-    const batchId = String(req.query.batch ?? '');
-    const limit = Number(req.query.limit);
-    if (!(BULK_CLASSES as readonly string[]).includes(className) || !BATCH_ID_PATTERN.test(batchId) || !Number.isInteger(limit) || limit < 1 || limit > MAX_DELETE_ROWS) {
+    const query = bulkDeleteQuery.safeParse(req.query);
+    if (!(BULK_CLASSES as readonly string[]).includes(className) || !query.success) {
       sendError(res, new BatchError(400, 'invalid_request', `batch must be a batch id and limit an integer from 1 to ${MAX_DELETE_ROWS}, for one of ${BULK_CLASSES.join(', ')}`));
       return;
     }
-    deleteBatchRows(parse.database, className, batchId, limit)
+    deleteBatchRows(parse.database, className, query.data.batch, query.data.limit)
       .then((deleted) => res.json({ deleted }))
       .catch(next);
   });

@@ -9,6 +9,7 @@ import zlib from 'node:zlib';
 import Parse from './parseSdk';
 import { z } from 'zod';
 import { CLASS } from './classes';
+import { BATCH_ID_PATTERN } from './memory';
 
 const gzip = promisify(zlib.gzip);
 const gunzip = promisify(zlib.gunzip);
@@ -69,6 +70,14 @@ export const bulkCreateBody = z.object({
   shared: parseObjectBody.optional(),
 });
 export type BulkCreateBody = z.infer<typeof bulkCreateBody>;
+
+/** Rows of a batch one bulk delete takes at most. */
+export const MAX_DELETE_ROWS = 10_000;
+/** The bulk route's delete query (`DELETE …/:className?batch=&limit=`): a page of one deleted batch's rows. */
+export const bulkDeleteQuery = z.object({
+  batch: z.string().regex(BATCH_ID_PATTERN),
+  limit: z.coerce.number().int().min(1).max(MAX_DELETE_ROWS),
+});
 
 /**
  * The bulk route's error code for an object the database refused for its data (a value it cannot store, a
